@@ -1,0 +1,20 @@
+//! The `bmpls` binary: parses arguments and calls into the library crates. Kept thin on purpose.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+
+/// bmpls: multi-level privacy-preserving location sharing for telecare, on a BFT ledger.
+#[derive(Debug, Parser)]
+#[command(name = "bmpls", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {}
+}

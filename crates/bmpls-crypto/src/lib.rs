@@ -1,0 +1,2 @@
+//! Signatures, hashing, Merkle proofs, key wrapping and sealing for bmpls.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Cross-crate integration tests: one binary, one module per concern.
+#![forbid(unsafe_code)]
