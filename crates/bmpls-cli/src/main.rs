@@ -1,6 +1,8 @@
 //! The `bmpls` binary: parses arguments and calls into the library crates. Kept thin on purpose.
 #![forbid(unsafe_code)]
 
+mod bench;
+
 use clap::{Parser, Subcommand};
 
 /// bmpls: multi-level privacy-preserving location sharing for telecare, on a BFT ledger.
@@ -12,9 +14,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Measure the speed of bmpls components on this machine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Bench(command) => bench::run(command),
+    }
 }

@@ -1,0 +1,291 @@
+//! Large domain counts: rejection sampling from a piecewise-constant envelope, with a certified
+//! floating-point filter for the accept/reject decision.
+//!
+//! Let `ρ(k) = P(k) / P(mode)` with mode `m₀ = ⌊(M+1)/2⌋` (the hypergeometric mode
+//! `⌊(n+1)(M+1)/(N+2)⌋` for `N = 2n`). `ln ρ` is concave (the hypergeometric law is log-concave)
+//! and zero at the mode, so for `δ ≥ w`: `ρ(m₀ + δ) ≤ ρ(m₀ + w)^(δ/w)`. The envelope is a
+//! sequence of blocks of width `w ≈ 1.6σ` on each side of the mode, block `j` with height
+//! `h^j` (`h` a certified upper bound of `ρ(m₀ ± w)`), stored as integers over `2^48`, and one
+//! last block of height `2^-48` reaching the end of the support. One uniform integer below the
+//! total weight picks the block, the position in it, and the first 48 bits of the acceptance
+//! variable `u`; `k` is accepted iff `u < ρ(k)`.
+
+use super::exact;
+use super::{Decide, MAX_M};
+use crate::error::OpeError;
+use crate::prf::Coins;
+
+/// Envelope heights are integers over `2^HEIGHT_BITS`.
+const HEIGHT_BITS: u32 = 48;
+const SCALE: u64 = 1 << HEIGHT_BITS;
+/// At most this many blocks per side: `h ≤ e^-1` for `w ≥ 1.4σ`, so `h^j` reaches `2^-48`
+/// long before; the cap only bounds the loop if `h` is close to 1 for tiny `σ`.
+const MAX_BLOCKS_PER_SIDE: usize = 96;
+/// Relative safety margin of the floating-point filter: each `f64` operation errs by at most
+/// `2^-53` relative, and no evaluation chains more than a dozen of them, so `2^-40` times the
+/// sum of the magnitudes of all summands bounds the error with a factor of over 100 to spare.
+const FILTER_RELATIVE_ERROR: f64 = 1.0 / (1u64 << 40) as f64;
+/// Below this argument the Stirling tail used by the filter is not accurate enough: the filter
+/// abstains and the exact path decides.
+const STIRLING_MIN_Z: u128 = 64;
+
+/// The fixed parameters of one draw.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Params {
+    /// Lower-half size `n = N/2`.
+    pub(super) n: u128,
+    /// Domain count `M`.
+    pub(super) m: u64,
+    /// Smallest and largest `k` of the support.
+    pub(super) k_min: u64,
+    pub(super) k_max: u64,
+    /// The mode `m₀`.
+    pub(super) mode: u64,
+}
+
+impl Params {
+    #[cfg(test)]
+    pub(super) fn for_tests(half_bits: u32, m: u64) -> Self {
+        Self::new(half_bits, m)
+    }
+
+    fn new(half_bits: u32, m: u64) -> Self {
+        let n = 1u128 << half_bits;
+        let k_min = u128::from(m).saturating_sub(n) as u64;
+        let k_max = u128::from(m).min(n) as u64;
+        let mode = m.div_ceil(2).clamp(k_min, k_max);
+        Self {
+            n,
+            m,
+            k_min,
+            k_max,
+            mode,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    start: u64,
+    width: u64,
+    height: u64,
+}
+
+/// Samples `HG(2n, m, n)` with `n = 2^half_bits`.
+pub(super) fn sample(
+    coins: &mut Coins<'_>,
+    half_bits: u32,
+    m: u64,
+    decide: Decide,
+) -> Result<u64, OpeError> {
+    debug_assert!(m <= MAX_M);
+    let params = Params::new(half_bits, m);
+    let blocks = envelope(&params);
+    let total: u128 = blocks
+        .iter()
+        .map(|b| u128::from(b.width) * u128::from(b.height))
+        .sum();
+    loop {
+        let mut draw = coins.below(total);
+        let mut chosen = None;
+        for block in &blocks {
+            let weight = u128::from(block.width) * u128::from(block.height);
+            if draw < weight {
+                chosen = Some(*block);
+                break;
+            }
+            draw -= weight;
+        }
+        let block = chosen.ok_or(OpeError::SamplerOutOfRange)?;
+        let k = block.start + (draw / u128::from(block.height)) as u64;
+        let r = (draw % u128::from(block.height)) as u64;
+        if k == params.mode {
+            // ρ = 1 > u always.
+            return Ok(k);
+        }
+        let verdict = match decide {
+            Decide::Filtered => filter(&params, k, r),
+            Decide::ExactOnly => None,
+        };
+        let accepted = match verdict {
+            Some(accepted) => accepted,
+            None => exact::accepts(coins, &params, k, r, HEIGHT_BITS)?,
+        };
+        if accepted {
+            return Ok(k);
+        }
+    }
+}
+
+/// The blocks of the envelope, left side then right side.
+fn envelope(p: &Params) -> Vec<Block> {
+    let sigma = (p.m as f64).sqrt() / 2.0;
+    let w = ((1.6 * sigma) as u64).max(1);
+    let mut blocks = Vec::with_capacity(2 * MAX_BLOCKS_PER_SIDE + 2);
+    // Right side: block j covers k ∈ [m₀ + jw, m₀ + (j+1)w).
+    let h_right = if p.mode + w <= p.k_max {
+        ratio_upper_bound(p, p.mode + w)
+    } else {
+        1.0
+    };
+    let mut power = 1.0f64;
+    for j in 0..MAX_BLOCKS_PER_SIDE as u64 {
+        let start = p.mode + j * w;
+        if start > p.k_max {
+            break;
+        }
+        let height = height_of(power);
+        let last = height == 1 || j + 1 == MAX_BLOCKS_PER_SIDE as u64;
+        let end = if last {
+            p.k_max
+        } else {
+            (start + w - 1).min(p.k_max)
+        };
+        blocks.push(Block {
+            start,
+            width: end - start + 1,
+            height,
+        });
+        if last {
+            break;
+        }
+        power = next_power(power, h_right);
+    }
+    // Left side: block j covers k ∈ [m₀ − (j+1)w, m₀ − jw − 1].
+    let h_left = if p.mode >= p.k_min + w {
+        ratio_upper_bound(p, p.mode - w)
+    } else {
+        1.0
+    };
+    let mut power = 1.0f64;
+    for j in 0..MAX_BLOCKS_PER_SIDE as u64 {
+        let Some(end) = p.mode.checked_sub(j * w + 1) else {
+            break;
+        };
+        if end < p.k_min {
+            break;
+        }
+        let height = height_of(power);
+        let last = height == 1 || j + 1 == MAX_BLOCKS_PER_SIDE as u64;
+        let start = if last {
+            p.k_min
+        } else {
+            p.mode.saturating_sub((j + 1) * w).max(p.k_min)
+        };
+        blocks.push(Block {
+            start,
+            width: end - start + 1,
+            height,
+        });
+        if last {
+            break;
+        }
+        power = next_power(power, h_left);
+    }
+    blocks
+}
+
+/// `power · h`, rounded up (the envelope must stay above `ρ`).
+fn next_power(power: f64, h: f64) -> f64 {
+    (power * h * (1.0 + 4.0 * f64::EPSILON)).min(1.0)
+}
+
+/// The integer height `⌈power · 2^48⌉`, at least 1 and at most `2^48`.
+fn height_of(power: f64) -> u64 {
+    ((power * SCALE as f64).ceil() as u64).clamp(1, SCALE)
+}
+
+/// A certified upper bound of `ρ(k)`, or 1 when the filter cannot evaluate it.
+fn ratio_upper_bound(p: &Params, k: u64) -> f64 {
+    match log_ratio(p, k) {
+        Some((f, err)) => ((f + err).exp() * (1.0 + 4.0 * f64::EPSILON)).min(1.0),
+        None => 1.0,
+    }
+}
+
+/// The filter: `Some(accept)` when the `f64` bound decides `u < ρ(k)` for
+/// `u ∈ [r·2^-48, (r+1)·2^-48)`, `None` when it cannot.
+fn filter(p: &Params, k: u64, r: u64) -> Option<bool> {
+    let (f, err) = log_ratio(p, k)?;
+    let scale = 1.0 / SCALE as f64;
+    let u_low = r as f64 * scale;
+    let u_high = (r + 1) as f64 * scale;
+    let rho_low = (f - err).exp() * (1.0 - 4.0 * f64::EPSILON);
+    // exp underflows to 0 below −745; 2^-1000 still bounds ρ from above there.
+    let rho_high = if f + err < -700.0 {
+        f64::from_bits(0x0170_0000_0000_0000)
+    } else {
+        (f + err).exp() * (1.0 + 4.0 * f64::EPSILON)
+    };
+    if u_high <= rho_low {
+        Some(true)
+    } else if r > 0 && u_low >= rho_high {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// `ln ρ(k)` in `f64` with a certified absolute error bound, or `None` when an argument is too
+/// small for the Stirling tail (the exact path then decides).
+///
+/// With `x₁ = k, x₂ = M − k, x₃ = n − k, x₄ = n − M + k`, `ln ρ(k) = −Σ_i ln(x_i(k)! / x_i(m₀)!)`.
+/// Writing each term with Stirling's formula around `z_i = x_i(m₀) + 1`, `δ_i = x_i(k) − x_i(m₀)`
+/// (`δ₁ = δ₄ = δ`, `δ₂ = δ₃ = −δ`, so `Σ δ_i = 0`) gives the cancellation-free form
+/// `δ (ln1p(a) + ln1p(b)) − Σ δ_i φ(t_i) + ½ Σ ln1p(t_i) − Σ Δc_i`
+/// with `a = (M − 2k)/(k + 1)`, `b = (M − 2k)/(n − M + k + 1)`, `t_i = δ_i / z_i`,
+/// `φ(t) = ln1p(t)/t − 1` and `c` the Stirling correction `1/(12z) − 1/(360z³) + 1/(1260z⁵)`.
+pub(super) fn log_ratio(p: &Params, k: u64) -> Option<(f64, f64)> {
+    let m = u128::from(p.m);
+    let (k128, mode) = (u128::from(k), u128::from(p.mode));
+    let low = p.n.checked_sub(m)?;
+    let args_now = [k128, m - k128, p.n - k128, low + k128];
+    let args_mode = [mode, m - mode, p.n - mode, low + mode];
+    if args_now
+        .iter()
+        .chain(args_mode.iter())
+        .any(|&x| x + 1 < STIRLING_MIN_Z)
+    {
+        return None;
+    }
+    let delta = k as f64 - p.mode as f64;
+    let diff = p.m as f64 - 2.0 * k as f64;
+    let a = diff / (k as f64 + 1.0);
+    let b = diff / ((low + k128 + 1) as f64);
+    let (la, lb) = (a.ln_1p(), b.ln_1p());
+    let mut value = delta * (la + lb);
+    let mut magnitude = delta.abs() * (la.abs() + lb.abs() + a.abs() + b.abs());
+    let mut tail = 0.0;
+    for i in 0..4 {
+        let z = (args_mode[i] + 1) as f64;
+        let z_end = (args_now[i] + 1) as f64;
+        let d = if i == 0 || i == 3 { delta } else { -delta };
+        let t = d / z;
+        let lt = t.ln_1p();
+        let phi = if t.abs() < 1e-4 {
+            // ln1p(t)/t − 1 = −t/2 + t²/3 − t³/4 + t⁴/5 − …; the rest is below |t|⁵/5.
+            tail += d.abs() * t.abs().powi(5) / 5.0;
+            t * (-0.5 + t * (1.0 / 3.0 + t * (-0.25 + t * 0.2)))
+        } else {
+            lt / t - 1.0
+        };
+        let (c_end, c_start) = (stirling_correction(z_end), stirling_correction(z));
+        value += -d * phi + 0.5 * lt - (c_end - c_start);
+        magnitude += (d * phi).abs() + 0.5 * lt.abs() + c_end.abs() + c_start.abs();
+        tail += stirling_remainder(z) + stirling_remainder(z_end);
+    }
+    let err = FILTER_RELATIVE_ERROR * (1.0 + magnitude) + 2.0 * tail;
+    Some((value, err))
+}
+
+/// `1/(12z) − 1/(360z³) + 1/(1260z⁵)`, the first terms of `ln Γ(z) − Stirling`.
+fn stirling_correction(z: f64) -> f64 {
+    let inv = 1.0 / z;
+    let inv2 = inv * inv;
+    inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 / 1260.0))
+}
+
+/// The next Stirling term bounds the truncation error: `1/(1680 z⁷)`.
+fn stirling_remainder(z: f64) -> f64 {
+    1.0 / (1680.0 * z.powi(7))
+}
