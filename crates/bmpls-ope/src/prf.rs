@@ -8,10 +8,12 @@
 //! so the key hierarchy stays HMAC-only. The `aes` crate selects AES-NI at run time and falls back
 //! to a constant-time bitsliced implementation elsewhere.
 //!
-//! Construction: for a node `(tag, depth, range_lo)`, the coins are
-//! `AES_k(AES_k(AES_k(B1) ⊕ B2) ⊕ i)` for `i = 0, 1, 2, …`, a CBC-MAC over the fixed-length
-//! message `B1 ‖ B2 ‖ i` (a PRF for fixed-length messages), where `B1` carries the tag and depth
-//! and `B2` the node's lower range bound.
+//! Construction: three AES-256 keys are derived from the OPE key. A node at depth `t` whose
+//! range starts at `range_lo` is named by the block `2^t | path` (`path` = the top `t` bits of
+//! `range_lo`, so the name is injective for `t ≤ 127`); its seed is `AES_{k_p}(name)` under a
+//! key per purpose `p` (split or leaf), and its coins are `AES_{k_s}(seed ⊕ i)`, `i = 0, 1, …`.
+//! Seeds are pseudorandom and distinct nodes' counter blocks collide only with probability
+//! about `blocks² / 2^128`.
 
 use aes::Aes256;
 use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
@@ -31,7 +33,10 @@ pub(crate) enum Purpose {
 /// The keyed pseudorandom function behind every coin of one OPE key.
 #[derive(Clone)]
 pub(crate) struct CoinPrf {
-    aes: Aes256,
+    /// Seed keys, indexed by [`Purpose`] − 1.
+    seeds: [Aes256; 2],
+    stream: Aes256,
+    range_bits: u8,
 }
 
 impl std::fmt::Debug for CoinPrf {
@@ -44,31 +49,35 @@ impl std::fmt::Debug for CoinPrf {
 const AES_KEY_LABEL: &[u8] = b"bmpls/v1/ope/coin-prf";
 
 impl CoinPrf {
-    /// Derives the AES key from the 32-byte OPE key, bound to the domain and range sizes so that
-    /// one key used with two parameter sets gives unrelated functions.
+    /// Derives the AES keys from the 32-byte OPE key, bound to the domain and range sizes so
+    /// that one key used with two parameter sets gives unrelated functions.
     pub(crate) fn new(key: &[u8; 32], domain_bits: u8, range_bits: u8) -> Self {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .expect("HMAC-SHA256 accepts keys of any length");
-        mac.update(AES_KEY_LABEL);
-        mac.update(&[domain_bits, range_bits]);
-        let okm = Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
-        let aes = Aes256::new(GenericArray::from_slice(okm.as_slice()));
-        Self { aes }
+        let derive = |index: u8| {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+                .expect("HMAC-SHA256 accepts keys of any length");
+            mac.update(AES_KEY_LABEL);
+            mac.update(&[domain_bits, range_bits, index]);
+            let okm = Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
+            Aes256::new(GenericArray::from_slice(okm.as_slice()))
+        };
+        Self {
+            seeds: [derive(1), derive(2)],
+            stream: derive(0),
+            range_bits,
+        }
     }
 
-    fn encrypt(&self, block: u128) -> u128 {
-        let mut b = GenericArray::from(block.to_be_bytes());
-        self.aes.encrypt_block(&mut b);
-        u128::from_be_bytes(b.into())
-    }
-
-    /// The coin stream of one node.
+    /// The coin stream of the node at `depth` whose range starts at `range_lo`.
     pub(crate) fn coins(&self, purpose: Purpose, depth: u8, range_lo: u128) -> Coins<'_> {
-        let b1 = (u128::from(purpose as u8) << 120) | (u128::from(depth) << 112);
-        let seed = self.encrypt(self.encrypt(b1) ^ range_lo);
+        let path = range_lo
+            .checked_shr(u32::from(self.range_bits - depth))
+            .unwrap_or(0);
+        let name = (1u128 << depth) | path;
+        let mut block = GenericArray::from(name.to_be_bytes());
+        self.seeds[purpose as usize - 1].encrypt_block(&mut block);
         Coins {
             prf: self,
-            seed,
+            seed: u128::from_be_bytes(block.into()),
             counter: 0,
             bits: 0,
             bits_left: 0,
@@ -89,9 +98,41 @@ pub(crate) struct Coins<'a> {
 impl Coins<'_> {
     /// The next 128 uniform bits.
     pub(crate) fn next_u128(&mut self) -> u128 {
-        let out = self.prf.encrypt(self.seed ^ self.counter);
+        let mut block = GenericArray::from((self.seed ^ self.counter).to_be_bytes());
+        self.prf.stream.encrypt_block(&mut block);
         self.counter += 1;
-        out
+        u128::from_be_bytes(block.into())
+    }
+
+    /// Counts the ones among the next `bits` uniform bits. Blocks are generated in batches,
+    /// which lets AES-NI pipeline them (about ten times the throughput of one at a time).
+    pub(crate) fn count_ones(&mut self, bits: u64) -> u64 {
+        const BATCH: usize = 16;
+        let mut ones = 0u64;
+        let mut left = bits;
+        let mut batch = [GenericArray::default(); BATCH];
+        while left > 0 {
+            let blocks = usize::try_from(left.div_ceil(128))
+                .unwrap_or(BATCH)
+                .min(BATCH);
+            for block in batch.iter_mut().take(blocks) {
+                *block = GenericArray::from((self.seed ^ self.counter).to_be_bytes());
+                self.counter += 1;
+            }
+            self.prf.stream.encrypt_blocks(&mut batch[..blocks]);
+            for block in &batch[..blocks] {
+                let word = u128::from_be_bytes((*block).into());
+                let take = left.min(128);
+                let word = if take == 128 {
+                    word
+                } else {
+                    word >> (128 - take)
+                };
+                ones += u64::from(word.count_ones());
+                left -= take;
+            }
+        }
+        ones
     }
 
     /// The next `bits` (≤ 128) uniform bits as the low bits of a `u128`.

@@ -47,16 +47,7 @@ fn sequential(coins: &mut Coins<'_>, half_bits: u32, m: u64) -> u64 {
 
 /// `Binomial(m, ½)`: the number of ones among `m` uniform coin bits.
 fn binomial_half(coins: &mut Coins<'_>, m: u64) -> u64 {
-    let mut ones = 0u64;
-    let mut left = m;
-    while left >= 128 {
-        ones += u64::from(coins.next_u128().count_ones());
-        left -= 128;
-    }
-    if left > 0 {
-        ones += u64::from((coins.next_u128() >> (128 - left)).count_ones());
-    }
-    ones
+    coins.count_ones(m)
 }
 
 /// Accepts `k` with probability exactly `A(k)`.

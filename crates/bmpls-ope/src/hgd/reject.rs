@@ -3,11 +3,11 @@
 //!
 //! Let `ρ(k) = P(k) / P(mode)` with mode `m₀ = ⌊(M+1)/2⌋` (the hypergeometric mode
 //! `⌊(n+1)(M+1)/(N+2)⌋` for `N = 2n`). `ln ρ` is concave (the hypergeometric law is log-concave)
-//! and zero at the mode, so for `δ ≥ w`: `ρ(m₀ + δ) ≤ ρ(m₀ + w)^(δ/w)`. The envelope is a
-//! sequence of blocks of width `w ≈ 1.6σ` on each side of the mode, block `j` with height
-//! `h^j` (`h` a certified upper bound of `ρ(m₀ ± w)`), stored as integers over `2^48`, and one
-//! last block of height `2^-48` reaching the end of the support. One uniform integer below the
-//! total weight picks the block, the position in it, and the first 48 bits of the acceptance
+//! and zero at the mode. The envelope is a sequence of blocks on each side of the mode whose
+//! heights are certified upper bounds of `ρ` over the block (see [`envelope`]), stored as
+//! integers over `2^48`, and one last block of height `2^-48` reaching the end of the support.
+//! One uniform integer below the total weight picks the block, the position in it, and the
+//! first 48 bits of the acceptance
 //! variable `u`; `k` is accepted iff `u < ρ(k)`.
 
 use super::exact;
@@ -18,9 +18,6 @@ use crate::prf::Coins;
 /// Envelope heights are integers over `2^HEIGHT_BITS`.
 const HEIGHT_BITS: u32 = 48;
 const SCALE: u64 = 1 << HEIGHT_BITS;
-/// At most this many blocks per side: `h ≤ e^-1` for `w ≥ 1.4σ`, so `h^j` reaches `2^-48`
-/// long before; the cap only bounds the loop if `h` is close to 1 for tiny `σ`.
-const MAX_BLOCKS_PER_SIDE: usize = 96;
 /// Relative safety margin of the floating-point filter: each `f64` operation errs by at most
 /// `2^-53` relative, and no evaluation chains more than a dozen of them, so `2^-40` times the
 /// sum of the magnitudes of all summands bounds the error with a factor of over 100 to spare.
@@ -88,7 +85,7 @@ pub(super) fn sample(
     loop {
         let mut draw = coins.below(total);
         let mut chosen = None;
-        for block in &blocks {
+        for block in blocks.iter() {
             let weight = u128::from(block.width) * u128::from(block.height);
             if draw < weight {
                 chosen = Some(*block);
@@ -117,90 +114,180 @@ pub(super) fn sample(
     }
 }
 
-/// The blocks of the envelope, left side then right side.
-fn envelope(p: &Params) -> Vec<Block> {
+/// The blocks of the envelope: right side, then left side.
+///
+/// Heights come from a closed-form bound rather than from `ρ` itself. With `a = ⌊M/2⌋`,
+/// `b = m₀ = ⌈M/2⌉`, the hypergeometric ratio is at most the binomial one (the correction
+/// `∏(1 − i/n)` peaks at the mode), and `C(M, m₀+δ)/C(M, m₀) = ∏_{j≤δ} (a−j+1)/(b+j)`
+/// `≤ ∏ exp(−(2j−1)/(b+δ)) = exp(−δ²/(b+δ))`; to the left, likewise,
+/// `ρ(m₀−δ) ≤ exp(−δ(δ−1)/(a+1+δ))`. Central blocks have width `w ≈ σ/2` up to `7σ`, where
+/// a common denominator turns the bound into `q^(j²)`; beyond, widths double.
+fn envelope(p: &Params) -> Blocks {
     let sigma = (p.m as f64).sqrt() / 2.0;
-    let w = ((1.6 * sigma) as u64).max(1);
-    let mut blocks = Vec::with_capacity(2 * MAX_BLOCKS_PER_SIDE + 2);
-    // Right side: block j covers k ∈ [m₀ + jw, m₀ + (j+1)w).
-    let h_right = if p.mode + w <= p.k_max {
-        ratio_upper_bound(p, p.mode + w)
-    } else {
-        1.0
+    let w = ((sigma / 2.0) as u64).max(1);
+    let central = CENTRAL_BLOCKS as u64 * w;
+    let a = (p.m / 2) as f64;
+    let b = p.mode as f64;
+    let mut blocks = Blocks::default();
+    // Right: δ ∈ [jw, (j+1)w) for j < J, bounded by exp(−(jw)²/(b + Jw)) = q^(j²).
+    let q = exp_neg_upper((w * w) as f64 / (b + central as f64));
+    let mut offsets = Side::new(q);
+    let tail = |delta: u64| {
+        let d = delta as f64;
+        exp_neg_upper(d * d / (b + d))
     };
-    let mut power = 1.0f64;
-    for j in 0..MAX_BLOCKS_PER_SIDE as u64 {
-        let start = p.mode + j * w;
-        if start > p.k_max {
-            break;
-        }
-        let height = height_of(power);
-        let last = height == 1 || j + 1 == MAX_BLOCKS_PER_SIDE as u64;
-        let end = if last {
-            p.k_max
-        } else {
-            (start + w - 1).min(p.k_max)
-        };
-        blocks.push(Block {
+    push_side(&mut blocks, &mut offsets, w, tail, |lo, hi| {
+        let start = p.mode.checked_add(lo).filter(|&s| s <= p.k_max)?;
+        Some((
             start,
-            width: end - start + 1,
-            height,
-        });
-        if last {
-            break;
-        }
-        power = next_power(power, h_right);
-    }
-    // Left side: block j covers k ∈ [m₀ − (j+1)w, m₀ − jw − 1].
-    let h_left = if p.mode >= p.k_min + w {
-        ratio_upper_bound(p, p.mode - w)
-    } else {
-        1.0
+            hi.map_or(p.k_max, |hi| p.mode.saturating_add(hi).min(p.k_max)),
+        ))
+    });
+    // Left: δ ∈ [jw + 1, (j+1)w], bounded by exp(−(jw)²/(a + 2 + Jw)) = q^(j²).
+    let q = exp_neg_upper((w * w) as f64 / (a + 2.0 + central as f64));
+    let mut offsets = Side::new(q);
+    let tail = |delta: u64| {
+        let d = (delta + 1) as f64;
+        exp_neg_upper(d * (d - 1.0) / (a + 1.0 + d))
     };
-    let mut power = 1.0f64;
-    for j in 0..MAX_BLOCKS_PER_SIDE as u64 {
-        let Some(end) = p.mode.checked_sub(j * w + 1) else {
-            break;
-        };
-        if end < p.k_min {
-            break;
-        }
-        let height = height_of(power);
-        let last = height == 1 || j + 1 == MAX_BLOCKS_PER_SIDE as u64;
-        let start = if last {
-            p.k_min
-        } else {
-            p.mode.saturating_sub((j + 1) * w).max(p.k_min)
-        };
-        blocks.push(Block {
-            start,
-            width: end - start + 1,
-            height,
-        });
-        if last {
-            break;
-        }
-        power = next_power(power, h_left);
-    }
+    push_side(&mut blocks, &mut offsets, w, tail, |lo, hi| {
+        let end = p.mode.checked_sub(lo + 1).filter(|&e| e >= p.k_min)?;
+        Some((
+            hi.map_or(p.k_min, |hi| p.mode.saturating_sub(hi + 1).max(p.k_min)),
+            end,
+        ))
+    });
     blocks
 }
 
-/// `power · h`, rounded up (the envelope must stay above `ρ`).
-fn next_power(power: f64, h: f64) -> f64 {
-    (power * h * (1.0 + 4.0 * f64::EPSILON)).min(1.0)
+/// The envelope's blocks as `(start, width, height)`, for tests.
+#[cfg(test)]
+pub(super) fn envelope_for_tests(p: &Params) -> Vec<(u64, u64, u64)> {
+    envelope(p)
+        .iter()
+        .map(|b| (b.start, b.width, b.height))
+        .collect()
 }
 
-/// The integer height `⌈power · 2^48⌉`, at least 1 and at most `2^48`.
-fn height_of(power: f64) -> u64 {
-    ((power * SCALE as f64).ceil() as u64).clamp(1, SCALE)
+/// Central blocks per side (of width `σ/2`, so up to `7σ`).
+const CENTRAL_BLOCKS: usize = 14;
+/// Doubling tail blocks per side at most; the last one reaches the end of the support with the
+/// bound at its start (the bound is below `2^-48` well before: at `7σ·2^7` it is `e^-(10^5)`).
+const TAIL_BLOCKS: usize = 8;
+const MAX_BLOCKS: usize = 2 * (CENTRAL_BLOCKS + TAIL_BLOCKS + 1);
+
+/// A fixed-capacity list of blocks (no allocation per draw).
+struct Blocks {
+    items: [Block; MAX_BLOCKS],
+    len: usize,
 }
 
-/// A certified upper bound of `ρ(k)`, or 1 when the filter cannot evaluate it.
-fn ratio_upper_bound(p: &Params, k: u64) -> f64 {
-    match log_ratio(p, k) {
-        Some((f, err)) => ((f + err).exp() * (1.0 + 4.0 * f64::EPSILON)).min(1.0),
-        None => 1.0,
+impl Default for Blocks {
+    fn default() -> Self {
+        Self {
+            items: [Block {
+                start: 0,
+                width: 0,
+                height: 0,
+            }; MAX_BLOCKS],
+            len: 0,
+        }
     }
+}
+
+impl Blocks {
+    fn push(&mut self, block: Block) {
+        if self.len < MAX_BLOCKS {
+            self.items[self.len] = block;
+            self.len += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Block> {
+        self.items[..self.len].iter()
+    }
+}
+
+/// Running powers `q^(j²)` for the central blocks, rounded up.
+struct Side {
+    power: f64,
+    odd: f64,
+    q_squared: f64,
+}
+
+impl Side {
+    fn new(q: f64) -> Self {
+        Self {
+            power: 1.0,
+            odd: q,
+            q_squared: up(q * q),
+        }
+    }
+
+    /// `q^(j²)`, then advances to `j + 1`: `q^((j+1)²) = q^(j²) · q^(2j+1)`.
+    fn next(&mut self) -> f64 {
+        let current = self.power;
+        self.power = up(self.power * self.odd);
+        self.odd = up(self.odd * self.q_squared);
+        current
+    }
+}
+
+/// Pushes one side's blocks. `place(lo, hi)` maps offsets from the mode (`hi = None`: to the
+/// end of the support) to a clipped `(first k, last k)`, or `None` past the support.
+fn push_side(
+    blocks: &mut Blocks,
+    side: &mut Side,
+    w: u64,
+    tail: impl Fn(u64) -> f64,
+    place: impl Fn(u64, Option<u64>) -> Option<(u64, u64)>,
+) {
+    let mut add = |lo: u64, hi: u64, bound: f64| -> bool {
+        let height = height_of(bound);
+        let last = height == 1;
+        let Some((first, end)) = place(lo, (!last).then_some(hi)) else {
+            return false;
+        };
+        blocks.push(Block {
+            start: first,
+            width: end - first + 1,
+            height,
+        });
+        !last && place(hi + 1, Some(hi + 1)).is_some()
+    };
+    for j in 0..CENTRAL_BLOCKS as u64 {
+        if !add(j * w, (j + 1) * w - 1, side.next()) {
+            return;
+        }
+    }
+    let mut lo = CENTRAL_BLOCKS as u64 * w;
+    for i in 0..TAIL_BLOCKS {
+        let hi = if i + 1 == TAIL_BLOCKS {
+            u64::MAX / 2
+        } else {
+            lo.saturating_mul(2) - 1
+        };
+        if !add(lo, hi, tail(lo)) {
+            return;
+        }
+        lo = hi + 1;
+    }
+}
+
+/// Rounds a product up by more than its rounding error.
+fn up(x: f64) -> f64 {
+    (x * (1.0 + 4.0 * f64::EPSILON)).min(1.0)
+}
+
+/// An upper bound of `exp(−x)` for `x ≥ 0` computed in `f64`: `x` is shrunk by far more than
+/// its own rounding error and the result raised by more than `exp`'s.
+fn exp_neg_upper(x: f64) -> f64 {
+    up((-(x * (1.0 - FILTER_RELATIVE_ERROR))).exp())
+}
+
+/// The integer height `⌈bound · 2^48⌉`, at least 1 and at most `2^48`.
+fn height_of(bound: f64) -> u64 {
+    ((bound * SCALE as f64).ceil() as u64).clamp(1, SCALE)
 }
 
 /// The filter: `Some(accept)` when the `f64` bound decides `u < ρ(k)` for

@@ -1,7 +1,7 @@
 //! The sampler draws the hypergeometric law: moments, tails, and the filter against the exact
 //! path.
 
-use super::reject::{Params, log_ratio};
+use super::reject::{Params, envelope_for_tests, log_ratio};
 use super::*;
 use crate::prf::{CoinPrf, Purpose};
 
@@ -14,7 +14,7 @@ fn draws(range_bits: u32, m: u64, count: u32, decide: Decide) -> Vec<u64> {
     let prf = prf();
     (0..count)
         .map(|i| {
-            let mut coins = prf.coins(Purpose::Split, 1, u128::from(i) << 64 | u128::from(m));
+            let mut coins = prf.coins(Purpose::Split, 96, u128::from(i));
             sample_lower_half(&mut coins, range_bits, m, decide).expect("sampler decides")
         })
         .collect()
@@ -64,14 +64,14 @@ fn moments_where_range_is_barely_larger_than_domain() {
 
 #[test]
 fn moments_of_the_rejection_path() {
-    check_moments(100, 4097, 4000, Decide::Filtered);
+    check_moments(100, BINOMIAL_MAX_M + 1, 4000, Decide::Filtered);
     check_moments(110, 1 << 30, 4000, Decide::Filtered);
     check_moments(116, 1 << 52, 4000, Decide::Filtered);
 }
 
 #[test]
 fn moments_of_the_exact_path_alone() {
-    check_moments(100, 5000, 300, Decide::ExactOnly);
+    check_moments(100, BINOMIAL_MAX_M + 7, 300, Decide::ExactOnly);
 }
 
 #[test]
@@ -120,6 +120,49 @@ fn the_filter_bound_contains_the_exact_value() {
                 "filter {f} ± {err} misses {exact} at M = {m}, k = {k}"
             );
             assert!(err < 1e-6 * (1.0 + f.abs()), "filter bound {err} too loose");
+        }
+    }
+}
+
+#[test]
+fn the_envelope_lies_above_the_law_everywhere_it_was_checked() {
+    for (half_bits, m) in [
+        (99u32, BINOMIAL_MAX_M + 1),
+        (90, 100_001),
+        (109, 1 << 30),
+        (115, 1 << 52),
+    ] {
+        let p = Params::for_tests(half_bits, m);
+        let blocks = envelope_for_tests(&p);
+        let (first, last) = (
+            blocks[0].0,
+            blocks.iter().map(|b| b.0 + b.1 - 1).max().unwrap_or(0),
+        );
+        assert!(
+            blocks.iter().any(|b| b.0 == p.k_min),
+            "support start not covered"
+        );
+        assert!(
+            blocks.iter().any(|b| b.0 + b.1 - 1 == p.k_max),
+            "support end not covered"
+        );
+        let total: u64 = blocks.iter().map(|b| b.1).sum();
+        assert_eq!(
+            total,
+            p.k_max - p.k_min + 1,
+            "blocks overlap or leave gaps ({first}..{last})"
+        );
+        for &(start, width, height) in &blocks {
+            let bound = height as f64 / (1u64 << 48) as f64;
+            for k in [start, start + width / 2, start + width - 1] {
+                if let Some((f, _)) = log_ratio(&p, k) {
+                    assert!(
+                        f.exp() <= bound * (1.0 + 1e-9),
+                        "ρ({k}) = {} above {bound}",
+                        f.exp()
+                    );
+                }
+            }
         }
     }
 }
