@@ -1,3 +1,20 @@
-//! The location grid: WGS84 fixes quantised to a Hilbert curve, nested precision levels, and
-//! coverings of areas as index ranges. Pure: no I/O, no clock.
+//! The multi-level location grid of bmpls: WGS84 longitude/latitude quantised to a
+//! `2^D × 2^D` grid and ordered along a Hilbert curve, named precision levels, and coverings of
+//! rectangles, circles and polygons as index ranges. Pure: no I/O, no clock.
+//!
+//! A level of depth `d ≤ D` is the index shifted right by `2(D − d)`: levels nest exactly, so a
+//! level-`d` cell is one contiguous range of finer indices and answers at different levels
+//! never disagree about "inside". These indices are what `bmpls-ope` encrypts; they never leave
+//! the patient's or the carer's device in the clear.
 #![forbid(unsafe_code)]
+
+mod cell;
+pub mod cover;
+mod error;
+mod hilbert;
+pub mod level;
+
+pub use cell::{CellIndex, DEFAULT_DEPTH, MAX_DEPTH};
+pub use cover::{IndexRange, cover_circle, cover_lon_lat_box, cover_polygon, cover_rect};
+pub use error::{GridError, LevelError};
+pub use level::{Level, LevelIndex, LevelSet};
