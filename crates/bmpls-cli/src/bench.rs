@@ -1,77 +1,127 @@
-//! `bmpls bench …`: quick speed measurements printed as a table (criterion benches in `benches/`
-//! give the statistically careful figures).
+//! `bmpls bench …`: quick speed measurements printed as a table (the criterion benches in
+//! `benches/` give the statistically careful figures).
 
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use bmpls_ope::{OpeCipher, OpeParams, OpeTable};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// What to measure.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Order-preserving encryption: encrypt and decrypt random plaintexts under one key.
-    Ope {
-        /// Plaintext domain sizes in bits (1–52).
-        #[arg(long, value_delimiter = ',', default_value = "20,32,50")]
-        bits: Vec<u8>,
-        /// Plaintexts encrypted per measurement.
-        #[arg(long, default_value_t = 100_000)]
-        count: u32,
-    },
+    /// Order-preserving encryption: encrypt and decrypt plaintexts under one random key.
+    Ope(OpeArgs),
+}
+
+/// Options of `bmpls bench ope`.
+#[derive(Debug, Args)]
+pub struct OpeArgs {
+    /// Plaintext domain sizes in bits (1–52).
+    #[arg(long, value_delimiter = ',', default_value = "20,32,50")]
+    bits: Vec<u8>,
+    /// Ciphertext range in bits (default: domain + 64, at most 127).
+    #[arg(long)]
+    range_bits: Option<u8>,
+    /// Random plaintexts encrypted per measurement.
+    #[arg(long, default_value_t = 100_000)]
+    count: u32,
+    /// Top tree levels memoised per key (0 = none, as in implementations without a cache).
+    #[arg(long, default_value_t = bmpls_ope::DEFAULT_CACHE_DEPTH)]
+    cache_depth: u8,
+    /// Read the plaintexts from this file (one decimal integer per line) instead.
+    #[arg(long)]
+    plaintexts: Option<PathBuf>,
 }
 
 /// Runs one benchmark command.
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Ope { bits, count } => ope(&bits, count),
+        BenchCommand::Ope(args) => ope(&args),
     }
 }
 
-fn ope(bits: &[u8], count: u32) -> anyhow::Result<()> {
-    println!("bits  mode            ns/op   (count {count}, one key, warm cache)");
+fn ope(args: &OpeArgs) -> anyhow::Result<()> {
     let mut rng = StdRng::from_entropy();
-    for &b in bits {
-        let params = OpeParams::with_default_expansion(b).context("domain size")?;
-        let key: [u8; 32] = rng.r#gen();
-        let mut cipher = OpeCipher::new(&key, params);
-        let plaintexts: Vec<u64> = (0..count).map(|_| rng.gen_range(0..1u64 << b)).collect();
-        let time = |label: &str, f: &mut dyn FnMut(u64) -> anyhow::Result<u128>| {
-            let start = Instant::now();
-            let mut sink = 0u128;
-            for &m in &plaintexts {
-                sink ^= f(m)?;
+    let from_file = args.plaintexts.as_ref().map(read_plaintexts).transpose()?;
+    println!(
+        "bits range  mode            ns/op   (one key, cache depth {})",
+        args.cache_depth
+    );
+    for &bits in &args.bits {
+        let params = match args.range_bits {
+            Some(range) => OpeParams::new(bits, range),
+            None => OpeParams::with_default_expansion(bits),
+        }
+        .with_context(|| format!("{bits}-bit domain"))?;
+        let plaintexts = match &from_file {
+            Some(list) => {
+                if let Some(bad) = list.iter().find(|&&m| m >> bits != 0) {
+                    bail!("plaintext {bad} does not fit in {bits} bits");
+                }
+                list.clone()
             }
-            let ns = start.elapsed().as_nanos() as f64 / f64::from(count);
-            println!("{b:>4}  {label:<14} {ns:>7.0}   ({sink:x})");
-            Ok::<_, anyhow::Error>(())
+            None => (0..args.count)
+                .map(|_| rng.gen_range(0..1u64 << bits))
+                .collect(),
         };
-        time("deterministic", &mut |m| {
-            Ok(cipher.encrypt_deterministic(m)?)
-        })?;
-        let mut cipher = OpeCipher::new(&key, params);
+        let key: [u8; 32] = rng.r#gen();
+        let fresh = || OpeCipher::new(&key, params).with_cache_depth(args.cache_depth);
+        let range = params.range_bits();
+        let report = |label: &str, ns: f64| println!("{bits:>4} {range:>5}  {label:<14} {ns:>7.0}");
+
+        let mut cipher = fresh();
+        let ns = time_each(&plaintexts, |m| cipher.encrypt_deterministic(m))?;
+        report("deterministic", ns);
+        let mut cipher = fresh();
         let mut coins = StdRng::from_entropy();
-        time("randomised", &mut |m| Ok(cipher.encrypt(m, &mut coins)?))?;
+        let ns = time_each(&plaintexts, |m| cipher.encrypt(m, &mut coins))?;
+        report("randomised", ns);
         let ciphertexts: Vec<u128> = plaintexts
             .iter()
             .map(|&m| cipher.encrypt(m, &mut coins))
             .collect::<Result<_, _>>()?;
-        let mut index = 0usize;
-        time("decrypt", &mut |_| {
-            let c = ciphertexts[index];
-            index += 1;
-            Ok(u128::from(cipher.decrypt(c)?))
-        })?;
-        if b <= bmpls_ope::MAX_TABLE_BITS {
+        let mut cipher = fresh();
+        let ns = time_each(&ciphertexts, |c| cipher.decrypt(c).map(u128::from))?;
+        report("decrypt", ns);
+        if bits <= bmpls_ope::MAX_TABLE_BITS {
             let start = Instant::now();
-            let table = OpeTable::build(&mut cipher)?;
-            println!(
-                "{b:>4}  table build    {:>7.0} ms",
-                start.elapsed().as_secs_f64() * 1e3
-            );
-            time("table rand.", &mut |m| Ok(table.encrypt(m, &mut coins)?))?;
+            let table = OpeTable::build(&mut fresh())?;
+            let build_ms = start.elapsed().as_secs_f64() * 1e3;
+            let ns = time_each(&plaintexts, |m| table.encrypt(m, &mut coins))?;
+            report("table rand.", ns);
+            println!("{bits:>4} {range:>5}  table build    {build_ms:>7.0} ms");
         }
     }
     Ok(())
+}
+
+/// Mean nanoseconds per call of `f` over `inputs`.
+fn time_each<T: Copy, E: std::error::Error + Send + Sync + 'static>(
+    inputs: &[T],
+    mut f: impl FnMut(T) -> Result<u128, E>,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut sink = 0u128;
+    for &x in inputs {
+        sink ^= f(x)?;
+    }
+    std::hint::black_box(sink);
+    Ok(start.elapsed().as_nanos() as f64 / inputs.len().max(1) as f64)
+}
+
+fn read_plaintexts(path: &PathBuf) -> anyhow::Result<Vec<u64>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(number, line)| {
+            line.trim()
+                .parse()
+                .with_context(|| format!("{}:{}: not a plaintext", path.display(), number + 1))
+        })
+        .collect()
 }
