@@ -1,3 +1,28 @@
-//! Shared vocabulary of bmpls: identifiers, units, limits, and the canonical encoding of what
-//! travels between reporters, carers and validators.
+//! Shared vocabulary of bmpls: identifiers, units, limits, records, transactions, blocks, and
+//! the canonical encoding of what travels between reporters, carers and validators. Pure: no
+//! I/O, no clock, no cryptography (signatures and hashes are computed in `bmpls-crypto`; this
+//! crate says which bytes they cover).
 #![forbid(unsafe_code)]
+
+mod block;
+pub mod bounded;
+mod encoding;
+mod ids;
+pub mod limits;
+mod record;
+mod signed;
+mod tx;
+
+pub use block::{Block, BlockHeader, ChainId, CommitCertificate, PrecommitTarget};
+pub use bounded::{BoundedString, BoundedVec, TooLong};
+pub use encoding::{Canonical, DecodeError, WIRE_VERSION};
+pub use ids::{
+    AgreementKey, CarerId, Epoch, Hash32, Height, LevelIndex, OpeCiphertext, PatientId, PublicKey,
+    Round, Seq, Signature, ValidatorIndex,
+};
+pub use record::LocationRecord;
+pub use signed::Signed;
+pub use tx::{
+    Audit, EnrolCarer, EnrolPatient, Grant, QueryKind, Revoke, Role, RotateReporterKey, SetFence,
+    Transaction,
+};

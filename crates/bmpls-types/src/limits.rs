@@ -1,0 +1,34 @@
+//! Every bound on what bmpls accepts, in one place, with the relations between them asserted at
+//! compile time. Decoding checks lengths against these before allocating.
+
+/// Precision levels per record (the key hierarchy's limit).
+pub const MAX_LEVELS: usize = 16;
+/// Sealed exact fix: nonce, AEAD tag and a fixed-layout plaintext of well under 200 bytes.
+pub const MAX_SEALED_BYTES: usize = 256;
+/// Epoch-tree nodes in a grant's cover (two per level of a 32-level tree).
+pub const MAX_COVER_NODES: usize = 64;
+/// Serialised grant keys at most: header, then per node its name and one key per level.
+pub const MAX_GRANT_KEY_BYTES: usize = 12 + MAX_COVER_NODES * (5 + 32 * MAX_LEVELS);
+/// HPKE adds the 32-byte encapsulated key and a 16-byte tag.
+pub const MAX_WRAPPED_KEY_BYTES: usize = MAX_GRANT_KEY_BYTES + 32 + 16;
+/// A grant's purpose text, UTF-8.
+pub const MAX_PURPOSE_BYTES: usize = 200;
+/// Encrypted ranges of one fence.
+pub const MAX_FENCE_RANGES: usize = 256;
+/// Transactions per block.
+pub const MAX_BLOCK_TXS: usize = 10_000;
+/// Validators in a consortium.
+pub const MAX_VALIDATORS: usize = 128;
+/// Chain identifier length.
+pub const MAX_CHAIN_ID_BYTES: usize = 64;
+/// Largest encoded transaction.
+pub const MAX_TX_BYTES: usize = MAX_WRAPPED_KEY_BYTES + 1024;
+/// Largest encoded block: header plus the largest transactions, bounded by a byte budget too.
+pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+/// Largest encoded value of any kind (the decoder refuses longer input outright).
+pub const MAX_ENCODED_BYTES: usize = MAX_BLOCK_BYTES;
+
+const _: () = assert!(MAX_GRANT_KEY_BYTES < MAX_TX_BYTES);
+const _: () = assert!(MAX_TX_BYTES < MAX_BLOCK_BYTES);
+const _: () = assert!(MAX_SEALED_BYTES + MAX_LEVELS * 16 + 200 < MAX_TX_BYTES);
+const _: () = assert!(MAX_VALIDATORS <= u16::MAX as usize);

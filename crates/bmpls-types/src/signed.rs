@@ -1,0 +1,36 @@
+//! What a signature covers: a domain-separation tag naming the signed type, then the canonical
+//! encoding of every field but the signature.
+//!
+//! Every signed type ends with its 64-byte signature field, so the encoding of "every field but
+//! the signature" is the value's encoding without its last 64 bytes: one encoder, no second
+//! hand-written layout to drift out of step.
+
+use borsh::BorshSerialize;
+
+use crate::encoding::WIRE_VERSION;
+use crate::ids::Signature;
+
+/// A value carrying an Ed25519 signature as its last field.
+pub trait Signed: BorshSerialize {
+    /// Domain-separation tag: a signature over one type never verifies as another.
+    const TAG: &'static [u8];
+
+    /// The signature field.
+    fn signature(&self) -> &Signature;
+
+    /// The signature field, to fill in after signing.
+    fn signature_mut(&mut self) -> &mut Signature;
+
+    /// The bytes the signature covers: tag, wire version, then every field but the signature.
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut body = borsh::to_vec(self).unwrap_or_default();
+        debug_assert!(body.len() >= 64 && body[body.len() - 64..] == self.signature().0);
+        body.truncate(body.len().saturating_sub(64));
+        let mut out = Vec::with_capacity(Self::TAG.len() + 2 + body.len());
+        out.extend_from_slice(Self::TAG);
+        out.push(0);
+        out.push(WIRE_VERSION);
+        out.extend_from_slice(&body);
+        out
+    }
+}

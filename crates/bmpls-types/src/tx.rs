@@ -1,0 +1,216 @@
+//! Transactions: everything that changes the ledger, each signed by the party entitled to it.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::bounded::{BoundedString, BoundedVec};
+use crate::ids::{
+    AgreementKey, CarerId, Epoch, Hash32, Height, LevelIndex, OpeCiphertext, PatientId, PublicKey,
+    Seq, Signature,
+};
+use crate::limits::{MAX_FENCE_RANGES, MAX_PURPOSE_BYTES, MAX_WRAPPED_KEY_BYTES};
+use crate::record::LocationRecord;
+use crate::signed::Signed;
+
+/// A ledger transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Transaction {
+    /// An operator enrols a patient (membership).
+    EnrolPatient(EnrolPatient),
+    /// An operator enrols a carer (membership).
+    EnrolCarer(EnrolCarer),
+    /// The custodian replaces the reporter key (lost or compromised device).
+    RotateReporterKey(RotateReporterKey),
+    /// A location record.
+    Report(LocationRecord),
+    /// The custodian grants a carer one level over a data window.
+    Grant(Grant),
+    /// The custodian revokes a grant.
+    Revoke(Revoke),
+    /// The custodian registers a safe zone for a carer's alerts.
+    SetFence(SetFence),
+    /// A node records that it answered a query.
+    Audit(Audit),
+}
+
+/// Enrolment of a patient by a consortium operator.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct EnrolPatient {
+    /// The patient's pseudonym.
+    pub patient: PatientId,
+    /// Key that signs the patient's records.
+    pub reporter_key: PublicKey,
+    /// Key of the custodian who grants, revokes and sets fences.
+    pub custodian_key: PublicKey,
+    /// Precision levels the patient's records carry.
+    pub level_count: u8,
+    /// Length of a key epoch in milliseconds.
+    pub epoch_length_ms: u64,
+    /// The enrolling operator's key (must be a validator operator's).
+    pub operator: PublicKey,
+    /// Signature by `operator`.
+    pub sig: Signature,
+}
+
+/// A carer's role, for the audit trail and policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = true)]
+#[repr(u8)]
+pub enum Role {
+    /// General practitioner.
+    Gp = 0,
+    /// Family member.
+    Family = 1,
+    /// Telecare operator.
+    TelecareOperator = 2,
+    /// Insurer.
+    Insurer = 3,
+    /// Researcher.
+    Researcher = 4,
+}
+
+/// Enrolment of a carer by a consortium operator.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct EnrolCarer {
+    /// The carer's identifier.
+    pub carer: CarerId,
+    /// Key that signs the carer's queries.
+    pub identity_key: PublicKey,
+    /// Key to which grants are wrapped.
+    pub agreement_key: AgreementKey,
+    /// The carer's role.
+    pub role: Role,
+    /// The enrolling operator's key.
+    pub operator: PublicKey,
+    /// Signature by `operator`.
+    pub sig: Signature,
+}
+
+/// Replacement of a patient's reporter key.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RotateReporterKey {
+    /// The patient.
+    pub patient: PatientId,
+    /// The new reporter key.
+    pub new_reporter_key: PublicKey,
+    /// Records from this sequence number on must be signed with the new key.
+    pub from_seq: Seq,
+    /// Signature by the patient's custodian key.
+    pub sig: Signature,
+}
+
+/// Access for one carer at one level over one data window, with the keys wrapped to it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Grant {
+    /// The patient.
+    pub patient: PatientId,
+    /// The carer.
+    pub carer: CarerId,
+    /// Finest level the carer may see.
+    pub level: LevelIndex,
+    /// First epoch of data the grant opens.
+    pub data_from: Epoch,
+    /// Last epoch of data the grant opens.
+    pub data_to: Epoch,
+    /// The grant may be used from this time (ms since the Unix epoch)…
+    pub valid_from_ms: u64,
+    /// …until this time.
+    pub valid_until_ms: u64,
+    /// Why access is given (shown to the patient).
+    pub purpose: BoundedString<MAX_PURPOSE_BYTES>,
+    /// HPKE-wrapped grant keys (the window's epoch-tree cover for the level and coarser ones).
+    pub wrapped_keys: BoundedVec<u8, MAX_WRAPPED_KEY_BYTES>,
+    /// Signature by the patient's custodian key.
+    pub sig: Signature,
+}
+
+/// Revocation of a grant, named by the hash of its transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Revoke {
+    /// The patient.
+    pub patient: PatientId,
+    /// Hash of the `Grant` transaction revoked.
+    pub grant: Hash32,
+    /// Signature by the patient's custodian key.
+    pub sig: Signature,
+}
+
+/// A safe zone: ciphertext ranges at one level for one epoch, tested against new records.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SetFence {
+    /// The patient.
+    pub patient: PatientId,
+    /// The carer alerted.
+    pub carer: CarerId,
+    /// Level of the ranges.
+    pub level: LevelIndex,
+    /// Epoch whose key encrypted the ranges.
+    pub epoch: Epoch,
+    /// The fence's covering as encrypted, inclusive ciphertext ranges.
+    pub ranges: BoundedVec<(OpeCiphertext, OpeCiphertext), MAX_FENCE_RANGES>,
+    /// Consecutive records needed before an `Enter`/`Exit` fires.
+    pub debounce: u8,
+    /// Expected reporting interval; `Missing` fires after a few intervals of silence.
+    pub expected_interval_ms: u64,
+    /// Signature by the patient's custodian key.
+    pub sig: Signature,
+}
+
+/// Kinds of query, for the audit trail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = true)]
+#[repr(u8)]
+pub enum QueryKind {
+    /// The latest record.
+    Last = 0,
+    /// Records in a time window.
+    Track = 1,
+    /// Records in an area and a time window.
+    Within = 2,
+}
+
+/// A node's record of a query it answered.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Audit {
+    /// The answering node's key.
+    pub node: PublicKey,
+    /// Who asked.
+    pub carer: CarerId,
+    /// About whom.
+    pub patient: PatientId,
+    /// What was asked.
+    pub query: QueryKind,
+    /// At which level.
+    pub level: LevelIndex,
+    /// Start of the window asked for (ms since the Unix epoch).
+    pub from_ms: u64,
+    /// End of the window asked for.
+    pub to_ms: u64,
+    /// Chain height the answer was computed at.
+    pub at_height: Height,
+    /// Signature by `node`.
+    pub sig: Signature,
+}
+
+macro_rules! signed {
+    ($($ty:ident => $tag:literal),* $(,)?) => {$(
+        impl Signed for $ty {
+            const TAG: &'static [u8] = $tag;
+            fn signature(&self) -> &Signature {
+                &self.sig
+            }
+            fn signature_mut(&mut self) -> &mut Signature {
+                &mut self.sig
+            }
+        }
+    )*};
+}
+
+signed! {
+    EnrolPatient => b"bmpls/v1/sig/enrol-patient",
+    EnrolCarer => b"bmpls/v1/sig/enrol-carer",
+    RotateReporterKey => b"bmpls/v1/sig/rotate-reporter-key",
+    Grant => b"bmpls/v1/sig/grant",
+    Revoke => b"bmpls/v1/sig/revoke",
+    SetFence => b"bmpls/v1/sig/set-fence",
+    Audit => b"bmpls/v1/sig/audit",
+}

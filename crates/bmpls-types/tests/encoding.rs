@@ -1,0 +1,214 @@
+//! The canonical encoding: round trips, golden bytes, bounds, and total decoding.
+
+use bmpls_types::limits::{MAX_LEVELS, MAX_SEALED_BYTES};
+use bmpls_types::{
+    Block, BlockHeader, BoundedString, BoundedVec, Canonical, CarerId, ChainId, CommitCertificate,
+    DecodeError, Epoch, Grant, Hash32, Height, LevelIndex, LocationRecord, OpeCiphertext,
+    PatientId, Round, Seq, Signature, Signed, Transaction, ValidatorIndex,
+};
+use proptest::prelude::*;
+
+fn record(seed: u8) -> LocationRecord {
+    LocationRecord {
+        patient: PatientId([seed; 16]),
+        seq: Seq(u64::from(seed) + 1),
+        fix_time_ms: 1_790_000_000_000 + u64::from(seed),
+        epoch: Epoch(20_717),
+        cells: BoundedVec::new(
+            (0..6u128)
+                .map(|i| OpeCiphertext(i << 100 | u128::from(seed)))
+                .collect(),
+        )
+        .expect("six levels"),
+        sealed: BoundedVec::new(vec![seed; 80]).expect("small"),
+        sig: Signature([0xa5; 64]),
+    }
+}
+
+fn grant() -> Grant {
+    Grant {
+        patient: PatientId([1; 16]),
+        carer: CarerId([2; 16]),
+        level: LevelIndex(2),
+        data_from: Epoch(100),
+        data_to: Epoch(465),
+        valid_from_ms: 5,
+        valid_until_ms: 6,
+        purpose: BoundedString::new("telecare monitoring").expect("short"),
+        wrapped_keys: BoundedVec::new(vec![7; 300]).expect("small"),
+        sig: Signature([9; 64]),
+    }
+}
+
+fn block() -> Block {
+    Block {
+        header: BlockHeader {
+            chain_id: ChainId::new("bmpls-test").expect("short"),
+            height: Height(7),
+            prev_hash: Hash32([3; 32]),
+            time_ms: 1_790_000_000_000,
+            proposer: ValidatorIndex(2),
+            tx_root: Hash32([4; 32]),
+            tx_count: 2,
+        },
+        txs: BoundedVec::new(vec![
+            Transaction::Report(record(1)),
+            Transaction::Grant(grant()),
+        ])
+        .expect("two"),
+    }
+}
+
+/// Golden bytes: the encodings of fixed values, committed, so a change of format is deliberate.
+/// Regenerate with `BMPLS_WRITE_GOLDEN=1 cargo test -p bmpls-types --test encoding golden`.
+#[test]
+fn golden_bytes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden.txt");
+    let actual = format!(
+        "record {}\nblock {}\n",
+        hex::encode(record(1).encode()),
+        hex::encode(block().encode())
+    );
+    if std::env::var_os("BMPLS_WRITE_GOLDEN").is_some() {
+        std::fs::write(path, &actual).expect("write golden");
+    }
+    assert_eq!(
+        actual,
+        std::fs::read_to_string(path).expect("committed golden bytes")
+    );
+}
+
+#[test]
+fn values_round_trip() {
+    let r = record(9);
+    assert_eq!(LocationRecord::decode(&r.encode()), Ok(r));
+    let b = block();
+    assert_eq!(Block::decode(&b.encode()), Ok(b));
+    let c = CommitCertificate {
+        height: Height(7),
+        round: Round(1),
+        block_hash: Hash32([5; 32]),
+        signatures: BoundedVec::new(vec![(ValidatorIndex(0), Signature([1; 64]))]).expect("one"),
+    };
+    assert_eq!(CommitCertificate::decode(&c.encode()), Ok(c));
+}
+
+#[test]
+fn malformed_input_is_refused() {
+    let bytes = record(3).encode();
+    assert_eq!(LocationRecord::decode(&[]), Err(DecodeError::Empty));
+    let mut other_version = bytes.clone();
+    other_version[0] = 2;
+    assert_eq!(
+        LocationRecord::decode(&other_version),
+        Err(DecodeError::Version(2))
+    );
+    for cut in 1..bytes.len() {
+        assert!(
+            LocationRecord::decode(&bytes[..cut]).is_err(),
+            "truncated at {cut}"
+        );
+    }
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        LocationRecord::decode(&trailing),
+        Err(DecodeError::Malformed { .. })
+    ));
+    let huge = vec![1u8; bmpls_types::limits::MAX_TX_BYTES + 1];
+    assert!(matches!(
+        LocationRecord::decode(&huge),
+        Err(DecodeError::TooLarge { .. })
+    ));
+    // An unknown transaction kind.
+    let mut tx = Transaction::Report(record(3)).encode();
+    tx[1] = 200;
+    assert!(matches!(
+        Transaction::decode(&tx),
+        Err(DecodeError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn a_length_prefix_over_the_bound_is_refused_before_reading() {
+    // patient, seq, time, epoch, then a cell count of 2^32 − 1.
+    let mut bytes = vec![1u8];
+    bytes.extend_from_slice(&[0; 16 + 8 + 8 + 4]);
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        LocationRecord::decode(&bytes),
+        Err(DecodeError::Malformed { .. })
+    ));
+    // Seventeen levels: one over the limit.
+    let mut bytes = vec![1u8];
+    bytes.extend_from_slice(&[0; 16 + 8 + 8 + 4]);
+    bytes.extend_from_slice(&((MAX_LEVELS + 1) as u32).to_le_bytes());
+    bytes.extend_from_slice(&vec![0; 16 * (MAX_LEVELS + 1)]);
+    assert!(LocationRecord::decode(&bytes).is_err());
+    assert!(BoundedVec::<u8, MAX_SEALED_BYTES>::new(vec![0; MAX_SEALED_BYTES + 1]).is_err());
+}
+
+#[test]
+fn signing_bytes_cover_everything_but_the_signature_under_a_tag() {
+    let mut r = record(4);
+    let before = r.signing_bytes();
+    assert!(before.starts_with(LocationRecord::TAG));
+    *r.signature_mut() = Signature([0x11; 64]);
+    assert_eq!(r.signing_bytes(), before, "the signature is not covered");
+    r.seq = Seq(99);
+    assert_ne!(r.signing_bytes(), before, "a field is not covered");
+    let g = grant();
+    assert!(g.signing_bytes().starts_with(Grant::TAG));
+    assert_ne!(Grant::TAG, LocationRecord::TAG);
+}
+
+fn arb_record() -> impl Strategy<Value = LocationRecord> {
+    (
+        any::<[u8; 16]>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        proptest::collection::vec(any::<u128>(), 0..=MAX_LEVELS),
+        proptest::collection::vec(any::<u8>(), 0..=MAX_SEALED_BYTES),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(p, seq, t, e, cells, sealed, sig)| LocationRecord {
+            patient: PatientId(p),
+            seq: Seq(seq),
+            fix_time_ms: t,
+            epoch: Epoch(e),
+            cells: BoundedVec::new(cells.into_iter().map(OpeCiphertext).collect())
+                .expect("bounded"),
+            sealed: BoundedVec::new(sealed).expect("bounded"),
+            sig: Signature([sig, sig].concat().try_into().expect("64 bytes")),
+        })
+}
+
+proptest! {
+    #[test]
+    fn records_round_trip(r in arb_record()) {
+        let bytes = r.encode();
+        prop_assert_eq!(LocationRecord::decode(&bytes), Ok(r.clone()));
+        prop_assert_eq!(Transaction::decode(&Transaction::Report(r.clone()).encode()), Ok(Transaction::Report(r)));
+    }
+
+    #[test]
+    fn random_bytes_decode_or_fail_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = LocationRecord::decode(&bytes);
+        let _ = Transaction::decode(&bytes);
+        let _ = Block::decode(&bytes);
+        let _ = CommitCertificate::decode(&bytes);
+    }
+
+    /// Whatever decodes re-encodes to the same bytes (the encoding is canonical): valid block
+    /// bytes with one byte changed either fail or decode to a value that encodes back to them.
+    #[test]
+    fn decoding_is_canonical(position in any::<prop::sample::Index>(), value in any::<u8>()) {
+        let mut bytes = block().encode();
+        let i = position.index(bytes.len() - 1) + 1;
+        bytes[i] = value;
+        if let Ok(decoded) = Block::decode(&bytes) {
+            prop_assert_eq!(decoded.encode(), bytes);
+        }
+    }
+}
