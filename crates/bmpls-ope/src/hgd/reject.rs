@@ -101,7 +101,7 @@ pub(super) fn sample(
             return Ok(k);
         }
         let verdict = match decide {
-            Decide::Filtered => filter(&params, k, r),
+            Decide::Filtered => squeeze(&params, k, r).or_else(|| filter(&params, k, r)),
             Decide::ExactOnly => None,
         };
         let accepted = match verdict {
@@ -288,6 +288,53 @@ fn exp_neg_upper(x: f64) -> f64 {
 /// The integer height `⌈bound · 2^48⌉`, at least 1 and at most `2^48`.
 fn height_of(bound: f64) -> u64 {
     ((bound * SCALE as f64).ceil() as u64).clamp(1, SCALE)
+}
+
+/// Decides from closed-form bounds alone when `u` falls outside `[L(k), U(k)]`, which it does
+/// for nearly every draw (the bounds differ by a factor `exp(O(δ³/M²))`). With `a = ⌊M/2⌋`,
+/// `b = ⌈M/2⌉` and `ln(1 − x) ≥ −x/(1 − x)`:
+/// right of the mode `exp(−(δ² + δ(b−a))/(a−δ+1))·(1 − S/n) ≤ ρ(m₀+δ) ≤ exp(−δ²/(b+δ))`,
+/// left of it `exp(−(δ² + δ(a−b))/(b−δ+1))·(1 − S/n) ≤ ρ(m₀−δ) ≤ exp(−δ(δ−1)/(a+1+δ))`,
+/// where `1 − S/n ≤ ∏(1 − i/n)` (Bonferroni) with `S = (k(k−1) + (M−k)(M−k−1))/2` bounds the
+/// hypergeometric correction, whose value at the mode is at most 1.
+fn squeeze(p: &Params, k: u64, r: u64) -> Option<bool> {
+    let a = (p.m / 2) as f64;
+    let b = p.mode as f64;
+    let (lower_exponent, upper_exponent) = if k > p.mode {
+        let d = (k - p.mode) as f64;
+        ((d * d + d * (b - a)) / (a - d + 1.0), d * d / (b + d))
+    } else {
+        let d = (p.mode - k) as f64;
+        (
+            (d * d + d * (a - b)) / (b - d + 1.0),
+            d * (d - 1.0) / (a + 1.0 + d),
+        )
+    };
+    let (kf, mf) = (k as f64, p.m as f64);
+    let s = (kf * (kf - 1.0) + (mf - kf) * (mf - kf - 1.0)) / 2.0;
+    let correction = 1.0 - s / p.n as f64 * (1.0 + FILTER_RELATIVE_ERROR);
+    let scale = 1.0 / SCALE as f64;
+    if lower_exponent.is_finite() && lower_exponent >= 0.0 && correction > 0.0 {
+        let lower = exp_neg_lower(lower_exponent) * correction * (1.0 - 4.0 * f64::EPSILON);
+        if (r + 1) as f64 * scale <= lower {
+            return Some(true);
+        }
+    }
+    if r > 0 && r as f64 * scale >= exp_neg_upper(upper_exponent) {
+        return Some(false);
+    }
+    None
+}
+
+/// `squeeze` for tests: its verdict with `u` just below and just above `target`.
+#[cfg(test)]
+pub(super) fn squeeze_for_tests(p: &Params, k: u64, r: u64) -> Option<bool> {
+    squeeze(p, k, r)
+}
+
+/// A lower bound of `exp(−x)` for `x ≥ 0` computed in `f64` (mirror of [`exp_neg_upper`]).
+fn exp_neg_lower(x: f64) -> f64 {
+    (-(x * (1.0 + FILTER_RELATIVE_ERROR))).exp() * (1.0 - 4.0 * f64::EPSILON)
 }
 
 /// The filter: `Some(accept)` when the `f64` bound decides `u < ρ(k)` for

@@ -1,7 +1,7 @@
 //! The sampler draws the hypergeometric law: moments, tails, and the filter against the exact
 //! path.
 
-use super::reject::{Params, envelope_for_tests, log_ratio};
+use super::reject::{Params, envelope_for_tests, log_ratio, squeeze_for_tests};
 use super::*;
 use crate::prf::{CoinPrf, Purpose};
 
@@ -161,6 +161,47 @@ fn the_envelope_lies_above_the_law_everywhere_it_was_checked() {
                         "ρ({k}) = {} above {bound}",
                         f.exp()
                     );
+                }
+            }
+        }
+    }
+}
+
+/// The closed-form squeeze never contradicts the exact value: for `u` in
+/// `[r·2^-48, (r+1)·2^-48)` it may accept only if `u < ρ(k)` surely, and reject only if
+/// `u ≥ ρ(k)` surely.
+#[test]
+fn the_squeeze_never_contradicts_the_exact_ratio() {
+    for (half_bits, m) in [
+        (99u32, BINOMIAL_MAX_M + 1),
+        (90, 100_001),
+        (109, 1 << 30),
+        (115, 1 << 52),
+    ] {
+        let p = Params::for_tests(half_bits, m);
+        let sigma = (m as f64).sqrt() / 2.0;
+        for offset in [-12.0, -5.0, -2.5, -1.0, -0.2, 0.3, 1.1, 2.0, 4.0, 9.0] {
+            let k = (p.mode as f64 + offset * sigma) as u64;
+            let rho = exact::log_ratio_f64(&p, k).exp();
+            let scaled = rho * (1u64 << 48) as f64;
+            for r in [
+                0u64,
+                1,
+                scaled as u64 / 2,
+                scaled as u64,
+                scaled as u64 + 1,
+                scaled as u64 * 2 + 5,
+            ] {
+                match squeeze_for_tests(&p, k, r) {
+                    Some(true) => assert!(
+                        ((r + 1) as f64) <= scaled * (1.0 + 1e-9),
+                        "accepted u ≥ ρ at M = {m}, k = {k}, r = {r}"
+                    ),
+                    Some(false) => assert!(
+                        (r as f64) >= scaled * (1.0 - 1e-9),
+                        "rejected u < ρ at M = {m}, k = {k}, r = {r}"
+                    ),
+                    None => {}
                 }
             }
         }
