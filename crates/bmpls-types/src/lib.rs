@@ -7,6 +7,7 @@
 mod block;
 pub mod bounded;
 mod encoding;
+mod fix;
 mod ids;
 pub mod limits;
 mod record;
@@ -16,6 +17,7 @@ mod tx;
 pub use block::{Block, BlockHeader, ChainId, CommitCertificate, PrecommitTarget};
 pub use bounded::{BoundedString, BoundedVec, TooLong};
 pub use encoding::{Canonical, DecodeError, WIRE_VERSION};
+pub use fix::{ExactFix, Trigger};
 pub use ids::{
     AgreementKey, CarerId, Epoch, Hash32, Height, LevelIndex, OpeCiphertext, PatientId, PublicKey,
     Round, Seq, Signature, ValidatorIndex,
