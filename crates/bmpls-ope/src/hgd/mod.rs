@@ -28,7 +28,7 @@ use crate::prf::Coins;
 
 /// Largest domain count sampled through the binomial proposal: `M` coin bits cost `M/128` AES
 /// blocks, cheaper than the envelope sampler up to a few thousand.
-pub(crate) const BINOMIAL_MAX_M: u64 = 8192;
+pub(crate) const BINOMIAL_MAX_M: u64 = 4096;
 
 /// Largest domain count the sampler accepts: plaintext domains are at most 2^52 points, so every
 /// count stays exact in an `f64` mantissa and in the sampler's integer arithmetic.

@@ -120,7 +120,7 @@ pub(super) fn sample(
 /// `b = m₀ = ⌈M/2⌉`, the hypergeometric ratio is at most the binomial one (the correction
 /// `∏(1 − i/n)` peaks at the mode), and `C(M, m₀+δ)/C(M, m₀) = ∏_{j≤δ} (a−j+1)/(b+j)`
 /// `≤ ∏ exp(−(2j−1)/(b+δ)) = exp(−δ²/(b+δ))`; to the left, likewise,
-/// `ρ(m₀−δ) ≤ exp(−δ(δ−1)/(a+1+δ))`. Central blocks have width `w ≈ σ/2` up to `7σ`, where
+/// `ρ(m₀−δ) ≤ exp(−δ(δ−1)/(a+1+δ))`. Central blocks have width `w ≈ σ/2` up to `4σ`, where
 /// a common denominator turns the bound into `q^(j²)`; beyond, widths double.
 fn envelope(p: &Params) -> Blocks {
     let sigma = (p.m as f64).sqrt() / 2.0;
@@ -169,8 +169,8 @@ pub(super) fn envelope_for_tests(p: &Params) -> Vec<(u64, u64, u64)> {
         .collect()
 }
 
-/// Central blocks per side (of width `σ/2`, so up to `7σ`).
-const CENTRAL_BLOCKS: usize = 14;
+/// Central blocks per side (of width `σ/2`, so up to `4σ`).
+const CENTRAL_BLOCKS: usize = 8;
 /// Doubling tail blocks per side at most; the last one reaches the end of the support with the
 /// bound at its start (the bound is below `2^-48` well before: at `7σ·2^7` it is `e^-(10^5)`).
 const TAIL_BLOCKS: usize = 8;
@@ -285,9 +285,10 @@ fn exp_neg_upper(x: f64) -> f64 {
     up((-(x * (1.0 - FILTER_RELATIVE_ERROR))).exp())
 }
 
-/// The integer height `⌈bound · 2^48⌉`, at least 1 and at most `2^48`.
+/// An integer height at least `bound · 2^48` (truncation plus one: no libm `ceil` call), at
+/// least 1 and at most `2^48`.
 fn height_of(bound: f64) -> u64 {
-    ((bound * SCALE as f64).ceil() as u64).clamp(1, SCALE)
+    ((bound * SCALE as f64) as u64).saturating_add(1).clamp(1, SCALE)
 }
 
 /// Decides from closed-form bounds alone when `u` falls outside `[L(k), U(k)]`, which it does
