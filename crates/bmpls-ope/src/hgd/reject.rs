@@ -288,7 +288,9 @@ fn exp_neg_upper(x: f64) -> f64 {
 /// An integer height at least `bound · 2^48` (truncation plus one: no libm `ceil` call), at
 /// least 1 and at most `2^48`.
 fn height_of(bound: f64) -> u64 {
-    ((bound * SCALE as f64) as u64).saturating_add(1).clamp(1, SCALE)
+    ((bound * SCALE as f64) as u64)
+        .saturating_add(1)
+        .clamp(1, SCALE)
 }
 
 /// Decides from closed-form bounds alone when `u` falls outside `[L(k), U(k)]`, which it does
