@@ -1,5 +1,7 @@
 //! Errors of verification and decryption: which check failed, never which secret.
 
+use bmpls_types::ValidatorId;
+
 /// A check that did not pass.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
@@ -18,9 +20,21 @@ pub enum CryptoError {
     /// A commit certificate for another block or height.
     #[error("commit certificate is for another block")]
     CertificateMismatch,
-    /// A certificate signer outside the validator set, or listed twice.
-    #[error("certificate signer {0} is unknown or repeated")]
-    BadSigner(u16),
+    /// A certificate signer outside the validator set.
+    #[error("certificate signer {0} is not a validator")]
+    UnknownSigner(ValidatorId),
+    /// A certificate signer listed twice.
+    #[error("certificate signer {0} appears twice")]
+    RepeatedSigner(ValidatorId),
+    /// A block of another chain than the validator set's.
+    #[error("block belongs to another chain")]
+    WrongChain,
+    /// A transaction of a block whose signature does not verify, by position.
+    #[error("transaction {index} has a bad signature or an unknown signer")]
+    BadTransaction {
+        /// Position in the block.
+        index: usize,
+    },
     /// Signers hold no more than two thirds of the voting power.
     #[error("certificate holds {power} of {total} voting power, more than two thirds needed")]
     NoQuorum {

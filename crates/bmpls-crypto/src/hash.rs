@@ -1,7 +1,7 @@
 //! Content hashes: of a transaction (its identity on the chain) and of a block header (what
 //! validators vote for and the next block links to). Each under its own domain tag.
 
-use bmpls_types::{BlockHeader, Canonical, Hash32, Transaction};
+use bmpls_types::{BlockHash, BlockHeader, Canonical, Hash32, Transaction, TxHash};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of `tag ‖ 0x00 ‖ bytes`.
@@ -14,11 +14,11 @@ pub fn tagged_hash(tag: &[u8], bytes: &[u8]) -> Hash32 {
 }
 
 /// The hash naming a transaction (what `Revoke` refers to and `tx_index` is keyed by).
-pub fn tx_hash(tx: &Transaction) -> Hash32 {
-    tagged_hash(b"bmpls/v1/hash/tx", &tx.encode())
+pub fn tx_hash(tx: &Transaction) -> TxHash {
+    TxHash(tagged_hash(b"bmpls/v1/hash/tx", &tx.encode()).0)
 }
 
 /// The hash of a block: of its header, which commits to the transactions through `tx_root`.
-pub fn block_hash(header: &BlockHeader) -> Hash32 {
-    tagged_hash(b"bmpls/v1/hash/block", &header.encode())
+pub fn block_hash(header: &BlockHeader) -> BlockHash {
+    BlockHash(tagged_hash(b"bmpls/v1/hash/block", &header.encode()).0)
 }

@@ -13,7 +13,8 @@ mod verified;
 pub mod wrap;
 
 pub use error::CryptoError;
-pub use sign::SigningKey;
+pub use seal::SealKey;
+pub use sign::{SigningKey, verify_transactions};
 pub use verified::{
     Validator, ValidatorSet, Verified, precommit_bytes, verify_block, verify_record,
 };

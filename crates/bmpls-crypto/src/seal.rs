@@ -6,7 +6,7 @@ use bmpls_types::{Epoch, ExactFix, PatientId, Seq};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand_core::CryptoRngCore;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::CryptoError;
 
@@ -20,6 +20,24 @@ const _: () = assert!(SEALED_FIX_LEN <= bmpls_types::limits::MAX_SEALED_BYTES);
 
 const AAD_TAG: &[u8] = b"bmpls/v1/seal/exact-fix";
 
+/// The ChaCha20-Poly1305 key that seals a patient's exact fixes in one epoch (derived from the
+/// finest level's epoch key by the key hierarchy). Wiped on drop; never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SealKey([u8; 32]);
+
+impl SealKey {
+    /// The key from 32 derived bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey(<redacted>)")
+    }
+}
+
 fn associated_data(patient: &PatientId, seq: Seq, epoch: Epoch) -> Vec<u8> {
     let mut aad = AAD_TAG.to_vec();
     aad.extend_from_slice(&patient.0);
@@ -28,17 +46,18 @@ fn associated_data(patient: &PatientId, seq: Seq, epoch: Epoch) -> Vec<u8> {
     aad
 }
 
-/// Seals `fix` for the record `(patient, seq, epoch)` under `key` (the seal key of the finest
-/// level's epoch key).
+/// Seals `fix` for the record `(patient, seq, epoch)` under `key`, with a fresh random nonce
+/// from `rng` (96 random bits: one epoch key seals far fewer than the 2^32 messages after which
+/// random nonces would risk repeating).
 pub fn seal_fix(
-    key: &[u8; 32],
+    key: &SealKey,
     fix: &ExactFix,
     patient: &PatientId,
     seq: Seq,
     epoch: Epoch,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>, CryptoError> {
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
     let plaintext = Zeroizing::new(borsh::to_vec(fix).map_err(|_| CryptoError::Seal("fix"))?);
@@ -59,7 +78,7 @@ pub fn seal_fix(
 
 /// Opens a sealed fix of the record `(patient, seq, epoch)`.
 pub fn open_fix(
-    key: &[u8; 32],
+    key: &SealKey,
     sealed: &[u8],
     patient: &PatientId,
     seq: Seq,
@@ -69,7 +88,7 @@ pub fn open_fix(
         return Err(CryptoError::Open("fix"));
     }
     let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
     let aad = associated_data(patient, seq, epoch);
     let plaintext = Zeroizing::new(
         cipher

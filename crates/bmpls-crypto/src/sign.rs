@@ -2,7 +2,7 @@
 //! domain-separation tag (see `bmpls_types::Signed`), and verification uses the strict rules
 //! (no malleable or small-order encodings).
 
-use bmpls_types::{PublicKey, Signature, Signed};
+use bmpls_types::{PublicKeyBytes, SignatureBytes, Signed, Transaction};
 use ed25519_dalek::Signer;
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
@@ -37,13 +37,13 @@ impl SigningKey {
     }
 
     /// The public key.
-    pub fn public(&self) -> PublicKey {
-        PublicKey(self.0.verifying_key().to_bytes())
+    pub fn public(&self) -> PublicKeyBytes {
+        PublicKeyBytes(self.0.verifying_key().to_bytes())
     }
 
     /// Signs raw `message` bytes (which must already carry a domain-separation tag).
-    pub fn sign_bytes(&self, message: &[u8]) -> Signature {
-        Signature(self.0.sign(message).to_bytes())
+    pub fn sign_bytes(&self, message: &[u8]) -> SignatureBytes {
+        SignatureBytes(self.0.sign(message).to_bytes())
     }
 
     /// Fills in the signature of `value`.
@@ -55,9 +55,9 @@ impl SigningKey {
 
 /// Verifies `signature` over raw `message` bytes under `key`.
 pub fn verify_bytes(
-    key: &PublicKey,
+    key: &PublicKeyBytes,
     message: &[u8],
-    signature: &Signature,
+    signature: &SignatureBytes,
     what: &'static str,
 ) -> Result<(), CryptoError> {
     let key =
@@ -70,7 +70,7 @@ pub fn verify_bytes(
 /// Verifies the signature of `value` under `key`.
 pub fn verify<T: Signed>(
     value: &T,
-    key: &PublicKey,
+    key: &PublicKeyBytes,
     what: &'static str,
 ) -> Result<(), CryptoError> {
     verify_bytes(key, &value.signing_bytes(), value.signature(), what)
@@ -79,7 +79,9 @@ pub fn verify<T: Signed>(
 /// Verifies many signatures at once (Ed25519 batch verification, about twice as fast per
 /// signature for blocks). On failure nothing says which one failed: callers that need to
 /// know fall back to [`verify_bytes`] one by one.
-pub fn verify_batch(items: &[(PublicKey, Vec<u8>, Signature)]) -> Result<(), CryptoError> {
+pub fn verify_batch(
+    items: &[(PublicKeyBytes, Vec<u8>, SignatureBytes)],
+) -> Result<(), CryptoError> {
     let keys = items
         .iter()
         .map(|(key, _, _)| ed25519_dalek::VerifyingKey::from_bytes(&key.0))
@@ -92,4 +94,29 @@ pub fn verify_batch(items: &[(PublicKey, Vec<u8>, Signature)]) -> Result<(), Cry
         .collect();
     ed25519_dalek::verify_batch(&messages, &signatures, &keys)
         .map_err(|_| CryptoError::BadSignature("batch"))
+}
+
+/// Checks the signatures of a block's transactions in one batch. `signer` names the key each
+/// transaction must be signed by, which only the ledger's state knows (the patient's reporter
+/// or custodian key, the enrolling operator, the auditing node); `None` refuses the
+/// transaction. On failure the first bad transaction is named.
+pub fn verify_transactions<F>(txs: &[Transaction], mut signer: F) -> Result<(), CryptoError>
+where
+    F: FnMut(&Transaction) -> Option<PublicKeyBytes>,
+{
+    let mut batch = Vec::with_capacity(txs.len());
+    for (index, tx) in txs.iter().enumerate() {
+        let key = signer(tx).ok_or(CryptoError::BadTransaction { index })?;
+        batch.push((key, tx.signing_bytes(), *tx.signature()));
+    }
+    if verify_batch(&batch).is_ok() {
+        return Ok(());
+    }
+    for (index, (key, message, signature)) in batch.iter().enumerate() {
+        verify_bytes(key, message, signature, "transaction")
+            .map_err(|_| CryptoError::BadTransaction { index })?;
+    }
+    // The batch failed but every signature passes alone: treat the block as bad rather than
+    // trust either path.
+    Err(CryptoError::BadSignature("transaction batch"))
 }

@@ -1,8 +1,10 @@
 //! Proof types: a [`Verified<T>`] can only be made by the checks in this module, so code that
 //! forgot to verify a record or a block does not compile.
 
+use bmpls_types::limits::MAX_VALIDATORS;
 use bmpls_types::{
-    Block, Canonical, CommitCertificate, LocationRecord, PrecommitTarget, PublicKey, ValidatorIndex,
+    Block, Canonical, ChainId, CommitCertificate, LocationRecord, PrecommitTarget, PublicKeyBytes,
+    ValidatorId,
 };
 
 use crate::error::CryptoError;
@@ -33,52 +35,60 @@ impl<T> std::ops::Deref for Verified<T> {
     }
 }
 
-/// One validator: its consensus key and voting power.
+/// One validator: its identifier (the Ed25519 key that signs its votes) and voting power.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Validator {
-    /// Ed25519 key that signs votes.
-    pub key: PublicKey,
+    /// Identifier and vote-signing key.
+    pub id: ValidatorId,
     /// Voting power.
     pub power: u64,
 }
 
-/// The validator set of a chain (from genesis), indexed by [`ValidatorIndex`].
+/// The validator set of a chain (from genesis), sorted by identifier for lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatorSet {
+    chain_id: ChainId,
     validators: Vec<Validator>,
     total_power: u64,
 }
 
 impl ValidatorSet {
-    /// Checks that the set is non-empty, within limits, has distinct keys and positive powers.
-    pub fn new(validators: Vec<Validator>) -> Result<Self, CryptoError> {
-        if validators.is_empty() || validators.len() > bmpls_types::limits::MAX_VALIDATORS {
+    /// Checks that the set is non-empty, within limits, has distinct identifiers and positive
+    /// powers whose sum fits in a `u64`.
+    pub fn new(chain_id: ChainId, mut validators: Vec<Validator>) -> Result<Self, CryptoError> {
+        if validators.is_empty() || validators.len() > MAX_VALIDATORS {
             return Err(CryptoError::ValidatorSet("size"));
         }
         if validators.iter().any(|v| v.power == 0) {
             return Err(CryptoError::ValidatorSet("zero voting power"));
         }
-        for (i, v) in validators.iter().enumerate() {
-            if validators[..i].iter().any(|w| w.key == v.key) {
-                return Err(CryptoError::ValidatorSet("repeated key"));
-            }
+        validators.sort_by_key(|v| v.id);
+        if validators.windows(2).any(|w| w[0].id == w[1].id) {
+            return Err(CryptoError::ValidatorSet("repeated validator"));
         }
         let total_power = validators
             .iter()
             .try_fold(0u64, |acc, v| acc.checked_add(v.power))
             .ok_or(CryptoError::ValidatorSet("total power overflows"))?;
         Ok(Self {
+            chain_id,
             validators,
             total_power,
         })
     }
 
-    /// The validator at `index`.
-    pub fn get(&self, index: ValidatorIndex) -> Option<&Validator> {
-        self.validators.get(usize::from(index.0))
+    /// The chain this set validates.
+    pub fn chain_id(&self) -> &ChainId {
+        &self.chain_id
     }
 
-    /// The validators, by index.
+    /// The validator with identifier `id`, and its position in [`Self::validators`].
+    pub fn get(&self, id: &ValidatorId) -> Option<(usize, &Validator)> {
+        let position = self.validators.binary_search_by(|v| v.id.cmp(id)).ok()?;
+        Some((position, &self.validators[position]))
+    }
+
+    /// The validators, sorted by identifier.
     pub fn validators(&self) -> &[Validator] {
         &self.validators
     }
@@ -88,7 +98,8 @@ impl ValidatorSet {
         self.total_power
     }
 
-    /// Whether `power` is more than two thirds of the total.
+    /// Whether `power` is more than two thirds of the total (the BFT quorum of `2f + 1` when
+    /// `n = 3f + 1` validators hold equal power).
     pub fn is_quorum(&self, power: u64) -> bool {
         u128::from(power) * 3 > u128::from(self.total_power) * 2
     }
@@ -97,15 +108,17 @@ impl ValidatorSet {
 /// Checks a record's signature under the patient's reporter key.
 pub fn verify_record(
     record: LocationRecord,
-    reporter: &PublicKey,
+    reporter: &PublicKeyBytes,
 ) -> Result<Verified<LocationRecord>, CryptoError> {
     verify(&record, reporter, "location record")?;
     Ok(Verified(record))
 }
 
 /// Checks that `block` is exactly what `cert` commits: the transactions hash to the header's
-/// `tx_root` and count, the certificate names this header's hash and height, and distinct
-/// validators holding more than two thirds of the power signed the precommit.
+/// `tx_root` and count, the block belongs to the set's chain, the certificate names this
+/// header's hash and height, and distinct known validators holding more than two thirds of the
+/// power signed the precommit (checked as one Ed25519 batch). The transactions' own signatures
+/// need the ledger's state to know their keys: see [`crate::verify_transactions`].
 pub fn verify_block(
     block: Block,
     cert: &CommitCertificate,
@@ -127,6 +140,9 @@ fn verify_certificate(
     cert: &CommitCertificate,
     validators: &ValidatorSet,
 ) -> Result<(), CryptoError> {
+    if block.header.chain_id != *validators.chain_id() {
+        return Err(CryptoError::WrongChain);
+    }
     let hash = block_hash(&block.header);
     if cert.block_hash != hash || cert.height != block.header.height {
         return Err(CryptoError::CertificateMismatch);
@@ -141,17 +157,14 @@ fn verify_certificate(
     let mut seen = vec![false; validators.validators().len()];
     let mut power = 0u64;
     let mut batch = Vec::with_capacity(cert.signatures.len());
-    for (index, signature) in cert.signatures.iter() {
-        let validator = validators
-            .get(*index)
-            .ok_or(CryptoError::BadSigner(index.0))?;
-        let slot = &mut seen[usize::from(index.0)];
-        if *slot {
-            return Err(CryptoError::BadSigner(index.0));
+    for (id, signature) in cert.signatures.iter() {
+        let (position, validator) = validators.get(id).ok_or(CryptoError::UnknownSigner(*id))?;
+        if std::mem::replace(&mut seen[position], true) {
+            return Err(CryptoError::RepeatedSigner(*id));
         }
-        *slot = true;
+        // Distinct members of a set whose total fits in a u64: no overflow.
         power += validator.power;
-        batch.push((validator.key, message.clone(), *signature));
+        batch.push((PublicKeyBytes(id.0), message.clone(), *signature));
     }
     if !validators.is_quorum(power) {
         return Err(CryptoError::NoQuorum {

@@ -2,7 +2,9 @@
 //! DHKEM(X25519, HKDF-SHA256) + HKDF-SHA256 + ChaCha20-Poly1305. The grant's fields are the
 //! associated data, so wrapped keys cannot be moved to another grant.
 
-use bmpls_types::AgreementKey;
+use bmpls_types::limits::MAX_WRAPPED_KEY_BYTES;
+use bmpls_types::{AgreementKey, BoundedVec, Grant};
+use borsh::BorshSerialize;
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
@@ -16,6 +18,17 @@ use crate::error::CryptoError;
 const INFO: &[u8] = b"bmpls/v1/hpke/grant-keys";
 /// Length of the encapsulated key that leads the wrapped bytes.
 const ENCAPPED_LEN: usize = 32;
+/// Tag leading the associated data of wrapped grant keys.
+const GRANT_AAD_TAG: &[u8] = b"bmpls/v1/hpke/grant-aad";
+
+// hpke 0.12 builds x25519-dalek without its `zeroize` feature, and then X25519 secrets are not
+// wiped on drop; this crate's own dependency on x25519-dalek turns the feature back on (cargo
+// unifies features), and this fails to compile if it ever stops doing so (with the feature,
+// `StaticSecret` implements `Zeroize` and wipes itself in `Drop`).
+const _: fn() = || {
+    fn wiped_on_drop<T: zeroize::Zeroize>() {}
+    wiped_on_drop::<x25519_dalek::StaticSecret>();
+};
 
 /// A carer's X25519 key-agreement secret. Wiped on drop; never printed.
 pub struct AgreementSecret(<X25519HkdfSha256 as Kem>::PrivateKey);
@@ -99,4 +112,48 @@ pub fn unwrap(
     )
     .map(Zeroizing::new)
     .map_err(|_| CryptoError::Open("grant keys"))
+}
+
+/// The associated data binding wrapped keys to their grant: a tag, then every field of the
+/// grant but the wrapped keys and the signature. Keys wrapped for one grant do not open under
+/// another patient, carer, level, window, validity or purpose.
+pub fn grant_aad(grant: &Grant) -> Vec<u8> {
+    let mut aad = GRANT_AAD_TAG.to_vec();
+    aad.push(0);
+    let fields = (
+        grant.patient,
+        grant.carer,
+        grant.level,
+        grant.data_from,
+        grant.data_to,
+        grant.valid_from_ms,
+        grant.valid_until_ms,
+        &grant.purpose,
+    );
+    fields
+        .serialize(&mut aad)
+        .expect("serialising into a Vec cannot fail");
+    aad
+}
+
+/// Wraps `key_material` to the carer's `recipient` key and stores it in `grant.wrapped_keys`,
+/// bound to the grant's other fields (set them first; sign the grant after).
+pub fn wrap_grant_keys(
+    grant: &mut Grant,
+    recipient: &AgreementKey,
+    key_material: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> Result<(), CryptoError> {
+    let wrapped = wrap(recipient, key_material, &grant_aad(grant), rng)?;
+    grant.wrapped_keys = BoundedVec::<u8, MAX_WRAPPED_KEY_BYTES>::new(wrapped)
+        .map_err(|_| CryptoError::Seal("grant keys"))?;
+    Ok(())
+}
+
+/// Opens the key material of `grant` with the carer's secret.
+pub fn unwrap_grant_keys(
+    grant: &Grant,
+    secret: &AgreementSecret,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    unwrap(secret, &grant.wrapped_keys, &grant_aad(grant))
 }

@@ -3,7 +3,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::bounded::{BoundedString, BoundedVec};
-use crate::ids::{Hash32, Height, Round, Signature, ValidatorIndex};
+use crate::ids::{BlockHash, Hash32, Height, Round, SignatureBytes, ValidatorId};
 use crate::limits::{MAX_BLOCK_TXS, MAX_CHAIN_ID_BYTES, MAX_VALIDATORS};
 use crate::tx::Transaction;
 
@@ -18,12 +18,12 @@ pub struct BlockHeader {
     pub chain_id: ChainId,
     /// Height, from 1.
     pub height: Height,
-    /// Hash of the previous block's header ([`Hash32::ZERO`] at height 1).
-    pub prev_hash: Hash32,
+    /// Hash of the previous block's header ([`BlockHash::ZERO`] at height 1).
+    pub prev_hash: BlockHash,
     /// Proposer's clock at proposal, ms since the Unix epoch.
     pub time_ms: u64,
     /// Who proposed it.
-    pub proposer: ValidatorIndex,
+    pub proposer: ValidatorId,
     /// Merkle root (RFC 6962 style) of the encoded transactions.
     pub tx_root: Hash32,
     /// Number of transactions.
@@ -47,9 +47,9 @@ pub struct CommitCertificate {
     /// Round in which it was committed.
     pub round: Round,
     /// Hash of the committed block's header.
-    pub block_hash: Hash32,
-    /// Each signer's index in the validator set and its precommit signature.
-    pub signatures: BoundedVec<(ValidatorIndex, Signature), MAX_VALIDATORS>,
+    pub block_hash: BlockHash,
+    /// Each signer and its precommit signature over [`PrecommitTarget`].
+    pub signatures: BoundedVec<(ValidatorId, SignatureBytes), MAX_VALIDATORS>,
 }
 
 /// A precommit, the vote a commit certificate collects: what each signature covers.
@@ -62,7 +62,7 @@ pub struct PrecommitTarget {
     /// Round voted in.
     pub round: Round,
     /// The block voted for.
-    pub block_hash: Hash32,
+    pub block_hash: BlockHash,
 }
 
 impl PrecommitTarget {

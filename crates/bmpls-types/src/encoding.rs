@@ -53,8 +53,8 @@ pub trait Canonical: BorshSerialize + BorshDeserialize + Sized {
     /// The canonical bytes.
     fn encode(&self) -> Vec<u8> {
         let mut out = vec![WIRE_VERSION];
-        // Writing into a Vec cannot fail.
-        self.serialize(&mut out).unwrap_or_default();
+        self.serialize(&mut out)
+            .expect("serialising into a Vec cannot fail");
         out
     }
 
@@ -89,8 +89,8 @@ macro_rules! canonical {
 canonical! {
     crate::LocationRecord => "location record", crate::limits::MAX_TX_BYTES;
     crate::Transaction => "transaction", crate::limits::MAX_TX_BYTES;
-    crate::BlockHeader => "block header", 4096;
+    crate::BlockHeader => "block header", crate::limits::MAX_HEADER_BYTES;
     crate::Block => "block", crate::limits::MAX_BLOCK_BYTES;
-    crate::CommitCertificate => "commit certificate", 16 * 1024;
-    crate::PrecommitTarget => "precommit", 4096;
+    crate::CommitCertificate => "commit certificate", crate::limits::MAX_CERTIFICATE_BYTES;
+    crate::PrecommitTarget => "precommit", crate::limits::MAX_HEADER_BYTES;
 }

@@ -31,33 +31,49 @@ byte_id!(
     PatientId, 16
 );
 byte_id!(
-    /// A carer's identifier: 16 random bytes chosen at enrolment.
+    /// A carer's identifier: 16 random bytes chosen at enrolment, like [`PatientId`]. Not the
+    /// carer's public key, so that grants and audit entries keep naming the same carer when its
+    /// identity key is replaced, and so that the identifier says nothing about the key.
     CarerId, 16
 );
 byte_id!(
+    /// A validator's identifier: its Ed25519 consensus public key. Self-certifying (a signature
+    /// names the key that checks it) and independent of the order of the validator set, so a
+    /// certificate means the same thing to every reader of any copy of the genesis file.
+    ValidatorId, 32
+);
+byte_id!(
     /// An Ed25519 public (verifying) key.
-    PublicKey, 32
+    PublicKeyBytes, 32
 );
 byte_id!(
     /// An X25519 public key, to which grant keys are wrapped with HPKE.
     AgreementKey, 32
 );
 byte_id!(
-    /// A SHA-256 digest (block hash, transaction hash, Merkle root).
+    /// A SHA-256 digest: a Merkle root or any other digest without a more specific name.
     Hash32, 32
 );
 byte_id!(
+    /// The hash of a block's header (what validators vote for and the next block links to).
+    BlockHash, 32
+);
+byte_id!(
+    /// The hash of a transaction's canonical encoding (its identity on the chain).
+    TxHash, 32
+);
+byte_id!(
     /// An Ed25519 signature.
-    Signature, 64
+    SignatureBytes, 64
 );
 
-impl Signature {
+impl SignatureBytes {
     /// The all-zero placeholder of a value not yet signed.
     pub const UNSIGNED: Self = Self([0; 64]);
 }
 
-impl Hash32 {
-    /// The all-zero hash (the `prev_hash` of the first block).
+impl BlockHash {
+    /// The all-zero hash: the `prev_hash` of the first block.
     pub const ZERO: Self = Self([0; 32]);
 }
 
@@ -97,10 +113,6 @@ number!(
 number!(
     /// Precision level, 0 being the finest.
     LevelIndex, u8
-);
-number!(
-    /// Position of a validator in the genesis validator set.
-    ValidatorIndex, u16
 );
 number!(
     /// An order-preserving ciphertext (randomised mode): compared as an integer by nodes.

@@ -19,12 +19,12 @@ pub use bounded::{BoundedString, BoundedVec, TooLong};
 pub use encoding::{Canonical, DecodeError, WIRE_VERSION};
 pub use fix::{ExactFix, Trigger};
 pub use ids::{
-    AgreementKey, CarerId, Epoch, Hash32, Height, LevelIndex, OpeCiphertext, PatientId, PublicKey,
-    Round, Seq, Signature, ValidatorIndex,
+    AgreementKey, BlockHash, CarerId, Epoch, Hash32, Height, LevelIndex, OpeCiphertext, PatientId,
+    PublicKeyBytes, Round, Seq, SignatureBytes, TxHash, ValidatorId,
 };
 pub use record::LocationRecord;
 pub use signed::Signed;
 pub use tx::{
-    Audit, EnrolCarer, EnrolPatient, Grant, QueryKind, Revoke, Role, RotateReporterKey, SetFence,
-    Transaction,
+    Audit, EnrolCarer, EnrolPatient, FenceEpoch, Grant, QueryKind, Revoke, Role, RotateReporterKey,
+    SetFence, Transaction,
 };

@@ -13,8 +13,13 @@ pub const MAX_GRANT_KEY_BYTES: usize = 12 + MAX_COVER_NODES * (5 + 32 * MAX_LEVE
 pub const MAX_WRAPPED_KEY_BYTES: usize = MAX_GRANT_KEY_BYTES + 32 + 16;
 /// A grant's purpose text, UTF-8.
 pub const MAX_PURPOSE_BYTES: usize = 200;
-/// Encrypted ranges of one fence.
-pub const MAX_FENCE_RANGES: usize = 256;
+/// Encrypted ranges of one fence in one epoch (the grid's covering cap).
+pub const MAX_FENCE_RANGES: usize = 128;
+/// Epochs one `SetFence` covers (a custodian renews fences ahead of time).
+pub const MAX_FENCE_EPOCHS: usize = 16;
+/// Encoded size of a fence's ranges at most: per epoch its number and length prefix, then two
+/// 16-byte ciphertexts per range.
+pub const MAX_FENCE_BYTES: usize = MAX_FENCE_EPOCHS * (4 + 4 + MAX_FENCE_RANGES * 32);
 /// Transactions per block.
 pub const MAX_BLOCK_TXS: usize = 10_000;
 /// Validators in a consortium.
@@ -22,13 +27,20 @@ pub const MAX_VALIDATORS: usize = 128;
 /// Chain identifier length.
 pub const MAX_CHAIN_ID_BYTES: usize = 64;
 /// Largest encoded transaction.
-pub const MAX_TX_BYTES: usize = MAX_WRAPPED_KEY_BYTES + 1024;
+pub const MAX_TX_BYTES: usize = 96 * 1024;
 /// Largest encoded block: header plus the largest transactions, bounded by a byte budget too.
 pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+/// Largest encoded block header (or precommit): chain id plus fixed-width fields.
+pub const MAX_HEADER_BYTES: usize = 512;
+/// Largest encoded commit certificate: every validator's 32-byte key and 64-byte signature.
+pub const MAX_CERTIFICATE_BYTES: usize = 64 + MAX_VALIDATORS * (32 + 64);
 /// Largest encoded value of any kind (the decoder refuses longer input outright).
 pub const MAX_ENCODED_BYTES: usize = MAX_BLOCK_BYTES;
 
-const _: () = assert!(MAX_GRANT_KEY_BYTES < MAX_TX_BYTES);
+const _: () = assert!(MAX_WRAPPED_KEY_BYTES + MAX_PURPOSE_BYTES + 1024 < MAX_TX_BYTES);
+const _: () = assert!(MAX_FENCE_BYTES + 1024 < MAX_TX_BYTES);
 const _: () = assert!(MAX_TX_BYTES < MAX_BLOCK_BYTES);
 const _: () = assert!(MAX_SEALED_BYTES + MAX_LEVELS * 16 + 200 < MAX_TX_BYTES);
-const _: () = assert!(MAX_VALIDATORS <= u16::MAX as usize);
+const _: () = assert!(1 + 4 + MAX_CHAIN_ID_BYTES + 8 + 32 + 8 + 32 + 32 + 4 <= MAX_HEADER_BYTES);
+const _: () = assert!(MAX_HEADER_BYTES + 4 + MAX_BLOCK_TXS < MAX_BLOCK_BYTES);
+const _: () = assert!(MAX_CERTIFICATE_BYTES < MAX_ENCODED_BYTES);

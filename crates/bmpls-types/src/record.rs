@@ -4,7 +4,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::bounded::BoundedVec;
-use crate::ids::{Epoch, OpeCiphertext, PatientId, Seq, Signature};
+use crate::ids::{Epoch, OpeCiphertext, PatientId, Seq, SignatureBytes};
 use crate::limits::{MAX_LEVELS, MAX_SEALED_BYTES};
 use crate::signed::Signed;
 
@@ -24,15 +24,15 @@ pub struct LocationRecord {
     /// AEAD of the exact fix under a key derived from the finest level's epoch key.
     pub sealed: BoundedVec<u8, MAX_SEALED_BYTES>,
     /// Ed25519 signature by the patient's reporter key over everything above.
-    pub sig: Signature,
+    pub sig: SignatureBytes,
 }
 
 impl Signed for LocationRecord {
     const TAG: &'static [u8] = b"bmpls/v1/sig/location-record";
-    fn signature(&self) -> &Signature {
+    fn signature(&self) -> &SignatureBytes {
         &self.sig
     }
-    fn signature_mut(&mut self) -> &mut Signature {
+    fn signature_mut(&mut self) -> &mut SignatureBytes {
         &mut self.sig
     }
 }

@@ -8,7 +8,7 @@
 use borsh::BorshSerialize;
 
 use crate::encoding::WIRE_VERSION;
-use crate::ids::Signature;
+use crate::ids::SignatureBytes;
 
 /// A value carrying an Ed25519 signature as its last field.
 pub trait Signed: BorshSerialize {
@@ -16,14 +16,14 @@ pub trait Signed: BorshSerialize {
     const TAG: &'static [u8];
 
     /// The signature field.
-    fn signature(&self) -> &Signature;
+    fn signature(&self) -> &SignatureBytes;
 
     /// The signature field, to fill in after signing.
-    fn signature_mut(&mut self) -> &mut Signature;
+    fn signature_mut(&mut self) -> &mut SignatureBytes;
 
     /// The bytes the signature covers: tag, wire version, then every field but the signature.
     fn signing_bytes(&self) -> Vec<u8> {
-        let mut body = borsh::to_vec(self).unwrap_or_default();
+        let mut body = borsh::to_vec(self).expect("serialising into a Vec cannot fail");
         debug_assert!(body.len() >= 64 && body[body.len() - 64..] == self.signature().0);
         body.truncate(body.len().saturating_sub(64));
         let mut out = Vec::with_capacity(Self::TAG.len() + 2 + body.len());

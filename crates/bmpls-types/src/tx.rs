@@ -4,10 +4,10 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::bounded::{BoundedString, BoundedVec};
 use crate::ids::{
-    AgreementKey, CarerId, Epoch, Hash32, Height, LevelIndex, OpeCiphertext, PatientId, PublicKey,
-    Seq, Signature,
+    AgreementKey, CarerId, Epoch, Height, LevelIndex, OpeCiphertext, PatientId, PublicKeyBytes,
+    Seq, SignatureBytes, TxHash, ValidatorId,
 };
-use crate::limits::{MAX_FENCE_RANGES, MAX_PURPOSE_BYTES, MAX_WRAPPED_KEY_BYTES};
+use crate::limits::{MAX_FENCE_EPOCHS, MAX_FENCE_RANGES, MAX_PURPOSE_BYTES, MAX_WRAPPED_KEY_BYTES};
 use crate::record::LocationRecord;
 use crate::signed::Signed;
 
@@ -38,17 +38,17 @@ pub struct EnrolPatient {
     /// The patient's pseudonym.
     pub patient: PatientId,
     /// Key that signs the patient's records.
-    pub reporter_key: PublicKey,
+    pub reporter_key: PublicKeyBytes,
     /// Key of the custodian who grants, revokes and sets fences.
-    pub custodian_key: PublicKey,
+    pub custodian_key: PublicKeyBytes,
     /// Precision levels the patient's records carry.
     pub level_count: u8,
     /// Length of a key epoch in milliseconds.
     pub epoch_length_ms: u64,
     /// The enrolling operator's key (must be a validator operator's).
-    pub operator: PublicKey,
-    /// Signature by `operator`.
-    pub sig: Signature,
+    pub operator: PublicKeyBytes,
+    /// SignatureBytes by `operator`.
+    pub sig: SignatureBytes,
 }
 
 /// A carer's role, for the audit trail and policy.
@@ -74,15 +74,15 @@ pub struct EnrolCarer {
     /// The carer's identifier.
     pub carer: CarerId,
     /// Key that signs the carer's queries.
-    pub identity_key: PublicKey,
+    pub identity_key: PublicKeyBytes,
     /// Key to which grants are wrapped.
     pub agreement_key: AgreementKey,
     /// The carer's role.
     pub role: Role,
     /// The enrolling operator's key.
-    pub operator: PublicKey,
-    /// Signature by `operator`.
-    pub sig: Signature,
+    pub operator: PublicKeyBytes,
+    /// SignatureBytes by `operator`.
+    pub sig: SignatureBytes,
 }
 
 /// Replacement of a patient's reporter key.
@@ -91,11 +91,11 @@ pub struct RotateReporterKey {
     /// The patient.
     pub patient: PatientId,
     /// The new reporter key.
-    pub new_reporter_key: PublicKey,
+    pub new_reporter_key: PublicKeyBytes,
     /// Records from this sequence number on must be signed with the new key.
     pub from_seq: Seq,
-    /// Signature by the patient's custodian key.
-    pub sig: Signature,
+    /// SignatureBytes by the patient's custodian key.
+    pub sig: SignatureBytes,
 }
 
 /// Access for one carer at one level over one data window, with the keys wrapped to it.
@@ -119,8 +119,8 @@ pub struct Grant {
     pub purpose: BoundedString<MAX_PURPOSE_BYTES>,
     /// HPKE-wrapped grant keys (the window's epoch-tree cover for the level and coarser ones).
     pub wrapped_keys: BoundedVec<u8, MAX_WRAPPED_KEY_BYTES>,
-    /// Signature by the patient's custodian key.
-    pub sig: Signature,
+    /// SignatureBytes by the patient's custodian key.
+    pub sig: SignatureBytes,
 }
 
 /// Revocation of a grant, named by the hash of its transaction.
@@ -129,12 +129,22 @@ pub struct Revoke {
     /// The patient.
     pub patient: PatientId,
     /// Hash of the `Grant` transaction revoked.
-    pub grant: Hash32,
-    /// Signature by the patient's custodian key.
-    pub sig: Signature,
+    pub grant: TxHash,
+    /// SignatureBytes by the patient's custodian key.
+    pub sig: SignatureBytes,
 }
 
-/// A safe zone: ciphertext ranges at one level for one epoch, tested against new records.
+/// A fence's covering for one epoch, encrypted under that epoch's key of the fence's level.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct FenceEpoch {
+    /// Epoch whose key encrypted the ranges.
+    pub epoch: Epoch,
+    /// Inclusive ciphertext ranges `(low, high)`, sorted and disjoint.
+    pub ranges: BoundedVec<(OpeCiphertext, OpeCiphertext), MAX_FENCE_RANGES>,
+}
+
+/// A safe zone: its covering at one level, encrypted for each epoch it applies to (OPE keys are
+/// per epoch, so one plaintext covering has a different ciphertext range list in every epoch).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SetFence {
     /// The patient.
@@ -143,16 +153,14 @@ pub struct SetFence {
     pub carer: CarerId,
     /// Level of the ranges.
     pub level: LevelIndex,
-    /// Epoch whose key encrypted the ranges.
-    pub epoch: Epoch,
-    /// The fence's covering as encrypted, inclusive ciphertext ranges.
-    pub ranges: BoundedVec<(OpeCiphertext, OpeCiphertext), MAX_FENCE_RANGES>,
+    /// The encrypted covering, one entry per epoch, epochs increasing.
+    pub epochs: BoundedVec<FenceEpoch, MAX_FENCE_EPOCHS>,
     /// Consecutive records needed before an `Enter`/`Exit` fires.
     pub debounce: u8,
     /// Expected reporting interval; `Missing` fires after a few intervals of silence.
     pub expected_interval_ms: u64,
     /// Signature by the patient's custodian key.
-    pub sig: Signature,
+    pub sig: SignatureBytes,
 }
 
 /// Kinds of query, for the audit trail.
@@ -171,8 +179,8 @@ pub enum QueryKind {
 /// A node's record of a query it answered.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Audit {
-    /// The answering node's key.
-    pub node: PublicKey,
+    /// The answering node.
+    pub node: ValidatorId,
     /// Who asked.
     pub carer: CarerId,
     /// About whom.
@@ -187,18 +195,18 @@ pub struct Audit {
     pub to_ms: u64,
     /// Chain height the answer was computed at.
     pub at_height: Height,
-    /// Signature by `node`.
-    pub sig: Signature,
+    /// SignatureBytes by `node`.
+    pub sig: SignatureBytes,
 }
 
 macro_rules! signed {
     ($($ty:ident => $tag:literal),* $(,)?) => {$(
         impl Signed for $ty {
             const TAG: &'static [u8] = $tag;
-            fn signature(&self) -> &Signature {
+            fn signature(&self) -> &SignatureBytes {
                 &self.sig
             }
-            fn signature_mut(&mut self) -> &mut Signature {
+            fn signature_mut(&mut self) -> &mut SignatureBytes {
                 &mut self.sig
             }
         }
@@ -213,4 +221,48 @@ signed! {
     Revoke => b"bmpls/v1/sig/revoke",
     SetFence => b"bmpls/v1/sig/set-fence",
     Audit => b"bmpls/v1/sig/audit",
+}
+
+impl Transaction {
+    /// The bytes the transaction's signature covers (see [`Signed::signing_bytes`]).
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::EnrolPatient(t) => t.signing_bytes(),
+            Self::EnrolCarer(t) => t.signing_bytes(),
+            Self::RotateReporterKey(t) => t.signing_bytes(),
+            Self::Report(t) => t.signing_bytes(),
+            Self::Grant(t) => t.signing_bytes(),
+            Self::Revoke(t) => t.signing_bytes(),
+            Self::SetFence(t) => t.signing_bytes(),
+            Self::Audit(t) => t.signing_bytes(),
+        }
+    }
+
+    /// The transaction's signature.
+    pub fn signature(&self) -> &SignatureBytes {
+        match self {
+            Self::EnrolPatient(t) => t.signature(),
+            Self::EnrolCarer(t) => t.signature(),
+            Self::RotateReporterKey(t) => t.signature(),
+            Self::Report(t) => t.signature(),
+            Self::Grant(t) => t.signature(),
+            Self::Revoke(t) => t.signature(),
+            Self::SetFence(t) => t.signature(),
+            Self::Audit(t) => t.signature(),
+        }
+    }
+
+    /// The patient the transaction concerns, if any (enrolling a carer concerns none).
+    pub fn patient(&self) -> Option<&PatientId> {
+        match self {
+            Self::EnrolPatient(t) => Some(&t.patient),
+            Self::EnrolCarer(_) => None,
+            Self::RotateReporterKey(t) => Some(&t.patient),
+            Self::Report(t) => Some(&t.patient),
+            Self::Grant(t) => Some(&t.patient),
+            Self::Revoke(t) => Some(&t.patient),
+            Self::SetFence(t) => Some(&t.patient),
+            Self::Audit(t) => Some(&t.patient),
+        }
+    }
 }

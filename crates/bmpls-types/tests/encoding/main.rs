@@ -1,10 +1,12 @@
 //! The canonical encoding: round trips, golden bytes, bounds, and total decoding.
 
+mod arb;
+
 use bmpls_types::limits::{MAX_LEVELS, MAX_SEALED_BYTES};
 use bmpls_types::{
-    Block, BlockHeader, BoundedString, BoundedVec, Canonical, CarerId, ChainId, CommitCertificate,
-    DecodeError, Epoch, Grant, Hash32, Height, LevelIndex, LocationRecord, OpeCiphertext,
-    PatientId, Round, Seq, Signature, Signed, Transaction, ValidatorIndex,
+    Block, BlockHash, BlockHeader, BoundedString, BoundedVec, Canonical, CarerId, ChainId,
+    CommitCertificate, DecodeError, Epoch, Grant, Hash32, Height, LevelIndex, LocationRecord,
+    OpeCiphertext, PatientId, Round, Seq, SignatureBytes, Signed, Transaction, ValidatorId,
 };
 use proptest::prelude::*;
 
@@ -21,7 +23,7 @@ fn record(seed: u8) -> LocationRecord {
         )
         .expect("six levels"),
         sealed: BoundedVec::new(vec![seed; 80]).expect("small"),
-        sig: Signature([0xa5; 64]),
+        sig: SignatureBytes([0xa5; 64]),
     }
 }
 
@@ -36,7 +38,7 @@ fn grant() -> Grant {
         valid_until_ms: 6,
         purpose: BoundedString::new("telecare monitoring").expect("short"),
         wrapped_keys: BoundedVec::new(vec![7; 300]).expect("small"),
-        sig: Signature([9; 64]),
+        sig: SignatureBytes([9; 64]),
     }
 }
 
@@ -45,9 +47,9 @@ fn block() -> Block {
         header: BlockHeader {
             chain_id: ChainId::new("bmpls-test").expect("short"),
             height: Height(7),
-            prev_hash: Hash32([3; 32]),
+            prev_hash: BlockHash([3; 32]),
             time_ms: 1_790_000_000_000,
-            proposer: ValidatorIndex(2),
+            proposer: ValidatorId([2; 32]),
             tx_root: Hash32([4; 32]),
             tx_count: 2,
         },
@@ -87,8 +89,9 @@ fn values_round_trip() {
     let c = CommitCertificate {
         height: Height(7),
         round: Round(1),
-        block_hash: Hash32([5; 32]),
-        signatures: BoundedVec::new(vec![(ValidatorIndex(0), Signature([1; 64]))]).expect("one"),
+        block_hash: BlockHash([5; 32]),
+        signatures: BoundedVec::new(vec![(ValidatorId([8; 32]), SignatureBytes([1; 64]))])
+            .expect("one"),
     };
     assert_eq!(CommitCertificate::decode(&c.encode()), Ok(c));
 }
@@ -153,7 +156,7 @@ fn signing_bytes_cover_everything_but_the_signature_under_a_tag() {
     let mut r = record(4);
     let before = r.signing_bytes();
     assert!(before.starts_with(LocationRecord::TAG));
-    *r.signature_mut() = Signature([0x11; 64]);
+    *r.signature_mut() = SignatureBytes([0x11; 64]);
     assert_eq!(r.signing_bytes(), before, "the signature is not covered");
     r.seq = Seq(99);
     assert_ne!(r.signing_bytes(), before, "a field is not covered");
@@ -162,34 +165,31 @@ fn signing_bytes_cover_everything_but_the_signature_under_a_tag() {
     assert_ne!(Grant::TAG, LocationRecord::TAG);
 }
 
-fn arb_record() -> impl Strategy<Value = LocationRecord> {
-    (
-        any::<[u8; 16]>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u32>(),
-        proptest::collection::vec(any::<u128>(), 0..=MAX_LEVELS),
-        proptest::collection::vec(any::<u8>(), 0..=MAX_SEALED_BYTES),
-        any::<[u8; 32]>(),
-    )
-        .prop_map(|(p, seq, t, e, cells, sealed, sig)| LocationRecord {
-            patient: PatientId(p),
-            seq: Seq(seq),
-            fix_time_ms: t,
-            epoch: Epoch(e),
-            cells: BoundedVec::new(cells.into_iter().map(OpeCiphertext).collect())
-                .expect("bounded"),
-            sealed: BoundedVec::new(sealed).expect("bounded"),
-            sig: Signature([sig, sig].concat().try_into().expect("64 bytes")),
-        })
-}
-
 proptest! {
     #[test]
-    fn records_round_trip(r in arb_record()) {
+    fn records_round_trip(r in arb::record()) {
         let bytes = r.encode();
         prop_assert_eq!(LocationRecord::decode(&bytes), Ok(r.clone()));
         prop_assert_eq!(Transaction::decode(&Transaction::Report(r.clone()).encode()), Ok(Transaction::Report(r)));
+    }
+
+    #[test]
+    fn transactions_and_blocks_round_trip(block in arb::block()) {
+        for tx in block.txs.iter() {
+            prop_assert_eq!(Transaction::decode(&tx.encode()), Ok(tx.clone()));
+        }
+        prop_assert_eq!(Block::decode(&block.encode()), Ok(block));
+    }
+
+    /// Every signed type ends with its signature, so the signed bytes are the tag, a zero, then
+    /// the encoding without its last 64 bytes: nothing but the signature is left uncovered.
+    #[test]
+    fn signatures_cover_every_other_byte(tx in arb::transaction()) {
+        let encoded = tx.encode();
+        let body = &encoded[1..];
+        let signed = tx.signing_bytes();
+        prop_assert!(signed.ends_with(&body[1..body.len() - 64]), "covers the fields");
+        prop_assert_eq!(&body[body.len() - 64..], &tx.signature().0[..]);
     }
 
     #[test]

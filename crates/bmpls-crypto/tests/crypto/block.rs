@@ -1,0 +1,233 @@
+//! Blocks: the transaction root, the commit certificate's quorum, and transaction signatures.
+
+use bmpls_crypto::hash::block_hash;
+use bmpls_crypto::{
+    CryptoError, SigningKey, Validator, ValidatorSet, merkle, precommit_bytes, verify_block,
+    verify_transactions,
+};
+use bmpls_types::{
+    Block, BlockHash, BlockHeader, BoundedVec, Canonical, ChainId, CommitCertificate, Height,
+    PrecommitTarget, Round, Transaction, ValidatorId,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::{rng, signed_record};
+
+struct Chain {
+    keys: Vec<SigningKey>,
+    reporter: SigningKey,
+    set: ValidatorSet,
+    block: Block,
+}
+
+fn chain_id() -> ChainId {
+    ChainId::new("test-chain").expect("short")
+}
+
+fn chain() -> Chain {
+    let mut r = rng();
+    let keys: Vec<SigningKey> = (0..4).map(|_| SigningKey::generate(&mut r)).collect();
+    let set = ValidatorSet::new(
+        chain_id(),
+        keys.iter()
+            .map(|k| Validator {
+                id: ValidatorId(k.public().0),
+                power: 1,
+            })
+            .collect(),
+    )
+    .expect("valid set");
+    let reporter = SigningKey::generate(&mut r);
+    let txs: Vec<Transaction> = (0..3)
+        .map(|i| {
+            let mut record = signed_record(&reporter);
+            record.seq.0 += i;
+            reporter.sign(&mut record);
+            Transaction::Report(record)
+        })
+        .collect();
+    let encoded: Vec<Vec<u8>> = txs.iter().map(Canonical::encode).collect();
+    let block = Block {
+        header: BlockHeader {
+            chain_id: chain_id(),
+            height: Height(5),
+            prev_hash: BlockHash([1; 32]),
+            time_ms: 7,
+            proposer: ValidatorId(keys[1].public().0),
+            tx_root: merkle::root(&encoded),
+            tx_count: 3,
+        },
+        txs: BoundedVec::new(txs).expect("small"),
+    };
+    Chain {
+        keys,
+        reporter,
+        set,
+        block,
+    }
+}
+
+fn id(chain: &Chain, i: usize) -> ValidatorId {
+    ValidatorId(chain.keys[i].public().0)
+}
+
+/// A certificate signed by the validators at positions `signers` of `chain.keys`.
+fn certificate(chain: &Chain, signers: &[usize]) -> CommitCertificate {
+    let hash = block_hash(&chain.block.header);
+    let message = precommit_bytes(&PrecommitTarget {
+        chain_id: chain.block.header.chain_id.clone(),
+        height: chain.block.header.height,
+        round: Round(0),
+        block_hash: hash,
+    });
+    CommitCertificate {
+        height: chain.block.header.height,
+        round: Round(0),
+        block_hash: hash,
+        signatures: BoundedVec::new(
+            signers
+                .iter()
+                .map(|&i| (id(chain, i), chain.keys[i].sign_bytes(&message)))
+                .collect(),
+        )
+        .expect("small"),
+    }
+}
+
+fn check(chain: &Chain, cert: &CommitCertificate, expected: Result<(), CryptoError>) {
+    assert_eq!(
+        verify_block(chain.block.clone(), cert, &chain.set).map(|_| ()),
+        expected
+    );
+}
+
+#[test]
+fn a_block_verifies_with_a_quorum_certificate_only() {
+    let c = chain();
+    let good = certificate(&c, &[0, 1, 3]);
+    check(&c, &good, Ok(()));
+    check(&c, &certificate(&c, &[0, 1, 2, 3]), Ok(()));
+    check(
+        &c,
+        &certificate(&c, &[0, 1]),
+        Err(CryptoError::NoQuorum { power: 2, total: 4 }),
+    );
+    check(
+        &c,
+        &certificate(&c, &[0, 1, 1]),
+        Err(CryptoError::RepeatedSigner(id(&c, 1))),
+    );
+
+    let outsider = SigningKey::generate(&mut StdRng::seed_from_u64(99));
+    let mut unknown = good.clone();
+    let mut sigs = unknown.signatures.clone().into_inner();
+    sigs[0].0 = ValidatorId(outsider.public().0);
+    unknown.signatures = BoundedVec::new(sigs).expect("small");
+    check(
+        &c,
+        &unknown,
+        Err(CryptoError::UnknownSigner(ValidatorId(outsider.public().0))),
+    );
+
+    let mut forged = good.clone();
+    let mut sigs = forged.signatures.clone().into_inner();
+    sigs[2].1.0[5] ^= 1;
+    forged.signatures = BoundedVec::new(sigs).expect("small");
+    check(&c, &forged, Err(CryptoError::BadSignature("precommit")));
+
+    let mut other_round = good.clone();
+    other_round.round = Round(1);
+    check(
+        &c,
+        &other_round,
+        Err(CryptoError::BadSignature("precommit")),
+    );
+    let mut other_height = good.clone();
+    other_height.height = Height(6);
+    check(&c, &other_height, Err(CryptoError::CertificateMismatch));
+}
+
+#[test]
+fn a_block_of_another_chain_is_refused() {
+    let mut c = chain();
+    c.block.header.chain_id = ChainId::new("other-chain").expect("short");
+    let cert = certificate(&c, &[0, 1, 2, 3]);
+    check(&c, &cert, Err(CryptoError::WrongChain));
+}
+
+#[test]
+fn a_header_that_does_not_match_the_transactions_is_refused() {
+    let mut c = chain();
+    c.block.header.tx_count = 2;
+    let cert = certificate(&c, &[0, 1, 2, 3]);
+    check(&c, &cert, Err(CryptoError::BadTxRoot));
+    let mut c = chain();
+    let mut txs = c.block.txs.clone().into_inner();
+    // A validly signed transaction that the header's root does not commit to.
+    let mut other = signed_record(&c.reporter);
+    other.seq.0 += 10;
+    c.reporter.sign(&mut other);
+    txs[1] = Transaction::Report(other);
+    c.block.txs = BoundedVec::new(txs).expect("small");
+    let cert = certificate(&c, &[0, 1, 2, 3]);
+    check(&c, &cert, Err(CryptoError::BadTxRoot));
+}
+
+#[test]
+fn any_changed_byte_of_a_committed_block_fails() {
+    let c = chain();
+    let cert = certificate(&c, &[0, 1, 2, 3]);
+    let bytes = c.block.encode();
+    for i in 1..bytes.len() {
+        for flip in [0x01u8, 0x80] {
+            let mut changed = bytes.clone();
+            changed[i] ^= flip;
+            if let Ok(decoded) = Block::decode(&changed) {
+                assert!(
+                    verify_block(decoded, &cert, &c.set).is_err(),
+                    "byte {i} flip {flip:#x} still verifies"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn transaction_signatures_are_checked_as_a_batch_and_the_bad_one_named() {
+    let c = chain();
+    let reporter = c.reporter.public();
+    let txs = c.block.txs.clone().into_inner();
+    assert_eq!(verify_transactions(&txs, |_| Some(reporter)), Ok(()));
+    assert_eq!(
+        verify_transactions(&txs, |_| Some(c.keys[0].public())),
+        Err(CryptoError::BadTransaction { index: 0 })
+    );
+    assert_eq!(
+        verify_transactions(&txs, |tx| (tx != &txs[1]).then_some(reporter)),
+        Err(CryptoError::BadTransaction { index: 1 })
+    );
+    let mut tampered = txs.clone();
+    if let Transaction::Report(record) = &mut tampered[2] {
+        record.fix_time_ms += 1;
+    }
+    assert_eq!(
+        verify_transactions(&tampered, |_| Some(reporter)),
+        Err(CryptoError::BadTransaction { index: 2 })
+    );
+}
+
+#[test]
+fn a_validator_set_refuses_repeats_zero_power_and_emptiness() {
+    let c = chain();
+    let mut repeated = c.set.validators().to_vec();
+    repeated.push(repeated[0].clone());
+    assert!(ValidatorSet::new(chain_id(), repeated).is_err());
+    let mut zero = c.set.validators().to_vec();
+    zero[0].power = 0;
+    assert!(ValidatorSet::new(chain_id(), zero).is_err());
+    assert!(ValidatorSet::new(chain_id(), Vec::new()).is_err());
+    let mut overflow = c.set.validators().to_vec();
+    overflow[0].power = u64::MAX;
+    assert!(ValidatorSet::new(chain_id(), overflow).is_err());
+}
