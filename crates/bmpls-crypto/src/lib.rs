@@ -9,13 +9,16 @@ pub mod hash;
 pub mod merkle;
 pub mod seal;
 pub mod sign;
+mod validators;
 mod verified;
 pub mod wrap;
 
 pub use error::CryptoError;
 pub use seal::SealKey;
 pub use sign::{SigningKey, verify_transactions};
+pub use validators::{Validator, ValidatorSet};
 pub use verified::{
-    Validator, ValidatorSet, Verified, precommit_bytes, verify_block, verify_record,
+    Committed, Verified, precommit_bytes, verify_block, verify_header, verify_inclusion,
+    verify_record,
 };
 pub use wrap::AgreementSecret;

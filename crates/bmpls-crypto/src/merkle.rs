@@ -1,6 +1,7 @@
 //! SHA-256 Merkle trees in the style of RFC 6962 / RFC 9162 (Certificate Transparency): leaf
 //! hashes `H(0x00 ‖ leaf)`, node hashes `H(0x01 ‖ left ‖ right)`, a tree of `n` leaves split at
 //! the largest power of two below `n`, and inclusion proofs of at most `⌈log₂ n⌉` hashes.
+//! Proofs travel in answers, so they have the canonical encoding too.
 
 use bmpls_types::Hash32;
 use sha2::{Digest, Sha256};
@@ -37,57 +38,84 @@ fn node_hash(left: &Hash32, right: &Hash32) -> Hash32 {
     Hash32(h.finalize().into())
 }
 
-/// The root of the tree over `leaves` (the hash of the empty string for no leaves).
-pub fn root<T: AsRef<[u8]>>(leaves: &[T]) -> Hash32 {
-    if leaves.is_empty() {
-        return Hash32(Sha256::digest([]).into());
-    }
-    let hashes: Vec<Hash32> = leaves.iter().map(|l| leaf_hash(l.as_ref())).collect();
-    subtree_root(&hashes)
+/// A whole tree kept level by level, so that proving every leaf of a block costs `O(n log n)`
+/// hashes rather than rebuilding subtrees for each proof. Pairing neighbours level by level and
+/// carrying an unpaired last node up unchanged builds exactly RFC 6962's tree (which splits at
+/// the largest power of two below `n`): the left part of every split is a complete subtree, so
+/// only the rightmost node of a level can lack a partner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MerkleTree {
+    /// `levels[0]` are the leaf hashes, the last level is the root alone; empty for no leaves.
+    levels: Vec<Vec<Hash32>>,
 }
 
-fn subtree_root(hashes: &[Hash32]) -> Hash32 {
-    match hashes.len() {
-        1 => hashes[0],
-        n => {
-            let k = split(n);
-            node_hash(&subtree_root(&hashes[..k]), &subtree_root(&hashes[k..]))
+impl MerkleTree {
+    /// Builds the tree over `leaves`.
+    pub fn new<T: AsRef<[u8]>>(leaves: &[T]) -> Self {
+        if leaves.is_empty() {
+            return Self { levels: Vec::new() };
+        }
+        let mut levels = vec![
+            leaves
+                .iter()
+                .map(|l| leaf_hash(l.as_ref()))
+                .collect::<Vec<_>>(),
+        ];
+        while let Some(below) = levels.last().filter(|level| level.len() > 1) {
+            let above = below
+                .chunks(2)
+                .filter_map(|pair| pair.iter().copied().reduce(|l, r| node_hash(&l, &r)))
+                .collect();
+            levels.push(above);
+        }
+        Self { levels }
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> usize {
+        self.levels.first().map_or(0, Vec::len)
+    }
+
+    /// The root (the hash of the empty string for no leaves, as RFC 6962 defines it).
+    pub fn root(&self) -> Hash32 {
+        match self.levels.last() {
+            Some(top) => top[0],
+            None => Hash32(Sha256::digest([]).into()),
         }
     }
+
+    /// The inclusion proof of leaf `index` (RFC 6962 §2.1.1 PATH, from the leaf up), or `None`
+    /// if out of range.
+    pub fn prove(&self, index: usize) -> Option<InclusionProof> {
+        if index >= self.size() {
+            return None;
+        }
+        let mut path = Vec::new();
+        let mut i = index;
+        for level in &self.levels[..self.levels.len() - 1] {
+            let sibling = i ^ 1;
+            if sibling < level.len() {
+                path.push(level[sibling]);
+            }
+            i >>= 1;
+        }
+        Some(InclusionProof {
+            index: index as u64,
+            size: self.size() as u64,
+            path: bmpls_types::BoundedVec::new(path).ok()?,
+        })
+    }
 }
 
-/// The largest power of two strictly below `n` (`n ≥ 2`).
-fn split(n: usize) -> usize {
-    1usize << (usize::BITS - 1 - (n - 1).leading_zeros())
+/// The root of the tree over `leaves` (the hash of the empty string for no leaves).
+pub fn root<T: AsRef<[u8]>>(leaves: &[T]) -> Hash32 {
+    MerkleTree::new(leaves).root()
 }
 
-/// The inclusion proof of leaf `index` (RFC 6962 §2.1.1 PATH), or `None` if out of range.
+/// The inclusion proof of leaf `index`, or `None` if out of range. To prove many leaves of one
+/// tree, build a [`MerkleTree`] once.
 pub fn prove<T: AsRef<[u8]>>(leaves: &[T], index: usize) -> Option<InclusionProof> {
-    if index >= leaves.len() {
-        return None;
-    }
-    let hashes: Vec<Hash32> = leaves.iter().map(|l| leaf_hash(l.as_ref())).collect();
-    let mut path = Vec::new();
-    collect_path(&hashes, index, &mut path);
-    Some(InclusionProof {
-        index: index as u64,
-        size: leaves.len() as u64,
-        path: bmpls_types::BoundedVec::new(path).ok()?,
-    })
-}
-
-fn collect_path(hashes: &[Hash32], index: usize, path: &mut Vec<Hash32>) {
-    if hashes.len() <= 1 {
-        return;
-    }
-    let k = split(hashes.len());
-    if index < k {
-        collect_path(&hashes[..k], index, path);
-        path.push(subtree_root(&hashes[k..]));
-    } else {
-        collect_path(&hashes[k..], index - k, path);
-        path.push(subtree_root(&hashes[..k]));
-    }
+    MerkleTree::new(leaves).prove(index)
 }
 
 /// Checks that `leaf` is at `proof.index` of the tree with `root` (RFC 9162 §2.1.3.2).
@@ -120,4 +148,9 @@ pub fn verify(root: &Hash32, leaf: &[u8], proof: &InclusionProof) -> Result<(), 
     } else {
         Err(CryptoError::BadProof)
     }
+}
+
+impl bmpls_types::Canonical for InclusionProof {
+    const NAME: &'static str = "inclusion proof";
+    const MAX_BYTES: usize = 1 + 8 + 8 + 4 + MAX_PROOF_HASHES * 32;
 }

@@ -1,16 +1,16 @@
 //! Proof types: a [`Verified<T>`] can only be made by the checks in this module, so code that
 //! forgot to verify a record or a block does not compile.
 
-use bmpls_types::limits::MAX_VALIDATORS;
 use bmpls_types::{
-    Block, Canonical, ChainId, CommitCertificate, LocationRecord, PrecommitTarget, PublicKeyBytes,
-    ValidatorId,
+    Block, BlockHeader, Canonical, CommitCertificate, Height, LocationRecord, PrecommitTarget,
+    PublicKeyBytes, Transaction,
 };
 
 use crate::error::CryptoError;
 use crate::hash::block_hash;
-use crate::merkle;
+use crate::merkle::{self, InclusionProof};
 use crate::sign::{verify, verify_batch, verify_bytes};
+use crate::validators::ValidatorSet;
 
 /// A value whose signatures and proofs were checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,76 +32,6 @@ impl<T> std::ops::Deref for Verified<T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.0
-    }
-}
-
-/// One validator: its identifier (the Ed25519 key that signs its votes) and voting power.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Validator {
-    /// Identifier and vote-signing key.
-    pub id: ValidatorId,
-    /// Voting power.
-    pub power: u64,
-}
-
-/// The validator set of a chain (from genesis), sorted by identifier for lookup.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidatorSet {
-    chain_id: ChainId,
-    validators: Vec<Validator>,
-    total_power: u64,
-}
-
-impl ValidatorSet {
-    /// Checks that the set is non-empty, within limits, has distinct identifiers and positive
-    /// powers whose sum fits in a `u64`.
-    pub fn new(chain_id: ChainId, mut validators: Vec<Validator>) -> Result<Self, CryptoError> {
-        if validators.is_empty() || validators.len() > MAX_VALIDATORS {
-            return Err(CryptoError::ValidatorSet("size"));
-        }
-        if validators.iter().any(|v| v.power == 0) {
-            return Err(CryptoError::ValidatorSet("zero voting power"));
-        }
-        validators.sort_by_key(|v| v.id);
-        if validators.windows(2).any(|w| w[0].id == w[1].id) {
-            return Err(CryptoError::ValidatorSet("repeated validator"));
-        }
-        let total_power = validators
-            .iter()
-            .try_fold(0u64, |acc, v| acc.checked_add(v.power))
-            .ok_or(CryptoError::ValidatorSet("total power overflows"))?;
-        Ok(Self {
-            chain_id,
-            validators,
-            total_power,
-        })
-    }
-
-    /// The chain this set validates.
-    pub fn chain_id(&self) -> &ChainId {
-        &self.chain_id
-    }
-
-    /// The validator with identifier `id`, and its position in [`Self::validators`].
-    pub fn get(&self, id: &ValidatorId) -> Option<(usize, &Validator)> {
-        let position = self.validators.binary_search_by(|v| v.id.cmp(id)).ok()?;
-        Some((position, &self.validators[position]))
-    }
-
-    /// The validators, sorted by identifier.
-    pub fn validators(&self) -> &[Validator] {
-        &self.validators
-    }
-
-    /// Sum of all voting power.
-    pub fn total_power(&self) -> u64 {
-        self.total_power
-    }
-
-    /// Whether `power` is more than two thirds of the total (the BFT quorum of `2f + 1` when
-    /// `n = 3f + 1` validators hold equal power).
-    pub fn is_quorum(&self, power: u64) -> bool {
-        u128::from(power) * 3 > u128::from(self.total_power) * 2
     }
 }
 
@@ -130,25 +60,87 @@ pub fn verify_block(
     {
         return Err(CryptoError::BadTxRoot);
     }
-    verify_certificate(&block, cert, validators)?;
+    verify_certificate(&block.header, cert, validators)?;
     Ok(Verified(block))
 }
 
-/// Checks the certificate of `block` (its hash, height and quorum of signatures).
+/// Checks that `header` is what `cert` commits, as [`verify_block`] does, for a reader that has
+/// the header but not the transactions (a carer checking an answer): what the header commits
+/// to is then proved transaction by transaction with [`verify_inclusion`].
+pub fn verify_header(
+    header: BlockHeader,
+    cert: &CommitCertificate,
+    validators: &ValidatorSet,
+) -> Result<Verified<BlockHeader>, CryptoError> {
+    verify_certificate(&header, cert, validators)?;
+    Ok(Verified(header))
+}
+
+/// A transaction proved to be at `position` of the committed block at `height`. Only
+/// [`verify_inclusion`] makes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed<T> {
+    height: Height,
+    position: u64,
+    value: T,
+}
+
+impl<T> Committed<T> {
+    /// Height of the block that holds it.
+    pub fn height(&self) -> Height {
+        self.height
+    }
+
+    /// Position in that block.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The value.
+    pub fn get(&self) -> &T {
+        &self.value
+    }
+
+    /// The value, owned (it stops being marked as committed).
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+/// Checks that `tx` is in the committed block of `header`: the proof is for a tree of the
+/// header's `tx_count` leaves (a proof's size is otherwise unchecked by the path alone) and
+/// leads from the transaction's canonical encoding to the header's `tx_root`.
+pub fn verify_inclusion(
+    header: &Verified<BlockHeader>,
+    tx: Transaction,
+    proof: &InclusionProof,
+) -> Result<Committed<Transaction>, CryptoError> {
+    if proof.size != u64::from(header.tx_count) {
+        return Err(CryptoError::BadProof);
+    }
+    merkle::verify(&header.tx_root, &tx.encode(), proof)?;
+    Ok(Committed {
+        height: header.height,
+        position: proof.index,
+        value: tx,
+    })
+}
+
+/// Checks the certificate of `header` (its chain, hash, height and quorum of signatures).
 fn verify_certificate(
-    block: &Block,
+    header: &BlockHeader,
     cert: &CommitCertificate,
     validators: &ValidatorSet,
 ) -> Result<(), CryptoError> {
-    if block.header.chain_id != *validators.chain_id() {
+    if header.chain_id != *validators.chain_id() {
         return Err(CryptoError::WrongChain);
     }
-    let hash = block_hash(&block.header);
-    if cert.block_hash != hash || cert.height != block.header.height {
+    let hash = block_hash(header);
+    if cert.block_hash != hash || cert.height != header.height {
         return Err(CryptoError::CertificateMismatch);
     }
     let target = PrecommitTarget {
-        chain_id: block.header.chain_id.clone(),
+        chain_id: header.chain_id.clone(),
         height: cert.height,
         round: cert.round,
         block_hash: hash,

@@ -20,8 +20,9 @@ pub enum Trigger {
     Region = 4,
 }
 
-/// One GPS fix with the device's context. Never stored or sent in the clear.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+/// One GPS fix with the device's context. Never stored or sent in the clear, and its `Debug`
+/// shows no position, so that a stray log line cannot leak one.
+#[derive(Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ExactFix {
     /// Latitude in units of 10^-7 degree (about 1 cm).
     pub lat_e7: i32,
@@ -53,5 +54,15 @@ impl ExactFix {
     /// Longitude in degrees.
     pub fn lon(&self) -> f64 {
         f64::from(self.lon_e7) / 1e7
+    }
+}
+
+impl std::fmt::Debug for ExactFix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExactFix")
+            .field("position", &"<redacted>")
+            .field("trigger", &self.trigger)
+            .field("fix_time_ms", &self.fix_time_ms)
+            .finish_non_exhaustive()
     }
 }

@@ -3,7 +3,7 @@
 use bmpls_crypto::hash::block_hash;
 use bmpls_crypto::{
     CryptoError, SigningKey, Validator, ValidatorSet, merkle, precommit_bytes, verify_block,
-    verify_transactions,
+    verify_header, verify_inclusion, verify_transactions,
 };
 use bmpls_types::{
     Block, BlockHash, BlockHeader, BoundedVec, Canonical, ChainId, CommitCertificate, Height,
@@ -230,4 +230,46 @@ fn a_validator_set_refuses_repeats_zero_power_and_emptiness() {
     let mut overflow = c.set.validators().to_vec();
     overflow[0].power = u64::MAX;
     assert!(ValidatorSet::new(chain_id(), overflow).is_err());
+}
+
+/// A carer holds the header, the certificate, one transaction and its proof.
+#[test]
+fn a_transaction_proves_its_place_in_a_committed_header() {
+    let c = chain();
+    let cert = certificate(&c, &[0, 2, 3]);
+    let header = verify_header(c.block.header.clone(), &cert, &c.set).expect("committed");
+    let tree = merkle::MerkleTree::new(
+        &c.block
+            .txs
+            .iter()
+            .map(Canonical::encode)
+            .collect::<Vec<_>>(),
+    );
+    for (index, tx) in c.block.txs.iter().enumerate() {
+        let proof = tree.prove(index).expect("in range");
+        let committed = verify_inclusion(&header, tx.clone(), &proof).expect("included");
+        assert_eq!(
+            (committed.height(), committed.position(), committed.get()),
+            (Height(5), index as u64, tx)
+        );
+        // A proof that claims a bigger tree than the header's count is refused even where
+        // its path alone would still lead to the root.
+        let mut bigger = proof.clone();
+        bigger.size += 1;
+        assert_eq!(
+            verify_inclusion(&header, tx.clone(), &bigger),
+            Err(CryptoError::BadProof)
+        );
+        let other = c.block.txs[(index + 1) % 3].clone();
+        assert_eq!(
+            verify_inclusion(&header, other, &proof),
+            Err(CryptoError::BadProof)
+        );
+    }
+    let mut altered = c.block.header.clone();
+    altered.time_ms += 1;
+    assert_eq!(
+        verify_header(altered, &cert, &c.set).map(|_| ()),
+        Err(CryptoError::CertificateMismatch)
+    );
 }

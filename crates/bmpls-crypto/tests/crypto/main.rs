@@ -6,8 +6,8 @@ mod secrecy;
 use bmpls_crypto::sign::{verify, verify_batch};
 use bmpls_crypto::{CryptoError, SigningKey, merkle, verify_record};
 use bmpls_types::{
-    BoundedVec, Canonical, Epoch, LocationRecord, OpeCiphertext, PatientId, Seq, SignatureBytes,
-    Signed,
+    BoundedVec, Canonical, Epoch, Hash32, LocationRecord, OpeCiphertext, PatientId, Seq,
+    SignatureBytes, Signed,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -80,32 +80,90 @@ fn merkle_proofs_for_every_leaf_of_every_size_up_to_300() {
         let leaves: Vec<Vec<u8>> = (0..size)
             .map(|i| format!("leaf {i}").into_bytes())
             .collect();
-        let root = merkle::root(&leaves);
-        for index in 0..size {
-            let proof = merkle::prove(&leaves, index).expect("in range");
+        let tree = merkle::MerkleTree::new(&leaves);
+        let root = tree.root();
+        assert_eq!(merkle::root(&leaves), root);
+        for (index, leaf) in leaves.iter().enumerate() {
+            let proof = tree.prove(index).expect("in range");
             assert!(
-                merkle::verify(&root, &leaves[index], &proof).is_ok(),
+                merkle::verify(&root, leaf, &proof).is_ok(),
                 "size {size} index {index}"
             );
             assert!(merkle::verify(&root, b"another leaf", &proof).is_err());
+            let with_path = |path: Vec<Hash32>| merkle::InclusionProof {
+                path: BoundedVec::new(path).expect("short"),
+                ..proof.clone()
+            };
+            let mut longer = proof.path.to_vec();
+            longer.push(root);
+            assert!(merkle::verify(&root, leaf, &with_path(longer)).is_err());
             if size > 1 {
                 let mut wrong_index = proof.clone();
                 wrong_index.index = ((index + 1) % size) as u64;
-                assert!(merkle::verify(&root, &leaves[index], &wrong_index).is_err());
-                let mut altered = proof.clone();
-                let mut path = altered.path.clone().into_inner();
-                path[0].0[0] ^= 1;
-                altered.path = BoundedVec::new(path).expect("same length");
-                assert!(merkle::verify(&root, &leaves[index], &altered).is_err());
-                let mut shorter = proof.clone();
-                let mut path = shorter.path.clone().into_inner();
-                path.pop();
-                shorter.path = BoundedVec::new(path).expect("shorter");
-                assert!(merkle::verify(&root, &leaves[index], &shorter).is_err());
+                assert!(merkle::verify(&root, leaf, &wrong_index).is_err());
+                for position in 0..proof.path.len() {
+                    let mut altered = proof.path.to_vec();
+                    altered[position].0[0] ^= 1;
+                    assert!(merkle::verify(&root, leaf, &with_path(altered)).is_err());
+                }
+                let mut shorter = proof.path.to_vec();
+                shorter.pop();
+                assert!(merkle::verify(&root, leaf, &with_path(shorter)).is_err());
             }
         }
         assert!(merkle::prove(&leaves, size).is_none());
     }
+}
+
+/// The roots of the RFC 6962 reference tree (Certificate Transparency's test data) over its
+/// first 1…8 leaves.
+#[test]
+fn merkle_roots_match_the_rfc_6962_reference_vectors() {
+    let leaves: [&[u8]; 8] = [
+        b"",
+        b"\x00",
+        b"\x10",
+        b"\x20\x21",
+        b"\x30\x31",
+        b"\x40\x41\x42\x43",
+        b"\x50\x51\x52\x53\x54\x55\x56\x57",
+        b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
+    ];
+    let roots = [
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ];
+    for (n, expected) in roots.iter().enumerate() {
+        let root = merkle::root(&leaves[..=n]);
+        let hex: String = root.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&hex, expected, "{} leaves", n + 1);
+    }
+    let empty: [&[u8]; 0] = [];
+    let hex: String = merkle::root(&empty)
+        .0
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        hex,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+}
+
+#[test]
+fn inclusion_proofs_round_trip_their_encoding() {
+    let leaves: Vec<[u8; 1]> = (0..37u8).map(|i| [i]).collect();
+    let tree = merkle::MerkleTree::new(&leaves);
+    let proof = tree.prove(20).expect("in range");
+    assert_eq!(merkle::InclusionProof::decode(&proof.encode()), Ok(proof));
+    assert!(tree.prove(37).is_none());
+    assert_eq!(tree.size(), 37);
 }
 
 #[test]

@@ -212,3 +212,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_exact_fix_prints_no_position() {
+    let fix = bmpls_types::ExactFix {
+        lat_e7: 538_008_123,
+        lon_e7: -15_491_456,
+        accuracy_cm: 500,
+        altitude_cm: 6_300,
+        speed_cm_s: 120,
+        battery_percent: 77,
+        trigger: bmpls_types::Trigger::Fall,
+        fix_time_ms: 1_790_000_000_000,
+    };
+    let printed = format!("{fix:?}");
+    assert!(!printed.contains("538008123") && !printed.contains("15491456"));
+    assert!(printed.contains("Fall"));
+    assert_eq!(
+        borsh::to_vec(&fix).expect("encodes").len(),
+        bmpls_types::ExactFix::ENCODED_LEN
+    );
+}
