@@ -192,12 +192,44 @@ proptest! {
         prop_assert_eq!(&body[body.len() - 64..], &tx.signature().0[..]);
     }
 
+    /// Random bytes, with and without a valid version byte in front, give a value or an error.
     #[test]
-    fn random_bytes_decode_or_fail_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-        let _ = LocationRecord::decode(&bytes);
-        let _ = Transaction::decode(&bytes);
-        let _ = Block::decode(&bytes);
-        let _ = CommitCertificate::decode(&bytes);
+    fn random_bytes_decode_or_fail_without_panic(
+        body in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let versioned = [&[bmpls_types::WIRE_VERSION][..], &body].concat();
+        for bytes in [&body, &versioned] {
+            let _ = LocationRecord::decode(bytes);
+            let _ = Transaction::decode(bytes);
+            let _ = Block::decode(bytes);
+            let _ = BlockHeader::decode(bytes);
+            let _ = CommitCertificate::decode(bytes);
+        }
+    }
+
+    /// Valid encodings of any transaction, cut, extended or with bytes changed, inserted or
+    /// removed, decode to nothing or to a value whose encoding is exactly those bytes.
+    #[test]
+    fn mutated_transactions_fail_or_stay_canonical(
+        tx in arb::transaction(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..4u8), 1..4),
+    ) {
+        let mut bytes = tx.encode();
+        for (at, value, kind) in edits {
+            let i = at.index(bytes.len());
+            match kind {
+                0 => bytes[i] = value,
+                1 => bytes.insert(i, value),
+                2 => { bytes.remove(i); }
+                _ => bytes.truncate(i),
+            }
+            if bytes.is_empty() {
+                break;
+            }
+        }
+        if let Ok(decoded) = Transaction::decode(&bytes) {
+            prop_assert_eq!(decoded.encode(), bytes);
+        }
     }
 
     /// Whatever decodes re-encodes to the same bytes (the encoding is canonical): valid block
@@ -232,4 +264,58 @@ fn an_exact_fix_prints_no_position() {
         borsh::to_vec(&fix).expect("encodes").len(),
         bmpls_types::ExactFix::ENCODED_LEN
     );
+}
+
+/// The largest value of each kind that the field bounds allow still fits its byte limit, so
+/// every value that can be built can also be decoded.
+#[test]
+fn the_largest_values_fit_their_byte_limits() {
+    use bmpls_types::limits::*;
+    use bmpls_types::{FenceEpoch, SetFence};
+    fn check<T: Canonical + PartialEq + std::fmt::Debug>(value: T) {
+        let bytes = value.encode();
+        assert!(
+            bytes.len() <= T::MAX_BYTES,
+            "{} is {} bytes",
+            T::NAME,
+            bytes.len()
+        );
+        assert_eq!(T::decode(&bytes), Ok(value));
+    }
+    let mut big_grant = grant();
+    big_grant.purpose = BoundedString::new("é".repeat(MAX_PURPOSE_BYTES / 2)).expect("fits");
+    big_grant.wrapped_keys = BoundedVec::new(vec![7; MAX_WRAPPED_KEY_BYTES]).expect("fits");
+    check(Transaction::Grant(big_grant));
+    let epoch = FenceEpoch {
+        epoch: Epoch(1),
+        ranges: BoundedVec::new(vec![(OpeCiphertext(1), OpeCiphertext(2)); MAX_FENCE_RANGES])
+            .expect("fits"),
+    };
+    check(Transaction::SetFence(SetFence {
+        patient: PatientId([1; 16]),
+        carer: CarerId([2; 16]),
+        level: LevelIndex(0),
+        epochs: BoundedVec::new(vec![epoch; MAX_FENCE_EPOCHS]).expect("fits"),
+        debounce: 3,
+        expected_interval_ms: 30_000,
+        sig: SignatureBytes([1; 64]),
+    }));
+    let mut big_record = record(1);
+    big_record.cells = BoundedVec::new(vec![OpeCiphertext(u128::MAX); MAX_LEVELS]).expect("fits");
+    big_record.sealed = BoundedVec::new(vec![1; MAX_SEALED_BYTES]).expect("fits");
+    check(Transaction::Report(big_record.clone()));
+    check(big_record);
+    let mut header = block().header;
+    header.chain_id = ChainId::new("c".repeat(MAX_CHAIN_ID_BYTES)).expect("fits");
+    check(header);
+    check(CommitCertificate {
+        height: Height(u64::MAX),
+        round: Round(u32::MAX),
+        block_hash: BlockHash([5; 32]),
+        signatures: BoundedVec::new(vec![
+            (ValidatorId([8; 32]), SignatureBytes([1; 64]));
+            MAX_VALIDATORS
+        ])
+        .expect("fits"),
+    });
 }
