@@ -11,6 +11,9 @@ pub enum CryptoError {
     /// Bytes that are not a valid public key.
     #[error("malformed public key")]
     BadPublicKey,
+    /// Bytes that are not a valid secret key.
+    #[error("malformed secret key")]
+    BadSecretKey,
     /// A Merkle proof that does not lead to the root.
     #[error("Merkle proof does not match the root")]
     BadProof,

@@ -12,7 +12,12 @@ use crate::merkle::{self, InclusionProof};
 use crate::sign::{verify, verify_batch, verify_bytes};
 use crate::validators::ValidatorSet;
 
-/// A value whose signatures and proofs were checked.
+/// A value whose signatures and proofs were checked. Only this crate's verifying functions make
+/// one; elsewhere the constructor is private:
+///
+/// ```compile_fail
+/// let forged: bmpls_crypto::Verified<u8> = bmpls_crypto::Verified(0);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified<T>(T);
 
@@ -156,7 +161,7 @@ fn verify_certificate(
         }
         // Distinct members of a set whose total fits in a u64: no overflow.
         power += validator.power;
-        batch.push((PublicKeyBytes(id.0), message.clone(), *signature));
+        batch.push((id.public_key(), message.clone(), *signature));
     }
     if !validators.is_quorum(power) {
         return Err(CryptoError::NoQuorum {

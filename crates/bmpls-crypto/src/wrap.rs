@@ -52,7 +52,7 @@ impl AgreementSecret {
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
         <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(bytes)
             .map(Self)
-            .map_err(|_| CryptoError::BadPublicKey)
+            .map_err(|_| CryptoError::BadSecretKey)
     }
 
     /// The secret's 32 bytes, for a keystore; wiped when dropped.

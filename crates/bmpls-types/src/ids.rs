@@ -72,6 +72,13 @@ impl SignatureBytes {
     pub const UNSIGNED: Self = Self([0; 64]);
 }
 
+impl ValidatorId {
+    /// The key that checks this validator's signatures (the identifier itself).
+    pub fn public_key(&self) -> PublicKeyBytes {
+        PublicKeyBytes(self.0)
+    }
+}
+
 impl BlockHash {
     /// The all-zero hash: the `prev_hash` of the first block.
     pub const ZERO: Self = Self([0; 32]);
