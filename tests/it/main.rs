@@ -1,2 +1,6 @@
 //! Cross-crate integration tests: one binary, one module per concern.
 #![forbid(unsafe_code)]
+
+mod crash;
+mod privacy;
+mod store;

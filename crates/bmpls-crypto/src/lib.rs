@@ -18,7 +18,7 @@ pub use seal::SealKey;
 pub use sign::{SigningKey, verify_transactions};
 pub use validators::{Validator, ValidatorSet};
 pub use verified::{
-    Committed, Verified, precommit_bytes, verify_block, verify_header, verify_inclusion,
+    Committed, Verified, certify, precommit_bytes, verify_block, verify_header, verify_inclusion,
     verify_record,
 };
 pub use wrap::AgreementSecret;

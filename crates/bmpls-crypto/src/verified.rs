@@ -186,3 +186,37 @@ pub fn precommit_bytes(target: &PrecommitTarget) -> Vec<u8> {
     out.extend_from_slice(&target.encode());
     out
 }
+
+/// Assembles the commit certificate of `block` from the precommits that `signers` make in
+/// `round`: what a validator does once it holds a quorum of them (and how tests and benches
+/// commit blocks without running consensus).
+pub fn certify(
+    block: &Block,
+    round: bmpls_types::Round,
+    signers: &[&crate::SigningKey],
+) -> CommitCertificate {
+    let hash = block_hash(&block.header);
+    let message = precommit_bytes(&bmpls_types::PrecommitTarget {
+        chain_id: block.header.chain_id.clone(),
+        height: block.header.height,
+        round,
+        block_hash: hash,
+    });
+    let signatures = signers
+        .iter()
+        .take(bmpls_types::limits::MAX_VALIDATORS)
+        .map(|key| {
+            (
+                bmpls_types::ValidatorId(key.public().0),
+                key.sign_bytes(&message),
+            )
+        })
+        .collect();
+    CommitCertificate {
+        height: block.header.height,
+        round,
+        block_hash: hash,
+        signatures: bmpls_types::BoundedVec::new(signatures)
+            .unwrap_or_else(|_| bmpls_types::BoundedVec::empty()),
+    }
+}

@@ -1,0 +1,172 @@
+//! The store under a year of one patient's fixes: apply rate, and query latency for `last` and
+//! for a 1 km² box at the neighbourhood level over a day and over a month.
+//!
+//! `cargo bench -p bmpls-benches --bench store` (BMPLS_BENCH_RECORDS=n for fewer than a
+//! million records). Records are real: built by the reporter (six randomised OPE ciphertexts,
+//! sealed fix, signature) from a random walk around a home.
+#![allow(missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use bmpls_client::{Fix, Reporter, encrypt_ranges};
+use bmpls_crypto::SigningKey;
+use bmpls_grid::{LevelSet, cover_lon_lat_box};
+use bmpls_it::{TestChain, chain_id};
+use bmpls_ope::keys::{Epoch as KeyEpoch, MasterSecret, PatientKeys};
+use bmpls_store::{EpochRanges, Store};
+use bmpls_types::{Epoch, LevelIndex, PatientId, Seq, Transaction, Trigger};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const HOME: (f64, f64) = (53.8008, -1.5491);
+const DAY_MS: u64 = 86_400_000;
+const START_MS: u64 = 20_454 * DAY_MS; // 2026-01-01
+const FIX_INTERVAL_MS: u64 = 30_000;
+const RECORDS_PER_BLOCK: usize = 1000;
+const NEIGHBOURHOOD: u8 = 2;
+
+fn main() {
+    let records: u64 = std::env::var("BMPLS_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let patient = PatientId([42; 16]);
+    let master = MasterSecret::from_bytes([7; 32]);
+    let levels = LevelSet::default_levels();
+    let mut reporter = Reporter::new(
+        patient,
+        &master,
+        SigningKey::from_seed(&[8; 32]),
+        levels.clone(),
+        DAY_MS,
+    )
+    .expect("valid reporter");
+    let mut rng = StdRng::seed_from_u64(1);
+
+    let started = Instant::now();
+    let mut position = HOME;
+    let mut heading: f64 = 0.0;
+    let mut chain = TestChain::new();
+    let mut blocks = Vec::new();
+    let mut txs = Vec::with_capacity(RECORDS_PER_BLOCK);
+    for i in 0..records {
+        if rng.gen_bool(0.3) {
+            heading += rng.gen_range(-0.6..0.6);
+            position.0 += 0.00027 * heading.cos();
+            position.1 += 0.00045 * heading.sin();
+        }
+        if (position.0 - HOME.0).abs() > 0.03 || (position.1 - HOME.1).abs() > 0.05 {
+            position = HOME;
+        }
+        let fix = Fix {
+            lat: position.0 + rng.gen_range(-0.00002..0.00002),
+            lon: position.1 + rng.gen_range(-0.00003..0.00003),
+            accuracy_m: 5.0,
+            altitude_m: 60.0,
+            speed_m_s: 1.0,
+            battery_percent: 80,
+            trigger: Trigger::Periodic,
+            fix_time_ms: START_MS + i * FIX_INTERVAL_MS,
+        };
+        let record = reporter.build(&fix, Seq(i + 1), &mut rng).expect("builds");
+        txs.push(Transaction::Report(record));
+        if txs.len() == RECORDS_PER_BLOCK || i + 1 == records {
+            blocks.push(chain.next(std::mem::take(&mut txs)));
+        }
+    }
+    println!(
+        "built {records} records in {} blocks in {:.1} s (reporter, certificates)",
+        blocks.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), &chain_id()).expect("opens");
+    let started = Instant::now();
+    for (block, cert) in &blocks {
+        store.apply_block(block, cert).expect("applies");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "apply: {:.0} records/s ({:.1} blocks/s of {RECORDS_PER_BLOCK}, each flushed)",
+        records as f64 / seconds,
+        blocks.len() as f64 / seconds
+    );
+    drop(blocks);
+
+    let mut latencies = Vec::new();
+    for _ in 0..1000 {
+        let t = Instant::now();
+        std::hint::black_box(store.last(&patient).expect("answers"));
+        latencies.push(t.elapsed());
+    }
+    report("last", &mut latencies, None);
+
+    let keys = PatientKeys::new(&master, levels.len() as u8).expect("keys");
+    let depth = levels.levels()[usize::from(NEIGHBOURHOOD)].depth;
+    let (dlat, dlon) = (0.0045, 0.0076); // ±500 m at 53.8° N
+    let cells = cover_lon_lat_box(
+        HOME.1 - dlon,
+        HOME.0 - dlat,
+        HOME.1 + dlon,
+        HOME.0 + dlat,
+        depth,
+        64,
+    )
+    .expect("covers");
+    let days = (records * FIX_INTERVAL_MS / DAY_MS).max(1);
+    for (label, span_days, queries) in [
+        ("1 km² box, one day", 1u64, 300),
+        ("1 km² box, one month", 30, 100),
+    ] {
+        let mut latencies = Vec::new();
+        let mut encrypt = Duration::ZERO;
+        let mut results = Vec::new();
+        for _ in 0..queries {
+            let first = rng.gen_range(0..days.saturating_sub(span_days).max(1));
+            let t = Instant::now();
+            let ranges: Vec<EpochRanges> = (first..first + span_days)
+                .map(|d| {
+                    let epoch = (START_MS / DAY_MS + d) as u32;
+                    let key = keys.epoch_key(NEIGHBOURHOOD, KeyEpoch(epoch)).expect("key");
+                    EpochRanges {
+                        epoch: Epoch(epoch),
+                        ranges: encrypt_ranges(&key, depth, &cells).expect("encrypts"),
+                    }
+                })
+                .collect();
+            encrypt += t.elapsed();
+            let from = START_MS + first * DAY_MS;
+            let to = from + span_days * DAY_MS - 1;
+            let t = Instant::now();
+            let (found, _) = store
+                .within(&patient, LevelIndex(NEIGHBOURHOOD), &ranges, from, to, 1000)
+                .expect("answers");
+            latencies.push(t.elapsed());
+            results.push(found.len());
+        }
+        report(label, &mut latencies, Some(&results));
+        println!(
+            "      carer-side encryption of the ranges: {:.2} ms per query (not in the latency)",
+            encrypt.as_secs_f64() * 1e3 / f64::from(queries)
+        );
+    }
+}
+
+fn report(label: &str, latencies: &mut [Duration], results: Option<&[usize]>) {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let extra = results.map_or(String::new(), |r| {
+        let mean = r.iter().sum::<usize>() as f64 / r.len() as f64;
+        format!(
+            ", {mean:.0} records per answer on average, at most {}",
+            r.iter().max().unwrap_or(&0)
+        )
+    });
+    println!(
+        "{label}: p50 {:?}, p99 {:?}, max {:?}{extra}",
+        at(0.5),
+        at(0.99),
+        latencies[latencies.len() - 1]
+    );
+}

@@ -1,0 +1,12 @@
+//! The patient's and carers' side of bmpls. The reporter turns GPS fixes into signed records
+//! that carry one randomised order-preserving ciphertext per precision level and the sealed
+//! exact fix; positions are encrypted here and never leave in the clear.
+#![forbid(unsafe_code)]
+
+mod reporter;
+
+pub use reporter::{Fix, ReportError, Reporter};
+
+mod query;
+
+pub use query::encrypt_ranges;

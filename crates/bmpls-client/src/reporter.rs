@@ -1,0 +1,185 @@
+//! The reporter: from a GPS fix and the patient's keys, the signed record — one randomised
+//! order-preserving ciphertext per precision level and the sealed exact fix. No plaintext
+//! position and no deterministic function of one leaves this module.
+
+use std::collections::HashMap;
+
+use bmpls_crypto::seal::seal_fix;
+use bmpls_crypto::{SealKey, SigningKey};
+use bmpls_grid::{CellIndex, GridError, LevelSet};
+use bmpls_ope::keys::{Epoch as KeyEpoch, KeyError, MasterSecret, PatientKeys};
+use bmpls_ope::{OpeCipher, OpeError, OpeParams};
+use bmpls_types::{
+    BoundedVec, Epoch, ExactFix, LocationRecord, OpeCiphertext, PatientId, Seq, SignatureBytes,
+    Trigger,
+};
+use rand_core::CryptoRngCore;
+
+/// One GPS fix as the device reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fix {
+    /// Latitude, degrees.
+    pub lat: f64,
+    /// Longitude, degrees.
+    pub lon: f64,
+    /// Horizontal accuracy radius, metres.
+    pub accuracy_m: f64,
+    /// Altitude, metres.
+    pub altitude_m: f64,
+    /// Ground speed, metres per second.
+    pub speed_m_s: f64,
+    /// Battery charge, percent.
+    pub battery_percent: u8,
+    /// Why the fix was taken.
+    pub trigger: Trigger,
+    /// When, ms since the Unix epoch.
+    pub fix_time_ms: u64,
+}
+
+/// Why a fix could not become a record.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The position is not a valid WGS84 point.
+    #[error("bad position: {0}")]
+    Position(#[from] GridError),
+    /// A measurement that is negative, not finite, or out of range.
+    #[error("bad {0}")]
+    Measurement(&'static str),
+    /// The fix time is beyond the last epoch.
+    #[error("fix time out of range")]
+    Time,
+    /// Key derivation failed.
+    #[error("keys: {0}")]
+    Keys(#[from] KeyError),
+    /// Encryption failed.
+    #[error("encryption: {0}")]
+    Ope(#[from] OpeError),
+    /// Sealing failed.
+    #[error("sealing: {0}")]
+    Seal(#[from] bmpls_crypto::CryptoError),
+}
+
+/// A patient's reporter: keys, levels, and the ciphers of the current epoch.
+pub struct Reporter {
+    patient: PatientId,
+    keys: PatientKeys,
+    signing: SigningKey,
+    levels: LevelSet,
+    epoch_length_ms: u64,
+    /// Ciphers of the current epoch, one per level (their memoised trees make repeat
+    /// encryptions fast); dropped when the epoch changes.
+    ciphers: HashMap<(u8, u32), OpeCipher>,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter")
+            .field("patient", &self.patient)
+            .field("levels", &self.levels.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reporter {
+    /// A reporter for `patient` with the hierarchy of `master` over `levels`.
+    pub fn new(
+        patient: PatientId,
+        master: &MasterSecret,
+        signing: SigningKey,
+        levels: LevelSet,
+        epoch_length_ms: u64,
+    ) -> Result<Self, ReportError> {
+        if epoch_length_ms == 0 {
+            return Err(ReportError::Measurement("epoch length"));
+        }
+        let keys = PatientKeys::new(master, levels.len() as u8)?;
+        Ok(Self {
+            patient,
+            keys,
+            signing,
+            levels,
+            epoch_length_ms,
+            ciphers: HashMap::new(),
+        })
+    }
+
+    /// The key epoch of a fix time.
+    pub fn epoch_of(&self, fix_time_ms: u64) -> Result<Epoch, ReportError> {
+        u32::try_from(fix_time_ms / self.epoch_length_ms)
+            .map(Epoch)
+            .map_err(|_| ReportError::Time)
+    }
+
+    /// The signed record of `fix` with sequence number `seq`.
+    pub fn build(
+        &mut self,
+        fix: &Fix,
+        seq: Seq,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<LocationRecord, ReportError> {
+        let exact = exact_fix(fix)?;
+        let epoch = self.epoch_of(fix.fix_time_ms)?;
+        let finest = CellIndex::from_lon_lat(fix.lon, fix.lat, self.levels.grid_depth())?;
+        if self.ciphers.keys().any(|&(_, e)| e != epoch.0) {
+            self.ciphers.clear();
+        }
+        let mut cells = Vec::with_capacity(self.levels.len());
+        for (index, level) in self.levels.levels().iter().enumerate() {
+            let index = index as u8;
+            let cell = finest.at_depth(level.depth)?;
+            let cipher = match self.ciphers.entry((index, epoch.0)) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let key = self.keys.epoch_key(index, KeyEpoch(epoch.0))?;
+                    let params = OpeParams::with_default_expansion(2 * level.depth)?;
+                    e.insert(OpeCipher::new(key.expose_secret(), params))
+                }
+            };
+            cells.push(OpeCiphertext(cipher.encrypt(cell.index(), rng)?));
+        }
+        let seal_key = SealKey::from_bytes(
+            *self
+                .keys
+                .epoch_key(0, KeyEpoch(epoch.0))?
+                .seal_key()
+                .expose_secret(),
+        );
+        let sealed = seal_fix(&seal_key, &exact, &self.patient, seq, epoch, rng)?;
+        let mut record = LocationRecord {
+            patient: self.patient,
+            seq,
+            fix_time_ms: fix.fix_time_ms,
+            epoch,
+            cells: BoundedVec::new(cells).map_err(|_| ReportError::Measurement("level count"))?,
+            sealed: BoundedVec::new(sealed).map_err(|_| ReportError::Measurement("sealed size"))?,
+            sig: SignatureBytes::UNSIGNED,
+        };
+        self.signing.sign(&mut record);
+        Ok(record)
+    }
+}
+
+/// The fixed-width integer form of a fix, checking every measurement.
+fn exact_fix(fix: &Fix) -> Result<ExactFix, ReportError> {
+    CellIndex::from_lon_lat(fix.lon, fix.lat, 0)?;
+    let scaled = |v: f64, factor: f64, what: &'static str, min: f64, max: f64| {
+        if v.is_finite() && (min..=max).contains(&v) {
+            Ok((v * factor).round())
+        } else {
+            Err(ReportError::Measurement(what))
+        }
+    };
+    if fix.battery_percent > 100 {
+        return Err(ReportError::Measurement("battery"));
+    }
+    Ok(ExactFix {
+        lat_e7: scaled(fix.lat, 1e7, "latitude", -90.0, 90.0)? as i32,
+        lon_e7: scaled(fix.lon, 1e7, "longitude", -180.0, 180.0)? as i32,
+        accuracy_cm: scaled(fix.accuracy_m, 100.0, "accuracy", 0.0, 4.0e7)? as u32,
+        altitude_cm: scaled(fix.altitude_m, 100.0, "altitude", -2.0e6, 2.0e6)? as i32,
+        speed_cm_s: scaled(fix.speed_m_s, 100.0, "speed", 0.0, 4.0e7)? as u32,
+        battery_percent: fix.battery_percent,
+        trigger: fix.trigger,
+        fix_time_ms: fix.fix_time_ms,
+    })
+}

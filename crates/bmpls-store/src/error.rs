@@ -1,0 +1,55 @@
+//! Errors of the store: the database failed, the data on disk is not what was written, or a
+//! caller asked for something the chain does not allow.
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error (I/O, or its own corruption detection).
+    #[error("database: {0}")]
+    Database(#[from] sled::Error),
+    /// A stored value failed its checksum or does not decode: the disk is not what was written.
+    #[error("corrupt {what} at key {key}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// The key, in hex.
+        key: String,
+    },
+    /// The directory holds a store of another schema version.
+    #[error("schema version {found} on disk, this build reads {expected}")]
+    Schema {
+        /// Version found.
+        found: u32,
+        /// Version this build writes.
+        expected: u32,
+    },
+    /// The directory holds another chain.
+    #[error("store belongs to chain {found:?}, not {expected:?}")]
+    ChainMismatch {
+        /// Chain id found.
+        found: String,
+        /// Chain id asked for.
+        expected: String,
+    },
+    /// A block that does not extend the stored tip.
+    #[error(
+        "block at height {got} does not extend the tip (expected height {expected} on the tip's hash)"
+    )]
+    NotNext {
+        /// Height the store expects next.
+        expected: u64,
+        /// Height given.
+        got: u64,
+    },
+    /// A block whose records break a patient's sequence (consensus should have refused it).
+    #[error("record {got} of a patient does not follow {last}")]
+    Sequence {
+        /// The patient's last stored sequence number.
+        last: u64,
+        /// The record's.
+        got: u64,
+    },
+    /// A query over more results than allowed, or with too many ranges.
+    #[error("query too large: {0}")]
+    QueryTooLarge(&'static str),
+}

@@ -1,0 +1,287 @@
+//! The store through its public API: applying blocks, reading them back, queries against a
+//! brute-force filter, typed errors on bad input and on corrupted data.
+
+use std::collections::BTreeMap;
+
+use bmpls_it::{DAY_MS, TestChain, chain_id, record};
+use bmpls_store::{EpochRanges, Plan, Store, StoreError};
+use bmpls_types::{
+    ChainId, Epoch, Height, LevelIndex, LocationRecord, OpeCiphertext, PatientId, Seq, Transaction,
+};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(dir.path(), &chain_id()).expect("opens")
+}
+
+/// Stores `per_patient` records for each of `patients`, `per_block` per block, fixes every
+/// 30 s over a few days; returns every record by patient.
+fn fill(
+    store: &Store,
+    patients: &[PatientId],
+    per_patient: u64,
+    per_block: usize,
+    seed: u64,
+) -> BTreeMap<PatientId, Vec<LocationRecord>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut chain = TestChain::resume(store.tip().expect("tip"));
+    let mut all: BTreeMap<PatientId, Vec<LocationRecord>> = BTreeMap::new();
+    let mut txs = Vec::new();
+    let start = 20_000 * DAY_MS;
+    for seq in 1..=per_patient {
+        for p in patients {
+            let time = start + seq * 30_000 + rng.gen_range(0..1000);
+            let r = record(*p, seq, time, &mut rng);
+            all.entry(*p).or_default().push(r.clone());
+            txs.push(Transaction::Report(r));
+            if txs.len() == per_block {
+                let (block, cert) = chain.next(std::mem::take(&mut txs));
+                store.apply_block(&block, &cert).expect("applies");
+            }
+        }
+    }
+    if !txs.is_empty() {
+        let (block, cert) = chain.next(txs);
+        store.apply_block(&block, &cert).expect("applies");
+    }
+    all
+}
+
+#[test]
+fn blocks_and_records_read_back_and_the_tip_advances() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir);
+    assert_eq!(store.tip().expect("tip").0, Height(0));
+    let patient = PatientId([1; 16]);
+    let all = fill(&store, &[patient], 25, 10, 1);
+    assert_eq!(store.tip().expect("tip").0, Height(3));
+    let block = store.block(Height(2)).expect("reads").expect("exists");
+    assert_eq!(block.txs.len(), 10);
+    assert!(store.certificate(Height(2)).expect("reads").is_some());
+    assert!(store.block(Height(4)).expect("reads").is_none());
+    let last = store.last(&patient).expect("reads").expect("exists");
+    assert_eq!(&last.record, all[&patient].last().expect("non-empty"));
+    assert_eq!(last.height, Height(3));
+    let summary = store.summary(&patient).expect("reads").expect("exists");
+    assert_eq!((summary.last_seq, summary.count), (Seq(25), 25));
+    let hash = bmpls_crypto::hash::tx_hash(&block.txs[3]);
+    assert_eq!(
+        store.tx_position(&hash).expect("reads"),
+        Some((Height(2), 3))
+    );
+    assert!(store.last(&PatientId([9; 16])).expect("reads").is_none());
+}
+
+#[test]
+fn a_block_that_does_not_extend_the_tip_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir);
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut chain = TestChain::new();
+    let (first, cert) = chain.next(vec![Transaction::Report(record(
+        PatientId([1; 16]),
+        1,
+        5,
+        &mut rng,
+    ))]);
+    store.apply_block(&first, &cert).expect("applies");
+    assert!(matches!(
+        store.apply_block(&first, &cert),
+        Err(StoreError::NotNext {
+            expected: 2,
+            got: 1
+        })
+    ));
+    let mut other = TestChain::new();
+    other.next(vec![]);
+    let (fork, fork_cert) = other.next(vec![]);
+    // Height 2, but on another parent.
+    assert!(matches!(
+        store.apply_block(&fork, &fork_cert),
+        Err(StoreError::NotNext { .. })
+    ));
+    // A record that skips a sequence number.
+    let (gap, gap_cert) = chain.next(vec![Transaction::Report(record(
+        PatientId([1; 16]),
+        3,
+        6,
+        &mut rng,
+    ))]);
+    assert!(matches!(
+        store.apply_block(&gap, &gap_cert),
+        Err(StoreError::Sequence { last: 1, got: 3 })
+    ));
+    assert_eq!(
+        store.tip().expect("tip").0,
+        Height(1),
+        "a refused block left no trace"
+    );
+}
+
+#[test]
+fn another_chain_or_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(open(&dir));
+    let other = ChainId::new("another-chain").expect("short");
+    assert!(matches!(
+        Store::open(dir.path(), &other),
+        Err(StoreError::ChainMismatch { .. })
+    ));
+    assert!(Store::open(dir.path(), &chain_id()).is_ok());
+}
+
+#[test]
+fn a_corrupted_value_is_a_typed_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let patient = PatientId([4; 16]);
+    {
+        let store = open(&dir);
+        fill(&store, &[patient], 5, 5, 3);
+    }
+    {
+        // Damage the stored record of seq 2 and the block, as a bad disk would.
+        let db = sled::open(dir.path()).expect("sled opens");
+        let tree = db.open_tree("chain").expect("tree");
+        let mut record_key = vec![b'R'];
+        record_key.extend_from_slice(&patient.0);
+        record_key.extend_from_slice(&2u64.to_be_bytes());
+        let mut value = tree
+            .get(&record_key)
+            .expect("reads")
+            .expect("exists")
+            .to_vec();
+        let middle = value.len() / 2;
+        value[middle] ^= 0xff;
+        tree.insert(&record_key, value).expect("writes");
+        let mut block_key = vec![b'B'];
+        block_key.extend_from_slice(&1u64.to_be_bytes());
+        tree.insert(&block_key, vec![1, 2, 3]).expect("writes");
+        db.flush().expect("flush");
+    }
+    let store = open(&dir);
+    assert!(matches!(
+        store.record(&patient, Seq(2)),
+        Err(StoreError::Corrupt { what: "record", .. })
+    ));
+    assert!(matches!(
+        store.block(Height(1)),
+        Err(StoreError::Corrupt { what: "block", .. })
+    ));
+    assert!(matches!(
+        store.track(&patient, 0, u64::MAX, 100),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert!(store.record(&patient, Seq(3)).expect("intact").is_some());
+}
+
+/// The brute-force answer of a `within` query.
+fn brute(
+    records: &[LocationRecord],
+    level: usize,
+    ranges: &[EpochRanges],
+    from: u64,
+    to: u64,
+) -> Vec<Seq> {
+    records
+        .iter()
+        .filter(|r| (from..=to).contains(&r.fix_time_ms))
+        .filter(|r| {
+            ranges
+                .iter()
+                .filter(|e| e.epoch == r.epoch)
+                .flat_map(|e| e.ranges.iter())
+                .any(|&(lo, hi)| lo <= r.cells[level] && r.cells[level] <= hi)
+        })
+        .map(|r| r.seq)
+        .collect()
+}
+
+#[test]
+fn queries_equal_brute_force_and_both_plans_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir);
+    let patients = [PatientId([1; 16]), PatientId([2; 16]), PatientId([3; 16])];
+    let all = fill(&store, &patients, 3000, 500, 7);
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut plans = std::collections::BTreeSet::new();
+    for case in 0..200 {
+        let patient = patients[case % 3];
+        let records = &all[&patient];
+        let first = records[0].fix_time_ms;
+        let last = records.last().expect("non-empty").fix_time_ms;
+        let from = rng.gen_range(first - 10_000..=last);
+        let to = rng.gen_range(from..=last + 10_000);
+        let track: Vec<Seq> = store
+            .track(&patient, from, to, 10_000)
+            .expect("answers")
+            .iter()
+            .map(|r| r.record.seq)
+            .collect();
+        let expected: Vec<Seq> = records
+            .iter()
+            .filter(|r| (from..=to).contains(&r.fix_time_ms))
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(track, expected);
+        let level = rng.gen_range(0..bmpls_it::LEVELS);
+        // Ranges: narrow (a few records: cell plan) or wide (most records: time plan).
+        let width: u128 = if case % 2 == 0 {
+            u128::MAX / 2000
+        } else {
+            u128::MAX / 2
+        };
+        let epochs: Vec<u32> = (from / DAY_MS..=to / DAY_MS).map(|e| e as u32).collect();
+        let ranges: Vec<EpochRanges> = epochs
+            .iter()
+            .map(|&e| EpochRanges {
+                epoch: Epoch(e),
+                ranges: (0..3)
+                    .map(|_| {
+                        let lo: u128 = rng.gen_range(0..u128::MAX - width);
+                        (OpeCiphertext(lo), OpeCiphertext(lo + width))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let (got, plan) = store
+            .within(&patient, LevelIndex(level as u8), &ranges, from, to, 10_000)
+            .expect("answers");
+        plans.insert(format!("{plan:?}"));
+        let got: Vec<Seq> = got.iter().map(|r| r.record.seq).collect();
+        assert_eq!(
+            got,
+            brute(records, level, &ranges, from, to),
+            "case {case}, plan {plan:?}"
+        );
+    }
+    assert!(
+        plans.contains(&format!("{:?}", Plan::CellIndex))
+            && plans.contains(&format!("{:?}", Plan::TimeIndex)),
+        "{plans:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Random data, random queries at random levels: the store's answers equal a filter.
+    #[test]
+    fn random_queries_equal_a_filter(seed in any::<u64>(), count in 1u64..300, level in 0usize..bmpls_it::LEVELS, a in any::<u128>(), b in any::<u128>(), from in 0u64..400, len in 0u64..400) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(&dir);
+        let patient = PatientId([7; 16]);
+        let all = fill(&store, &[patient], count, 37, seed);
+        let records = &all[&patient];
+        let base = records[0].fix_time_ms - 30_000;
+        let (from, to) = (base + from * 30_000, base + (from + len) * 30_000);
+        let (lo, hi) = (a.min(b), a.max(b));
+        let ranges: Vec<EpochRanges> = (from / DAY_MS..=to / DAY_MS)
+            .map(|e| EpochRanges { epoch: Epoch(e as u32), ranges: vec![(OpeCiphertext(lo), OpeCiphertext(hi))] })
+            .collect();
+        let (got, _) = store.within(&patient, LevelIndex(level as u8), &ranges, from, to, 10_000).expect("answers");
+        let got: Vec<Seq> = got.iter().map(|r| r.record.seq).collect();
+        prop_assert_eq!(got, brute(records, level, &ranges, from, to));
+    }
+}
