@@ -8,7 +8,7 @@
 //! | `C` | height | encoded commit certificate |
 //! | `T` | tx hash | height ‖ index in block |
 //! | `R` | patient ‖ seq | height ‖ index ‖ encoded record |
-//! | `I` | patient ‖ fix time ‖ seq | (empty): the time index |
+//! | `I` | patient ‖ fix time ‖ seq | epoch ‖ each level's ciphertext: the time index |
 //! | `L` | level ‖ patient ‖ epoch ‖ ciphertext ‖ seq | fix time: the cell index |
 //! | `P` | patient | summary: last seq, first and last fix time, count |
 //!

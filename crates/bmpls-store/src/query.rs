@@ -92,8 +92,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Records of `patient` in the window whose `level` ciphertext lies in a range of its epoch,
-    /// in sequence order, at most `limit`; and which index answered.
+    /// Records of `patient` in the window whose `level` ciphertext lies in a range of its epoch:
+    /// the earliest `limit` of them, in time order; and which index answered.
     pub fn within(
         &self,
         patient: &PatientId,
@@ -109,7 +109,7 @@ impl Store {
         }
         let in_time = self.estimate_window(patient, from_ms, to_ms)?;
         // Probe the cell index, stopping as soon as it is bigger than the time window.
-        let mut hits: Vec<Seq> = Vec::new();
+        let mut hits: Vec<(u64, Seq)> = Vec::new();
         let mut scanned = 0u64;
         let mut use_cells = true;
         'probe: for epoch in ranges {
@@ -126,7 +126,10 @@ impl Store {
                     let time = be_u64(open_value(&value, "cell index", &key)?, 0)
                         .ok_or_else(|| corrupt("cell index", &key))?;
                     if (from_ms..=to_ms).contains(&time) {
-                        hits.push(trailing_seq(&key).ok_or_else(|| corrupt("cell index", &key))?);
+                        hits.push((
+                            time,
+                            trailing_seq(&key).ok_or_else(|| corrupt("cell index", &key))?,
+                        ));
                     }
                 }
             }
@@ -137,28 +140,37 @@ impl Store {
             hits.truncate(limit);
             let records = hits
                 .into_iter()
-                .map(|seq| self.must_record(patient, seq))
+                .map(|(_, seq)| self.must_record(patient, seq))
                 .collect::<Result<_, _>>()?;
             return Ok((records, Plan::CellIndex));
         }
         let mut out = Vec::new();
-        for seq in self.time_scan(patient, from_ms, to_ms) {
-            let stored = self.must_record(patient, seq?)?;
-            let record = &stored.record;
-            let Some(cell) = record.cells.get(usize::from(level.0)) else {
+        let offset = 4 + 16 * usize::from(level.0);
+        let start = layout::time_key(patient, from_ms, Seq(0));
+        let end = layout::time_key(patient, to_ms, Seq(u64::MAX));
+        for item in self.tree.range(start..=end) {
+            if out.len() == limit {
+                break;
+            }
+            let (key, value) = item?;
+            let entry = open_value(&value, "time index", &key)?;
+            let epoch = layout::be_u32(entry, 0).ok_or_else(|| corrupt("time index", &key))?;
+            let Some(cell) = entry.get(offset..offset + 16) else {
                 continue;
             };
+            let cell = OpeCiphertext(u128::from_be_bytes(
+                cell.try_into().map_err(|_| corrupt("time index", &key))?,
+            ));
             let inside = ranges
                 .iter()
-                .filter(|e| e.epoch == record.epoch)
+                .filter(|e| e.epoch.0 == epoch)
                 .flat_map(|e| e.ranges.iter())
-                .any(|&(low, high)| low <= *cell && *cell <= high);
+                .any(|&(low, high)| low <= cell && cell <= high);
             if inside {
-                out.push(stored);
+                let seq = trailing_seq(&key).ok_or_else(|| corrupt("time index", &key))?;
+                out.push(self.must_record(patient, seq)?);
             }
         }
-        out.sort_by_key(|r| r.record.seq);
-        out.truncate(limit);
         Ok((out, Plan::TimeIndex))
     }
 

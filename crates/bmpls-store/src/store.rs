@@ -84,7 +84,11 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir` for `chain_id`; refuses another chain or schema.
     pub fn open(dir: &Path, chain_id: &ChainId) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()?;
         let tree = db.open_tree("chain")?;
         let store = Self {
             db,
@@ -226,9 +230,15 @@ impl Store {
         let mut value = position.to_vec();
         value.extend_from_slice(&record.encode());
         batch.insert(record_key(&record.patient, record.seq), seal_value(&value));
+        // The time index carries the epoch and every level's ciphertext, so an area query
+        // planned on time filters without fetching records that do not match.
+        let mut cells = record.epoch.0.to_be_bytes().to_vec();
+        for cell in record.cells.iter() {
+            cells.extend_from_slice(&cell.0.to_be_bytes());
+        }
         batch.insert(
             time_key(&record.patient, record.fix_time_ms, record.seq),
-            seal_value(&[]),
+            seal_value(&cells),
         );
         for (level, cell) in record.cells.iter().enumerate() {
             batch.insert(
