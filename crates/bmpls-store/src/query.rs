@@ -14,6 +14,9 @@ pub const MAX_RESULTS: usize = 10_000;
 /// Most ciphertext ranges in one `within` query (over all epochs).
 pub const MAX_RANGES: usize = 4096;
 
+/// Cell-index entries probed per requested result before the time index is preferred.
+const PROBE_PER_RESULT: u64 = 4;
+
 /// Encrypted ranges of one key epoch: inclusive `(low, high)` ciphertext bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EpochRanges {
@@ -107,8 +110,11 @@ impl Store {
         if ranges.iter().map(|e| e.ranges.len()).sum::<usize>() > MAX_RANGES {
             return Err(StoreError::QueryTooLarge("too many ranges"));
         }
+        // The time plan reads the window in time order and stops after `limit` matches; the cell
+        // plan must read every hit to find the earliest. Probe the cell index, and give up on it
+        // once it holds more entries than the window, or than a few times the limit.
         let in_time = self.estimate_window(patient, from_ms, to_ms)?;
-        // Probe the cell index, stopping as soon as it is bigger than the time window.
+        let budget = in_time.min(PROBE_PER_RESULT * limit.max(1) as u64);
         let mut hits: Vec<(u64, Seq)> = Vec::new();
         let mut scanned = 0u64;
         let mut use_cells = true;
@@ -119,7 +125,7 @@ impl Store {
                 for item in self.tree.range(start..=end) {
                     let (key, value) = item?;
                     scanned += 1;
-                    if scanned > in_time {
+                    if scanned > budget {
                         use_cells = false;
                         break 'probe;
                     }

@@ -16,6 +16,9 @@ use crate::layout::{
     record_key, seal_value, time_key,
 };
 
+/// sled's page cache: indexes of a large caseload should stay in memory on a validator.
+const CACHE_BYTES: u64 = 4 << 30;
+
 /// Version of the on-disk layout this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -87,6 +90,7 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
             .flush_every_ms(None)
             .open()?;
         let tree = db.open_tree("chain")?;
