@@ -89,7 +89,6 @@ impl Store {
     pub fn open(dir: &Path, chain_id: &ChainId) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
-            .mode(sled::Mode::HighThroughput)
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(None)
             .open()?;
