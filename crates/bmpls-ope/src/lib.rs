@@ -13,7 +13,9 @@
 //!   approximate cell of about the square root of the level's resolution);
 //! * **equality, in deterministic mode only** — [`OpeCipher::encrypt`] (randomised mode, the one
 //!   records use) gives every encryption an independent uniform point of the plaintext's bucket,
-//!   so the same place reported twice gives unrelated ciphertexts.
+//!   so the same place reported twice gives different ciphertexts. They are still two points of
+//!   one bucket, a small interval, so they share their high-order bits, much as ciphertexts of
+//!   neighbouring plaintexts do: closeness of ciphertexts still says closeness of plaintexts.
 //!
 //! Ciphertexts of different patients, levels or epochs are under independent keys and cannot be
 //! compared. Keys of coarser levels derive from finer ones, never the reverse (see [`keys`]).
