@@ -29,8 +29,9 @@ pub const MIN_EXPANSION_BITS: u8 = 32;
 /// Default gap between range and domain bits: buckets of about 2^64 points, far beyond any
 /// chance of two randomised ciphertexts colliding.
 pub const DEFAULT_EXPANSION_BITS: u8 = 64;
-/// Largest ciphertext range, in bits: ciphertexts are `u128` and range arithmetic needs `2^r`.
-pub const MAX_RANGE_BITS: u8 = 127;
+/// Largest ciphertext range, in bits: the largest domain plus the default expansion. It leaves
+/// room in one AES block for a tree node's name and a coin counter (see the `prf` module).
+pub const MAX_RANGE_BITS: u8 = 116;
 /// Default number of tree levels whose splits are memoised per cipher (`2^(d+1)` words).
 pub const DEFAULT_CACHE_DEPTH: u8 = 14;
 /// Largest cache depth accepted (`2^21` words, 16 MiB).

@@ -9,11 +9,12 @@
 //! to a constant-time bitsliced implementation elsewhere.
 //!
 //! Construction: three AES-256 keys are derived from the OPE key. A node at depth `t` whose
-//! range starts at `range_lo` is named by the block `2^t | path` (`path` = the top `t` bits of
-//! `range_lo`, so the name is injective for `t ≤ 127`); its seed is `AES_{k_p}(name)` under a
-//! key per purpose `p` (split or leaf), and its coins are `AES_{k_s}(seed ⊕ i)`, `i = 0, 1, …`.
-//! Seeds are pseudorandom and distinct nodes' counter blocks collide only with probability
-//! about `blocks² / 2^128`.
+//! range starts at `range_lo` is named by `2^t | path` (`path` = the top `t` bits of
+//! `range_lo`), at most 117 bits because ranges have at most 116 bits. Coin block `i < 1024` of
+//! the node is `AES_{k_d}(purpose ‖ i ‖ name)` — one AES call per block, distinct inputs for
+//! distinct (purpose, node, i), so the blocks are outputs of a PRF on distinct points. The rare
+//! node that needs more (only the exact fallback ever might) continues with
+//! `AES_{k_s}(seed ⊕ (i − 1024))`, `seed = AES_{k_o}(purpose ‖ name)`.
 
 use aes::Aes256;
 use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
@@ -33,8 +34,8 @@ pub(crate) enum Purpose {
 /// The keyed pseudorandom function behind every coin of one OPE key.
 #[derive(Clone)]
 pub(crate) struct CoinPrf {
-    /// Seed keys, indexed by [`Purpose`] − 1.
-    seeds: [Aes256; 2],
+    direct: Aes256,
+    overflow_seed: Aes256,
     stream: Aes256,
     range_bits: u8,
 }
@@ -47,6 +48,21 @@ impl std::fmt::Debug for CoinPrf {
 
 /// Domain-separation label of the AES key derivation.
 const AES_KEY_LABEL: &[u8] = b"bmpls/v1/ope/coin-prf";
+/// Bits of a node name: ranges have at most 116 bits, so depth ≤ 116 and `2^depth | path`
+/// fits in 117 bits.
+const NAME_BITS: u32 = 117;
+/// Bits of the block counter inside the direct input block.
+const COUNTER_BITS: u32 = 10;
+/// Coin blocks per node computed directly; later ones come from the overflow stream.
+const DIRECT_BLOCKS: u128 = 1 << COUNTER_BITS;
+const _: () = assert!(1 + COUNTER_BITS + NAME_BITS == 128);
+const _: () = assert!((crate::cipher::MAX_RANGE_BITS as u32) < NAME_BITS);
+
+fn encrypt(aes: &Aes256, block: u128) -> u128 {
+    let mut b = GenericArray::from(block.to_be_bytes());
+    aes.encrypt_block(&mut b);
+    u128::from_be_bytes(b.into())
+}
 
 impl CoinPrf {
     /// Derives the AES keys from the 32-byte OPE key, bound to the domain and range sizes so
@@ -61,8 +77,9 @@ impl CoinPrf {
             Aes256::new(GenericArray::from_slice(okm.as_slice()))
         };
         Self {
-            seeds: [derive(1), derive(2)],
-            stream: derive(0),
+            direct: derive(0),
+            overflow_seed: derive(1),
+            stream: derive(2),
             range_bits,
         }
     }
@@ -73,12 +90,12 @@ impl CoinPrf {
             .checked_shr(u32::from(self.range_bits - depth))
             .unwrap_or(0);
         let name = (1u128 << depth) | path;
-        let mut block = GenericArray::from(name.to_be_bytes());
-        self.seeds[purpose as usize - 1].encrypt_block(&mut block);
+        let purpose_bit = u128::from(purpose == Purpose::Leaf) << 127;
         Coins {
             prf: self,
-            seed: u128::from_be_bytes(block.into()),
+            name: purpose_bit | name,
             counter: 0,
+            seed: None,
             bits: 0,
             bits_left: 0,
         }
@@ -88,8 +105,11 @@ impl CoinPrf {
 /// A lazily generated stream of uniform coins for one node.
 pub(crate) struct Coins<'a> {
     prf: &'a CoinPrf,
-    seed: u128,
+    /// Purpose bit and node name: the input block without its counter.
+    name: u128,
     counter: u128,
+    /// Seed of the overflow stream, made on first need.
+    seed: Option<u128>,
     /// Buffered bits for single-bit draws, consumed from the top.
     bits: u128,
     bits_left: u32,
@@ -98,10 +118,15 @@ pub(crate) struct Coins<'a> {
 impl Coins<'_> {
     /// The next 128 uniform bits.
     pub(crate) fn next_u128(&mut self) -> u128 {
-        let mut block = GenericArray::from((self.seed ^ self.counter).to_be_bytes());
-        self.prf.stream.encrypt_block(&mut block);
+        let i = self.counter;
         self.counter += 1;
-        u128::from_be_bytes(block.into())
+        if i < DIRECT_BLOCKS {
+            return encrypt(&self.prf.direct, self.name | (i << NAME_BITS));
+        }
+        let seed = *self
+            .seed
+            .get_or_insert_with(|| encrypt(&self.prf.overflow_seed, self.name));
+        encrypt(&self.prf.stream, seed ^ (i - DIRECT_BLOCKS))
     }
 
     /// Counts the ones among the next `bits` uniform bits. Blocks are generated in batches,
@@ -115,11 +140,18 @@ impl Coins<'_> {
             let blocks = usize::try_from(left.div_ceil(128))
                 .unwrap_or(BATCH)
                 .min(BATCH);
-            for block in batch.iter_mut().take(blocks) {
-                *block = GenericArray::from((self.seed ^ self.counter).to_be_bytes());
-                self.counter += 1;
+            if self.counter + blocks as u128 <= DIRECT_BLOCKS {
+                for block in batch.iter_mut().take(blocks) {
+                    *block =
+                        GenericArray::from((self.name | (self.counter << NAME_BITS)).to_be_bytes());
+                    self.counter += 1;
+                }
+                self.prf.direct.encrypt_blocks(&mut batch[..blocks]);
+            } else {
+                for block in batch.iter_mut().take(blocks) {
+                    *block = GenericArray::from(self.next_u128().to_be_bytes());
+                }
             }
-            self.prf.stream.encrypt_blocks(&mut batch[..blocks]);
             for block in &batch[..blocks] {
                 let word = u128::from_be_bytes((*block).into());
                 let take = left.min(128);
@@ -170,5 +202,26 @@ impl Coins<'_> {
                 return x;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past the directly computed blocks the stream goes on, distinct, and batched bit counts
+    /// equal the counts of the same blocks drawn one by one (on both sides of the switch).
+    #[test]
+    fn long_streams_continue_consistently() {
+        let prf = CoinPrf::new(&[5u8; 32], 40, 104);
+        let mut one_by_one = prf.coins(Purpose::Split, 3, 5u128 << 101);
+        let blocks: Vec<u128> = (0..1100).map(|_| one_by_one.next_u128()).collect();
+        let distinct: std::collections::BTreeSet<_> = blocks.iter().collect();
+        assert_eq!(distinct.len(), blocks.len());
+        let mut batched = prf.coins(Purpose::Split, 3, 5u128 << 101);
+        let expected: u64 = blocks.iter().map(|b| u64::from(b.count_ones())).sum();
+        assert_eq!(batched.count_ones(1100 * 128), expected);
+        let mut leaf = prf.coins(Purpose::Leaf, 3, 5u128 << 101);
+        assert_ne!(leaf.next_u128(), blocks[0], "purposes share coins");
     }
 }
