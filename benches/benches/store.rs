@@ -43,56 +43,62 @@ fn main() {
     .expect("valid reporter");
     let mut rng = StdRng::seed_from_u64(1);
 
-    let started = Instant::now();
-    let mut position = HOME;
-    let mut heading: f64 = 0.0;
-    let mut chain = TestChain::new();
-    let mut blocks = Vec::new();
-    let mut txs = Vec::with_capacity(RECORDS_PER_BLOCK);
-    for i in 0..records {
-        if rng.gen_bool(0.3) {
-            heading += rng.gen_range(-0.6..0.6);
-            position.0 += 0.00027 * heading.cos();
-            position.1 += 0.00045 * heading.sin();
+    // BMPLS_BENCH_STORE_DIR keeps the store: a second run with the same directory skips
+    // building and applying and measures the queries only.
+    let kept = std::env::var_os("BMPLS_BENCH_STORE_DIR").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let store = Store::open(&dir, &chain_id()).expect("opens");
+    if store.tip().expect("tip").0.0 == 0 {
+        let started = Instant::now();
+        let mut position = HOME;
+        let mut heading: f64 = 0.0;
+        let mut chain = TestChain::new();
+        let mut blocks = Vec::new();
+        let mut txs = Vec::with_capacity(RECORDS_PER_BLOCK);
+        for i in 0..records {
+            if rng.gen_bool(0.3) {
+                heading += rng.gen_range(-0.6..0.6);
+                position.0 += 0.00027 * heading.cos();
+                position.1 += 0.00045 * heading.sin();
+            }
+            if (position.0 - HOME.0).abs() > 0.03 || (position.1 - HOME.1).abs() > 0.05 {
+                position = HOME;
+            }
+            let fix = Fix {
+                lat: position.0 + rng.gen_range(-0.00002..0.00002),
+                lon: position.1 + rng.gen_range(-0.00003..0.00003),
+                accuracy_m: 5.0,
+                altitude_m: 60.0,
+                speed_m_s: 1.0,
+                battery_percent: 80,
+                trigger: Trigger::Periodic,
+                fix_time_ms: START_MS + i * FIX_INTERVAL_MS,
+            };
+            let record = reporter.build(&fix, Seq(i + 1), &mut rng).expect("builds");
+            txs.push(Transaction::Report(record));
+            if txs.len() == RECORDS_PER_BLOCK || i + 1 == records {
+                blocks.push(chain.next(std::mem::take(&mut txs)));
+            }
         }
-        if (position.0 - HOME.0).abs() > 0.03 || (position.1 - HOME.1).abs() > 0.05 {
-            position = HOME;
-        }
-        let fix = Fix {
-            lat: position.0 + rng.gen_range(-0.00002..0.00002),
-            lon: position.1 + rng.gen_range(-0.00003..0.00003),
-            accuracy_m: 5.0,
-            altitude_m: 60.0,
-            speed_m_s: 1.0,
-            battery_percent: 80,
-            trigger: Trigger::Periodic,
-            fix_time_ms: START_MS + i * FIX_INTERVAL_MS,
-        };
-        let record = reporter.build(&fix, Seq(i + 1), &mut rng).expect("builds");
-        txs.push(Transaction::Report(record));
-        if txs.len() == RECORDS_PER_BLOCK || i + 1 == records {
-            blocks.push(chain.next(std::mem::take(&mut txs)));
-        }
-    }
-    println!(
-        "built {records} records in {} blocks in {:.1} s (reporter, certificates)",
-        blocks.len(),
-        started.elapsed().as_secs_f64()
-    );
+        println!(
+            "built {records} records in {} blocks in {:.1} s (reporter, certificates)",
+            blocks.len(),
+            started.elapsed().as_secs_f64()
+        );
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path(), &chain_id()).expect("opens");
-    let started = Instant::now();
-    for (block, cert) in &blocks {
-        store.apply_block(block, cert).expect("applies");
+        let started = Instant::now();
+        for (block, cert) in &blocks {
+            store.apply_block(block, cert).expect("applies");
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "apply: {:.0} records/s ({:.1} blocks/s of {RECORDS_PER_BLOCK}, each flushed)",
+            records as f64 / seconds,
+            blocks.len() as f64 / seconds
+        );
+        drop(blocks);
     }
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "apply: {:.0} records/s ({:.1} blocks/s of {RECORDS_PER_BLOCK}, each flushed)",
-        records as f64 / seconds,
-        blocks.len() as f64 / seconds
-    );
-    drop(blocks);
 
     let mut latencies = Vec::new();
     for _ in 0..1000 {
