@@ -107,6 +107,13 @@ pub(crate) fn check_depth(depth: u8) -> Result<(), GridError> {
     Ok(())
 }
 
+/// Checks that `(lon, lat)` is a finite point of the WGS84 ranges.
+pub(crate) fn check_point(lon: f64, lat: f64) -> Result<(), GridError> {
+    quantise(lon, 180.0, 0, "longitude")?;
+    quantise(lat, 90.0, 0, "latitude")?;
+    Ok(())
+}
+
 /// `⌊(v + half) · 2^depth / (2·half)⌋`, clamped so that `v = +half` falls in the last cell.
 fn quantise(v: f64, half: f64, depth: u8, axis: &'static str) -> Result<u64, GridError> {
     if !v.is_finite() {

@@ -9,19 +9,14 @@
 //! result is coarsened to at most `max_ranges` ranges by filling the smallest gaps.
 
 use geo::algorithm::Validation;
-use geo::{Contains, Intersects, Polygon, Rect, coord};
+use geo::{Area, Contains, Intersects, Polygon, Rect, coord};
 
-use crate::cell::{CellIndex, check_depth};
+use crate::cell::{CellIndex, check_depth, check_point};
+use crate::circle::Circle;
 use crate::error::GridError;
 
-/// Mean Earth radius (IUGG), metres.
-pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
-/// Largest circle radius: a quarter of the Earth's circumference.
-pub const MAX_RADIUS_M: f64 = 10_000_000.0;
 /// Boundary nodes examined before the rest are emitted whole (a superset, never a miss).
 pub const MAX_VISITED_NODES: usize = 1 << 18;
-/// Angular slack, in radians (≈ 6 mm), that makes circle tests err toward including a cell.
-const CIRCLE_SLACK_RAD: f64 = 1e-9;
 
 /// An inclusive range `[first, last]` of Hilbert indices at one depth.
 pub type IndexRange = (u64, u64);
@@ -76,7 +71,7 @@ pub fn cover_lon_lat_box(
 }
 
 /// The cells at `depth` within `radius_m` metres (great-circle distance on a sphere) of the
-/// centre `(lon, lat)`.
+/// centre `(lon, lat)`: [`cover_cap`] of [`Circle::new`].
 pub fn cover_circle(
     lon: f64,
     lat: f64,
@@ -84,19 +79,19 @@ pub fn cover_circle(
     depth: u8,
     max_ranges: usize,
 ) -> Result<Vec<IndexRange>, GridError> {
-    check_point(lon, lat)?;
-    if !(radius_m > 0.0 && radius_m <= MAX_RADIUS_M) {
-        return Err(GridError::Radius(radius_m));
-    }
-    cover(
-        &Circle {
-            lon: lon.to_radians(),
-            lat: lat.to_radians(),
-            radius: radius_m / EARTH_RADIUS_M,
-        },
-        depth,
-        max_ranges,
-    )
+    cover_cap(&Circle::new(lon, lat, radius_m)?, depth, max_ranges)
+}
+
+/// The cells at `depth` that `circle` touches ([`Circle::touches`]: edges count, with a few
+/// millimetres of slack toward inclusion). No bounding box is needed: the descent from the
+/// whole world measures the exact distance to each quadtree node, so circles around a pole or
+/// across the antimeridian come out right.
+pub fn cover_cap(
+    circle: &Circle,
+    depth: u8,
+    max_ranges: usize,
+) -> Result<Vec<IndexRange>, GridError> {
+    cover(circle, depth, max_ranges)
 }
 
 /// The cells at `depth` touching `polygon`, whose edges are straight lines in longitude and
@@ -122,11 +117,11 @@ pub fn cover_polygon(
     polygon
         .check_validation()
         .map_err(|e| GridError::Polygon(e.to_string()))?;
+    // geo's validation accepts a ring that folds back on itself along one line.
+    if polygon.unsigned_area() == 0.0 {
+        return Err(GridError::Polygon("zero area".into()));
+    }
     cover(&PolygonShape(polygon), depth, max_ranges)
-}
-
-fn check_point(lon: f64, lat: f64) -> Result<(), GridError> {
-    CellIndex::from_lon_lat(lon, lat, 0).map(|_| ())
 }
 
 fn cover(shape: &dyn Shape, depth: u8, max_ranges: usize) -> Result<Vec<IndexRange>, GridError> {
@@ -242,72 +237,11 @@ impl Shape for PolygonShape<'_> {
     }
 }
 
-/// A spherical cap, angles in radians.
-struct Circle {
-    lon: f64,
-    lat: f64,
-    radius: f64,
-}
-
-impl Circle {
-    /// Cosine of the angular distance to `(lon, lat)` in radians.
-    fn cos_distance(&self, lon: f64, lat: f64) -> f64 {
-        self.lat.sin() * lat.sin() + self.lat.cos() * lat.cos() * (lon - self.lon).cos()
-    }
-
-    /// Longitude offset from the centre, wrapped to [−π, π].
-    fn offset(&self, lon: f64) -> f64 {
-        let d = (lon - self.lon).rem_euclid(std::f64::consts::TAU);
-        if d > std::f64::consts::PI {
-            d - std::f64::consts::TAU
-        } else {
-            d
-        }
-    }
-
-    /// The exact smallest angular distance to a longitude/latitude box: the nearest meridian of
-    /// the box (distance grows with the longitude offset at every latitude), then the best
-    /// latitude on it, where `cos d = A sin φ + B cos φ` peaks at `φ₀ = atan2(A, B)`.
-    fn min_distance(&self, west: f64, south: f64, east: f64, north: f64) -> f64 {
-        // Cells never cross the antimeridian, so `west ≤ east` and containment is a comparison.
-        let nearest = if (west..=east).contains(&self.lon) {
-            self.lon
-        } else if self.offset(west).abs() <= self.offset(east).abs() {
-            west
-        } else {
-            east
-        };
-        let a = self.lat.sin();
-        let b = self.lat.cos() * (nearest - self.lon).cos();
-        let peak = a.atan2(b);
-        let mut best = self
-            .cos_distance(nearest, south)
-            .max(self.cos_distance(nearest, north));
-        if (south..=north).contains(&peak) {
-            best = best.max(self.cos_distance(nearest, peak));
-        }
-        best.clamp(-1.0, 1.0).acos()
-    }
-}
-
 impl Shape for Circle {
     fn relation(&self, cell: &Rect<f64>) -> Relation {
-        let (west, south) = (cell.min().x.to_radians(), cell.min().y.to_radians());
-        let (east, north) = (cell.max().x.to_radians(), cell.max().y.to_radians());
-        if self.min_distance(west, south, east, north) > self.radius + CIRCLE_SLACK_RAD {
-            return Relation::Disjoint;
-        }
-        // Inside iff the farthest point is within the radius. With every longitude of the box
-        // within 90° of the centre the farthest point is a corner.
-        let near_half = self.offset(west).abs() < std::f64::consts::FRAC_PI_2
-            && self.offset(east).abs() < std::f64::consts::FRAC_PI_2
-            && (east - west) < std::f64::consts::PI;
-        let corners_inside = [(west, south), (west, north), (east, south), (east, north)]
-            .iter()
-            .all(|&(lon, lat)| {
-                self.cos_distance(lon, lat).clamp(-1.0, 1.0).acos() < self.radius - CIRCLE_SLACK_RAD
-            });
-        if near_half && corners_inside {
+        if !self.touches(cell) {
+            Relation::Disjoint
+        } else if self.contains_rect(cell) {
             Relation::Inside
         } else {
             Relation::Boundary

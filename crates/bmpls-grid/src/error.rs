@@ -32,7 +32,7 @@ pub enum GridError {
         depth: u8,
     },
     /// A circle with a negative, NaN or planet-sized radius.
-    #[error("radius {0} m is not in (0, {max}]", max = crate::cover::MAX_RADIUS_M)]
+    #[error("radius {0} m is not in [0, {max}]", max = crate::circle::MAX_RADIUS_M)]
     Radius(f64),
     /// A polygon that is empty or invalid (self-intersecting, too few points, non-finite).
     #[error("invalid polygon: {0}")]
@@ -45,9 +45,15 @@ pub enum GridError {
 /// What is wrong with a precision-level configuration; every variant names the entry.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LevelError {
-    /// The text is not valid TOML of the expected shape.
-    #[error("levels configuration does not parse: {0}")]
-    Parse(String),
+    /// The text is not valid TOML of the expected shape (a missing, unknown or mistyped field
+    /// is named in the message).
+    #[error("levels configuration, line {line}: {message}")]
+    Parse {
+        /// Line of the problem, from 1 (0 when the parser gives no position).
+        line: usize,
+        /// The parser's description, naming the field.
+        message: String,
+    },
     /// No level at all, or more than the key hierarchy supports.
     #[error("{0} levels: need 1..={max}", max = crate::level::MAX_LEVELS)]
     Count(usize),

@@ -74,8 +74,13 @@ impl LevelSet {
 
     /// Parses and validates a levels configuration (the text of `config/levels.toml`).
     pub fn from_toml(text: &str) -> Result<Self, LevelError> {
-        let file: LevelsFile =
-            toml::from_str(text).map_err(|e| LevelError::Parse(e.message().to_owned()))?;
+        let file: LevelsFile = toml::from_str(text).map_err(|e| LevelError::Parse {
+            line: e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map_or(0, |before| before.matches('\n').count() + 1),
+            message: e.message().to_owned(),
+        })?;
         let levels = file
             .level
             .into_iter()
@@ -158,6 +163,12 @@ impl LevelSet {
     /// The level at `index`.
     pub fn get(&self, index: LevelIndex) -> Option<&Level> {
         self.levels.get(usize::from(index.0))
+    }
+
+    /// The level called `name` and its index.
+    pub fn by_name(&self, name: &str) -> Option<(LevelIndex, &Level)> {
+        let index = self.index_of(name)?;
+        Some((index, &self.levels[usize::from(index.0)]))
     }
 
     /// The index of the level called `name`.

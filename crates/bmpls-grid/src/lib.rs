@@ -9,12 +9,24 @@
 #![forbid(unsafe_code)]
 
 mod cell;
+mod circle;
 pub mod cover;
 mod error;
 mod hilbert;
 pub mod level;
 
 pub use cell::{CellIndex, DEFAULT_DEPTH, MAX_DEPTH};
-pub use cover::{IndexRange, cover_circle, cover_lon_lat_box, cover_polygon, cover_rect};
+pub use circle::{Circle, EARTH_RADIUS_M, MAX_RADIUS_M, SLACK_RAD};
+pub use cover::{
+    IndexRange, cover_cap, cover_circle, cover_lon_lat_box, cover_polygon, cover_rect,
+};
 pub use error::{GridError, LevelError};
 pub use level::{Level, LevelIndex, LevelSet};
+
+/// The cell of `(lon, lat)` (WGS84 degrees) on the default grid of [`DEFAULT_DEPTH`]; take
+/// coarser levels with [`CellIndex::at_depth`] and the cell's area with [`CellIndex::rect`].
+/// `lon = 180` and `lat = 90` fall in the last column and row; NaN, infinities and values
+/// outside ±180 / ±90 are errors.
+pub fn encode(lon: f64, lat: f64) -> Result<CellIndex, GridError> {
+    CellIndex::from_lon_lat(lon, lat, DEFAULT_DEPTH)
+}
