@@ -32,6 +32,8 @@ const _: () = assert!(MAX_RADIUS_M / EARTH_RADIUS_M + SLACK_RAD < FRAC_PI_2);
 pub struct Circle {
     lon_rad: f64,
     lat_rad: f64,
+    sin_lat: f64,
+    cos_lat: f64,
     radius_m: f64,
     /// `hav(radius + slack)`: a box nearer than this touches the circle.
     touch_hav: f64,
@@ -58,6 +60,8 @@ impl Circle {
         Ok(Self {
             lon_rad: lon.to_radians(),
             lat_rad: lat.to_radians(),
+            sin_lat: lat.to_radians().sin(),
+            cos_lat: lat.to_radians().cos(),
             radius_m,
             touch_hav: hav(radius + SLACK_RAD),
             inside_hav: if radius > SLACK_RAD {
@@ -115,7 +119,7 @@ impl Circle {
 
     /// `hav` of the angular distance to `(lon, lat)` in radians.
     fn hav_to(&self, lon: f64, lat: f64) -> f64 {
-        hav(lat - self.lat_rad) + self.lat_rad.cos() * lat.cos() * hav(lon - self.lon_rad)
+        hav(lat - self.lat_rad) + self.cos_lat * lat.cos() * hav(lon - self.lon_rad)
     }
 
     /// Longitude offset from the centre, wrapped to [−π, π].
@@ -140,9 +144,9 @@ impl Circle {
         };
         // Along that meridian cos(distance) = A·sin φ + B·cos φ = R·cos(φ − φ₀): the nearest
         // point is φ₀ when the box's latitudes hold it, else one of the two ends.
-        let a = self.lat_rad.sin();
-        let b = self.lat_rad.cos() * (nearest - self.lon_rad).cos();
-        let peak = a.atan2(b);
+        let peak = self
+            .sin_lat
+            .atan2(self.cos_lat * (nearest - self.lon_rad).cos());
         let mut best = self.hav_to(nearest, south).min(self.hav_to(nearest, north));
         if (south..=north).contains(&peak) {
             best = best.min(self.hav_to(nearest, peak));

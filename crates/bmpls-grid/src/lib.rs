@@ -6,6 +6,13 @@
 //! level-`d` cell is one contiguous range of finer indices and answers at different levels
 //! never disagree about "inside". These indices are what `bmpls-ope` encrypts; they never leave
 //! the patient's or the carer's device in the clear.
+//!
+//! Entry points: [`encode`] (or [`CellIndex::from_lon_lat`] at any depth), [`CellIndex::at_depth`]
+//! for coarser levels, [`CellIndex::rect`] for a cell's area, [`LevelSet`] for the named levels
+//! (finest first) of `config/levels.toml`, and the coverings [`cover_rect`],
+//! [`cover_lon_lat_box`] (which may cross the antimeridian), [`cover_circle`] / [`cover_cap`] and
+//! [`cover_polygon`]. Depths are plain `u8` values checked against [`MAX_DEPTH`] by every call,
+//! as the other crates of bmpls already pass them.
 #![forbid(unsafe_code)]
 
 mod cell;

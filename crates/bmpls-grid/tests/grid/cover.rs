@@ -3,8 +3,8 @@
 
 use bmpls_grid::cover::coarsen;
 use bmpls_grid::{
-    Circle, GridError, IndexRange, cover_cap, cover_circle, cover_lon_lat_box, cover_polygon,
-    cover_rect,
+    Circle, GridError, IndexRange, MAX_DEPTH, cover_cap, cover_circle, cover_lon_lat_box,
+    cover_polygon, cover_rect,
 };
 use geo::{ConvexHull, Intersects, LineString, MultiPoint, Point, Polygon, Rect, coord, polygon};
 use proptest::prelude::*;
@@ -83,6 +83,29 @@ fn circles_around_the_poles_and_across_the_antimeridian() {
     assert!(!got.contains(&cell(0.0, 80.0, d).index()));
     let got = expand(&cover_circle(179.9, 0.0, 50_000.0, d, usize::MAX).expect("valid"));
     assert!(got.contains(&cell(-179.9, 0.0, d).index()));
+}
+
+#[test]
+fn huge_shapes_at_the_finest_depth_are_coarsened_not_cut() {
+    // Millions of boundary cells at depth 26: the descent stops early and emits whole nodes.
+    let circle = Circle::new(10.0, 45.0, 3_000_000.0).expect("valid");
+    let ranges = cover_cap(&circle, MAX_DEPTH, usize::MAX).expect("valid");
+    check_sorted_merged(&ranges);
+    assert!(ranges.len() <= 4 * bmpls_grid::cover::MAX_FRONTIER_NODES);
+    for (lon, lat) in points_in_circle(&circle, 7) {
+        let index = cell(lon, lat, MAX_DEPTH).index();
+        assert!(ranges.iter().any(|&(a, b)| a <= index && index <= b));
+    }
+    let polygon = polygon![(x: -60.0, y: -50.0), (x: 70.0, y: -40.0), (x: 0.0, y: 60.0)];
+    let capped = cover_polygon(&polygon, MAX_DEPTH, 64).expect("valid");
+    assert!(capped.len() <= 64);
+    for (lon, lat) in [(-60.0, -50.0), (0.0, 60.0), (0.0, 0.0), (5.0, -44.0)] {
+        let index = cell(lon, lat, MAX_DEPTH).index();
+        assert!(
+            capped.iter().any(|&(a, b)| a <= index && index <= b),
+            "({lon}, {lat})"
+        );
+    }
 }
 
 #[test]
