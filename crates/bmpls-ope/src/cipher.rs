@@ -106,11 +106,23 @@ pub(crate) struct Leaf {
 }
 
 impl Leaf {
-    fn bucket(&self) -> Bucket {
+    pub(crate) fn bucket(&self) -> Bucket {
         Bucket {
             lo: self.range_lo,
             hi: self.range_lo + ((1u128 << self.range_bits) - 1),
         }
+    }
+
+    /// The BCLO ciphertext: the point of the bucket chosen by the leaf's own coins.
+    pub(crate) fn deterministic_point(&self, prf: &CoinPrf) -> u128 {
+        let mut coins = prf.coins(Purpose::Leaf, self.depth, self.range_lo);
+        self.range_lo + coins.below(1u128 << self.range_bits)
+    }
+
+    /// A uniform point of the bucket from `rng`.
+    pub(crate) fn random_point(&self, rng: &mut impl CryptoRngCore) -> u128 {
+        let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+        self.range_lo + (random & ((1u128 << self.range_bits) - 1))
     }
 }
 
@@ -176,16 +188,12 @@ impl OpeCipher {
     /// The BCLO (deterministic) ciphertext of `m`: equal plaintexts give equal ciphertexts.
     pub fn encrypt_deterministic(&mut self, m: u64) -> Result<u128, OpeError> {
         let leaf = self.walk_plaintext(m)?;
-        let mut coins = self.prf.coins(Purpose::Leaf, leaf.depth, leaf.range_lo);
-        Ok(leaf.range_lo + coins.below(1u128 << leaf.range_bits))
+        Ok(leaf.deterministic_point(&self.prf))
     }
 
     /// A randomised ciphertext of `m`: a uniform point of its bucket from `rng`.
     pub fn encrypt(&mut self, m: u64, rng: &mut impl CryptoRngCore) -> Result<u128, OpeError> {
-        let leaf = self.walk_plaintext(m)?;
-        let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-        let mask = (1u128 << leaf.range_bits) - 1;
-        Ok(leaf.range_lo + (random & mask))
+        Ok(self.walk_plaintext(m)?.random_point(rng))
     }
 
     /// The plaintext whose bucket holds `c`.

@@ -7,9 +7,8 @@
 
 use rand_core::CryptoRngCore;
 
-use crate::cipher::{Bucket, OpeCipher};
+use crate::cipher::{Bucket, Leaf, OpeCipher};
 use crate::error::OpeError;
-use crate::prf::Purpose;
 
 /// Largest domain a table enumerates, in bits: 2^20 buckets take 17 MiB.
 pub const MAX_TABLE_BITS: u8 = 20;
@@ -90,28 +89,17 @@ impl OpeTable {
 
     /// The bucket of `m`.
     pub fn bucket(&self, m: u64) -> Result<Bucket, OpeError> {
-        let index = self.index(m)?;
-        let lo = self.lows[index];
-        Ok(Bucket {
-            lo,
-            hi: lo + ((1u128 << self.bits[index]) - 1),
-        })
+        Ok(self.leaf(m)?.bucket())
     }
 
     /// A randomised ciphertext of `m` (same law as [`OpeCipher::encrypt`]).
     pub fn encrypt(&self, m: u64, rng: &mut impl CryptoRngCore) -> Result<u128, OpeError> {
-        let index = self.index(m)?;
-        let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-        Ok(self.lows[index] + (random & ((1u128 << self.bits[index]) - 1)))
+        Ok(self.leaf(m)?.random_point(rng))
     }
 
     /// The deterministic ciphertext of `m` (equal to [`OpeCipher::encrypt_deterministic`]).
     pub fn encrypt_deterministic(&self, cipher: &OpeCipher, m: u64) -> Result<u128, OpeError> {
-        let index = self.index(m)?;
-        let mut coins = cipher
-            .prf()
-            .coins(Purpose::Leaf, self.depths[index], self.lows[index]);
-        Ok(self.lows[index] + coins.below(1u128 << self.bits[index]))
+        Ok(self.leaf(m)?.deterministic_point(cipher.prf()))
     }
 
     /// The plaintext whose bucket holds `c`.
@@ -128,13 +116,20 @@ impl OpeTable {
         Ok(index as u64)
     }
 
-    fn index(&self, m: u64) -> Result<usize, OpeError> {
-        usize::try_from(m)
+    /// The leaf of `m` as the tree walk would reach it.
+    fn leaf(&self, m: u64) -> Result<Leaf, OpeError> {
+        let index = usize::try_from(m)
             .ok()
             .filter(|&i| i < self.lows.len())
             .ok_or(OpeError::PlaintextOutOfDomain {
                 value: m,
                 bits: self.lows.len().trailing_zeros() as u8,
-            })
+            })?;
+        Ok(Leaf {
+            plaintext: m,
+            range_lo: self.lows[index],
+            range_bits: u32::from(self.bits[index]),
+            depth: self.depths[index],
+        })
     }
 }

@@ -124,14 +124,18 @@ fn the_filter_bound_contains_the_exact_value() {
     }
 }
 
+/// `(log2 n, M)` for the rejection path: just past the binomial path, mid-sized, and the largest
+/// domains the tree asks for.
+const REJECTION_CASES: [(u32, u64); 4] = [
+    (99, BINOMIAL_MAX_M + 1),
+    (90, 100_001),
+    (109, 1 << 30),
+    (115, 1 << 52),
+];
+
 #[test]
 fn the_envelope_lies_above_the_law_everywhere_it_was_checked() {
-    for (half_bits, m) in [
-        (99u32, BINOMIAL_MAX_M + 1),
-        (90, 100_001),
-        (109, 1 << 30),
-        (115, 1 << 52),
-    ] {
+    for (half_bits, m) in REJECTION_CASES {
         let p = Params::for_tests(half_bits, m);
         let blocks = envelope_for_tests(&p);
         let (first, last) = (
@@ -172,12 +176,7 @@ fn the_envelope_lies_above_the_law_everywhere_it_was_checked() {
 /// `u ≥ ρ(k)` surely.
 #[test]
 fn the_squeeze_never_contradicts_the_exact_ratio() {
-    for (half_bits, m) in [
-        (99u32, BINOMIAL_MAX_M + 1),
-        (90, 100_001),
-        (109, 1 << 30),
-        (115, 1 << 52),
-    ] {
+    for (half_bits, m) in REJECTION_CASES {
         let p = Params::for_tests(half_bits, m);
         let sigma = (m as f64).sqrt() / 2.0;
         for offset in [-12.0, -5.0, -2.5, -1.0, -0.2, 0.3, 1.1, 2.0, 4.0, 9.0] {
