@@ -4,3 +4,4 @@
 mod crash;
 mod privacy;
 mod store;
+mod wal;

@@ -2,6 +2,7 @@
 //! and the indexes that answer queries on ciphertexts — by time, and by encrypted cell at each
 //! level. A block and all its index entries are applied in one atomic batch and flushed before
 //! the call returns; every value carries a checksum that is verified when it is read back.
+//! [`SledWal`] keeps a validator's consensus write-ahead log (`bmpls_consensus::WalStorage`).
 //!
 //! This crate never depends on `bmpls-ope` or `bmpls-grid`: it compares ciphertexts as
 //! integers and cannot decrypt.
@@ -11,7 +12,9 @@ mod error;
 mod layout;
 mod query;
 mod store;
+mod wal;
 
 pub use error::StoreError;
 pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, Plan, Query};
 pub use store::{PatientSummary, SCHEMA_VERSION, Store, StoredRecord};
+pub use wal::SledWal;

@@ -1,0 +1,423 @@
+//! The replicated state every validator keeps beside the chain, and the rules a transaction must
+//! pass to enter a block: who must have signed it, that the patient and carer it names are
+//! enrolled, that a patient's reports come in sequence. The mempool admits, the proposer builds
+//! and every validator checks blocks with the same code.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bmpls_crypto::hash::tx_hash;
+use bmpls_crypto::verify_transactions;
+use bmpls_types::limits::MAX_LEVELS;
+use bmpls_types::{
+    Block, BlockHash, CarerId, ChainId, Height, PatientId, PublicKeyBytes, Seq, Transaction, TxHash,
+};
+
+use crate::context::ValidatorSet;
+
+/// What the ledger knows of an enrolled patient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatientState {
+    /// Key that signs the patient's reports.
+    pub reporter_key: PublicKeyBytes,
+    /// Key that signs grants, revocations, fences and key rotations.
+    pub custodian_key: PublicKeyBytes,
+    /// Precision levels per record.
+    pub level_count: u8,
+    /// Sequence number of the last committed report (0 before the first).
+    pub last_seq: Seq,
+}
+
+/// Why a transaction cannot enter a block. The mempool returns these to the submitter.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TxRefusal {
+    /// The enrolling key is not a validator's.
+    #[error("the enrolling operator is not a validator of this chain")]
+    NotAnOperator,
+    /// The patient is already enrolled.
+    #[error("patient {0} is already enrolled")]
+    PatientExists(PatientId),
+    /// The carer is already enrolled.
+    #[error("carer {0} is already enrolled")]
+    CarerExists(CarerId),
+    /// The patient is not enrolled.
+    #[error("patient {0} is not enrolled")]
+    UnknownPatient(PatientId),
+    /// The carer is not enrolled.
+    #[error("carer {0} is not enrolled")]
+    UnknownCarer(CarerId),
+    /// A report out of sequence: a replay, or a gap.
+    #[error("report {got} of patient {patient} is out of sequence: next is {expected}")]
+    Sequence {
+        /// The patient.
+        patient: PatientId,
+        /// The sequence number the ledger expects.
+        expected: u64,
+        /// The one submitted.
+        got: u64,
+    },
+    /// A report with the wrong number of level ciphertexts.
+    #[error("a report of patient {patient} carries {got} levels, the patient has {expected}")]
+    Levels {
+        /// The patient.
+        patient: PatientId,
+        /// Levels enrolled.
+        expected: u8,
+        /// Levels carried.
+        got: usize,
+    },
+    /// A field outside its allowed range (named).
+    #[error("invalid transaction: {0}")]
+    Invalid(&'static str),
+    /// The revoked grant does not exist for this patient.
+    #[error("no grant {0} of this patient to revoke")]
+    UnknownGrant(TxHash),
+    /// The audit is not signed by a validator.
+    #[error("the auditing node is not a validator of this chain")]
+    NotANode,
+    /// The signature does not verify under the key the ledger expects.
+    #[error("bad signature")]
+    BadSignature,
+    /// The same transaction twice.
+    #[error("transaction {0} is already in the block or the pool")]
+    Duplicate(TxHash),
+}
+
+/// Why a proposed block is invalid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockRefusal {
+    /// The header does not follow the ledger's tip.
+    #[error("the header does not extend the tip: {0}")]
+    Header(&'static str),
+    /// The transactions do not hash to the header's root or count.
+    #[error("the transactions do not match the header's root")]
+    TxRoot,
+    /// Transaction `index` breaks a rule.
+    #[error("transaction {index}: {refusal}")]
+    Tx {
+        /// Position in the block.
+        index: usize,
+        /// The rule broken.
+        refusal: TxRefusal,
+    },
+}
+
+/// The replicated state after the last committed block.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    chain_id: ChainId,
+    validators: ValidatorSet,
+    height: Height,
+    tip: BlockHash,
+    tip_time_ms: u64,
+    patients: BTreeMap<PatientId, PatientState>,
+    carers: BTreeMap<CarerId, PublicKeyBytes>,
+    /// Every grant ever committed, and whether it still stands: a revoked grant stays known so
+    /// that replaying its transaction cannot bring it back.
+    grants: BTreeMap<(PatientId, TxHash), bool>,
+}
+
+impl Ledger {
+    /// The state before the first block.
+    pub fn genesis(validators: ValidatorSet, genesis_time_ms: u64) -> Self {
+        Self {
+            chain_id: validators.crypto().chain_id().clone(),
+            validators,
+            height: Height(0),
+            tip: BlockHash::ZERO,
+            tip_time_ms: genesis_time_ms,
+            patients: BTreeMap::new(),
+            carers: BTreeMap::new(),
+            grants: BTreeMap::new(),
+        }
+    }
+
+    /// The chain.
+    pub fn chain_id(&self) -> &ChainId {
+        &self.chain_id
+    }
+
+    /// The validator set.
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+
+    /// Height of the last applied block (0 before the first).
+    pub fn height(&self) -> Height {
+        self.height
+    }
+
+    /// Hash of the last applied block's header.
+    pub fn tip(&self) -> BlockHash {
+        self.tip
+    }
+
+    /// Time of the last applied block.
+    pub fn tip_time_ms(&self) -> u64 {
+        self.tip_time_ms
+    }
+
+    /// An enrolled patient.
+    pub fn patient(&self, patient: &PatientId) -> Option<&PatientState> {
+        self.patients.get(patient)
+    }
+
+    /// Checks `block` as the next block: header, root and every transaction in order, with the
+    /// signatures checked as one batch.
+    pub fn check_block(
+        &self,
+        block: &Block,
+        max_future_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), BlockRefusal> {
+        let header = &block.header;
+        if header.chain_id != self.chain_id {
+            return Err(BlockRefusal::Header("chain id"));
+        }
+        if header.height.0 != self.height.0 + 1 {
+            return Err(BlockRefusal::Header("height"));
+        }
+        if header.prev_hash != self.tip {
+            return Err(BlockRefusal::Header("previous hash"));
+        }
+        if header.time_ms <= self.tip_time_ms {
+            return Err(BlockRefusal::Header("time does not advance"));
+        }
+        if header.time_ms > now_ms.saturating_add(max_future_ms) {
+            return Err(BlockRefusal::Header(
+                "time too far ahead of this validator's clock",
+            ));
+        }
+        if !self.validators.contains(&header.proposer) {
+            return Err(BlockRefusal::Header("proposer is not a validator"));
+        }
+        let encoded: Vec<Vec<u8>> = block
+            .txs
+            .iter()
+            .map(bmpls_types::Canonical::encode)
+            .collect();
+        if bmpls_crypto::merkle::root(&encoded) != header.tx_root
+            || header.tx_count as usize != block.txs.len()
+        {
+            return Err(BlockRefusal::TxRoot);
+        }
+        let mut overlay = Overlay::new(self);
+        let mut signers = Vec::with_capacity(block.txs.len());
+        for (index, tx) in block.txs.iter().enumerate() {
+            let signer = overlay
+                .admit(tx)
+                .map_err(|refusal| BlockRefusal::Tx { index, refusal })?;
+            signers.push(signer);
+        }
+        let mut keys = signers.into_iter();
+        verify_transactions(block.txs.as_slice(), |_| keys.next()).map_err(|e| match e {
+            bmpls_crypto::CryptoError::BadTransaction { index } => BlockRefusal::Tx {
+                index,
+                refusal: TxRefusal::BadSignature,
+            },
+            _ => BlockRefusal::Tx {
+                index: 0,
+                refusal: TxRefusal::BadSignature,
+            },
+        })
+    }
+
+    /// Applies a committed block (already checked, or carried by a verified certificate).
+    pub fn apply(&mut self, block: &Block, hash: BlockHash) {
+        let mut overlay = Overlay::new(self);
+        for tx in block.txs.iter() {
+            // A committed block passed `check_block` on a quorum; a transaction it holds that
+            // this ledger would refuse can only come from a bug, and is skipped alike everywhere.
+            let _ = overlay.admit(tx);
+        }
+        let Overlay { changes, .. } = overlay;
+        changes.apply_to(self);
+        self.height = block.header.height;
+        self.tip = hash;
+        self.tip_time_ms = block.header.time_ms;
+    }
+}
+
+/// Changes a block makes, kept apart from the ledger until the block is applied.
+#[derive(Default)]
+struct Changes {
+    patients: BTreeMap<PatientId, PatientState>,
+    carers: BTreeMap<CarerId, PublicKeyBytes>,
+    grants: BTreeSet<(PatientId, TxHash)>,
+    revoked: BTreeSet<(PatientId, TxHash)>,
+    txs: BTreeSet<TxHash>,
+}
+
+impl Changes {
+    fn apply_to(self, ledger: &mut Ledger) {
+        ledger.patients.extend(self.patients);
+        ledger.carers.extend(self.carers);
+        ledger
+            .grants
+            .extend(self.grants.into_iter().map(|g| (g, true)));
+        for grant in self.revoked {
+            ledger.grants.insert(grant, false);
+        }
+    }
+}
+
+/// The ledger seen through a block's pending changes: each transaction is checked against the
+/// state its predecessors in the block leave.
+pub(crate) struct Overlay<'a> {
+    ledger: &'a Ledger,
+    changes: Changes,
+}
+
+impl<'a> Overlay<'a> {
+    pub(crate) fn new(ledger: &'a Ledger) -> Self {
+        Self {
+            ledger,
+            changes: Changes::default(),
+        }
+    }
+
+    fn patient(&self, id: &PatientId) -> Option<&PatientState> {
+        self.changes
+            .patients
+            .get(id)
+            .or_else(|| self.ledger.patients.get(id))
+    }
+
+    fn carer_known(&self, id: &CarerId) -> bool {
+        self.changes.carers.contains_key(id) || self.ledger.carers.contains_key(id)
+    }
+
+    fn enrolled(&self, id: &PatientId) -> Result<PatientState, TxRefusal> {
+        self.patient(id)
+            .cloned()
+            .ok_or(TxRefusal::UnknownPatient(*id))
+    }
+
+    /// Checks `tx` against the state so far and, if it passes, records its effect. Returns the
+    /// key its signature must verify under (checked by the caller, in a batch).
+    pub(crate) fn admit(&mut self, tx: &Transaction) -> Result<PublicKeyBytes, TxRefusal> {
+        let hash = tx_hash(tx);
+        if !self.changes.txs.insert(hash) {
+            return Err(TxRefusal::Duplicate(hash));
+        }
+        let validators = &self.ledger.validators;
+        match tx {
+            Transaction::EnrolPatient(t) => {
+                if !validators.contains(&bmpls_types::ValidatorId(t.operator.0)) {
+                    return Err(TxRefusal::NotAnOperator);
+                }
+                if self.patient(&t.patient).is_some() {
+                    return Err(TxRefusal::PatientExists(t.patient));
+                }
+                if t.level_count == 0 || usize::from(t.level_count) > MAX_LEVELS {
+                    return Err(TxRefusal::Invalid("level count"));
+                }
+                if t.epoch_length_ms == 0 {
+                    return Err(TxRefusal::Invalid("epoch length"));
+                }
+                self.changes.patients.insert(
+                    t.patient,
+                    PatientState {
+                        reporter_key: t.reporter_key,
+                        custodian_key: t.custodian_key,
+                        level_count: t.level_count,
+                        last_seq: Seq(0),
+                    },
+                );
+                Ok(t.operator)
+            }
+            Transaction::EnrolCarer(t) => {
+                if !validators.contains(&bmpls_types::ValidatorId(t.operator.0)) {
+                    return Err(TxRefusal::NotAnOperator);
+                }
+                if self.carer_known(&t.carer) {
+                    return Err(TxRefusal::CarerExists(t.carer));
+                }
+                self.changes.carers.insert(t.carer, t.identity_key);
+                Ok(t.operator)
+            }
+            Transaction::RotateReporterKey(t) => {
+                let mut state = self.enrolled(&t.patient)?;
+                if t.from_seq.0 != state.last_seq.0 + 1 {
+                    return Err(TxRefusal::Invalid(
+                        "rotation must take effect at the next report",
+                    ));
+                }
+                let signer = state.custodian_key;
+                state.reporter_key = t.new_reporter_key;
+                self.changes.patients.insert(t.patient, state);
+                Ok(signer)
+            }
+            Transaction::Report(record) => {
+                let mut state = self.enrolled(&record.patient)?;
+                let expected = state.last_seq.0 + 1;
+                if record.seq.0 != expected {
+                    return Err(TxRefusal::Sequence {
+                        patient: record.patient,
+                        expected,
+                        got: record.seq.0,
+                    });
+                }
+                if record.cells.len() != usize::from(state.level_count) {
+                    return Err(TxRefusal::Levels {
+                        patient: record.patient,
+                        expected: state.level_count,
+                        got: record.cells.len(),
+                    });
+                }
+                state.last_seq = record.seq;
+                let signer = state.reporter_key;
+                self.changes.patients.insert(record.patient, state);
+                Ok(signer)
+            }
+            Transaction::Grant(t) => {
+                let state = self.enrolled(&t.patient)?;
+                if !self.carer_known(&t.carer) {
+                    return Err(TxRefusal::UnknownCarer(t.carer));
+                }
+                if t.level.0 >= state.level_count {
+                    return Err(TxRefusal::Invalid("granted level"));
+                }
+                if t.data_from > t.data_to {
+                    return Err(TxRefusal::Invalid("data window"));
+                }
+                if t.valid_from_ms >= t.valid_until_ms {
+                    return Err(TxRefusal::Invalid("validity period"));
+                }
+                // A grant's hash covers its whole body, so a replay has the same hash.
+                if self.ledger.grants.contains_key(&(t.patient, hash)) {
+                    return Err(TxRefusal::Duplicate(hash));
+                }
+                self.changes.grants.insert((t.patient, hash));
+                Ok(state.custodian_key)
+            }
+            Transaction::Revoke(t) => {
+                let state = self.enrolled(&t.patient)?;
+                let key = (t.patient, t.grant);
+                let granted = (self.ledger.grants.get(&key) == Some(&true)
+                    || self.changes.grants.contains(&key))
+                    && !self.changes.revoked.contains(&key);
+                if !granted {
+                    return Err(TxRefusal::UnknownGrant(t.grant));
+                }
+                self.changes.revoked.insert(key);
+                Ok(state.custodian_key)
+            }
+            Transaction::SetFence(t) => {
+                let state = self.enrolled(&t.patient)?;
+                if !self.carer_known(&t.carer) {
+                    return Err(TxRefusal::UnknownCarer(t.carer));
+                }
+                if t.level.0 >= state.level_count {
+                    return Err(TxRefusal::Invalid("fence level"));
+                }
+                Ok(state.custodian_key)
+            }
+            Transaction::Audit(t) => {
+                if !validators.contains(&t.node) {
+                    return Err(TxRefusal::NotANode);
+                }
+                Ok(t.node.public_key())
+            }
+        }
+    }
+}

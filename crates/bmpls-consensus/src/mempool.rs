@@ -1,0 +1,182 @@
+//! The bounded pool of transactions waiting for a block. Admission runs the ledger's rules and
+//! checks the signature, so a refused submission gets its reason at once; a patient may have
+//! several reports in flight, admitted in sequence.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use bmpls_crypto::hash::tx_hash;
+use bmpls_crypto::sign::verify_bytes;
+use bmpls_types::limits::MAX_TX_BYTES;
+use bmpls_types::{Block, Canonical, PatientId, Transaction, TxHash};
+
+use crate::ledger::{Ledger, Overlay, TxRefusal};
+
+/// Why the mempool refused a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The pool is at its transaction or byte bound; the submitter should retry later.
+    #[error("the mempool is full ({txs} transactions, {bytes} bytes)")]
+    Full {
+        /// Transactions held.
+        txs: usize,
+        /// Bytes held.
+        bytes: usize,
+    },
+    /// The encoded transaction is larger than any block may carry.
+    #[error("transaction of {0} bytes is larger than the limit of {MAX_TX_BYTES}")]
+    TooLarge(usize),
+    /// The ledger's rules refuse it.
+    #[error(transparent)]
+    Rule(#[from] TxRefusal),
+}
+
+struct Entry {
+    hash: TxHash,
+    tx: Transaction,
+    bytes: usize,
+}
+
+/// Transactions waiting for a block, in arrival order.
+pub struct Mempool {
+    max_txs: usize,
+    max_bytes: usize,
+    entries: VecDeque<Entry>,
+    hashes: HashSet<TxHash>,
+    bytes: usize,
+    /// Highest report sequence number admitted per patient, beyond the ledger's.
+    next_report: BTreeMap<PatientId, u64>,
+}
+
+impl Mempool {
+    /// An empty pool holding at most `max_txs` transactions and `max_bytes` encoded bytes.
+    pub fn new(max_txs: usize, max_bytes: usize) -> Self {
+        Self {
+            max_txs,
+            max_bytes,
+            entries: VecDeque::new(),
+            hashes: HashSet::new(),
+            bytes: 0,
+            next_report: BTreeMap::new(),
+        }
+    }
+
+    /// Transactions waiting.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Checks `tx` against `ledger` and the reports already waiting, verifies its signature and
+    /// queues it.
+    pub fn admit(&mut self, tx: Transaction, ledger: &Ledger) -> Result<TxHash, Refusal> {
+        let bytes = tx.encode().len();
+        if bytes > MAX_TX_BYTES {
+            return Err(Refusal::TooLarge(bytes));
+        }
+        if self.entries.len() >= self.max_txs || self.bytes + bytes > self.max_bytes {
+            return Err(Refusal::Full {
+                txs: self.entries.len(),
+                bytes: self.bytes,
+            });
+        }
+        let hash = tx_hash(&tx);
+        if self.hashes.contains(&hash) {
+            return Err(TxRefusal::Duplicate(hash).into());
+        }
+        let signer = match &tx {
+            Transaction::Report(record) => {
+                let state = ledger
+                    .patient(&record.patient)
+                    .ok_or(TxRefusal::UnknownPatient(record.patient))?;
+                let after = self
+                    .next_report
+                    .get(&record.patient)
+                    .copied()
+                    .unwrap_or(state.last_seq.0)
+                    .max(state.last_seq.0);
+                if record.seq.0 != after + 1 {
+                    return Err(TxRefusal::Sequence {
+                        patient: record.patient,
+                        expected: after + 1,
+                        got: record.seq.0,
+                    }
+                    .into());
+                }
+                if record.cells.len() != usize::from(state.level_count) {
+                    return Err(TxRefusal::Levels {
+                        patient: record.patient,
+                        expected: state.level_count,
+                        got: record.cells.len(),
+                    }
+                    .into());
+                }
+                state.reporter_key
+            }
+            other => Overlay::new(ledger).admit(other)?,
+        };
+        verify_bytes(&signer, &tx.signing_bytes(), tx.signature(), "transaction")
+            .map_err(|_| TxRefusal::BadSignature)?;
+        if let Transaction::Report(record) = &tx {
+            self.next_report.insert(record.patient, record.seq.0);
+        }
+        self.hashes.insert(hash);
+        self.bytes += bytes;
+        self.entries.push_back(Entry { hash, tx, bytes });
+        Ok(hash)
+    }
+
+    /// The transactions of the next block: in arrival order, each valid after the ones before
+    /// it, within the block limits. What does not fit, or is not valid yet, stays.
+    pub fn take_block(
+        &self,
+        ledger: &Ledger,
+        max_txs: usize,
+        max_bytes: usize,
+    ) -> Vec<Transaction> {
+        let mut overlay = Overlay::new(ledger);
+        let mut chosen = Vec::new();
+        let mut bytes = 0usize;
+        for entry in &self.entries {
+            if chosen.len() == max_txs {
+                break;
+            }
+            if bytes + entry.bytes > max_bytes {
+                continue;
+            }
+            if overlay.admit(&entry.tx).is_ok() {
+                bytes += entry.bytes;
+                chosen.push(entry.tx.clone());
+            }
+        }
+        chosen
+    }
+
+    /// Drops what `block` committed and whatever the new `ledger` makes invalid for good
+    /// (reports at or below a patient's committed sequence number).
+    pub fn on_commit(&mut self, block: &Block, ledger: &Ledger) {
+        let committed: HashSet<TxHash> = block.txs.as_slice().iter().map(tx_hash).collect();
+        let stale = |tx: &Transaction| match tx {
+            Transaction::Report(record) => ledger
+                .patient(&record.patient)
+                .is_none_or(|state| record.seq <= state.last_seq),
+            other => Overlay::new(ledger).admit(other).is_err(),
+        };
+        let mut bytes = self.bytes;
+        let hashes = &mut self.hashes;
+        self.entries.retain(|entry| {
+            let keep = !committed.contains(&entry.hash) && !stale(&entry.tx);
+            if !keep {
+                hashes.remove(&entry.hash);
+                bytes -= entry.bytes;
+            }
+            keep
+        });
+        self.bytes = bytes;
+        self.next_report
+            .retain(|patient, seq| ledger.patient(patient).is_some_and(|s| s.last_seq.0 < *seq));
+    }
+}

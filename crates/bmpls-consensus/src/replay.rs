@@ -1,0 +1,163 @@
+//! The write-ahead log's side of the engine: which inputs are logged, and how a restarted
+//! validator reads them back into the same inputs, its own proposals and its signing guard.
+
+use malachite_consensus::{Input, LocallyProposedValue, ProposedValue};
+use malachite_types::{self as mt, Timeout, TimeoutKind, Validity, ValueOrigin};
+
+use bmpls_types::Canonical;
+
+use crate::context::{Ctx, Height, ProposedBlock, defined};
+use crate::engine::{EngineError, Host};
+use crate::message::{Polka, RoundCert, SignedProposal, SignedVote, WalRecord};
+use crate::wal::WalStorage;
+
+impl<W: WalStorage> Host<W> {
+    /// Reads the log from `height` on: fills the double-signing guard and this validator's
+    /// own proposals, and returns the inputs to replay.
+    pub(crate) fn load_wal(&mut self, height: Height) -> Result<Vec<Input<Ctx>>, EngineError> {
+        let entries = self
+            .wal
+            .entries_from(height.0)
+            .map_err(|e| EngineError::Wal(e.to_string()))?;
+        let mut inputs = Vec::new();
+        for (h, bytes) in entries {
+            let record = WalRecord::decode(&bytes).map_err(|e| EngineError::CorruptWal {
+                height: h,
+                reason: e.to_string(),
+            })?;
+            match record {
+                WalRecord::Signed {
+                    height,
+                    round,
+                    step,
+                    digest,
+                } => {
+                    self.signed.insert((height.0, round, step), digest);
+                }
+                WalRecord::Vote(v) => inputs.push(Input::Vote(v.into_mt())),
+                WalRecord::Polka(c) => match c.into_mt() {
+                    Ok(c) => inputs.push(Input::PolkaCertificate(c)),
+                    Err(e) => {
+                        return Err(EngineError::CorruptWal {
+                            height: h,
+                            reason: e.to_string(),
+                        });
+                    }
+                },
+                WalRecord::RoundCert(c) => match c.into_mt() {
+                    Ok(c) => inputs.push(Input::RoundCertificate(c)),
+                    Err(e) => {
+                        return Err(EngineError::CorruptWal {
+                            height: h,
+                            reason: e.to_string(),
+                        });
+                    }
+                },
+                WalRecord::Propose {
+                    height: vh,
+                    round,
+                    block,
+                } => {
+                    let value = ProposedBlock::new(block);
+                    if vh == height {
+                        self.blocks.insert(value.hash(), (value.clone(), true));
+                        self.own_proposals.insert(round, value.clone());
+                    }
+                    inputs.push(Input::Propose(LocallyProposedValue::new(
+                        vh,
+                        mt::Round::new(round),
+                        value,
+                    )));
+                }
+                WalRecord::Proposal(p) => {
+                    let p = p.into_mt();
+                    if p.message.height == height {
+                        let value = p.message.block.clone();
+                        self.blocks.entry(value.hash()).or_insert((value, false));
+                    }
+                    inputs.push(Input::Proposal(p));
+                }
+                WalRecord::Timeout(kind, round) => {
+                    let kind = match kind {
+                        0 => TimeoutKind::Propose,
+                        1 => TimeoutKind::Prevote,
+                        2 => TimeoutKind::Precommit,
+                        _ => TimeoutKind::Rebroadcast,
+                    };
+                    inputs.push(Input::TimeoutElapsed(Timeout::new(
+                        mt::Round::new(round),
+                        kind,
+                    )));
+                }
+                WalRecord::ProposedValue {
+                    height: vh,
+                    round,
+                    valid_round,
+                    proposer,
+                    block,
+                    valid,
+                } => {
+                    let value = ProposedBlock::new(block);
+                    if vh == height {
+                        self.blocks.insert(value.hash(), (value.clone(), valid));
+                    }
+                    inputs.push(Input::ProposedValue(
+                        ProposedValue {
+                            height: vh,
+                            round: mt::Round::new(round),
+                            valid_round: valid_round.map_or(mt::Round::Nil, mt::Round::new),
+                            proposer,
+                            value,
+                            validity: Validity::from_bool(valid),
+                        },
+                        ValueOrigin::Consensus,
+                    ));
+                }
+            }
+        }
+        Ok(inputs)
+    }
+}
+
+/// The log record of an input, and the height it belongs to (`None`: not logged).
+pub(crate) fn input_record(input: &Input<Ctx>, current: Height) -> Option<(u64, WalRecord)> {
+    Some(match input {
+        Input::StartHeight(..) | Input::SyncValueResponse(_) => return None,
+        Input::Vote(v) => (v.message.height.0, WalRecord::Vote(SignedVote::from_mt(v))),
+        Input::Proposal(p) => (
+            p.message.height.0,
+            WalRecord::Proposal(SignedProposal::from_mt(p)),
+        ),
+        Input::PolkaCertificate(c) => (c.height.0, WalRecord::Polka(Polka::from_mt(c))),
+        Input::RoundCertificate(c) => (c.height.0, WalRecord::RoundCert(RoundCert::from_mt(c))),
+        Input::Propose(v) => (
+            v.height.0,
+            WalRecord::Propose {
+                height: v.height,
+                round: defined(v.round),
+                block: v.value.block().clone(),
+            },
+        ),
+        Input::TimeoutElapsed(t) => {
+            let kind = match t.kind {
+                TimeoutKind::Propose => 0,
+                TimeoutKind::Prevote => 1,
+                TimeoutKind::Precommit => 2,
+                TimeoutKind::Rebroadcast => 3,
+            };
+            // A timeout names no height: it belongs to the one being decided.
+            (current.0, WalRecord::Timeout(kind, defined(t.round)))
+        }
+        Input::ProposedValue(v, _) => (
+            v.height.0,
+            WalRecord::ProposedValue {
+                height: v.height,
+                round: defined(v.round),
+                valid_round: v.valid_round.as_u32(),
+                proposer: v.proposer,
+                block: v.value.block().clone(),
+                valid: v.validity.is_valid(),
+            },
+        ),
+    })
+}

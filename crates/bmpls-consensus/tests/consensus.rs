@@ -1,0 +1,292 @@
+//! The pure parts of consensus: genesis loading, message encoding, the ledger's rules and the
+//! mempool.
+
+use bmpls_consensus::{
+    ConfigError, Genesis, Ledger, Mempool, Message, Refusal, TxRefusal, WalRecord,
+};
+use bmpls_crypto::SigningKey;
+use bmpls_types::{
+    BoundedVec, Canonical, EnrolPatient, Epoch, LocationRecord, OpeCiphertext, PatientId,
+    PublicKeyBytes, Seq, SignatureBytes, Transaction,
+};
+use proptest::prelude::*;
+
+const GENESIS: &str = include_str!("../../../config/genesis.toml");
+
+fn genesis() -> Genesis {
+    Genesis::from_toml(GENESIS).expect("the shipped genesis loads")
+}
+
+fn field_error(text: &str) -> String {
+    match Genesis::from_toml(text) {
+        Err(ConfigError::Field { field, .. }) => field,
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_shipped_genesis_names_four_validators_from_the_development_seeds() {
+    let g = genesis();
+    assert_eq!(g.validators.validators().len(), 4);
+    for seed in 1u8..=4 {
+        let id = bmpls_types::ValidatorId(SigningKey::from_seed(&[seed; 32]).public().0);
+        assert!(g.validators.contains(&id), "seed {seed}");
+    }
+}
+
+#[test]
+fn a_bad_genesis_names_its_field() {
+    assert_eq!(
+        field_error(&GENESIS.replacen("power = 1", "power = 0", 1)),
+        "validator[0] (node1).power"
+    );
+    assert_eq!(
+        field_error(&GENESIS.replacen("key = \"8a88", "key = \"zz88", 1)),
+        "validator[0] (node1).key"
+    );
+    assert_eq!(
+        field_error(&GENESIS.replace("propose_ms = 1000", "propose_ms = 0")),
+        "consensus.timeouts.propose_ms"
+    );
+    assert_eq!(
+        field_error(&GENESIS.replace("max_block_txs = 5000", "max_block_txs = 20000")),
+        "consensus.max_block_txs"
+    );
+    assert_eq!(
+        field_error(&GENESIS.replace("chain_id = \"bmpls-dev\"", "chain_id = \"\"")),
+        "chain_id"
+    );
+    assert!(matches!(
+        Genesis::from_toml("chain_id = 3"),
+        Err(ConfigError::Parse(_))
+    ));
+    // The same key twice is refused.
+    let twice = GENESIS.replacen(
+        "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394",
+        "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c",
+        1,
+    );
+    assert_eq!(field_error(&twice), "validator");
+}
+
+struct Patient {
+    id: PatientId,
+    reporter: SigningKey,
+}
+
+fn enrol(ledger: &mut Ledger, operator: &SigningKey) -> Patient {
+    let reporter = SigningKey::from_seed(&[42; 32]);
+    let mut tx = EnrolPatient {
+        patient: PatientId([7; 16]),
+        reporter_key: reporter.public(),
+        custodian_key: SigningKey::from_seed(&[43; 32]).public(),
+        level_count: 2,
+        epoch_length_ms: 86_400_000,
+        operator: PublicKeyBytes(operator.public().0),
+        sig: SignatureBytes::UNSIGNED,
+    };
+    operator.sign(&mut tx);
+    let mut pool = Mempool::new(10, 1 << 20);
+    pool.admit(Transaction::EnrolPatient(tx.clone()), ledger)
+        .expect("an operator enrols");
+    let block = one_block(ledger, vec![Transaction::EnrolPatient(tx)], operator);
+    ledger
+        .check_block(&block, 1000, block.header.time_ms)
+        .expect("valid block");
+    ledger.apply(&block, bmpls_crypto::hash::block_hash(&block.header));
+    Patient {
+        id: PatientId([7; 16]),
+        reporter,
+    }
+}
+
+fn one_block(ledger: &Ledger, txs: Vec<Transaction>, proposer: &SigningKey) -> bmpls_types::Block {
+    let encoded: Vec<Vec<u8>> = txs.iter().map(Canonical::encode).collect();
+    bmpls_types::Block {
+        header: bmpls_types::BlockHeader {
+            chain_id: ledger.chain_id().clone(),
+            height: bmpls_types::Height(ledger.height().0 + 1),
+            prev_hash: ledger.tip(),
+            time_ms: ledger.tip_time_ms() + 1,
+            proposer: bmpls_types::ValidatorId(proposer.public().0),
+            tx_root: bmpls_crypto::merkle::root(&encoded),
+            tx_count: txs.len() as u32,
+        },
+        txs: BoundedVec::new(txs).expect("small"),
+    }
+}
+
+fn report(patient: &Patient, seq: u64, levels: usize) -> Transaction {
+    let mut record = LocationRecord {
+        patient: patient.id,
+        seq: Seq(seq),
+        fix_time_ms: seq * 30_000,
+        epoch: Epoch(0),
+        cells: BoundedVec::new(vec![OpeCiphertext(seq.into()); levels]).expect("few"),
+        sealed: BoundedVec::empty(),
+        sig: SignatureBytes::UNSIGNED,
+    };
+    patient.reporter.sign(&mut record);
+    Transaction::Report(record)
+}
+
+#[test]
+fn the_mempool_admits_reports_in_sequence_and_refuses_replays_gaps_and_forgeries() {
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let operator = SigningKey::from_seed(&[1; 32]);
+    let patient = enrol(&mut ledger, &operator);
+    let mut pool = Mempool::new(100, 1 << 20);
+    pool.admit(report(&patient, 1, 2), &ledger)
+        .expect("first report");
+    pool.admit(report(&patient, 2, 2), &ledger)
+        .expect("second, in flight");
+    let replay = pool
+        .admit(report(&patient, 2, 2), &ledger)
+        .expect_err("replayed");
+    assert!(
+        matches!(replay, Refusal::Rule(TxRefusal::Duplicate(_))),
+        "{replay}"
+    );
+    let gap = pool
+        .admit(report(&patient, 5, 2), &ledger)
+        .expect_err("gap");
+    assert!(
+        matches!(
+            gap,
+            Refusal::Rule(TxRefusal::Sequence {
+                expected: 3,
+                got: 5,
+                ..
+            })
+        ),
+        "{gap}"
+    );
+    let levels = pool
+        .admit(report(&patient, 3, 3), &ledger)
+        .expect_err("levels");
+    assert!(
+        matches!(levels, Refusal::Rule(TxRefusal::Levels { .. })),
+        "{levels}"
+    );
+    let mut forged = report(&patient, 3, 2);
+    if let Transaction::Report(r) = &mut forged {
+        r.fix_time_ms += 1;
+    }
+    assert_eq!(
+        pool.admit(forged, &ledger),
+        Err(Refusal::Rule(TxRefusal::BadSignature))
+    );
+    let stranger = Patient {
+        id: PatientId([9; 16]),
+        reporter: SigningKey::from_seed(&[44; 32]),
+    };
+    assert!(matches!(
+        pool.admit(report(&stranger, 1, 2), &ledger),
+        Err(Refusal::Rule(TxRefusal::UnknownPatient(_)))
+    ));
+
+    // The proposer takes both reports; once committed, a replay of either is refused.
+    let txs = pool.take_block(&ledger, 100, 1 << 20);
+    assert_eq!(txs.len(), 2);
+    let block = one_block(&ledger, txs, &operator);
+    ledger
+        .check_block(&block, 1000, block.header.time_ms)
+        .expect("valid");
+    ledger.apply(&block, bmpls_crypto::hash::block_hash(&block.header));
+    pool.on_commit(&block, &ledger);
+    assert!(pool.is_empty());
+    assert!(matches!(
+        pool.admit(report(&patient, 1, 2), &ledger),
+        Err(Refusal::Rule(TxRefusal::Sequence {
+            expected: 3,
+            got: 1,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn a_full_mempool_refuses_with_a_typed_error() {
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let patient = enrol(&mut ledger, &SigningKey::from_seed(&[1; 32]));
+    let mut pool = Mempool::new(1, 1 << 20);
+    pool.admit(report(&patient, 1, 2), &ledger)
+        .expect("room for one");
+    assert!(matches!(
+        pool.admit(report(&patient, 2, 2), &ledger),
+        Err(Refusal::Full { txs: 1, .. })
+    ));
+}
+
+#[test]
+fn blocks_breaking_a_rule_are_refused_by_every_validator() {
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let operator = SigningKey::from_seed(&[1; 32]);
+    let patient = enrol(&mut ledger, &operator);
+    let check = |txs: Vec<Transaction>| {
+        let block = one_block(&ledger, txs, &operator);
+        ledger.check_block(&block, 1000, block.header.time_ms)
+    };
+    assert!(check(vec![report(&patient, 1, 2), report(&patient, 2, 2)]).is_ok());
+    assert!(check(vec![report(&patient, 2, 2)]).is_err(), "a gap");
+    assert!(
+        check(vec![report(&patient, 1, 2), report(&patient, 1, 2)]).is_err(),
+        "a repeat"
+    );
+    // An enrolment signed by someone who is not a validator.
+    let outsider = SigningKey::from_seed(&[99; 32]);
+    let mut tx = EnrolPatient {
+        patient: PatientId([8; 16]),
+        reporter_key: outsider.public(),
+        custodian_key: outsider.public(),
+        level_count: 2,
+        epoch_length_ms: 1,
+        operator: PublicKeyBytes(outsider.public().0),
+        sig: SignatureBytes::UNSIGNED,
+    };
+    outsider.sign(&mut tx);
+    assert!(check(vec![Transaction::EnrolPatient(tx)]).is_err());
+    // A wrong root.
+    let mut block = one_block(&ledger, vec![report(&patient, 1, 2)], &operator);
+    block.header.tx_root.0[0] ^= 1;
+    assert!(
+        ledger
+            .check_block(&block, 1000, block.header.time_ms)
+            .is_err()
+    );
+    // A time far ahead of the validator's clock.
+    let block = one_block(&ledger, vec![], &operator);
+    assert!(
+        ledger
+            .check_block(&block, 1000, block.header.time_ms - 5_000)
+            .is_err()
+    );
+}
+
+#[test]
+fn messages_and_log_entries_round_trip() {
+    let message = Message::SyncRequest(bmpls_consensus::Height(7));
+    assert_eq!(
+        Message::decode(&message.encode()).expect("decodes"),
+        message
+    );
+    let record = WalRecord::Timeout(1, 3);
+    assert_eq!(
+        WalRecord::decode(&record.encode()).expect("decodes"),
+        record
+    );
+}
+
+proptest! {
+    #[test]
+    fn garbage_never_decodes_into_a_message_by_accident(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        // Any input gives a value or a typed error, never a panic; and a value re-encodes to
+        // the same bytes (the encoding is canonical).
+        if let Ok(message) = Message::decode(&bytes) {
+            prop_assert_eq!(message.encode(), bytes);
+        }
+    }
+}
