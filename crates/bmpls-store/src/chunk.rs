@@ -5,7 +5,8 @@
 //! Record chunk payload: `height u64 ‖ count u16 ‖ count × (position u32 ‖ len u32 ‖ record)`,
 //! the record in its canonical encoding and `position` its index among the block's transactions.
 //!
-//! Index chunk payload: `first seq u64 ‖ max before u64 ‖ count u16 ‖ count × fix time u64 ‖
+//! Index chunk payload: `first seq u64 ‖ max before u64 ‖ count u16 ‖ records per record chunk
+//! u16 ‖ count × fix time u64 ‖
 //! levels u8 ‖ levels × (len u32 ‖ groups u16 ‖ groups × (epoch u32 ‖ n u16 ‖ n × (ciphertext
 //! u128 ‖ slot u16)))`. Within a level, each epoch's ciphertexts are sorted, so an area query
 //! finds its ranges by binary search rather than testing every record. `max before` is the
@@ -42,8 +43,13 @@ pub(crate) fn encode_records(height: Height, records: &[(u32, &LocationRecord)])
     out
 }
 
-/// The payload of an index chunk of `records` (consecutive, from one patient).
-pub(crate) fn encode_index(records: &[(u32, &LocationRecord)], max_before_ms: u64) -> Vec<u8> {
+/// The payload of an index chunk of `records` (consecutive, from one patient), whose records are
+/// stored in record chunks of `per_record_chunk` from the first.
+pub(crate) fn encode_index(
+    records: &[(u32, &LocationRecord)],
+    max_before_ms: u64,
+    per_record_chunk: usize,
+) -> Vec<u8> {
     let levels = records
         .iter()
         .map(|(_, r)| r.cells.len())
@@ -53,6 +59,7 @@ pub(crate) fn encode_index(records: &[(u32, &LocationRecord)], max_before_ms: u6
     out.extend_from_slice(&records.first().map_or(0, |(_, r)| r.seq.0).to_be_bytes());
     out.extend_from_slice(&max_before_ms.to_be_bytes());
     out.extend_from_slice(&(records.len() as u16).to_be_bytes());
+    out.extend_from_slice(&(per_record_chunk as u16).to_be_bytes());
     for (_, record) in records {
         out.extend_from_slice(&record.fix_time_ms.to_be_bytes());
     }
@@ -153,6 +160,7 @@ impl RecordChunk {
 pub(crate) struct IndexChunk<'a> {
     /// Sequence number of slot 0.
     pub(crate) first: Seq,
+    per_record_chunk: u64,
     times: &'a [u8],
     /// Whether each slot's record is in order (found through this chunk).
     in_order: Vec<bool>,
@@ -166,6 +174,7 @@ impl<'a> IndexChunk<'a> {
         let first = Seq(r.u64()?);
         let mut latest = r.u64()?;
         let count = usize::from(r.u16()?);
+        let per_record_chunk = u64::from(r.u16()?);
         let times = r.take(count.checked_mul(8)?)?;
         let in_order = times
             .chunks_exact(8)
@@ -182,8 +191,9 @@ impl<'a> IndexChunk<'a> {
                 r.take(len)
             })
             .collect::<Option<Vec<_>>>()?;
-        (r.is_empty() && count > 0).then_some(Self {
+        (r.is_empty() && count > 0 && per_record_chunk > 0).then_some(Self {
             first,
+            per_record_chunk,
             times,
             in_order,
             levels,
@@ -193,6 +203,17 @@ impl<'a> IndexChunk<'a> {
     /// Records in the chunk.
     pub(crate) fn len(&self) -> usize {
         self.in_order.len()
+    }
+
+    /// Sequence number of `slot`.
+    pub(crate) fn seq(&self, slot: usize) -> Seq {
+        Seq(self.first.0 + slot as u64)
+    }
+
+    /// First sequence number of the record chunk that holds `slot`.
+    pub(crate) fn record_chunk(&self, slot: usize) -> Seq {
+        let slot = slot as u64;
+        Seq(self.first.0 + slot - slot % self.per_record_chunk)
     }
 
     /// Fix time of `slot`.

@@ -70,7 +70,7 @@ type RangeMap = BTreeMap<u32, Vec<(u128, u128)>>;
 struct Hit {
     time_ms: u64,
     seq: Seq,
-    /// Where it is: in the index chunk that starts at this sequence number, or the record
+    /// Where it is: in the record chunk that starts at this sequence number, or the record
     /// itself when it was already read to be tested (out-of-order records).
     at: Located,
 }
@@ -194,8 +194,8 @@ impl Store {
             let slots = select(&chunk).ok_or_else(|| corrupt("chunk index", &key))?;
             hits.extend(slots.into_iter().map(|slot| Hit {
                 time_ms: chunk.time(slot),
-                seq: Seq(chunk.first.0 + slot as u64),
-                at: Located::Chunk(chunk.first),
+                seq: chunk.seq(slot),
+                at: Located::Chunk(chunk.record_chunk(slot)),
             }));
             if hits.len() >= limit {
                 break;
@@ -248,17 +248,12 @@ impl Store {
             };
             let chunk = match current.take() {
                 Some(c) if c.holds(hit.seq) => c,
-                _ => self.chunk_holding(patient, hit.seq)?.ok_or_else(|| {
-                    corrupt(
-                        "record named by an index",
-                        &crate::layout::index_key(patient, hit.time_ms, first),
-                    )
-                })?,
+                _ => self.chunk_at(patient, first)?,
             };
             let stored = chunk.get(hit.seq)?.ok_or_else(|| {
                 corrupt(
                     "record named by an index",
-                    &crate::layout::records_key(patient, hit.seq),
+                    &crate::layout::records_key(patient, first),
                 )
             })?;
             out.push(stored);

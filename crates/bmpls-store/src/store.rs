@@ -271,7 +271,11 @@ impl Store {
             let key_time = max_before.max(first.fix_time_ms);
             batch.insert(
                 index_key(patient, key_time, first.seq),
-                seal_value(&chunk::encode_index(chunk, max_before)),
+                seal_value(&chunk::encode_index(
+                    chunk,
+                    max_before,
+                    RECORD_CHUNK_RECORDS,
+                )),
             );
             for part in chunk.chunks(RECORD_CHUNK_RECORDS) {
                 batch.insert(
@@ -372,6 +376,19 @@ impl Store {
         let first = trailing_seq(&key).ok_or_else(|| corrupt("record chunk", &key))?;
         let chunk = RecordChunk::parse(value, key.to_vec(), first)?;
         Ok(chunk.holds(seq).then_some(chunk))
+    }
+
+    /// The record chunk of `patient` that starts at `first`, which an index names.
+    pub(crate) fn chunk_at(
+        &self,
+        patient: &PatientId,
+        first: Seq,
+    ) -> Result<RecordChunk, StoreError> {
+        let key = records_key(patient, first);
+        match self.tree.get(&key)? {
+            Some(value) => RecordChunk::parse(value, key, first),
+            None => Err(corrupt("record chunk named by an index", &key)),
+        }
     }
 
     /// Reads, checks and decodes one value; a value that fails either is `Corrupt`.
