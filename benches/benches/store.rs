@@ -145,7 +145,7 @@ fn main() {
             let from = START_MS + first * DAY_MS;
             let to = from + span_days * DAY_MS - 1;
             let t = Instant::now();
-            let (found, _) = store
+            let found = store
                 .within(&patient, LevelIndex(NEIGHBOURHOOD), &ranges, from, to, 1000)
                 .expect("answers");
             latencies.push(t.elapsed());

@@ -1,12 +1,14 @@
-//! The store through its public API: applying blocks, reading them back, queries against a
-//! brute-force filter, typed errors on bad input and on corrupted data.
+//! The store through its public API: applying blocks, reading them back byte for byte, queries
+//! against a brute-force filter (also with fix times out of order), typed errors on bad input
+//! and on corrupted data.
 
 use std::collections::BTreeMap;
 
 use bmpls_it::{DAY_MS, TestChain, chain_id, record};
-use bmpls_store::{EpochRanges, Plan, Store, StoreError};
+use bmpls_store::{EpochRanges, Store, StoreError};
 use bmpls_types::{
-    ChainId, Epoch, Height, LevelIndex, LocationRecord, OpeCiphertext, PatientId, Seq, Transaction,
+    ChainId, Epoch, Height, LevelIndex, LocationRecord, OpeCiphertext, PatientId, Revoke, Seq,
+    SignatureBytes, Transaction, TxHash,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -26,24 +28,32 @@ fn fill(
     seed: u64,
 ) -> BTreeMap<PatientId, Vec<LocationRecord>> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut chain = TestChain::resume(store.tip().expect("tip"));
-    let mut all: BTreeMap<PatientId, Vec<LocationRecord>> = BTreeMap::new();
-    let mut txs = Vec::new();
     let start = 20_000 * DAY_MS;
+    let mut txs = Vec::new();
     for seq in 1..=per_patient {
         for p in patients {
             let time = start + seq * 30_000 + rng.gen_range(0..1000);
-            let r = record(*p, seq, time, &mut rng);
-            all.entry(*p).or_default().push(r.clone());
-            txs.push(Transaction::Report(r));
-            if txs.len() == per_block {
-                let (block, cert) = chain.next(std::mem::take(&mut txs));
-                store.apply_block(&block, &cert).expect("applies");
-            }
+            txs.push(Transaction::Report(record(*p, seq, time, &mut rng)));
         }
     }
-    if !txs.is_empty() {
-        let (block, cert) = chain.next(txs);
+    apply(store, txs, per_block)
+}
+
+/// Applies `txs` in blocks of `per_block`; returns the reports by patient.
+fn apply(
+    store: &Store,
+    txs: Vec<Transaction>,
+    per_block: usize,
+) -> BTreeMap<PatientId, Vec<LocationRecord>> {
+    let mut chain = TestChain::resume(store.tip().expect("tip"));
+    let mut all: BTreeMap<PatientId, Vec<LocationRecord>> = BTreeMap::new();
+    for tx in &txs {
+        if let Transaction::Report(r) = tx {
+            all.entry(r.patient).or_default().push(r.clone());
+        }
+    }
+    for block in txs.chunks(per_block) {
+        let (block, cert) = chain.next(block.to_vec());
         store.apply_block(&block, &cert).expect("applies");
     }
     all
@@ -66,12 +76,68 @@ fn blocks_and_records_read_back_and_the_tip_advances() {
     assert_eq!(last.height, Height(3));
     let summary = store.summary(&patient).expect("reads").expect("exists");
     assert_eq!((summary.last_seq, summary.count), (Seq(25), 25));
-    let hash = bmpls_crypto::hash::tx_hash(&block.txs[3]);
     assert_eq!(
-        store.tx_position(&hash).expect("reads"),
+        store.tx_position(&block.txs[3]).expect("reads"),
         Some((Height(2), 3))
     );
+    let mut forged = all[&patient][12].clone();
+    forged.fix_time_ms += 1;
+    assert_eq!(
+        store
+            .tx_position(&Transaction::Report(forged))
+            .expect("reads"),
+        None,
+        "another record with a stored record's sequence number is not committed"
+    );
     assert!(store.last(&PatientId([9; 16])).expect("reads").is_none());
+}
+
+#[test]
+fn blocks_read_back_equal_with_interleaved_patients_and_other_transactions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir);
+    let mut rng = StdRng::seed_from_u64(11);
+    let patients = [PatientId([1; 16]), PatientId([2; 16]), PatientId([3; 16])];
+    let mut chain = TestChain::new();
+    let mut blocks = Vec::new();
+    let mut next = [1u64; 3];
+    for height in 0..6u8 {
+        let mut txs = Vec::new();
+        // More than one chunk's worth for one patient in some blocks, one record in others.
+        for _ in 0..rng.gen_range(1..700) {
+            let p = rng.gen_range(0..3);
+            let time = 20_000 * DAY_MS + next[p] * 30_000;
+            txs.push(Transaction::Report(record(
+                patients[p],
+                next[p],
+                time,
+                &mut rng,
+            )));
+            next[p] += 1;
+            if rng.gen_bool(0.01) {
+                txs.push(Transaction::Revoke(Revoke {
+                    patient: patients[p],
+                    grant: TxHash([height; 32]),
+                    sig: SignatureBytes([txs.len() as u8; 64]),
+                }));
+            }
+        }
+        let (block, cert) = chain.next(txs);
+        store.apply_block(&block, &cert).expect("applies");
+        blocks.push(block.get().clone());
+    }
+    drop(store);
+    let store = open(&dir);
+    for (i, block) in blocks.iter().enumerate() {
+        let height = Height(i as u64 + 1);
+        assert_eq!(store.block(height).expect("reads").as_ref(), Some(block));
+        for (index, tx) in block.txs.iter().enumerate() {
+            assert_eq!(
+                store.tx_position(tx).expect("reads"),
+                Some((height, index as u32))
+            );
+        }
+    }
 }
 
 #[test]
@@ -138,15 +204,20 @@ fn a_corrupted_value_is_a_typed_error() {
     let patient = PatientId([4; 16]);
     {
         let store = open(&dir);
-        fill(&store, &[patient], 5, 5, 3);
+        fill(&store, &[patient], 5, 2, 3);
     }
     {
-        // Damage the stored record of seq 2 and the block, as a bad disk would.
-        let db = sled::open(dir.path()).expect("sled opens");
+        // Damage the chunk holding seqs 1 and 2, and the block, as a bad disk would.
+        // The store's sled segment size (`layout.rs`): sled refuses any other.
+        let db = sled::Config::new()
+            .path(dir.path())
+            .segment_size(2 << 20)
+            .open()
+            .expect("sled opens");
         let tree = db.open_tree("chain").expect("tree");
         let mut record_key = vec![b'R'];
         record_key.extend_from_slice(&patient.0);
-        record_key.extend_from_slice(&2u64.to_be_bytes());
+        record_key.extend_from_slice(&1u64.to_be_bytes());
         let mut value = tree
             .get(&record_key)
             .expect("reads")
@@ -158,12 +229,25 @@ fn a_corrupted_value_is_a_typed_error() {
         let mut block_key = vec![b'B'];
         block_key.extend_from_slice(&1u64.to_be_bytes());
         tree.insert(&block_key, vec![1, 2, 3]).expect("writes");
+        // And the index of the last chunk (seq 5): its key starts with `I` and the patient.
+        let (index_key, index) = tree
+            .scan_prefix([&[b'I'][..], &patient.0].concat())
+            .next_back()
+            .expect("reads")
+            .expect("exists");
+        let mut index = index.to_vec();
+        let last = index.len() - 1;
+        index[last] ^= 0x01;
+        tree.insert(index_key, index).expect("writes");
         db.flush().expect("flush");
     }
     let store = open(&dir);
     assert!(matches!(
         store.record(&patient, Seq(2)),
-        Err(StoreError::Corrupt { what: "record", .. })
+        Err(StoreError::Corrupt {
+            what: "record chunk",
+            ..
+        })
     ));
     assert!(matches!(
         store.block(Height(1)),
@@ -174,9 +258,29 @@ fn a_corrupted_value_is_a_typed_error() {
         Err(StoreError::Corrupt { .. })
     ));
     assert!(store.record(&patient, Seq(3)).expect("intact").is_some());
+    let all_cells = |epoch| EpochRanges {
+        epoch: Epoch(epoch),
+        ranges: vec![(OpeCiphertext(0), OpeCiphertext(u128::MAX))],
+    };
+    let last_time = store.last(&patient).expect("reads").expect("exists");
+    let ranges = [all_cells(last_time.record.epoch.0)];
+    assert!(matches!(
+        store.within(
+            &patient,
+            LevelIndex(0),
+            &ranges,
+            last_time.record.fix_time_ms,
+            u64::MAX,
+            100
+        ),
+        Err(StoreError::Corrupt {
+            what: "chunk index",
+            ..
+        })
+    ));
 }
 
-/// The brute-force answer of a `within` query.
+/// The brute-force answer of a `within` query: in (time, seq) order.
 fn brute(
     records: &[LocationRecord],
     level: usize,
@@ -184,8 +288,10 @@ fn brute(
     from: u64,
     to: u64,
 ) -> Vec<Seq> {
-    records
-        .iter()
+    let mut sorted: Vec<&LocationRecord> = records.iter().collect();
+    sorted.sort_by_key(|r| (r.fix_time_ms, r.seq));
+    sorted
+        .into_iter()
         .filter(|r| (from..=to).contains(&r.fix_time_ms))
         .filter(|r| {
             ranges
@@ -199,13 +305,12 @@ fn brute(
 }
 
 #[test]
-fn queries_equal_brute_force_and_both_plans_run() {
+fn queries_equal_brute_force_for_narrow_and_wide_ranges() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(&dir);
     let patients = [PatientId([1; 16]), PatientId([2; 16]), PatientId([3; 16])];
     let all = fill(&store, &patients, 3000, 500, 7);
     let mut rng = StdRng::seed_from_u64(8);
-    let mut plans = std::collections::BTreeSet::new();
     for case in 0..200 {
         let patient = patients[case % 3];
         let records = &all[&patient];
@@ -226,7 +331,7 @@ fn queries_equal_brute_force_and_both_plans_run() {
             .collect();
         assert_eq!(track, expected);
         let level = rng.gen_range(0..bmpls_it::LEVELS);
-        // Ranges: narrow (a few records: cell plan) or wide (most records: time plan).
+        // Ranges: narrow (a few records) or wide (most records).
         let width: u128 = if case % 2 == 0 {
             u128::MAX / 2000
         } else {
@@ -245,22 +350,17 @@ fn queries_equal_brute_force_and_both_plans_run() {
                     .collect(),
             })
             .collect();
-        let (got, plan) = store
-            .within(&patient, LevelIndex(level as u8), &ranges, from, to, 10_000)
-            .expect("answers");
-        plans.insert(format!("{plan:?}"));
-        let got: Vec<Seq> = got.iter().map(|r| r.record.seq).collect();
-        assert_eq!(
-            got,
-            brute(records, level, &ranges, from, to),
-            "case {case}, plan {plan:?}"
-        );
+        let expected = brute(records, level, &ranges, from, to);
+        for limit in [10_000, 7] {
+            let got: Vec<Seq> = store
+                .within(&patient, LevelIndex(level as u8), &ranges, from, to, limit)
+                .expect("answers")
+                .iter()
+                .map(|r| r.record.seq)
+                .collect();
+            assert_eq!(got, expected[..expected.len().min(limit)], "case {case}");
+        }
     }
-    assert!(
-        plans.contains(&format!("{:?}", Plan::CellIndex))
-            && plans.contains(&format!("{:?}", Plan::TimeIndex)),
-        "{plans:?}"
-    );
 }
 
 proptest! {
@@ -280,8 +380,44 @@ proptest! {
         let ranges: Vec<EpochRanges> = (from / DAY_MS..=to / DAY_MS)
             .map(|e| EpochRanges { epoch: Epoch(e as u32), ranges: vec![(OpeCiphertext(lo), OpeCiphertext(hi))] })
             .collect();
-        let (got, _) = store.within(&patient, LevelIndex(level as u8), &ranges, from, to, 10_000).expect("answers");
+        let got = store.within(&patient, LevelIndex(level as u8), &ranges, from, to, 10_000).expect("answers");
         let got: Vec<Seq> = got.iter().map(|r| r.record.seq).collect();
         prop_assert_eq!(got, brute(records, level, &ranges, from, to));
+    }
+
+    /// Fix times that go back now and then (a phone whose clock was corrected): track and
+    /// within still equal a filter, at any limit.
+    #[test]
+    fn queries_equal_a_filter_when_fix_times_go_back(seed in any::<u64>(), count in 1u64..700, per_block in 1usize..400, back in 0.0f64..0.3, level in 0usize..bmpls_it::LEVELS, a in any::<u128>(), b in any::<u128>(), from in 0u64..800, len in 0u64..800, limit in 1usize..300) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(&dir);
+        let patient = PatientId([7; 16]);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let base = 20_000 * DAY_MS;
+        let mut time = base;
+        let txs: Vec<Transaction> = (1..=count)
+            .map(|seq| {
+                time = if rng.gen_bool(back) {
+                    time.saturating_sub(rng.gen_range(0..3_000_000)).max(base)
+                } else {
+                    time + rng.gen_range(0..60_000)
+                };
+                Transaction::Report(record(patient, seq, time, &mut rng))
+            })
+            .collect();
+        let all = apply(&store, txs, per_block);
+        let records = &all[&patient];
+        let (from, to) = (base + from * 30_000, base + (from + len) * 30_000);
+        let (lo, hi) = (a.min(b), a.max(b));
+        let ranges: Vec<EpochRanges> = (from / DAY_MS..=to / DAY_MS)
+            .map(|e| EpochRanges { epoch: Epoch(e as u32), ranges: vec![(OpeCiphertext(lo), OpeCiphertext(hi))] })
+            .collect();
+        let got: Vec<Seq> = store.within(&patient, LevelIndex(level as u8), &ranges, from, to, limit).expect("answers").iter().map(|r| r.record.seq).collect();
+        let expected = brute(records, level, &ranges, from, to);
+        prop_assert_eq!(&got[..], &expected[..expected.len().min(limit)]);
+        let everywhere = [EpochRanges { epoch: Epoch((base / DAY_MS) as u32), ranges: vec![(OpeCiphertext(0), OpeCiphertext(u128::MAX))] }];
+        let track: Vec<Seq> = store.track(&patient, from, to, limit).expect("answers").iter().map(|r| r.record.seq).collect();
+        let expected = brute(records, level, &everywhere, from, to);
+        prop_assert_eq!(&track[..], &expected[..expected.len().min(limit)]);
     }
 }

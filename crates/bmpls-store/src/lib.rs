@@ -1,20 +1,23 @@
 //! The durable store of a bmpls validator, on sled: committed blocks and their certificates,
-//! and the indexes that answer queries on ciphertexts — by time, and by encrypted cell at each
-//! level. A block and all its index entries are applied in one atomic batch and flushed before
-//! the call returns; every value carries a checksum that is verified when it is read back.
+//! each patient's records in chunks, and chunk indexes that answer queries on ciphertexts — by
+//! time, and by encrypted cell at each level. A block and everything it adds are applied in one
+//! atomic batch and flushed before the call returns; every value carries a checksum that is
+//! verified when it is read back.
 //! [`SledWal`] keeps a validator's consensus write-ahead log (`bmpls_consensus::WalStorage`).
 //!
 //! This crate never depends on `bmpls-ope` or `bmpls-grid`: it compares ciphertexts as
 //! integers and cannot decrypt.
 #![forbid(unsafe_code)]
 
+mod chunk;
 mod error;
 mod layout;
 mod query;
+mod skeleton;
 mod store;
 mod wal;
 
 pub use error::StoreError;
-pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, Plan, Query};
+pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, Query};
 pub use store::{PatientSummary, SCHEMA_VERSION, Store, StoredRecord};
 pub use wal::SledWal;

@@ -1,21 +1,26 @@
 //! Queries on ciphertexts: a patient's last record, records in a time window, and records whose
-//! level-`d` ciphertext falls in given ranges within a time window — with a planner that picks
-//! the time index or the cell index by estimated size. The store never sees a position: range
-//! bounds arrive already encrypted, one list per key epoch.
+//! level-`d` ciphertext falls in given ranges within a time window. The store never sees a
+//! position: range bounds arrive already encrypted, one list per key epoch.
+//!
+//! Both window queries walk the patient's chunk indexes in time order from the chunk holding the
+//! window's start; in each chunk an area query finds its ranges by binary search among that
+//! epoch's sorted ciphertexts, so it costs a few probes per chunk plus its answers, and it stops
+//! once it has `limit` answers (later chunks hold only later records). Records that arrived with
+//! a fix time earlier than one already stored are found through their own entries and merged.
 
-use bmpls_types::{Epoch, LevelIndex, OpeCiphertext, PatientId, Seq};
+use std::collections::BTreeMap;
 
+use bmpls_types::{Epoch, LevelIndex, LocationRecord, OpeCiphertext, PatientId, Seq};
+
+use crate::chunk::{IndexChunk, RecordChunk};
 use crate::error::StoreError;
-use crate::layout::{self, be_u64, open_value, trailing_seq};
-use crate::store::{Store, StoredRecord, corrupt};
+use crate::layout::{be_u64, corrupt, index_key, open_value, out_of_order_key, trailing_seq};
+use crate::store::{Store, StoredRecord};
 
 /// Most records one query returns.
 pub const MAX_RESULTS: usize = 10_000;
 /// Most ciphertext ranges in one `within` query (over all epochs).
 pub const MAX_RANGES: usize = 4096;
-
-/// Cell-index entries probed per requested result before the time index is preferred.
-const PROBE_PER_RESULT: u64 = 4;
 
 /// Encrypted ranges of one key epoch: inclusive `(low, high)` ciphertext bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,15 +29,6 @@ pub struct EpochRanges {
     pub epoch: Epoch,
     /// Inclusive ciphertext ranges.
     pub ranges: Vec<(OpeCiphertext, OpeCiphertext)>,
-}
-
-/// Which index answered a `within` query (exposed for tests and metrics).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Plan {
-    /// Scanned the patient's records in the time window and filtered them by ciphertext.
-    TimeIndex,
-    /// Scanned the ciphertext ranges and filtered the entries by time.
-    CellIndex,
 }
 
 /// A query of one patient's records.
@@ -67,6 +63,23 @@ pub enum Query {
     },
 }
 
+/// Ranges by epoch, each list sorted and merged.
+type RangeMap = BTreeMap<u32, Vec<(u128, u128)>>;
+
+/// An answer found, before its record is read.
+struct Hit {
+    time_ms: u64,
+    seq: Seq,
+    /// Where it is: in the record chunk that starts at this sequence number, or the record
+    /// itself when it was already read to be tested (out-of-order records).
+    at: Located,
+}
+
+enum Located {
+    Chunk(Seq),
+    Read(StoredRecord),
+}
+
 impl Store {
     /// The latest record of `patient`.
     pub fn last(&self, patient: &PatientId) -> Result<Option<StoredRecord>, StoreError> {
@@ -76,7 +89,8 @@ impl Store {
         }
     }
 
-    /// Records of `patient` with `from_ms ≤ fix_time ≤ to_ms`, in time order, at most `limit`.
+    /// Records of `patient` with `from_ms ≤ fix_time ≤ to_ms`: the earliest `limit` of them, in
+    /// time order (ties by sequence number).
     pub fn track(
         &self,
         patient: &PatientId,
@@ -85,18 +99,18 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StoreError> {
         check_limit(limit)?;
-        let mut out = Vec::new();
-        for seq in self.time_scan(patient, from_ms, to_ms) {
-            if out.len() == limit {
-                break;
-            }
-            out.push(self.must_record(patient, seq?)?);
-        }
-        Ok(out)
+        let hits = self.hits(
+            patient,
+            (from_ms, to_ms),
+            limit,
+            |chunk| Some(chunk.in_window(from_ms, to_ms).collect()),
+            |_| true,
+        )?;
+        self.fetch(patient, hits)
     }
 
     /// Records of `patient` in the window whose `level` ciphertext lies in a range of its epoch:
-    /// the earliest `limit` of them, in time order; and which index answered.
+    /// the earliest `limit` of them, in time order (ties by sequence number).
     pub fn within(
         &self,
         patient: &PatientId,
@@ -105,79 +119,21 @@ impl Store {
         from_ms: u64,
         to_ms: u64,
         limit: usize,
-    ) -> Result<(Vec<StoredRecord>, Plan), StoreError> {
+    ) -> Result<Vec<StoredRecord>, StoreError> {
         check_limit(limit)?;
         if ranges.iter().map(|e| e.ranges.len()).sum::<usize>() > MAX_RANGES {
             return Err(StoreError::QueryTooLarge("too many ranges"));
         }
-        // The time plan reads the window in time order and stops after `limit` matches; the cell
-        // plan must read every hit to find the earliest. Probe the cell index, and give up on it
-        // once it holds more entries than the window, or than a few times the limit.
-        let in_time = self.estimate_window(patient, from_ms, to_ms)?;
-        let budget = in_time.min(PROBE_PER_RESULT * limit.max(1) as u64);
-        let mut hits: Vec<(u64, Seq)> = Vec::new();
-        let mut scanned = 0u64;
-        let mut use_cells = true;
-        'probe: for epoch in ranges {
-            for &(low, high) in &epoch.ranges {
-                let start = layout::cell_key(level, patient, epoch.epoch, low, Seq(0));
-                let end = layout::cell_key(level, patient, epoch.epoch, high, Seq(u64::MAX));
-                for item in self.tree.range(start..=end) {
-                    let (key, value) = item?;
-                    scanned += 1;
-                    if scanned > budget {
-                        use_cells = false;
-                        break 'probe;
-                    }
-                    let time = be_u64(open_value(&value, "cell index", &key)?, 0)
-                        .ok_or_else(|| corrupt("cell index", &key))?;
-                    if (from_ms..=to_ms).contains(&time) {
-                        hits.push((
-                            time,
-                            trailing_seq(&key).ok_or_else(|| corrupt("cell index", &key))?,
-                        ));
-                    }
-                }
-            }
-        }
-        if use_cells {
-            hits.sort_unstable();
-            hits.dedup();
-            hits.truncate(limit);
-            let records = hits
-                .into_iter()
-                .map(|(_, seq)| self.must_record(patient, seq))
-                .collect::<Result<_, _>>()?;
-            return Ok((records, Plan::CellIndex));
-        }
-        let mut out = Vec::new();
-        let offset = 4 + 16 * usize::from(level.0);
-        let start = layout::time_key(patient, from_ms, Seq(0));
-        let end = layout::time_key(patient, to_ms, Seq(u64::MAX));
-        for item in self.tree.range(start..=end) {
-            if out.len() == limit {
-                break;
-            }
-            let (key, value) = item?;
-            let entry = open_value(&value, "time index", &key)?;
-            let epoch = layout::be_u32(entry, 0).ok_or_else(|| corrupt("time index", &key))?;
-            let Some(cell) = entry.get(offset..offset + 16) else {
-                continue;
-            };
-            let cell = OpeCiphertext(u128::from_be_bytes(
-                cell.try_into().map_err(|_| corrupt("time index", &key))?,
-            ));
-            let inside = ranges
-                .iter()
-                .filter(|e| e.epoch.0 == epoch)
-                .flat_map(|e| e.ranges.iter())
-                .any(|&(low, high)| low <= cell && cell <= high);
-            if inside {
-                let seq = trailing_seq(&key).ok_or_else(|| corrupt("time index", &key))?;
-                out.push(self.must_record(patient, seq)?);
-            }
-        }
-        Ok((out, Plan::TimeIndex))
+        let ranges = normalise(ranges);
+        let level = usize::from(level.0);
+        let hits = self.hits(
+            patient,
+            (from_ms, to_ms),
+            limit,
+            |chunk| chunk.matching(level, &ranges, from_ms, to_ms),
+            |record| inside(&ranges, record, level),
+        )?;
+        self.fetch(patient, hits)
     }
 
     /// Runs several queries (an operator's caseload); each answers or fails on its own.
@@ -201,58 +157,145 @@ impl Store {
                     ranges,
                     from_ms,
                     to_ms,
-                } => self
-                    .within(patient, *level, ranges, *from_ms, *to_ms, limit)
-                    .map(|(records, _)| records),
+                } => self.within(patient, *level, ranges, *from_ms, *to_ms, limit),
             })
             .collect()
     }
 
-    /// Records of the patient expected in the window, from the patient's summary, assuming an
-    /// even reporting rate (at least 1, so the probe of the cell index always starts).
-    fn estimate_window(
+    /// The earliest `limit` answers in the window, in (time, seq) order: `select` picks the
+    /// answering slots of a chunk (`None` if the chunk is malformed), `accept` tests an
+    /// out-of-order record.
+    fn hits(
         &self,
         patient: &PatientId,
-        from_ms: u64,
-        to_ms: u64,
-    ) -> Result<u64, StoreError> {
-        let Some(s) = self.summary(patient)? else {
-            return Ok(1);
-        };
-        let start = from_ms.max(s.first_fix_ms);
-        let end = to_ms.min(s.last_fix_ms);
-        if start > end {
-            return Ok(1);
+        (from_ms, to_ms): (u64, u64),
+        limit: usize,
+        select: impl Fn(&IndexChunk<'_>) -> Option<Vec<usize>>,
+        accept: impl Fn(&LocationRecord) -> bool,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let mut hits = Vec::new();
+        if from_ms > to_ms || limit == 0 {
+            return Ok(hits);
         }
-        let span = u128::from(s.last_fix_ms - s.first_fix_ms) + 1;
-        let part = u128::from(end - start) + 1;
-        Ok(((u128::from(s.count) * part / span) as u64).max(1))
+        // The last chunk keyed before the window may hold its first records; every later chunk
+        // keyed inside the window is read until `limit` answers are found.
+        let start = index_key(patient, from_ms, Seq(0));
+        let end = index_key(patient, to_ms, Seq(u64::MAX));
+        let before = self
+            .tree
+            .range(index_key(patient, 0, Seq(0))..start.clone())
+            .next_back();
+        for item in before.into_iter().chain(self.tree.range(start..=end)) {
+            let (key, value) = item?;
+            let payload = open_value(&value, "chunk index", &key)?;
+            let chunk = IndexChunk::parse(payload)
+                .filter(|c| Some(c.first) == trailing_seq(&key))
+                .ok_or_else(|| corrupt("chunk index", &key))?;
+            let slots = select(&chunk).ok_or_else(|| corrupt("chunk index", &key))?;
+            hits.extend(slots.into_iter().map(|slot| Hit {
+                time_ms: chunk.time(slot),
+                seq: chunk.seq(slot),
+                at: Located::Chunk(chunk.record_chunk(slot)),
+            }));
+            if hits.len() >= limit {
+                break;
+            }
+        }
+        hits.truncate(limit);
+        let mut late = Vec::new();
+        let range = out_of_order_key(patient, from_ms, Seq(0))
+            ..=out_of_order_key(patient, to_ms, Seq(u64::MAX));
+        for item in self.tree.range(range) {
+            if late.len() == limit {
+                break;
+            }
+            let (key, value) = item?;
+            open_value(&value, "out-of-order entry", &key)?;
+            let (Some(time_ms), Some(seq)) = (be_u64(&key, 17), trailing_seq(&key)) else {
+                return Err(corrupt("out-of-order entry", &key));
+            };
+            let stored = self
+                .record(patient, seq)?
+                .filter(|s| s.record.fix_time_ms == time_ms)
+                .ok_or_else(|| corrupt("record named by an index", &key))?;
+            if accept(&stored.record) {
+                late.push(Hit {
+                    time_ms,
+                    seq,
+                    at: Located::Read(stored),
+                });
+            }
+        }
+        if !late.is_empty() {
+            hits.extend(late);
+            hits.sort_unstable_by_key(|h| (h.time_ms, h.seq));
+            hits.truncate(limit);
+        }
+        Ok(hits)
     }
 
-    /// Sequence numbers of the patient's records in the window, in time order.
-    fn time_scan(
-        &self,
-        patient: &PatientId,
-        from_ms: u64,
-        to_ms: u64,
-    ) -> impl Iterator<Item = Result<Seq, StoreError>> + '_ {
-        let start = layout::time_key(patient, from_ms, Seq(0));
-        let end = layout::time_key(patient, to_ms, Seq(u64::MAX));
-        self.tree.range(start..=end).map(|item| {
-            let (key, _) = item?;
-            trailing_seq(&key).ok_or_else(|| corrupt("time index", &key))
-        })
+    /// The records of `hits`, reading each chunk once.
+    fn fetch(&self, patient: &PatientId, hits: Vec<Hit>) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut current: Option<RecordChunk> = None;
+        let mut out = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let first = match hit.at {
+                Located::Read(stored) => {
+                    out.push(stored);
+                    continue;
+                }
+                Located::Chunk(first) => first,
+            };
+            let chunk = match current.take() {
+                Some(c) if c.holds(hit.seq) => c,
+                _ => self.chunk_at(patient, first)?,
+            };
+            let stored = chunk.get(hit.seq)?.ok_or_else(|| {
+                corrupt(
+                    "record named by an index",
+                    &crate::layout::records_key(patient, first),
+                )
+            })?;
+            out.push(stored);
+            current = Some(chunk);
+        }
+        Ok(out)
     }
+}
 
-    /// A record an index points to; its absence means the indexes are inconsistent.
-    fn must_record(&self, patient: &PatientId, seq: Seq) -> Result<StoredRecord, StoreError> {
-        self.record(patient, seq)?.ok_or_else(|| {
-            corrupt(
-                "record named by an index",
-                &layout::record_key(patient, seq),
-            )
-        })
+/// Each epoch's ranges sorted and merged (empty ranges dropped), for binary search.
+fn normalise(ranges: &[EpochRanges]) -> RangeMap {
+    let mut map = RangeMap::new();
+    for epoch in ranges {
+        map.entry(epoch.epoch.0).or_default().extend(
+            epoch
+                .ranges
+                .iter()
+                .filter(|(low, high)| low <= high)
+                .map(|(low, high)| (low.0, high.0)),
+        );
     }
+    for list in map.values_mut() {
+        list.sort_unstable();
+        let mut merged: Vec<(u128, u128)> = Vec::with_capacity(list.len());
+        for &(low, high) in list.iter() {
+            match merged.last_mut() {
+                Some(last) if low <= last.1.saturating_add(1) => last.1 = last.1.max(high),
+                _ => merged.push((low, high)),
+            }
+        }
+        *list = merged;
+    }
+    map
+}
+
+/// Whether the record's ciphertext at `level` lies in one of its epoch's ranges.
+fn inside(ranges: &RangeMap, record: &LocationRecord, level: usize) -> bool {
+    let (Some(list), Some(cell)) = (ranges.get(&record.epoch.0), record.cells.get(level)) else {
+        return false;
+    };
+    let i = list.partition_point(|&(_, high)| high < cell.0);
+    list.get(i).is_some_and(|&(low, _)| low <= cell.0)
 }
 
 fn check_limit(limit: usize) -> Result<(), StoreError> {

@@ -1,26 +1,29 @@
 //! Opening a store, applying committed blocks atomically and durably, and reading blocks back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use bmpls_crypto::Verified;
 use bmpls_crypto::hash::{block_hash, tx_hash};
 use bmpls_types::{
-    Block, BlockHash, Canonical, ChainId, CommitCertificate, Height, LevelIndex, LocationRecord,
-    PatientId, Seq, Transaction, TxHash,
+    Block, BlockHash, Canonical, ChainId, CommitCertificate, Height, LocationRecord, PatientId,
+    Seq, Transaction,
 };
 
+use crate::chunk::{self, RecordChunk};
 use crate::error::StoreError;
 use crate::layout::{
-    self, BLOCK, CERT, META, PATIENT, TX, be_u32, be_u64, cell_key, height_key, open_value,
-    record_key, seal_value, time_key,
+    self, BLOCK, CERT, INDEX_CHUNK_RECORDS, META, PATIENT, RECORD_CHUNK_RECORDS, SEGMENT_BYTES, TX,
+    be_u32, be_u64, corrupt, height_key, index_key, open_value, out_of_order_key, records_key,
+    seal_value, trailing_seq,
 };
+use crate::skeleton::Skeleton;
 
 /// sled's page cache: indexes of a large caseload should stay in memory on a validator.
 const CACHE_BYTES: u64 = 4 << 30;
 
 /// Version of the on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";
@@ -90,6 +93,7 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
+            .segment_size(SEGMENT_BYTES)
             .flush_every_ms(None)
             .open()?;
         let tree = db.open_tree("chain")?;
@@ -165,9 +169,9 @@ impl Store {
         }
     }
 
-    /// Applies the next committed block and its certificate: every index entry in one atomic
-    /// batch, flushed to disk before returning. After a crash either all of it is there or
-    /// none.
+    /// Applies the next committed block and its certificate: every record chunk, index entry
+    /// and summary in one atomic batch, flushed to disk before returning. After a crash either
+    /// all of it is there or none.
     pub fn apply_block(
         &self,
         block: &Verified<Block>,
@@ -183,25 +187,32 @@ impl Store {
             });
         }
         let mut batch = sled::Batch::default();
-        let mut summaries: BTreeMap<PatientId, PatientSummary> = BTreeMap::new();
+        let mut skeleton = Skeleton::new(header, block.txs.len());
+        // Each patient's reports, in block order, with their positions in the block.
+        let mut runs: BTreeMap<PatientId, Vec<(u32, &LocationRecord)>> = BTreeMap::new();
         for (index, tx) in block.txs.iter().enumerate() {
             let index = index as u32;
-            let mut position = header.height.0.to_be_bytes().to_vec();
-            position.extend_from_slice(&index.to_be_bytes());
-            batch.insert(layout::key(TX, &[&tx_hash(tx).0]), seal_value(&position));
-            if let Transaction::Report(record) = tx {
-                self.index_record(&mut batch, &mut summaries, record, &position)?;
+            match tx {
+                Transaction::Report(record) => {
+                    skeleton.reference(record);
+                    runs.entry(record.patient)
+                        .or_default()
+                        .push((index, record));
+                }
+                other => {
+                    skeleton.inline(other);
+                    let mut position = header.height.0.to_be_bytes().to_vec();
+                    position.extend_from_slice(&index.to_be_bytes());
+                    batch.insert(layout::key(TX, &[&tx_hash(other).0]), seal_value(&position));
+                }
             }
         }
-        for (patient, summary) in &summaries {
-            batch.insert(
-                layout::key(PATIENT, &[&patient.0]),
-                seal_value(&summary.encode()),
-            );
+        for (patient, records) in &runs {
+            self.stage_run(&mut batch, header.height, patient, records)?;
         }
         batch.insert(
             height_key(BLOCK, header.height),
-            seal_value(&block.get().encode()),
+            seal_value(&skeleton.finish()),
         );
         batch.insert(height_key(CERT, header.height), seal_value(&cert.encode()));
         let mut tip = header.height.0.to_be_bytes().to_vec();
@@ -212,72 +223,100 @@ impl Store {
         Ok(())
     }
 
-    fn index_record(
+    /// Adds one patient's reports of a block to the batch: checked sequence numbers, chunks of
+    /// records and their indexes, out-of-order entries, and the updated summary.
+    fn stage_run(
         &self,
         batch: &mut sled::Batch,
-        summaries: &mut BTreeMap<PatientId, PatientSummary>,
-        record: &LocationRecord,
-        position: &[u8],
+        height: Height,
+        patient: &PatientId,
+        records: &[(u32, &LocationRecord)],
     ) -> Result<(), StoreError> {
-        let summary = match summaries.get(&record.patient) {
-            Some(s) => Some(*s),
-            None => self.summary(&record.patient)?,
-        };
-        let last = summary.map_or(0, |s| s.last_seq.0);
-        if record.seq.0 != last + 1 {
-            return Err(StoreError::Sequence {
-                last,
-                got: record.seq.0,
-            });
-        }
-        let mut value = position.to_vec();
-        value.extend_from_slice(&record.encode());
-        batch.insert(record_key(&record.patient, record.seq), seal_value(&value));
-        // The time index carries the epoch and every level's ciphertext, so an area query
-        // planned on time filters without fetching records that do not match.
-        let mut cells = record.epoch.0.to_be_bytes().to_vec();
-        for cell in record.cells.iter() {
-            cells.extend_from_slice(&cell.0.to_be_bytes());
-        }
-        batch.insert(
-            time_key(&record.patient, record.fix_time_ms, record.seq),
-            seal_value(&cells),
-        );
-        for (level, cell) in record.cells.iter().enumerate() {
+        let mut summary = self.summary(patient)?;
+        for chunk in records.chunks(INDEX_CHUNK_RECORDS) {
+            let max_before = summary.map_or(0, |s| s.last_fix_ms);
+            for (_, record) in chunk {
+                let last = summary.map_or(0, |s| s.last_seq.0);
+                if record.seq.0 != last + 1 {
+                    return Err(StoreError::Sequence {
+                        last,
+                        got: record.seq.0,
+                    });
+                }
+                let time = record.fix_time_ms;
+                summary = Some(match summary {
+                    None => PatientSummary {
+                        last_seq: record.seq,
+                        first_fix_ms: time,
+                        last_fix_ms: time,
+                        count: 1,
+                    },
+                    Some(s) => {
+                        if time < s.last_fix_ms {
+                            batch.insert(
+                                out_of_order_key(patient, time, record.seq),
+                                seal_value(&[]),
+                            );
+                        }
+                        PatientSummary {
+                            last_seq: record.seq,
+                            first_fix_ms: s.first_fix_ms.min(time),
+                            last_fix_ms: s.last_fix_ms.max(time),
+                            count: s.count + 1,
+                        }
+                    }
+                });
+            }
+            let first = chunk[0].1;
+            let key_time = max_before.max(first.fix_time_ms);
             batch.insert(
-                cell_key(
-                    LevelIndex(level as u8),
-                    &record.patient,
-                    record.epoch,
-                    *cell,
-                    record.seq,
-                ),
-                seal_value(&record.fix_time_ms.to_be_bytes()),
+                index_key(patient, key_time, first.seq),
+                seal_value(&chunk::encode_index(
+                    chunk,
+                    max_before,
+                    RECORD_CHUNK_RECORDS,
+                )),
+            );
+            for part in chunk.chunks(RECORD_CHUNK_RECORDS) {
+                batch.insert(
+                    records_key(patient, part[0].1.seq),
+                    seal_value(&chunk::encode_records(height, part)),
+                );
+            }
+        }
+        if let Some(summary) = summary {
+            batch.insert(
+                layout::key(PATIENT, &[&patient.0]),
+                seal_value(&summary.encode()),
             );
         }
-        let updated = match summary {
-            None => PatientSummary {
-                last_seq: record.seq,
-                first_fix_ms: record.fix_time_ms,
-                last_fix_ms: record.fix_time_ms,
-                count: 1,
-            },
-            Some(s) => PatientSummary {
-                last_seq: record.seq,
-                first_fix_ms: s.first_fix_ms.min(record.fix_time_ms),
-                last_fix_ms: s.last_fix_ms.max(record.fix_time_ms),
-                count: s.count + 1,
-            },
-        };
-        summaries.insert(record.patient, updated);
         Ok(())
     }
 
-    /// The block at `height`, checked against its checksum and decoded.
+    /// The block at `height`, reassembled from its stored skeleton and record chunks.
     pub fn block(&self, height: Height) -> Result<Option<Block>, StoreError> {
-        self.read(&height_key(BLOCK, height), "block", |p| {
-            Block::decode(p).ok()
-        })
+        let key = height_key(BLOCK, height);
+        let Some(stored) = self.tree.get(&key)? else {
+            return Ok(None);
+        };
+        let payload = open_value(&stored, "block", &key)?;
+        let mut chunks: HashMap<PatientId, RecordChunk> = HashMap::new();
+        let block = Skeleton::rebuild(payload, |patient, seq, position| {
+            let cached = chunks.get(patient).is_some_and(|c| c.holds(seq));
+            if !cached {
+                let chunk = self
+                    .chunk_holding(patient, seq)?
+                    .ok_or_else(|| corrupt("record named by a block", &key))?;
+                chunks.insert(*patient, chunk);
+            }
+            let stored = chunks[patient]
+                .get(seq)?
+                .filter(|s| s.height == height && s.index == position)
+                .ok_or_else(|| corrupt("record named by a block", &key))?;
+            Ok(stored.record)
+        })?
+        .ok_or_else(|| corrupt("block", &key))?;
+        Ok(Some(block))
     }
 
     /// The commit certificate of the block at `height`.
@@ -287,9 +326,17 @@ impl Store {
         })
     }
 
-    /// Where a transaction was committed: height and index in its block.
-    pub fn tx_position(&self, hash: &TxHash) -> Result<Option<(Height, u32)>, StoreError> {
-        self.read(&layout::key(TX, &[&hash.0]), "tx index", |p| {
+    /// Where a committed transaction is: height and index in its block. A report is found by
+    /// its patient and sequence number (and must be the stored record), any other transaction
+    /// by its hash.
+    pub fn tx_position(&self, tx: &Transaction) -> Result<Option<(Height, u32)>, StoreError> {
+        if let Transaction::Report(record) = tx {
+            let stored = self.record(&record.patient, record.seq)?;
+            return Ok(stored
+                .filter(|s| &s.record == record)
+                .map(|s| (s.height, s.index)));
+        }
+        self.read(&layout::key(TX, &[&tx_hash(tx).0]), "tx index", |p| {
             Some((Height(be_u64(p, 0)?), be_u32(p, 8)?))
         })
     }
@@ -309,13 +356,39 @@ impl Store {
         patient: &PatientId,
         seq: Seq,
     ) -> Result<Option<StoredRecord>, StoreError> {
-        self.read(&record_key(patient, seq), "record", |p| {
-            Some(StoredRecord {
-                height: Height(be_u64(p, 0)?),
-                index: be_u32(p, 8)?,
-                record: LocationRecord::decode(p.get(12..)?).ok()?,
-            })
-        })
+        match self.chunk_holding(patient, seq)? {
+            None => Ok(None),
+            Some(chunk) => chunk.get(seq),
+        }
+    }
+
+    /// The record chunk of `patient` that holds `seq`, if any.
+    pub(crate) fn chunk_holding(
+        &self,
+        patient: &PatientId,
+        seq: Seq,
+    ) -> Result<Option<RecordChunk>, StoreError> {
+        let range = records_key(patient, Seq(0))..=records_key(patient, seq);
+        let Some(item) = self.tree.range(range).next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = item?;
+        let first = trailing_seq(&key).ok_or_else(|| corrupt("record chunk", &key))?;
+        let chunk = RecordChunk::parse(value, key.to_vec(), first)?;
+        Ok(chunk.holds(seq).then_some(chunk))
+    }
+
+    /// The record chunk of `patient` that starts at `first`, which an index names.
+    pub(crate) fn chunk_at(
+        &self,
+        patient: &PatientId,
+        first: Seq,
+    ) -> Result<RecordChunk, StoreError> {
+        let key = records_key(patient, first);
+        match self.tree.get(&key)? {
+            Some(value) => RecordChunk::parse(value, key, first),
+            None => Err(corrupt("record chunk named by an index", &key)),
+        }
     }
 
     /// Reads, checks and decodes one value; a value that fails either is `Corrupt`.
@@ -332,12 +405,5 @@ impl Store {
                 decode(payload).map(Some).ok_or_else(|| corrupt(what, key))
             }
         }
-    }
-}
-
-pub(crate) fn corrupt(what: &'static str, key: &[u8]) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        key: layout::hex(key),
     }
 }
