@@ -20,6 +20,7 @@ fn genesis(key: &SigningKey) -> Genesis {
         validators: ValidatorSet::new(set),
         genesis_time_ms: 0,
         params: ConsensusParams::default(),
+        names: Vec::new(),
     }
 }
 

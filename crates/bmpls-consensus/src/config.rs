@@ -180,6 +180,19 @@ pub struct Genesis {
     pub genesis_time_ms: u64,
     /// Consensus parameters.
     pub params: ConsensusParams,
+    /// Each validator's name in the genesis file (names appear in node configurations and
+    /// certificates; the key is what the chain knows).
+    pub names: Vec<(String, ValidatorId)>,
+}
+
+impl Genesis {
+    /// The validator named `name` in the genesis file.
+    pub fn validator_named(&self, name: &str) -> Option<ValidatorId> {
+        self.names
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+    }
 }
 
 #[derive(Deserialize)]
@@ -220,6 +233,7 @@ impl Genesis {
             ));
         }
         let mut members = Vec::with_capacity(file.validator.len());
+        let mut names: Vec<(String, ValidatorId)> = Vec::with_capacity(file.validator.len());
         for (i, entry) in file.validator.iter().enumerate() {
             let at = |name: &str| format!("validator[{i}] ({}).{name}", entry.name);
             let bytes: [u8; 32] = hex::decode(&entry.key)
@@ -229,6 +243,10 @@ impl Genesis {
             if ed25519_valid(&bytes).is_err() {
                 return Err(field(at("key"), "is not a valid Ed25519 public key"));
             }
+            if entry.name.is_empty() || names.iter().any(|(n, _)| *n == entry.name) {
+                return Err(field(at("name"), "must be non-empty and unique"));
+            }
+            names.push((entry.name.clone(), ValidatorId(bytes)));
             if entry.power == 0 {
                 return Err(field(at("power"), "must be positive"));
             }
@@ -244,6 +262,7 @@ impl Genesis {
             validators: ValidatorSet::new(set),
             genesis_time_ms: file.genesis_time_ms,
             params: file.consensus,
+            names,
         })
     }
 }

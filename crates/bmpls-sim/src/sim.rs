@@ -166,6 +166,7 @@ impl<'a> Sim<'a> {
             validators: ValidatorSet::new(set),
             genesis_time_ms: 0,
             params: sim_params(),
+            names: Vec::new(),
         };
         let reference = Ledger::genesis(genesis.validators.clone(), 0);
         let operator = SigningKey::from_seed(&seeds[0]);

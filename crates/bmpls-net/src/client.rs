@@ -1,0 +1,180 @@
+//! A client of the validators (a reporter's phone, a carer's tool): dials a node with the CA
+//! pinned, signs every request, and redials with backoff when the connection is lost.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::RngCore;
+use tokio::sync::Mutex;
+
+use bmpls_crypto::SigningKey;
+use bmpls_types::{Canonical, DecodeError, SignatureBytes};
+
+use crate::frame::{FrameError, read_frame, write_frame};
+use crate::limits::{BACKOFF_MAX, BACKOFF_MIN, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT};
+use crate::proto::{Envelope, Request, Response};
+use crate::tls::{self, CLIENT_SERVER_NAME, TlsError, Trust};
+
+/// A request that got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// TLS material could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// No connection could be made (the node is down, or is not a validator of the CA).
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The node.
+        addr: SocketAddr,
+        /// The last failure.
+        reason: String,
+    },
+    /// The stream failed mid-request.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The node's answer does not decode.
+    #[error("bad answer: {0}")]
+    Decode(#[from] DecodeError),
+    /// No answer within the request timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// A connection to one node, re-established as needed.
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    addr: SocketAddr,
+    key: SigningKey,
+    connection: Mutex<Option<quinn::Connection>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client of the node at `addr`, trusting `trust`, signing with `key`. Does not dial yet.
+    pub fn new(addr: SocketAddr, trust: &Trust, key: SigningKey) -> Result<Self, ClientError> {
+        let config = tls::client(trust)?;
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0".parse().expect("literal address")
+        } else {
+            "0.0.0.0:0".parse().expect("literal address")
+        };
+        let endpoint = quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect {
+            addr,
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            endpoint,
+            config,
+            addr,
+            key,
+            connection: Mutex::new(None),
+        })
+    }
+
+    /// The node this client talks to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Signs and sends `request`, and returns the node's answer.
+    pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
+        let mut envelope = Envelope {
+            client: self.key.public(),
+            nonce: {
+                let mut nonce = [0u8; 16];
+                rand::thread_rng().fill_bytes(&mut nonce);
+                nonce
+            },
+            sent_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            request,
+            sig: SignatureBytes::UNSIGNED,
+        };
+        self.key.sign(&mut envelope);
+        self.call_raw(&envelope.encode()).await
+    }
+
+    /// Sends `bytes` as one request frame as they are (tests send garbage through this).
+    pub async fn call_raw(&self, bytes: &[u8]) -> Result<Response, ClientError> {
+        let connection = self.connection(3).await?;
+        let exchange = async {
+            let (mut send, mut recv) = connection
+                .open_bi()
+                .await
+                .map_err(|e| FrameError::Stream(e.to_string()))?;
+            write_frame(&mut send, bytes).await?;
+            let _ = send.finish();
+            let answer = read_frame(&mut recv, MAX_RESPONSE_BYTES).await?;
+            Ok::<_, ClientError>(Response::decode(&answer)?)
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => {
+                self.forget(&connection).await;
+                Err(e)
+            }
+            Err(_) => Err(ClientError::Timeout(REQUEST_TIMEOUT)),
+        }
+    }
+
+    /// Closes the connection.
+    pub async fn close(&self) {
+        if let Some(c) = self.connection.lock().await.take() {
+            c.close(0u32.into(), b"bye");
+        }
+        self.endpoint.wait_idle().await;
+    }
+
+    async fn forget(&self, broken: &quinn::Connection) {
+        let mut slot = self.connection.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|c| c.stable_id() == broken.stable_id())
+        {
+            *slot = None;
+        }
+    }
+
+    /// The open connection, or a new one after up to `attempts` dials with backoff.
+    async fn connection(&self, attempts: u32) -> Result<quinn::Connection, ClientError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.close_reason().is_none()) {
+            return Ok(c.clone());
+        }
+        let mut backoff = BACKOFF_MIN;
+        let mut last = String::new();
+        for attempt in 0..attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            let connecting = self
+                .endpoint
+                .connect_with(self.config.clone(), self.addr, CLIENT_SERVER_NAME)
+                .map_err(|e| ClientError::Connect {
+                    addr: self.addr,
+                    reason: e.to_string(),
+                })?;
+            match connecting.await {
+                Ok(c) => {
+                    *slot = Some(c.clone());
+                    return Ok(c);
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(ClientError::Connect {
+            addr: self.addr,
+            reason: last,
+        })
+    }
+}

@@ -1,0 +1,270 @@
+//! A validator's links to the other validators.
+//!
+//! Each validator listens for its peers and dials each of them; a message to a peer goes on the
+//! dialled connection, one unidirectional stream per message, and arrives through the peer's
+//! listener. Both directions are mutual TLS against the consortium CA and the genesis set, so a
+//! message is attributed to the validator its certificate names. Messages are opaque bytes
+//! here; the node encodes and decodes them. When a peer is unreachable its queue fills and new
+//! messages are dropped: consensus re-sends what matters.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use bmpls_types::ValidatorId;
+
+use crate::NetError;
+use crate::frame::{read_frame, write_frame};
+use crate::limits::{BACKOFF_MAX, BACKOFF_MIN, INBOUND_QUEUE, MAX_PEER_FRAME_BYTES, PEER_QUEUE};
+use crate::tls::{self, Identity, Trust, peer_member, validator_dns_name};
+
+/// How a validator reaches the others.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// This validator.
+    pub me: ValidatorId,
+    /// Where to listen for peers.
+    pub listen: SocketAddr,
+    /// This validator's TLS certificate and key.
+    pub identity: Identity,
+    /// The CA and the genesis set.
+    pub trust: Trust,
+    /// The other validators and where to dial them.
+    pub peers: Vec<(ValidatorId, SocketAddr)>,
+}
+
+/// A message from a peer.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The validator whose certificate the connection presented.
+    pub from: ValidatorId,
+    /// The frame.
+    pub bytes: Vec<u8>,
+}
+
+/// Counters of the peer links (for metrics and tests).
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// Messages dropped because a peer's queue was full.
+    pub dropped: AtomicU64,
+    /// Connections refused or closed because of a bad peer (failed handshake, bad frame).
+    pub refused: AtomicU64,
+}
+
+/// The running links. Dropping it closes them.
+pub struct Peers {
+    endpoint: quinn::Endpoint,
+    queues: HashMap<ValidatorId, mpsc::Sender<Arc<[u8]>>>,
+    stats: Arc<PeerStats>,
+    tasks: JoinSet<()>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("peers", &self.queues.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peers {
+    /// Listens and starts dialling every peer. Messages received arrive on the returned
+    /// channel.
+    pub fn start(config: PeerConfig) -> Result<(Self, mpsc::Receiver<Inbound>), NetError> {
+        let server = tls::peer_server(&config.identity, &config.trust)?;
+        let endpoint =
+            quinn::Endpoint::server(server, config.listen).map_err(|source| NetError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        let stats = Arc::new(PeerStats::default());
+        let mut tasks = JoinSet::new();
+        tasks.spawn(listen(
+            endpoint.clone(),
+            config.trust.clone(),
+            config.me,
+            inbound_tx,
+            stats.clone(),
+        ));
+        let mut queues = HashMap::new();
+        for (peer, addr) in &config.peers {
+            if *peer == config.me {
+                continue;
+            }
+            let client = tls::peer_client(&config.identity, &config.trust, peer)?;
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            queues.insert(*peer, tx);
+            tasks.spawn(dial(endpoint.clone(), client, *peer, *addr, rx));
+        }
+        Ok((
+            Self {
+                endpoint,
+                queues,
+                stats,
+                tasks,
+            },
+            inbound_rx,
+        ))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &PeerStats {
+        &self.stats
+    }
+
+    /// Queues `bytes` for `to`; false if `to` is unknown or its queue is full (dropped).
+    pub fn send(&self, to: &ValidatorId, bytes: Arc<[u8]>) -> bool {
+        let Some(queue) = self.queues.get(to) else {
+            return false;
+        };
+        let sent = queue.try_send(bytes).is_ok();
+        if !sent {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// Queues `bytes` for every peer.
+    pub fn broadcast(&self, bytes: Arc<[u8]>) {
+        for to in self.queues.keys() {
+            self.send(to, bytes.clone());
+        }
+    }
+
+    /// Closes every link and waits for the endpoint to finish.
+    pub async fn close(mut self) {
+        self.endpoint.close(0u32.into(), b"shutdown");
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.endpoint.wait_idle().await;
+    }
+}
+
+async fn listen(
+    endpoint: quinn::Endpoint,
+    trust: Trust,
+    me: ValidatorId,
+    inbound: mpsc::Sender<Inbound>,
+    stats: Arc<PeerStats>,
+) {
+    let mut connections = JoinSet::new();
+    while let Some(incoming) = endpoint.accept().await {
+        let trust = trust.clone();
+        let inbound = inbound.clone();
+        let stats = stats.clone();
+        connections.spawn(async move {
+            let connection = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "peer handshake failed");
+                    return;
+                }
+            };
+            let Some(from) = peer_member(&connection, &trust).filter(|v| *v != me) else {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                connection.close(1u32.into(), b"not a validator of this chain");
+                return;
+            };
+            debug!(peer = %from, "peer connected");
+            receive(connection, from, inbound, stats).await;
+        });
+        // Reap finished connection tasks so the set stays small.
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+async fn receive(
+    connection: quinn::Connection,
+    from: ValidatorId,
+    inbound: mpsc::Sender<Inbound>,
+    stats: Arc<PeerStats>,
+) {
+    loop {
+        let mut stream = match connection.accept_uni().await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(peer = %from, error = %e, "peer connection ended");
+                return;
+            }
+        };
+        match read_frame(&mut stream, MAX_PEER_FRAME_BYTES).await {
+            Ok(bytes) => {
+                if inbound.send(Inbound { from, bytes }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                warn!(peer = %from, error = %e, "bad frame from peer");
+                let _ = stream.stop(2u32.into());
+            }
+        }
+    }
+}
+
+async fn dial(
+    endpoint: quinn::Endpoint,
+    client: quinn::ClientConfig,
+    peer: ValidatorId,
+    addr: SocketAddr,
+    mut queue: mpsc::Receiver<Arc<[u8]>>,
+) {
+    let name = validator_dns_name(&peer);
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let connection = match endpoint.connect_with(client.clone(), addr, &name) {
+            Ok(connecting) => connecting.await,
+            Err(e) => {
+                warn!(peer = %peer, error = %e, "cannot dial peer");
+                return;
+            }
+        };
+        let connection = match connection {
+            Ok(c) => {
+                info!(peer = %peer, %addr, "connected to peer");
+                backoff = BACKOFF_MIN;
+                c
+            }
+            Err(e) => {
+                debug!(peer = %peer, error = %e, "dial failed; retrying");
+                // Messages queued while the peer is away are stale by the time it is back;
+                // consensus re-sends what is still needed.
+                while queue.try_recv().is_ok() {}
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        loop {
+            let bytes = tokio::select! {
+                message = queue.recv() => match message {
+                    Some(bytes) => bytes,
+                    None => return,
+                },
+                _ = connection.closed() => break,
+            };
+            let sent = async {
+                let mut stream = connection.open_uni().await.ok()?;
+                write_frame(&mut stream, &bytes).await.ok()?;
+                stream.finish().ok()
+            }
+            .await;
+            if sent.is_none() {
+                break;
+            }
+        }
+        debug!(peer = %peer, "peer connection lost; redialling");
+    }
+}

@@ -1,0 +1,205 @@
+//! What a client asks a node and what the node answers, in the canonical encoding.
+//!
+//! Every request travels in an [`Envelope`] signed by the client's Ed25519 key, with a random
+//! nonce and the client's clock: a node refuses a bad signature, a time outside
+//! [`crate::limits::CLOCK_WINDOW_MS`], and a nonce it has seen.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use bmpls_types::limits::MAX_TX_BYTES;
+use bmpls_types::{
+    BoundedString, BoundedVec, Canonical, Hash32, PublicKeyBytes, SignatureBytes, Signed,
+    Transaction, TxHash,
+};
+
+use crate::limits::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_SUBMIT_BATCH};
+
+/// Longest human-readable reason in an answer.
+pub const MAX_REASON_BYTES: usize = 512;
+
+/// A request, before it is signed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Request {
+    /// Submit transactions (reports, enrolments…). Answered once each is committed and
+    /// flushed on this node, or refused.
+    Submit(BoundedVec<Transaction, MAX_SUBMIT_BATCH>),
+    /// The node's height and tip.
+    Status,
+}
+
+/// A signed request.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Envelope {
+    /// The client's key, which signs.
+    pub client: PublicKeyBytes,
+    /// Random, never reused by this client.
+    pub nonce: [u8; 16],
+    /// The client's clock when it sent the request, in Unix milliseconds.
+    pub sent_ms: u64,
+    /// The request.
+    pub request: Request,
+    /// Signature by `client`.
+    pub sig: SignatureBytes,
+}
+
+impl Signed for Envelope {
+    const TAG: &'static [u8] = b"bmpls/request";
+
+    fn signature(&self) -> &SignatureBytes {
+        &self.sig
+    }
+
+    fn signature_mut(&mut self) -> &mut SignatureBytes {
+        &mut self.sig
+    }
+}
+
+impl Canonical for Envelope {
+    const NAME: &'static str = "request";
+    const MAX_BYTES: usize = MAX_REQUEST_BYTES;
+}
+
+/// Why a transaction was refused, for programs; the reason text is for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = true)]
+#[repr(u8)]
+pub enum RefusalCode {
+    /// The node's mempool is full: retry later.
+    Full = 0,
+    /// Larger than a transaction may be.
+    TooLarge = 1,
+    /// A report already committed (or already waiting): a replay.
+    Replay = 2,
+    /// A report whose sequence number skips ahead.
+    Gap = 3,
+    /// The patient or carer is not enrolled.
+    NotEnrolled = 4,
+    /// Already enrolled.
+    AlreadyEnrolled = 5,
+    /// The signature does not verify under the key the ledger expects.
+    BadSignature = 6,
+    /// Signed by a key that may not sign this kind of transaction.
+    NotAuthorised = 7,
+    /// A field out of range.
+    Invalid = 8,
+    /// Not committed before the node's wait ran out; it may still commit later.
+    Timeout = 9,
+    /// The node is shutting down.
+    ShuttingDown = 10,
+}
+
+/// The outcome of one submitted transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Submitted {
+    /// Committed at `height` and flushed to this node's disk.
+    Committed {
+        /// The transaction.
+        tx: TxHash,
+        /// The block.
+        height: u64,
+    },
+    /// Refused.
+    Refused {
+        /// Why, for programs.
+        code: RefusalCode,
+        /// Why, for people.
+        reason: BoundedString<MAX_REASON_BYTES>,
+    },
+}
+
+/// A node's view of the chain.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct NodeStatus {
+    /// Chain id.
+    pub chain_id: BoundedString<64>,
+    /// Last committed height.
+    pub height: u64,
+    /// Hash of the last committed block.
+    pub tip: Hash32,
+    /// Transactions waiting in the mempool.
+    pub mempool: u64,
+}
+
+/// Why a request was not served.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum RequestError {
+    /// The request frame is over the limit.
+    TooLarge {
+        /// Its length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The bytes are not a request (garbage, truncated, an unknown message type).
+    Malformed(BoundedString<MAX_REASON_BYTES>),
+    /// The signature does not verify under the key the envelope names.
+    BadSignature,
+    /// The request's time is outside the node's window.
+    Stale {
+        /// Request time minus node time, in milliseconds.
+        skew_ms: i64,
+    },
+    /// The nonce was used before: a replayed request.
+    Replayed,
+    /// Over the client's request rate; retry after this long.
+    RateLimited {
+        /// Milliseconds to wait.
+        retry_after_ms: u64,
+    },
+    /// The node cannot take more work now.
+    Busy,
+    /// The node is shutting down.
+    ShuttingDown,
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => write!(f, "request of {len} bytes is over {max}"),
+            Self::Malformed(reason) => write!(f, "malformed request: {}", reason.as_str()),
+            Self::BadSignature => write!(f, "the request's signature does not verify"),
+            Self::Stale { skew_ms } => {
+                write!(f, "the request's clock is {skew_ms} ms off the node's")
+            }
+            Self::Replayed => write!(f, "replayed request (nonce already seen)"),
+            Self::RateLimited { retry_after_ms } => {
+                write!(f, "rate limited: retry after {retry_after_ms} ms")
+            }
+            Self::Busy => write!(f, "the node is busy"),
+            Self::ShuttingDown => write!(f, "the node is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// A node's answer.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Response {
+    /// One outcome per submitted transaction, in order.
+    Submitted(BoundedVec<Submitted, MAX_SUBMIT_BATCH>),
+    /// The node's status.
+    Status(NodeStatus),
+    /// The request was not served.
+    Error(RequestError),
+}
+
+impl Canonical for Response {
+    const NAME: &'static str = "response";
+    const MAX_BYTES: usize = MAX_RESPONSE_BYTES;
+}
+
+/// A reason, cut to fit (at a character boundary).
+pub fn reason(text: impl std::fmt::Display) -> BoundedString<MAX_REASON_BYTES> {
+    let mut text = text.to_string();
+    if text.len() > MAX_REASON_BYTES {
+        let mut cut = MAX_REASON_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    BoundedString::new(text).expect("cut to the bound")
+}
+
+const _: () = assert!(MAX_REQUEST_BYTES >= MAX_TX_BYTES * 4);

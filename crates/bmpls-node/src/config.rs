@@ -1,0 +1,244 @@
+//! A validator's configuration file (`config/node1.toml`…). Paths are relative to the file's
+//! own directory. Loading validates every field and names the bad one.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use bmpls_consensus::Genesis;
+use bmpls_types::ValidatorId;
+
+/// Longest wait before an empty block may be proposed: beyond it, a quiet chain would look
+/// dead to `Missing` alerts and to validators catching up.
+pub const MAX_EMPTY_BLOCK_INTERVAL_MS: u64 = 60_000;
+
+/// A configuration that cannot be used, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML of the expected shape.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        reason: String,
+    },
+    /// A field is wrong.
+    #[error("{path}: field `{field}`: {reason}")]
+    Field {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The genesis file it names is wrong.
+    #[error("{path}: {source}")]
+    Genesis {
+        /// The genesis file.
+        path: PathBuf,
+        /// What is wrong.
+        source: bmpls_consensus::ConfigError,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    genesis: PathBuf,
+    validator_key: PathBuf,
+    data_dir: PathBuf,
+    tls: TlsFile,
+    listen: ListenFile,
+    #[serde(default)]
+    peer: Vec<PeerFile>,
+    #[serde(default)]
+    blocks: BlockPolicy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenFile {
+    peers: String,
+    clients: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerFile {
+    name: String,
+    address: String,
+}
+
+/// When this validator starts the next height after a commit. Local policy: each validator
+/// decides when it is ready; a height needs a quorum of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockPolicy {
+    /// Least time between two heights, so a busy chain batches transactions into blocks.
+    pub min_interval_ms: u64,
+    /// With nothing to propose and no peer ahead, wait this long before an empty height.
+    pub empty_interval_ms: u64,
+}
+
+impl Default for BlockPolicy {
+    fn default() -> Self {
+        Self {
+            min_interval_ms: 20,
+            empty_interval_ms: 1_000,
+        }
+    }
+}
+
+/// TLS material of a validator.
+#[derive(Clone, Debug)]
+pub struct TlsPaths {
+    /// The consortium CA certificate.
+    pub ca: PathBuf,
+    /// This validator's certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// A validated node configuration.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The validator's name in genesis.
+    pub name: String,
+    /// Its key (from genesis).
+    pub id: ValidatorId,
+    /// The chain's genesis.
+    pub genesis: Genesis,
+    /// The genesis file.
+    pub genesis_path: PathBuf,
+    /// The validator's Ed25519 key file.
+    pub validator_key: PathBuf,
+    /// Where the store and the consensus log live.
+    pub data_dir: PathBuf,
+    /// TLS files.
+    pub tls: TlsPaths,
+    /// Where peers reach this validator.
+    pub listen_peers: SocketAddr,
+    /// Where clients reach it.
+    pub listen_clients: SocketAddr,
+    /// The other validators and their peer addresses.
+    pub peers: Vec<(ValidatorId, SocketAddr)>,
+    /// When to start the next height.
+    pub blocks: BlockPolicy,
+}
+
+impl NodeConfig {
+    /// Loads and validates the file at `path` and the genesis file it names.
+    pub fn load(path: &Path) -> Result<Self, NodeConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| NodeConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let file: File = toml::from_str(&text).map_err(|e| NodeConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let field = |field: &str, reason: String| NodeConfigError::Field {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        let genesis_path = base.join(&file.genesis);
+        let genesis_text = std::fs::read_to_string(&genesis_path)
+            .map_err(|e| field("genesis", format!("{}: {e}", genesis_path.display())))?;
+        let genesis =
+            Genesis::from_toml(&genesis_text).map_err(|source| NodeConfigError::Genesis {
+                path: genesis_path.clone(),
+                source,
+            })?;
+        let id = genesis.validator_named(&file.name).ok_or_else(|| {
+            field(
+                "name",
+                format!(
+                    "no validator named {:?} in {}",
+                    file.name,
+                    genesis_path.display()
+                ),
+            )
+        })?;
+        let address = |name: &str, text: &str| {
+            text.parse::<SocketAddr>()
+                .map_err(|e| field(name, format!("{text:?} is not an address (ip:port): {e}")))
+        };
+        let listen_peers = address("listen.peers", &file.listen.peers)?;
+        let listen_clients = address("listen.clients", &file.listen.clients)?;
+        if listen_peers == listen_clients {
+            return Err(field(
+                "listen.clients",
+                "must differ from listen.peers".to_string(),
+            ));
+        }
+        let mut peers = Vec::new();
+        for (i, peer) in file.peer.iter().enumerate() {
+            let at = |f: &str| format!("peer[{i}].{f}");
+            let peer_id = genesis.validator_named(&peer.name).ok_or_else(|| {
+                field(
+                    &at("name"),
+                    format!("no validator named {:?} in genesis", peer.name),
+                )
+            })?;
+            if peer_id == id {
+                return Err(field(&at("name"), "is this validator itself".to_string()));
+            }
+            if peers.iter().any(|(p, _)| *p == peer_id) {
+                return Err(field(&at("name"), "listed twice".to_string()));
+            }
+            peers.push((peer_id, address(&at("address"), &peer.address)?));
+        }
+        if file.blocks.empty_interval_ms > MAX_EMPTY_BLOCK_INTERVAL_MS {
+            return Err(field(
+                "blocks.empty_interval_ms",
+                format!("at most {MAX_EMPTY_BLOCK_INTERVAL_MS}"),
+            ));
+        }
+        if file.blocks.min_interval_ms > file.blocks.empty_interval_ms {
+            return Err(field(
+                "blocks.min_interval_ms",
+                "must not exceed blocks.empty_interval_ms".to_string(),
+            ));
+        }
+        Ok(Self {
+            name: file.name,
+            id,
+            genesis,
+            genesis_path,
+            validator_key: base.join(file.validator_key),
+            data_dir: base.join(file.data_dir),
+            tls: TlsPaths {
+                ca: base.join(file.tls.ca),
+                cert: base.join(file.tls.cert),
+                key: base.join(file.tls.key),
+            },
+            listen_peers,
+            listen_clients,
+            peers,
+            blocks: file.blocks,
+        })
+    }
+}

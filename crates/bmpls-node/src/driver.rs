@@ -1,0 +1,411 @@
+//! The validator's core task: the only owner of the consensus engine. It turns peer messages,
+//! timers and client submissions into engine inputs, and the engine's outputs into messages,
+//! timers, and committed blocks applied to the store. A submission is answered only after the
+//! block holding it is applied and flushed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info};
+
+use bmpls_consensus::{
+    Address, Engine, EngineError, Message, Output, Refusal, SYNC_BATCH, Timeout, TxRefusal,
+};
+use bmpls_crypto::Verified;
+use bmpls_crypto::hash::tx_hash;
+use bmpls_net::proto::reason;
+use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
+use bmpls_store::{SledWal, Store};
+use bmpls_types::{Block, Canonical, CommitCertificate, Height, Transaction, TxHash};
+
+use crate::NodeError;
+use crate::config::BlockPolicy;
+
+/// How long a submission waits for its block before the node answers
+/// [`RefusalCode::Timeout`] (the transaction may still commit later).
+pub const COMMIT_WAIT: Duration = Duration::from_secs(20);
+
+/// Client commands queued for the core task.
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// What the client service asks of the core task.
+pub(crate) enum Command {
+    Submit {
+        txs: Vec<Transaction>,
+        reply: oneshot::Sender<Vec<Submitted>>,
+    },
+    Status {
+        reply: oneshot::Sender<NodeStatus>,
+    },
+}
+
+/// Counters of a running node (metrics and tests read them).
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    /// Blocks committed and flushed.
+    pub commits: AtomicU64,
+    /// Transactions committed.
+    pub committed_txs: AtomicU64,
+    /// Peer messages that did not decode.
+    pub bad_messages: AtomicU64,
+    /// Submissions refused.
+    pub refused: AtomicU64,
+}
+
+struct Batch {
+    results: Vec<Option<Submitted>>,
+    remaining: usize,
+    reply: oneshot::Sender<Vec<Submitted>>,
+    deadline: Instant,
+}
+
+/// When the next height may start, after a commit.
+struct NextHeight {
+    earliest: Instant,
+    latest: Instant,
+    peer_ahead: bool,
+}
+
+pub(crate) struct Driver {
+    engine: Engine<SledWal>,
+    store: Arc<Store>,
+    peers: Peers,
+    policy: BlockPolicy,
+    stats: Arc<NodeStats>,
+    timers: HashMap<Timeout, Instant>,
+    batches: HashMap<u64, Batch>,
+    next_batch: u64,
+    waiting: HashMap<TxHash, (u64, usize)>,
+    next_height: Option<NextHeight>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn refusal(code: RefusalCode, why: impl std::fmt::Display) -> Submitted {
+    Submitted::Refused {
+        code,
+        reason: reason(why),
+    }
+}
+
+/// The wire code of a mempool refusal.
+pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
+    match refusal {
+        Refusal::Full { .. } => RefusalCode::Full,
+        Refusal::TooLarge(_) => RefusalCode::TooLarge,
+        Refusal::Rule(rule) => match rule {
+            TxRefusal::Sequence { expected, got, .. } if got < expected => RefusalCode::Replay,
+            TxRefusal::Sequence { .. } => RefusalCode::Gap,
+            TxRefusal::Duplicate(_) => RefusalCode::Replay,
+            TxRefusal::UnknownPatient(_) | TxRefusal::UnknownCarer(_) => RefusalCode::NotEnrolled,
+            TxRefusal::PatientExists(_) | TxRefusal::CarerExists(_) => RefusalCode::AlreadyEnrolled,
+            TxRefusal::BadSignature => RefusalCode::BadSignature,
+            TxRefusal::NotAnOperator | TxRefusal::NotANode => RefusalCode::NotAuthorised,
+            TxRefusal::Levels { .. } | TxRefusal::Invalid(_) | TxRefusal::UnknownGrant(_) => {
+                RefusalCode::Invalid
+            }
+        },
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(
+        engine: Engine<SledWal>,
+        store: Arc<Store>,
+        peers: Peers,
+        policy: BlockPolicy,
+        stats: Arc<NodeStats>,
+    ) -> Self {
+        Self {
+            engine,
+            store,
+            peers,
+            policy,
+            stats,
+            timers: HashMap::new(),
+            batches: HashMap::new(),
+            next_batch: 0,
+            waiting: HashMap::new(),
+            next_height: None,
+        }
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        initial: Vec<Output>,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::Receiver<Command>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
+        let result = async {
+            self.handle(initial).await?;
+            loop {
+                let wake = self.next_wake();
+                tokio::select! {
+                    _ = shutdown.changed() => return Ok(()),
+                    Some(message) = inbound.recv() => self.on_inbound(message).await?,
+                    Some(command) = commands.recv() => self.on_command(command),
+                    () = tokio::time::sleep_until(wake.into()) => self.on_tick().await?,
+                }
+            }
+        }
+        .await;
+        for (_, batch) in self.batches.drain() {
+            let results = batch
+                .results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| refusal(RefusalCode::ShuttingDown, "shutting down")))
+                .collect();
+            let _ = batch.reply.send(results);
+        }
+        // Every applied block was flushed when it was applied; nothing else needs saving.
+        self.peers.close().await;
+        result
+    }
+
+    fn next_wake(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let timers = self.timers.values().copied();
+        let batches = self.batches.values().map(|b| b.deadline);
+        let next = self.next_height.as_ref().map(|n| {
+            if n.peer_ahead {
+                Instant::now()
+            } else if self.engine.mempool_len() > 0 {
+                n.earliest
+            } else {
+                n.latest
+            }
+        });
+        timers.chain(batches).chain(next).min().unwrap_or(far)
+    }
+
+    async fn on_inbound(&mut self, inbound: Inbound) -> Result<(), NodeError> {
+        let message = match Message::decode(&inbound.bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.bad_messages.fetch_add(1, Ordering::Relaxed);
+                debug!(peer = %inbound.from, error = %e, "undecodable peer message");
+                return Ok(());
+            }
+        };
+        if let Message::SyncRequest(height) = message {
+            return self.serve_sync(inbound.from, height.0);
+        }
+        if let Some(next) = self.next_height.as_mut() {
+            let height = match &message {
+                Message::Proposal(p) => Some(p.height),
+                Message::Vote(v) => Some(v.vote.height),
+                Message::Polka(c) => Some(c.height),
+                Message::RoundCert(c) => Some(c.height),
+                _ => None,
+            };
+            if height.is_some_and(|h| h > self.engine.height()) {
+                next.peer_ahead = true;
+            }
+        }
+        let outputs = self
+            .engine
+            .on_message(Address(inbound.from), message, now_ms())?;
+        self.handle(outputs).await
+    }
+
+    fn serve_sync(&mut self, to: bmpls_types::ValidatorId, from: u64) -> Result<(), NodeError> {
+        let (tip, _) = self.store.tip()?;
+        for height in from.max(1)..=tip.0.min(from.saturating_add(SYNC_BATCH - 1)) {
+            let (Some(block), Some(cert)) = (
+                self.store.block(Height(height))?,
+                self.store.certificate(Height(height))?,
+            ) else {
+                break;
+            };
+            let message = Message::SyncResponse(Box::new(block), cert);
+            self.peers.send(&to, message.encode().into());
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Status { reply } => {
+                let ledger = self.engine.ledger();
+                let _ = reply.send(NodeStatus {
+                    chain_id: ledger.chain_id().clone(),
+                    height: ledger.height().0,
+                    tip: bmpls_types::Hash32(ledger.tip().0),
+                    mempool: self.engine.mempool_len() as u64,
+                });
+            }
+            Command::Submit { txs, reply } => self.submit(txs, reply),
+        }
+    }
+
+    fn submit(&mut self, txs: Vec<Transaction>, reply: oneshot::Sender<Vec<Submitted>>) {
+        let id = self.next_batch;
+        self.next_batch += 1;
+        let mut results = Vec::with_capacity(txs.len());
+        let mut remaining = 0;
+        for (index, tx) in txs.into_iter().enumerate() {
+            match self.engine.submit(tx) {
+                Ok(hash) => {
+                    self.waiting.insert(hash, (id, index));
+                    remaining += 1;
+                    results.push(None);
+                }
+                Err(why) => {
+                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    results.push(Some(refusal(refusal_code(&why), why)));
+                }
+            }
+        }
+        let batch = Batch {
+            results,
+            remaining,
+            reply,
+            deadline: Instant::now() + COMMIT_WAIT,
+        };
+        if remaining == 0 {
+            finish(batch);
+        } else {
+            self.batches.insert(id, batch);
+        }
+    }
+
+    async fn on_tick(&mut self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        let due: Vec<Timeout> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for timeout in due {
+            self.timers.remove(&timeout);
+            let outputs = self.engine.on_timeout(timeout, now_ms())?;
+            self.handle(outputs).await?;
+        }
+        let expired: Vec<u64> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| b.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(mut batch) = self.batches.remove(&id) {
+                self.waiting.retain(|_, (b, _)| *b != id);
+                for slot in batch.results.iter_mut().filter(|r| r.is_none()) {
+                    *slot = Some(refusal(
+                        RefusalCode::Timeout,
+                        format!("not committed within {COMMIT_WAIT:?}; it may still commit"),
+                    ));
+                }
+                finish(batch);
+            }
+        }
+        let ready = self.next_height.as_ref().is_some_and(|n| {
+            n.peer_ahead || now >= n.latest || (now >= n.earliest && self.engine.mempool_len() > 0)
+        });
+        if ready {
+            self.next_height = None;
+            let outputs = self.engine.start_next_height(now_ms())?;
+            self.handle(outputs).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, outputs: Vec<Output>) -> Result<(), NodeError> {
+        for output in outputs {
+            match output {
+                Output::Broadcast(message) => self.peers.broadcast(message.encode().into()),
+                Output::Send(to, message) => {
+                    self.peers.send(&to.0, message.encode().into());
+                }
+                Output::Schedule { timeout, after_ms } => {
+                    self.timers
+                        .insert(timeout, Instant::now() + Duration::from_millis(after_ms));
+                }
+                Output::Cancel(timeout) => {
+                    self.timers.remove(&timeout);
+                }
+                Output::CancelAll => self.timers.clear(),
+                Output::Committed(block, cert) => self.commit(block, cert).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(
+        &mut self,
+        block: Verified<Block>,
+        cert: CommitCertificate,
+    ) -> Result<(), NodeError> {
+        let started = Instant::now();
+        let store = self.store.clone();
+        let block =
+            tokio::task::spawn_blocking(move || store.apply_block(&block, &cert).map(|()| block))
+                .await
+                .map_err(|e| NodeError::Internal(format!("store task: {e}")))??;
+        let height = block.header.height.0;
+        let txs = block.txs.len();
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .committed_txs
+            .fetch_add(txs as u64, Ordering::Relaxed);
+        if !self.waiting.is_empty() {
+            for tx in block.txs.iter() {
+                let hash = tx_hash(tx);
+                let Some((id, index)) = self.waiting.remove(&hash) else {
+                    continue;
+                };
+                let Some(batch) = self.batches.get_mut(&id) else {
+                    continue;
+                };
+                batch.results[index] = Some(Submitted::Committed { tx: hash, height });
+                batch.remaining -= 1;
+                if batch.remaining == 0 {
+                    if let Some(batch) = self.batches.remove(&id) {
+                        finish(batch);
+                    }
+                }
+            }
+        }
+        if txs > 0 {
+            info!(
+                height,
+                txs,
+                apply_ms = started.elapsed().as_millis() as u64,
+                "committed"
+            );
+        } else {
+            debug!(height, "committed an empty block");
+        }
+        let now = Instant::now();
+        self.next_height = Some(NextHeight {
+            earliest: now + Duration::from_millis(self.policy.min_interval_ms),
+            latest: now + Duration::from_millis(self.policy.empty_interval_ms),
+            peer_ahead: false,
+        });
+        Ok(())
+    }
+}
+
+fn finish(batch: Batch) {
+    let results = batch
+        .results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| refusal(RefusalCode::Timeout, "not committed")))
+        .collect();
+    let _ = batch.reply.send(results);
+}
+
+impl From<EngineError> for NodeError {
+    fn from(e: EngineError) -> Self {
+        NodeError::Consensus(e)
+    }
+}

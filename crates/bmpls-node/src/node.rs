@@ -1,0 +1,203 @@
+//! Starting, observing and stopping a validator.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use bmpls_consensus::{Engine, Ledger};
+use bmpls_net::{ClientServer, Identity, PeerConfig, Peers, Trust};
+use bmpls_store::{SledWal, Store};
+use bmpls_types::{Height, ValidatorId};
+
+use crate::NodeError;
+use crate::config::NodeConfig;
+use crate::driver::{COMMAND_QUEUE, Driver, NodeStats};
+use crate::keyfile::read_signing_key;
+use crate::service::Service;
+
+/// A running validator.
+pub struct Node {
+    name: String,
+    peer_addr: SocketAddr,
+    client_addr: SocketAddr,
+    stats: Arc<NodeStats>,
+    server: ClientServer,
+    shutdown: watch::Sender<bool>,
+    driver: tokio::task::JoinHandle<Result<(), NodeError>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("client_addr", &self.client_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rebuilds the ledger's state (enrolments, sequence numbers, grants) from the stored chain.
+fn ledger_from_store(config: &NodeConfig, store: &Store) -> Result<Ledger, NodeError> {
+    let genesis = &config.genesis;
+    let mut ledger = Ledger::genesis(genesis.validators.clone(), genesis.genesis_time_ms);
+    let (tip, _) = store.tip()?;
+    for height in 1..=tip.0 {
+        let block = store.block(Height(height))?.ok_or_else(|| {
+            NodeError::Internal(format!("block {height} is missing below the tip {}", tip.0))
+        })?;
+        let hash = bmpls_crypto::hash::block_hash(&block.header);
+        ledger.apply(&block, hash);
+    }
+    Ok(ledger)
+}
+
+impl Node {
+    /// Opens the node's disk, rebuilds its state, and starts consensus, peer links and the
+    /// client service. Must run inside a tokio runtime.
+    pub async fn start(config: &NodeConfig) -> Result<Self, NodeError> {
+        let key = read_signing_key(&config.validator_key)?;
+        if ValidatorId(key.public().0) != config.id {
+            return Err(NodeError::WrongKey {
+                path: config.validator_key.display().to_string(),
+                name: config.name.clone(),
+            });
+        }
+        let identity = Identity::load(&config.tls.cert, &config.tls.key)?;
+        let members: Vec<ValidatorId> = config
+            .genesis
+            .validators
+            .crypto()
+            .validators()
+            .iter()
+            .map(|v| v.id)
+            .collect();
+        let trust = Trust::load(&config.tls.ca, &members)?;
+
+        let chain_id = config.genesis.validators.crypto().chain_id().clone();
+        let store = Arc::new(Store::open(&config.data_dir.join("store"), &chain_id)?);
+        let wal = SledWal::open(&config.data_dir.join("wal"))?;
+        let ledger = ledger_from_store(config, &store)?;
+        let resumed = ledger.height().0;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let (engine, initial) = Engine::start(config.genesis.clone(), key, ledger, wal, now_ms)?;
+
+        let (peers, inbound) = Peers::start(PeerConfig {
+            me: config.id,
+            listen: config.listen_peers,
+            identity: identity.clone(),
+            trust,
+            peers: config.peers.clone(),
+        })?;
+        let peer_addr = peers
+            .local_addr()
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let server = ClientServer::start(
+            config.listen_clients,
+            &identity,
+            Arc::new(Service { commands }),
+        )?;
+        let client_addr = server
+            .local_addr()
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let stats = Arc::new(NodeStats::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let driver = Driver::new(engine, store, peers, config.blocks, stats.clone());
+        let driver = tokio::spawn(driver.run(initial, inbound, command_rx, shutdown_rx));
+        info!(
+            name = %config.name,
+            height = resumed,
+            peers = %peer_addr,
+            clients = %client_addr,
+            "validator started"
+        );
+        Ok(Self {
+            name: config.name.clone(),
+            peer_addr,
+            client_addr,
+            stats,
+            server,
+            shutdown,
+            driver,
+        })
+    }
+
+    /// Where peers reach this node.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    /// Where clients reach this node.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// Whether the core task has stopped (after a fatal error).
+    pub fn is_finished(&self) -> bool {
+        self.driver.is_finished()
+    }
+
+    /// Stops serving clients, answers pending submissions, closes peer links; returns the
+    /// core task's result (an error if it had failed).
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.server.close().await;
+        let _ = self.shutdown.send(true);
+        let result = self
+            .driver
+            .await
+            .map_err(|e| NodeError::Internal(format!("core task: {e}")))?;
+        info!(name = %self.name, "validator stopped");
+        result
+    }
+
+    /// Runs until the core task stops by itself (a fatal error) or `stop` resolves.
+    pub async fn run_until(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        tokio::select! {
+            () = stop => self.shutdown().await,
+            result = &mut self.driver => {
+                self.server.close().await;
+                result.map_err(|e| NodeError::Internal(format!("core task: {e}")))?
+            }
+        }
+    }
+}
+
+/// Runs the validator of `config` until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn run_until_signal(config: &NodeConfig) -> Result<(), NodeError> {
+    let node = Node::start(config).await?;
+    node.run_until(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        info!("signal received; shutting down");
+    })
+    .await
+}

@@ -1,0 +1,50 @@
+//! The client service: admitted requests become commands to the core task.
+
+use tokio::sync::{mpsc, oneshot};
+
+use bmpls_net::{Handler, Request, RequestError, Response};
+use bmpls_types::{BoundedVec, PublicKeyBytes};
+
+use crate::driver::Command;
+
+pub(crate) struct Service {
+    pub(crate) commands: mpsc::Sender<Command>,
+}
+
+impl Service {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        match self.commands.try_send(make(reply)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => return Err(RequestError::Busy),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(RequestError::ShuttingDown),
+        }
+        answer.await.map_err(|_| RequestError::ShuttingDown)
+    }
+}
+
+impl Handler for Service {
+    async fn handle(&self, _client: PublicKeyBytes, request: Request) -> Response {
+        let answer = match request {
+            Request::Submit(txs) => self
+                .ask(|reply| Command::Submit {
+                    txs: txs.into_inner(),
+                    reply,
+                })
+                .await
+                .map(|results| {
+                    Response::Submitted(
+                        BoundedVec::new(results).expect("one result per submitted transaction"),
+                    )
+                }),
+            Request::Status => self
+                .ask(|reply| Command::Status { reply })
+                .await
+                .map(Response::Status),
+        };
+        answer.unwrap_or_else(Response::Error)
+    }
+}
