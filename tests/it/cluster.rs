@@ -13,15 +13,19 @@ use bmpls_client::{Fix, Reporter};
 use bmpls_crypto::SigningKey;
 use bmpls_crypto::hash::tx_hash;
 use bmpls_grid::LevelSet;
-use bmpls_net::{Client, Request, Response, Submitted, Trust};
+use bmpls_net::certs::Ca;
+use bmpls_net::limits::MAX_REQUEST_BYTES;
+use bmpls_net::{
+    Client, Envelope, Identity, RefusalCode, Request, RequestError, Response, Submitted, Trust,
+};
 use bmpls_node::NodeConfig;
 use bmpls_node::keyfile::read_signing_key;
 use bmpls_node::provision::{self, Provisioned};
 use bmpls_ope::keys::MasterSecret;
 use bmpls_store::Store;
 use bmpls_types::{
-    BoundedVec, EnrolPatient, Height, PatientId, PublicKeyBytes, Seq, SignatureBytes, Transaction,
-    TxHash, ValidatorId,
+    BoundedVec, Canonical, EnrolPatient, Height, PatientId, PublicKeyBytes, Seq, SignatureBytes,
+    Transaction, TxHash, ValidatorId,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -56,6 +60,7 @@ pub struct Cluster {
     pub nodes: Vec<Provisioned>,
     pub configs: Vec<PathBuf>,
     pub client_addrs: Vec<SocketAddr>,
+    pub peer_addrs: Vec<SocketAddr>,
     children: Vec<Option<Child>>,
 }
 
@@ -98,6 +103,10 @@ impl Cluster {
             nodes,
             configs,
             client_addrs,
+            peer_addrs: peer_ports
+                .iter()
+                .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+                .collect(),
             children: (0..n).map(|_| None).collect(),
         };
         for i in 0..n {
@@ -166,11 +175,6 @@ impl Cluster {
             &bmpls_types::ChainId::new("bmpls-it").expect("short"),
         )
         .expect("open a stopped node's store")
-    }
-
-    pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("node{}.log", i + 1)))
-            .unwrap_or_default()
     }
 }
 
@@ -455,4 +459,254 @@ fn four_validators_and_several_reporters_end_with_one_chain() {
     }
     assert_eq!(reports, 10_000, "each record committed exactly once");
     assert!(acked.iter().all(|h| in_chain.contains(h)));
+}
+
+#[test]
+fn a_validator_killed_mid_stream_catches_up_after_restart() {
+    let mut cluster = Cluster::start(4);
+    let rt = runtime();
+    rt.block_on(async {
+        let phones: Vec<Phone> = (0..3).map(|s| Phone::new(200 + s)).collect();
+        enrol(&cluster, &phones).await;
+        let probe = clients(&cluster, &cluster.operator());
+        let mut tasks = Vec::new();
+        for (p, phone) in phones.into_iter().enumerate() {
+            let clients = clients(&cluster, &phone.key);
+            // Node 4 is about to die: the phones use nodes 1-3.
+            let order = vec![p % 3, (p + 1) % 3, (p + 2) % 3];
+            tasks.push(tokio::spawn(stream(phone, clients, order, 40, 20)));
+        }
+        wait_for_height(&probe, &[3], 3).await;
+        cluster.kill(3);
+        let at_kill = max_height(&probe[..3]).await;
+        // Commits continue with three of four.
+        wait_for_height(&probe, &[0, 1, 2], at_kill + 5).await;
+        let mut acked = 0;
+        for task in tasks {
+            acked += task.await.expect("phone task").len();
+        }
+        assert_eq!(acked, 3 * 40 * 20);
+        let before_restart = max_height(&probe[..3]).await;
+        assert!(before_restart > at_kill + 5);
+        cluster.spawn(3);
+        wait_for_height(&probe, &[3], before_restart).await;
+    });
+    identical_chains(&mut cluster);
+}
+
+#[test]
+fn killing_every_validator_loses_no_acknowledged_record() {
+    let mut cluster = Cluster::start(4);
+    let rt = runtime();
+    let acked = rt.block_on(async {
+        let phones: Vec<Phone> = (0..4).map(|s| Phone::new(300 + s)).collect();
+        enrol(&cluster, &phones).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for (p, mut phone) in phones.into_iter().enumerate() {
+            let clients = clients(&cluster, &phone.key);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // Submit until the cluster dies; report each acknowledgement as it comes.
+                loop {
+                    let txs = phone.reports(10);
+                    let hashes: Vec<TxHash> = txs.iter().map(tx_hash).collect();
+                    let request =
+                        Request::Submit(BoundedVec::new(txs).expect("batch within the limit"));
+                    let Ok(Response::Submitted(outcomes)) = clients[p].call(request).await else {
+                        return;
+                    };
+                    for (hash, outcome) in hashes.into_iter().zip(outcomes.into_inner()) {
+                        if matches!(outcome, Submitted::Committed { .. }) && tx.send(hash).is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut acked = Vec::new();
+        while acked.len() < 400 {
+            acked.push(rx.recv().await.expect("acknowledgements arrive"));
+        }
+        for i in 0..4 {
+            cluster.kill(i);
+        }
+        while let Ok(hash) = rx.try_recv() {
+            acked.push(hash);
+        }
+        acked
+    });
+    for i in 0..4 {
+        cluster.spawn(i);
+    }
+    rt.block_on(async {
+        let probe = clients(&cluster, &cluster.operator());
+        let height = max_height(&probe).await;
+        wait_for_height(&probe, &[0, 1, 2, 3], height + 2).await;
+    });
+    let stores = identical_chains(&mut cluster);
+    let low = stores
+        .iter()
+        .map(|s| s.tip().expect("tip").0.0)
+        .min()
+        .unwrap_or(0);
+    let mut in_chain = HashSet::new();
+    for h in 1..=low {
+        let block = stores[0].block(Height(h)).expect("reads").expect("block");
+        in_chain.extend(block.txs.iter().map(tx_hash));
+    }
+    let lost: Vec<_> = acked.iter().filter(|h| !in_chain.contains(h)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged records lost",
+        lost.len(),
+        acked.len()
+    );
+}
+
+/// Dials validator `id` at `addr` as a peer presenting `identity`; true if the validator
+/// refuses the link (the handshake fails, or the connection is closed at once).
+async fn peer_link_refused(
+    identity: &Identity,
+    trust: &Trust,
+    addr: SocketAddr,
+    id: ValidatorId,
+) -> bool {
+    let config = bmpls_net::tls::peer_client(identity, trust, &id).expect("client config");
+    let endpoint =
+        quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
+    let name = bmpls_net::tls::validator_dns_name(&id);
+    let connection = match endpoint
+        .connect_with(config, addr, &name)
+        .expect("dial")
+        .await
+    {
+        Ok(c) => c,
+        Err(_) => return true,
+    };
+    let sent = async {
+        let mut stream = connection.open_uni().await.ok()?;
+        bmpls_net::frame::write_frame(&mut stream, b"hello")
+            .await
+            .ok()?;
+        stream.finish().ok()
+    }
+    .await;
+    if sent.is_none() {
+        return true;
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(2), connection.closed()).await;
+    connection.close(0u32.into(), b"done");
+    closed.is_ok()
+}
+
+#[test]
+fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
+    let cluster = Cluster::start(4);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut phone = Phone::new(400);
+        enrol(&cluster, std::slice::from_ref(&phone)).await;
+        let trust = cluster.trust();
+        let certs = cluster.dir.path().join("certs");
+        let target = cluster.nodes[0].id;
+        let read = |p: &str| std::fs::read_to_string(certs.join(p)).expect("read");
+
+        // A genuine validator's certificate is accepted: the refusals below can fail.
+        let genuine = Identity::load(&certs.join("node2/tls.pem"), &certs.join("node2/tls.key"))
+            .expect("node2 identity");
+        assert!(!peer_link_refused(&genuine, &trust, cluster.peer_addrs[0], target).await);
+
+        // A certificate for a genesis validator, but from another CA.
+        let foreign_ca = Ca::generate("elsewhere").expect("CA");
+        let pem = foreign_ca
+            .issue_validator("node2", &cluster.nodes[1].id)
+            .expect("cert");
+        let foreign = Identity::from_pem(&pem.cert, &pem.key).expect("identity");
+        assert!(peer_link_refused(&foreign, &trust, cluster.peer_addrs[0], target).await);
+
+        // A certificate from the consortium CA for a validator that is not in genesis.
+        let ca = Ca::from_pem(&read("ca.pem"), &read("ca.key")).expect("reload the CA");
+        let outsider = ValidatorId(SigningKey::from_seed(&[42; 32]).public().0);
+        let pem = ca.issue_validator("node9", &outsider).expect("cert");
+        let stranger = Identity::from_pem(&pem.cert, &pem.key).expect("identity");
+        assert!(peer_link_refused(&stranger, &trust, cluster.peer_addrs[0], target).await);
+
+        // A client that pins another CA does not talk to the node.
+        let other_trust = Trust::from_pem(&foreign_ca.pem().cert, &[target]).expect("other trust");
+        let misled = Client::new(
+            cluster.client_addrs[0],
+            &other_trust,
+            SigningKey::from_seed(&phone.key.to_seed()),
+        )
+        .expect("client");
+        assert!(misled.call(Request::Status).await.is_err());
+
+        let client = &clients(&cluster, &phone.key)[0];
+        let malformed = |r: Response| matches!(r, Response::Error(RequestError::Malformed(_)));
+        // Garbage bytes.
+        let answer = client
+            .call_raw(b"\x01\xffgarbage")
+            .await
+            .expect("an answer");
+        assert!(malformed(answer.clone()), "{answer:?}");
+        // An oversized frame.
+        let answer = client
+            .call_raw(&vec![1u8; MAX_REQUEST_BYTES + 1])
+            .await
+            .expect("an answer");
+        assert!(
+            matches!(answer, Response::Error(RequestError::TooLarge { .. })),
+            "{answer:?}"
+        );
+        // An unknown message type: a well-signed envelope whose request tag is unknown.
+        let mut envelope = Envelope {
+            client: phone.key.public(),
+            nonce: [7; 16],
+            sent_ms: now_ms(),
+            request: Request::Status,
+            sig: SignatureBytes::UNSIGNED,
+        };
+        phone.key.sign(&mut envelope);
+        let mut bytes = envelope.encode();
+        bytes[1 + 32 + 16 + 8] = 0x7f;
+        let answer = client.call_raw(&bytes).await.expect("an answer");
+        assert!(malformed(answer.clone()), "{answer:?}");
+        // A replayed request: the same signed envelope twice.
+        let mut envelope = envelope.clone();
+        envelope.nonce = [8; 16];
+        phone.key.sign(&mut envelope);
+        let first = client
+            .call_raw(&envelope.encode())
+            .await
+            .expect("an answer");
+        assert!(matches!(first, Response::Status(_)), "{first:?}");
+        let again = client
+            .call_raw(&envelope.encode())
+            .await
+            .expect("an answer");
+        assert_eq!(again, Response::Error(RequestError::Replayed));
+
+        // A replayed record: committed once, refused the second time.
+        let record = phone.reports(1);
+        let clients = clients(&cluster, &phone.key);
+        let first = submit(&clients, &[0], record.clone()).await;
+        assert!(matches!(first[0], Submitted::Committed { .. }), "{first:?}");
+        let again = submit(&clients, &[0], record).await;
+        assert!(
+            matches!(
+                again[0],
+                Submitted::Refused {
+                    code: RefusalCode::Replay,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+
+        // Through all of it the node kept serving.
+        let next = submit(&clients, &[0], phone.reports(1)).await;
+        assert!(matches!(next[0], Submitted::Committed { .. }), "{next:?}");
+    });
 }

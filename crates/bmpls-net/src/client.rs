@@ -111,9 +111,17 @@ impl Client {
                 .open_bi()
                 .await
                 .map_err(|e| FrameError::Stream(e.to_string()))?;
-            write_frame(&mut send, bytes).await?;
-            let _ = send.finish();
-            let answer = read_frame(&mut recv, MAX_RESPONSE_BYTES).await?;
+            // Write and read at once: a node may answer (a refusal) before reading it all.
+            let write = async {
+                write_frame(&mut send, bytes).await?;
+                let _ = send.finish();
+                Ok::<_, FrameError>(())
+            };
+            let (written, answer) = tokio::join!(write, read_frame(&mut recv, MAX_RESPONSE_BYTES));
+            let answer = match (written, answer) {
+                (_, Ok(answer)) => answer,
+                (Err(e), Err(_)) | (Ok(()), Err(e)) => return Err(e.into()),
+            };
             Ok::<_, ClientError>(Response::decode(&answer)?)
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
