@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bmpls_client::{Fix, Reporter};
 use bmpls_crypto::SigningKey;
 use bmpls_crypto::hash::tx_hash;
+use bmpls_crypto::keyfile::read_signing_key;
 use bmpls_grid::LevelSet;
 use bmpls_net::certs::Ca;
 use bmpls_net::limits::MAX_REQUEST_BYTES;
@@ -19,7 +20,6 @@ use bmpls_net::{
     Client, Envelope, Identity, RefusalCode, Request, RequestError, Response, Submitted, Trust,
 };
 use bmpls_node::NodeConfig;
-use bmpls_node::keyfile::read_signing_key;
 use bmpls_node::provision::{self, Provisioned};
 use bmpls_ope::keys::MasterSecret;
 use bmpls_store::Store;

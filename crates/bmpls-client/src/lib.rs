@@ -3,8 +3,12 @@
 //! exact fix; positions are encrypted here and never leave in the clear.
 #![forbid(unsafe_code)]
 
+pub mod keystore;
+pub mod network;
 mod reporter;
 
+pub use keystore::PatientKeystore;
+pub use network::{NetworkError, Nodes};
 pub use reporter::{Fix, ReportError, Reporter};
 
 mod query;

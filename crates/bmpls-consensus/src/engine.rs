@@ -248,12 +248,15 @@ impl<W: WalStorage> Engine<W> {
             Message::Vote(v) => Some(v.vote.height),
             Message::Polka(c) => Some(c.height),
             Message::RoundCert(c) => Some(c.height),
-            Message::SyncRequest(_) | Message::SyncResponse(..) => None,
+            Message::SyncRequest(_) | Message::SyncResponse(..) | Message::Transactions(_) => None,
         };
         if let Some(h) = msg_height {
             self.host.note_height_seen(from, h, height);
         }
-        let fresh = matches!(message, Message::Proposal(_) | Message::SyncResponse(..));
+        let fresh = matches!(
+            message,
+            Message::Proposal(_) | Message::SyncResponse(..) | Message::Transactions(_)
+        );
         if self.host.decided && !fresh {
             // Waiting for the host to persist: malachite would buffer later-height inputs, but
             // the current height is over; votes for it are of no further use.
@@ -345,6 +348,13 @@ impl<W: WalStorage> Engine<W> {
                 }
             },
             Message::SyncRequest(_) => return,
+            Message::Transactions(txs) => {
+                for tx in txs.into_inner() {
+                    // Refusals are expected: a transaction already held or committed.
+                    let _ = self.host.mempool.admit(tx, &self.host.ledger);
+                }
+                return;
+            }
             Message::SyncResponse(block, cert) => {
                 self.host.on_synced_block(*block, cert, height);
                 return;

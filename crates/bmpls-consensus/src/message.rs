@@ -9,7 +9,9 @@ use malachite_types::{
 };
 
 use bmpls_types::limits::{MAX_BLOCK_BYTES, MAX_VALIDATORS};
-use bmpls_types::{Block, BlockHash, Canonical, CommitCertificate, Hash32, SignatureBytes};
+use bmpls_types::{
+    Block, BlockHash, BoundedVec, Canonical, CommitCertificate, Hash32, SignatureBytes, Transaction,
+};
 
 use crate::context::{Address, Ctx, Height, Proposal, ProposedBlock, Vote, defined};
 
@@ -80,7 +82,13 @@ pub enum Message {
     SyncRequest(Height),
     /// A committed block and its commit certificate, answering a sync request.
     SyncResponse(Box<Block>, CommitCertificate),
+    /// Transactions a validator admitted from its clients, so that whoever proposes next can
+    /// include them (mempool gossip). Each receiver checks them as it would a client's.
+    Transactions(BoundedVec<Transaction, GOSSIP_BATCH>),
 }
+
+/// Transactions in one gossip message.
+pub const GOSSIP_BATCH: usize = 1024;
 
 impl Canonical for Message {
     const NAME: &'static str = "consensus message";

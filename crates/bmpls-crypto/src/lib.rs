@@ -6,6 +6,7 @@
 
 mod error;
 pub mod hash;
+pub mod keyfile;
 pub mod merkle;
 pub mod seal;
 pub mod sign;

@@ -11,7 +11,9 @@ use bmpls_crypto::SigningKey;
 use bmpls_types::{Canonical, DecodeError, SignatureBytes};
 
 use crate::frame::{FrameError, read_frame, write_frame};
-use crate::limits::{BACKOFF_MAX, BACKOFF_MIN, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT};
+use crate::limits::{
+    BACKOFF_MAX, BACKOFF_MIN, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT,
+};
 use crate::proto::{Envelope, Request, Response};
 use crate::tls::{self, CLIENT_SERVER_NAME, TlsError, Trust};
 
@@ -59,6 +61,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client of the node at `addr`, trusting `trust`, signing with `key`. Does not dial yet.
+    /// Must be called inside a tokio runtime (the QUIC endpoint's socket needs one).
     pub fn new(addr: SocketAddr, trust: &Trust, key: SigningKey) -> Result<Self, ClientError> {
         let config = tls::client(trust)?;
         let bind: SocketAddr = if addr.is_ipv6() {
@@ -139,7 +142,8 @@ impl Client {
         if let Some(c) = self.connection.lock().await.take() {
             c.close(0u32.into(), b"bye");
         }
-        self.endpoint.wait_idle().await;
+        // Close frames go out at once; waiting out the whole drain period (3 PTO) gains nothing.
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.endpoint.wait_idle()).await;
     }
 
     async fn forget(&self, broken: &quinn::Connection) {
@@ -172,12 +176,13 @@ impl Client {
                     addr: self.addr,
                     reason: e.to_string(),
                 })?;
-            match connecting.await {
-                Ok(c) => {
+            match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+                Err(_) => last = format!("no handshake within {CONNECT_TIMEOUT:?}"),
+                Ok(Err(e)) => last = e.to_string(),
+                Ok(Ok(c)) => {
                     *slot = Some(c.clone());
                     return Ok(c);
                 }
-                Err(e) => last = e.to_string(),
             }
         }
         Err(ClientError::Connect {

@@ -61,6 +61,12 @@ pub const CLIENT_BURST: u32 = 400;
 /// Client keys whose rate is tracked; the least recently seen are forgotten first.
 pub const MAX_TRACKED_CLIENTS: usize = 100_000;
 
+/// How long a dial may take before it counts as failed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long closing an endpoint waits for its peers to acknowledge.
+pub const CLOSE_WAIT: Duration = Duration::from_millis(500);
+
 /// How long a client waits for an answer before giving up on the request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -20,7 +20,10 @@ use bmpls_types::ValidatorId;
 
 use crate::NetError;
 use crate::frame::{read_frame, write_frame};
-use crate::limits::{BACKOFF_MAX, BACKOFF_MIN, INBOUND_QUEUE, MAX_PEER_FRAME_BYTES, PEER_QUEUE};
+use crate::limits::{
+    BACKOFF_MAX, BACKOFF_MIN, CLOSE_WAIT, CONNECT_TIMEOUT, INBOUND_QUEUE, MAX_PEER_FRAME_BYTES,
+    PEER_QUEUE,
+};
 use crate::tls::{self, Identity, Trust, peer_member, validator_dns_name};
 
 /// How a validator reaches the others.
@@ -147,7 +150,8 @@ impl Peers {
         self.endpoint.close(0u32.into(), b"shutdown");
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
-        self.endpoint.wait_idle().await;
+        // Close frames go out at once; waiting out the whole drain period (3 PTO) gains nothing.
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.endpoint.wait_idle()).await;
     }
 }
 
@@ -225,7 +229,9 @@ async fn dial(
     let mut backoff = BACKOFF_MIN;
     loop {
         let connection = match endpoint.connect_with(client.clone(), addr, &name) {
-            Ok(connecting) => connecting.await,
+            Ok(connecting) => tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                .await
+                .unwrap_or(Err(quinn::ConnectionError::TimedOut)),
             Err(e) => {
                 warn!(peer = %peer, error = %e, "cannot dial peer");
                 return;

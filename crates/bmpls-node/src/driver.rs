@@ -19,7 +19,7 @@ use bmpls_crypto::hash::tx_hash;
 use bmpls_net::proto::reason;
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
 use bmpls_store::{SledWal, Store};
-use bmpls_types::{Block, Canonical, CommitCertificate, Height, Transaction, TxHash};
+use bmpls_types::{Block, BoundedVec, Canonical, CommitCertificate, Height, Transaction, TxHash};
 
 use crate::NodeError;
 use crate::config::BlockPolicy;
@@ -27,6 +27,9 @@ use crate::config::BlockPolicy;
 /// How long a submission waits for its block before the node answers
 /// [`RefusalCode::Timeout`] (the transaction may still commit later).
 pub const COMMIT_WAIT: Duration = Duration::from_secs(20);
+
+const _: () =
+    assert!(bmpls_consensus::message::GOSSIP_BATCH >= bmpls_net::limits::MAX_SUBMIT_BATCH);
 
 /// Client commands queued for the core task.
 pub const COMMAND_QUEUE: usize = 1024;
@@ -251,17 +254,26 @@ impl Driver {
         self.next_batch += 1;
         let mut results = Vec::with_capacity(txs.len());
         let mut remaining = 0;
+        let mut admitted = Vec::new();
         for (index, tx) in txs.into_iter().enumerate() {
-            match self.engine.submit(tx) {
+            match self.engine.submit(tx.clone()) {
                 Ok(hash) => {
                     self.waiting.insert(hash, (id, index));
                     remaining += 1;
                     results.push(None);
+                    admitted.push(tx);
                 }
                 Err(why) => {
                     self.stats.refused.fetch_add(1, Ordering::Relaxed);
                     results.push(Some(refusal(refusal_code(&why), why)));
                 }
+            }
+        }
+        if !admitted.is_empty() {
+            // Whoever proposes next should have them (GOSSIP_BATCH ≥ MAX_SUBMIT_BATCH).
+            if let Ok(txs) = BoundedVec::new(admitted) {
+                self.peers
+                    .broadcast(Message::Transactions(txs).encode().into());
             }
         }
         let batch = Batch {

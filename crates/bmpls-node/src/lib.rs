@@ -3,7 +3,6 @@
 //! and serves clients.
 //!
 //! - [`config`]: the node's TOML file, validated.
-//! - [`keyfile`]: owner-only secret key files.
 //! - [`Node`]: start, observe, shut down; [`run_until_signal`] for the `bmpls node` command.
 //! - `driver`: the core task, sole owner of the engine.
 //! - `service`: the client service (submissions, status).
@@ -13,7 +12,6 @@
 
 pub mod config;
 mod driver;
-pub mod keyfile;
 mod node;
 pub mod provision;
 mod service;
@@ -30,7 +28,7 @@ pub enum NodeError {
     Config(#[from] NodeConfigError),
     /// The validator key file is wrong.
     #[error(transparent)]
-    Key(#[from] keyfile::KeyFileError),
+    Key(#[from] bmpls_crypto::keyfile::KeyFileError),
     /// The key file does not hold the key genesis names for this validator.
     #[error("the key in {path} is not validator {name}'s key in genesis")]
     WrongKey {

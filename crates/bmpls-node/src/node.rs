@@ -15,8 +15,8 @@ use bmpls_types::{Height, ValidatorId};
 use crate::NodeError;
 use crate::config::NodeConfig;
 use crate::driver::{COMMAND_QUEUE, Driver, NodeStats};
-use crate::keyfile::read_signing_key;
 use crate::service::Service;
+use bmpls_crypto::keyfile::read_signing_key;
 
 /// A running validator.
 pub struct Node {

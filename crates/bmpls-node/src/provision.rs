@@ -17,7 +17,7 @@ use bmpls_crypto::SigningKey;
 use bmpls_net::certs::Ca;
 use bmpls_types::ValidatorId;
 
-use crate::keyfile::{KeyFileError, read_signing_key, write_private, write_signing_key};
+use bmpls_crypto::keyfile::{KeyFileError, read_signing_key, write_private, write_signing_key};
 
 /// Validators a consortium may be provisioned with at once.
 pub const MAX_PROVISIONED: usize = 64;

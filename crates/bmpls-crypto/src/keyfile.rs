@@ -7,7 +7,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use bmpls_crypto::SigningKey;
+use crate::SigningKey;
 
 /// A key file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,16 @@ pub enum KeyFileError {
 
 /// Reads a signing key from `path`.
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
+    Ok(SigningKey::from_seed(&*read_secret(path)?))
+}
+
+/// Writes `key` to a new file at `path`, readable by the owner only. Refuses to overwrite.
+pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
+    write_secret(path, &key.to_seed())
+}
+
+/// Reads a 32-byte secret (64 hex digits) from an owner-only file.
+pub fn read_secret(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
     let shown = path.display().to_string();
     check_private(path)?;
     let text =
@@ -47,15 +57,15 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
                 source,
             })?,
         );
-    let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(text.trim(), seed.as_mut())
+    let mut secret = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text.trim(), secret.as_mut())
         .map_err(|_| KeyFileError::Format { path: shown })?;
-    Ok(SigningKey::from_seed(&seed))
+    Ok(secret)
 }
 
-/// Writes `key` to a new file at `path`, readable by the owner only. Refuses to overwrite.
-pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
-    let text = Zeroizing::new(format!("{}\n", hex::encode(key.to_seed().as_ref())));
+/// Writes a 32-byte secret as 64 hex digits to a new owner-only file. Refuses to overwrite.
+pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyFileError> {
+    let text = Zeroizing::new(format!("{}\n", hex::encode(secret)));
     write_private(path, text.as_bytes())
 }
 

@@ -1,0 +1,227 @@
+//! The client commands: `bmpls status`, `bmpls patient`, `bmpls report`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use bmpls_client::keystore::DEFAULT_EPOCH_MS;
+use bmpls_client::{Fix, Nodes, PatientKeystore};
+use bmpls_consensus::Genesis;
+use bmpls_crypto::SigningKey;
+use bmpls_crypto::keyfile::read_signing_key;
+use bmpls_net::{Submitted, Trust};
+use bmpls_types::{Seq, Transaction, Trigger, ValidatorId};
+
+/// How to reach the consortium (defaults: the local cluster of README "A local cluster").
+#[derive(Debug, Args)]
+pub struct Consortium {
+    /// A validator's client address; repeat it to fail over between validators.
+    #[arg(long = "node", default_value = "127.0.0.1:7201")]
+    nodes: Vec<SocketAddr>,
+    /// The consortium CA certificate, pinned: a node must present a certificate it signed.
+    #[arg(long, default_value = "certs/local/ca.pem")]
+    ca: PathBuf,
+    /// The genesis file: a node's certificate must name one of its validators.
+    #[arg(long, default_value = "certs/local/genesis.toml")]
+    genesis: PathBuf,
+}
+
+impl Consortium {
+    /// Clients of the validators (inside a tokio runtime: the QUIC endpoint needs one).
+    fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
+        let text = std::fs::read_to_string(&self.genesis)
+            .with_context(|| format!("reading {}", self.genesis.display()))?;
+        let genesis =
+            Genesis::from_toml(&text).with_context(|| format!("in {}", self.genesis.display()))?;
+        let ids: Vec<ValidatorId> = genesis.names.iter().map(|(_, id)| *id).collect();
+        let trust = Trust::load(&self.ca, &ids)?;
+        Ok(Nodes::new(&self.nodes, &trust, key)?)
+    }
+}
+
+/// Arguments of `bmpls status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
+/// A patient's keystore.
+#[derive(Debug, Subcommand)]
+pub enum PatientCommand {
+    /// Create a patient's keystore: a pseudonym, the reporter and custodian keys, the master
+    /// secret of the location keys (secret files are owner-only).
+    New {
+        /// Folder to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// The precision levels the records will carry.
+        #[arg(long, default_value = "config/levels.toml")]
+        levels: PathBuf,
+        /// Length of a key epoch in hours (grants open whole epochs).
+        #[arg(long, default_value_t = 24)]
+        epoch_hours: u64,
+    },
+    /// Enrol the patient on the chain, signed by a validator operator's key.
+    Enrol {
+        /// The patient's keystore.
+        #[arg(long)]
+        patient: PathBuf,
+        /// The operator's key (a validator's key file, e.g. certs/local/node1/validator.key).
+        #[arg(long)]
+        operator_key: PathBuf,
+        #[command(flatten)]
+        consortium: Consortium,
+    },
+}
+
+/// Arguments of `bmpls report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The patient's keystore.
+    #[arg(long)]
+    patient: PathBuf,
+    /// Latitude in degrees (WGS84).
+    #[arg(long, allow_hyphen_values = true)]
+    lat: f64,
+    /// Longitude in degrees (WGS84).
+    #[arg(long, allow_hyphen_values = true)]
+    lon: f64,
+    /// Horizontal accuracy in metres.
+    #[arg(long, default_value_t = 10.0)]
+    accuracy: f64,
+    /// Fix time in Unix milliseconds (default: now).
+    #[arg(long)]
+    time_ms: Option<u64>,
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `bmpls status`.
+pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    // Status needs no identity: a throwaway key signs the request.
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    runtime()?.block_on(async {
+        let nodes = args.consortium.connect(&key)?;
+        for (addr, status) in nodes.statuses().await {
+            match status {
+                Ok(s) => println!(
+                    "{addr}  chain {}  height {}  tip {}  mempool {}",
+                    s.chain_id.as_str(),
+                    s.height,
+                    hex::encode(&s.tip.0[..8]),
+                    s.mempool
+                ),
+                Err(e) => println!("{addr}  unreachable: {e}"),
+            }
+        }
+        nodes.close().await;
+        Ok(())
+    })
+}
+
+/// `bmpls patient …`.
+pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
+    match command {
+        PatientCommand::New {
+            out,
+            levels,
+            epoch_hours,
+        } => {
+            let text = std::fs::read_to_string(&levels)
+                .with_context(|| format!("reading {}", levels.display()))?;
+            anyhow::ensure!(
+                (1..=24 * 366).contains(&epoch_hours),
+                "--epoch-hours must be 1 to 8784"
+            );
+            let epoch_ms = if epoch_hours == 24 {
+                DEFAULT_EPOCH_MS
+            } else {
+                epoch_hours * 3_600_000
+            };
+            let store = PatientKeystore::create(&out, &text, epoch_ms, &mut rand::rngs::OsRng)?;
+            println!(
+                "patient {} in {} ({} levels); enrol it with `bmpls patient enrol --patient {}`",
+                hex::encode(store.patient.0),
+                out.display(),
+                store.levels.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        PatientCommand::Enrol {
+            patient,
+            operator_key,
+            consortium,
+        } => {
+            let store = PatientKeystore::open(&patient)?;
+            let operator = read_signing_key(&operator_key)?;
+            let outcome = runtime()?.block_on(async {
+                let nodes = consortium.connect(&operator)?;
+                let outcome = nodes.submit(vec![store.enrolment(&operator)]).await;
+                nodes.close().await;
+                anyhow::Ok(outcome?)
+            })?;
+            match outcome.first() {
+                Some(Submitted::Committed { height, .. }) => {
+                    println!(
+                        "patient {} enrolled at height {height}",
+                        hex::encode(store.patient.0)
+                    );
+                    Ok(())
+                }
+                Some(Submitted::Refused { code, reason }) => {
+                    anyhow::bail!("refused ({code:?}): {}", reason.as_str())
+                }
+                None => anyhow::bail!("the node gave no outcome"),
+            }
+        }
+    }
+}
+
+/// `bmpls report`.
+pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let store = PatientKeystore::open(&args.patient)?;
+    let mut reporter = store.reporter()?;
+    let seq = store.next_seq()?;
+    let fix = Fix {
+        lat: args.lat,
+        lon: args.lon,
+        accuracy_m: args.accuracy,
+        altitude_m: 0.0,
+        speed_m_s: 0.0,
+        battery_percent: 100,
+        trigger: Trigger::Manual,
+        fix_time_ms: match args.time_ms {
+            Some(t) => t,
+            None => SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64,
+        },
+    };
+    let record = reporter.build(&fix, Seq(seq), &mut rand::rngs::OsRng)?;
+    let outcome = runtime()?.block_on(async {
+        let nodes = args.consortium.connect(store.reporter_key())?;
+        let outcome = nodes.submit(vec![Transaction::Report(record)]).await;
+        nodes.close().await;
+        anyhow::Ok(outcome?)
+    })?;
+    match outcome.first() {
+        Some(Submitted::Committed { height, .. }) => {
+            store.set_next_seq(seq + 1)?;
+            println!("record {seq} committed at height {height}");
+            Ok(())
+        }
+        Some(Submitted::Refused { code, reason }) => {
+            anyhow::bail!("record {seq} refused ({code:?}): {}", reason.as_str())
+        }
+        None => anyhow::bail!("the node gave no outcome"),
+    }
+}

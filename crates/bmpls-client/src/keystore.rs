@@ -1,0 +1,255 @@
+//! A patient's keystore on disk, as a phone or a custodian's tool keeps it:
+//!
+//! ```text
+//! patient.toml     the pseudonym, epoch length (public)
+//! levels.toml      the precision levels the records carry (public)
+//! reporter.key     signs the records (secret)
+//! custodian.key    grants, revokes, sets fences (secret; a custodian keeps it off the phone)
+//! master.key       the root of the patient's location keys (secret)
+//! next_seq         the sequence number of the next record
+//! ```
+//!
+//! Secret files are created owner-only and refused when others can read them.
+
+use std::path::{Path, PathBuf};
+
+use rand_core::CryptoRngCore;
+
+use bmpls_crypto::SigningKey;
+use bmpls_crypto::keyfile::{KeyFileError, read_secret, write_secret};
+use bmpls_grid::LevelSet;
+use bmpls_ope::keys::MasterSecret;
+use bmpls_types::{EnrolPatient, PatientId, PublicKeyBytes, SignatureBytes, Transaction};
+
+use crate::{ReportError, Reporter};
+
+/// Default key epoch: one day.
+pub const DEFAULT_EPOCH_MS: u64 = 86_400_000;
+
+/// A keystore that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    /// A file is missing or unreadable.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A secret file is wrong.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// The keystore already exists.
+    #[error("{0} already holds a keystore; refusing to overwrite its keys")]
+    Exists(PathBuf),
+    /// The reporter cannot be built.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+fn file_error(path: &Path, reason: impl std::fmt::Display) -> KeystoreError {
+    KeystoreError::File {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A patient's keys and counters.
+pub struct PatientKeystore {
+    dir: PathBuf,
+    /// The patient's pseudonym.
+    pub patient: PatientId,
+    /// Length of a key epoch.
+    pub epoch_length_ms: u64,
+    /// The precision levels.
+    pub levels: LevelSet,
+    reporter: SigningKey,
+    custodian: SigningKey,
+    master: MasterSecret,
+}
+
+impl std::fmt::Debug for PatientKeystore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatientKeystore")
+            .field("dir", &self.dir)
+            .field("patient", &self.patient)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PatientKeystore {
+    /// Creates a new patient in `dir` with fresh keys. `levels_toml` is the level file's text.
+    pub fn create(
+        dir: &Path,
+        levels_toml: &str,
+        epoch_length_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, KeystoreError> {
+        let levels = LevelSet::from_toml(levels_toml).map_err(|e| file_error(dir, e))?;
+        if dir.join("patient.toml").exists() {
+            return Err(KeystoreError::Exists(dir.to_path_buf()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        let patient = PatientId(id);
+        let reporter = SigningKey::generate(rng);
+        let custodian = SigningKey::generate(rng);
+        let master = MasterSecret::generate(rng);
+        write_secret(&dir.join("reporter.key"), &reporter.to_seed())?;
+        write_secret(&dir.join("custodian.key"), &custodian.to_seed())?;
+        write_secret(&dir.join("master.key"), master.expose_secret())?;
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| file_error(&path, e))
+        };
+        write("levels.toml", levels_toml)?;
+        write("next_seq", "1\n")?;
+        // Written last: its presence marks a complete keystore.
+        write(
+            "patient.toml",
+            &format!(
+                "# A bmpls patient (pseudonymous). Public; the secrets are the .key files.\n\
+                 patient = \"{}\"\nepoch_length_ms = {epoch_length_ms}\n",
+                hex::encode(patient.0)
+            ),
+        )?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            patient,
+            epoch_length_ms,
+            levels,
+            reporter,
+            custodian,
+            master,
+        })
+    }
+
+    /// Opens the keystore in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, KeystoreError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(|e| file_error(&path, e))
+        };
+        let meta = read("patient.toml")?;
+        let meta_path = dir.join("patient.toml");
+        let mut patient = None;
+        let mut epoch_length_ms = None;
+        for line in meta
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| file_error(&meta_path, format!("bad line {line:?}")))?;
+            match key.trim() {
+                "patient" => {
+                    let mut id = [0u8; 16];
+                    hex::decode_to_slice(value.trim().trim_matches('"'), &mut id)
+                        .map_err(|_| file_error(&meta_path, "patient must be 32 hex digits"))?;
+                    patient = Some(PatientId(id));
+                }
+                "epoch_length_ms" => {
+                    epoch_length_ms =
+                        Some(value.trim().parse::<u64>().map_err(|_| {
+                            file_error(&meta_path, "epoch_length_ms must be a number")
+                        })?);
+                }
+                other => return Err(file_error(&meta_path, format!("unknown field {other:?}"))),
+            }
+        }
+        let levels_path = dir.join("levels.toml");
+        let levels =
+            LevelSet::from_toml(&read("levels.toml")?).map_err(|e| file_error(&levels_path, e))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            patient: patient.ok_or_else(|| file_error(&meta_path, "missing patient"))?,
+            epoch_length_ms: epoch_length_ms
+                .ok_or_else(|| file_error(&meta_path, "missing epoch_length_ms"))?,
+            levels,
+            reporter: SigningKey::from_seed(&*read_secret(&dir.join("reporter.key"))?),
+            custodian: SigningKey::from_seed(&*read_secret(&dir.join("custodian.key"))?),
+            master: MasterSecret::from_bytes(*read_secret(&dir.join("master.key"))?),
+        })
+    }
+
+    /// The key that signs records (and the patient's requests).
+    pub fn reporter_key(&self) -> &SigningKey {
+        &self.reporter
+    }
+
+    /// The enrolment of this patient, signed by `operator` (a validator operator's key).
+    pub fn enrolment(&self, operator: &SigningKey) -> Transaction {
+        let mut enrol = EnrolPatient {
+            patient: self.patient,
+            reporter_key: self.reporter.public(),
+            custodian_key: self.custodian.public(),
+            level_count: self.levels.len() as u8,
+            epoch_length_ms: self.epoch_length_ms,
+            operator: PublicKeyBytes(operator.public().0),
+            sig: SignatureBytes::UNSIGNED,
+        };
+        operator.sign(&mut enrol);
+        Transaction::EnrolPatient(enrol)
+    }
+
+    /// A reporter for this patient.
+    pub fn reporter(&self) -> Result<Reporter, KeystoreError> {
+        Ok(Reporter::new(
+            self.patient,
+            &self.master,
+            SigningKey::from_seed(&self.reporter.to_seed()),
+            self.levels.clone(),
+            self.epoch_length_ms,
+        )?)
+    }
+
+    /// The sequence number of the next record.
+    pub fn next_seq(&self) -> Result<u64, KeystoreError> {
+        let path = self.dir.join("next_seq");
+        let text = std::fs::read_to_string(&path).map_err(|e| file_error(&path, e))?;
+        text.trim()
+            .parse()
+            .map_err(|_| file_error(&path, "not a number"))
+    }
+
+    /// Records that `next` is the sequence number of the next record (written atomically).
+    pub fn set_next_seq(&self, next: u64) -> Result<(), KeystoreError> {
+        let path = self.dir.join("next_seq");
+        let tmp = self.dir.join("next_seq.tmp");
+        std::fs::write(&tmp, format!("{next}\n")).map_err(|e| file_error(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| file_error(&path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_created_keystore_opens_with_the_same_keys() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("alice");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let levels = include_str!("../../../config/levels.toml");
+        let created =
+            PatientKeystore::create(&path, levels, DEFAULT_EPOCH_MS, &mut rng).expect("create");
+        let opened = PatientKeystore::open(&path).expect("open");
+        assert_eq!(opened.patient, created.patient);
+        assert_eq!(
+            opened.reporter_key().public(),
+            created.reporter_key().public()
+        );
+        assert_eq!(opened.next_seq().expect("seq"), 1);
+        opened.set_next_seq(42).expect("set");
+        assert_eq!(opened.next_seq().expect("seq"), 42);
+        assert!(matches!(
+            PatientKeystore::create(&path, levels, DEFAULT_EPOCH_MS, &mut rng),
+            Err(KeystoreError::Exists(_))
+        ));
+    }
+}

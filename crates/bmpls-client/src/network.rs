@@ -1,0 +1,122 @@
+//! Talking to the consortium: a set of validators, tried in turn. A phone keeps using the node
+//! that last answered and fails over to the others when it stops answering; resubmitting a
+//! transaction is safe (a node that already has it answers once it commits, or refuses it as a
+//! replay once committed).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bmpls_crypto::SigningKey;
+use bmpls_net::limits::MAX_SUBMIT_BATCH;
+use bmpls_net::{
+    Client, ClientError, NodeStatus, Request, RequestError, Response, Submitted, Trust,
+};
+use bmpls_types::{BoundedVec, Transaction};
+
+/// A request no validator served.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// No node address was given.
+    #[error("no validator address given")]
+    NoNodes,
+    /// More transactions than one submission may carry.
+    #[error("{0} transactions in one submission; at most {MAX_SUBMIT_BATCH}")]
+    TooMany(usize),
+    /// Every node failed; the last failure.
+    #[error(transparent)]
+    Unreachable(#[from] ClientError),
+    /// A node refused the request itself.
+    #[error("refused: {0}")]
+    Refused(RequestError),
+    /// A node answered something else than the request calls for.
+    #[error("unexpected answer from {0}")]
+    Unexpected(SocketAddr),
+}
+
+/// Validators of one consortium, as seen by one client key.
+#[derive(Debug)]
+pub struct Nodes {
+    clients: Vec<Client>,
+    preferred: AtomicUsize,
+}
+
+impl Nodes {
+    /// Clients of the nodes at `addrs`, trusting `trust`, signing with `key`.
+    pub fn new(
+        addrs: &[SocketAddr],
+        trust: &Trust,
+        key: &SigningKey,
+    ) -> Result<Self, NetworkError> {
+        if addrs.is_empty() {
+            return Err(NetworkError::NoNodes);
+        }
+        let clients = addrs
+            .iter()
+            .map(|addr| Client::new(*addr, trust, SigningKey::from_seed(&key.to_seed())))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            clients,
+            preferred: AtomicUsize::new(0),
+        })
+    }
+
+    /// Sends `request` to the preferred node, then to the others in turn, until one answers.
+    /// An answer that is a request error (busy, rate limited…) is returned as it is.
+    pub async fn call(&self, request: Request) -> Result<(SocketAddr, Response), NetworkError> {
+        let start = self.preferred.load(Ordering::Relaxed);
+        let mut last = None;
+        for step in 0..self.clients.len() {
+            let index = (start + step) % self.clients.len();
+            match self.clients[index].call(request.clone()).await {
+                Ok(response) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok((self.clients[index].addr(), response));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.map_or(NetworkError::NoNodes, NetworkError::Unreachable))
+    }
+
+    /// Submits `txs` and returns each outcome, once committed (or refused).
+    pub async fn submit(&self, txs: Vec<Transaction>) -> Result<Vec<Submitted>, NetworkError> {
+        let count = txs.len();
+        let batch = BoundedVec::new(txs).map_err(|_| NetworkError::TooMany(count))?;
+        match self.call(Request::Submit(batch)).await? {
+            (_, Response::Submitted(outcomes)) => Ok(outcomes.into_inner()),
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// The status of the first node that answers.
+    pub async fn status(&self) -> Result<(SocketAddr, NodeStatus), NetworkError> {
+        match self.call(Request::Status).await? {
+            (addr, Response::Status(status)) => Ok((addr, status)),
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// Each node's status (or why it did not answer), in the order given.
+    pub async fn statuses(&self) -> Vec<(SocketAddr, Result<NodeStatus, String>)> {
+        let mut out = Vec::with_capacity(self.clients.len());
+        for client in &self.clients {
+            let status = match client.call(Request::Status).await {
+                Ok(Response::Status(s)) => Ok(s),
+                Ok(Response::Error(e)) => Err(e.to_string()),
+                Ok(_) => Err("unexpected answer".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            out.push((client.addr(), status));
+        }
+        out
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        for client in &self.clients {
+            client.close().await;
+        }
+    }
+}
