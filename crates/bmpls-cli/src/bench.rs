@@ -14,6 +14,10 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 pub enum BenchCommand {
     /// Order-preserving encryption: encrypt and decrypt plaintexts under one random key.
     Ope(OpeArgs),
+    /// Ingest: start a loopback cluster of validators in this process, drive it from many
+    /// reporters submitting real encrypted, signed records, and print committed records/s and
+    /// commit latency.
+    Ingest(crate::ingest::IngestArgs),
 }
 
 /// Options of `bmpls bench ope`.
@@ -40,6 +44,7 @@ pub struct OpeArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ope(args) => ope(&args),
+        BenchCommand::Ingest(args) => crate::ingest::run(&args),
     }
 }
 

@@ -4,6 +4,7 @@
 mod bench;
 mod certs;
 mod client;
+mod ingest;
 mod node;
 mod sim;
 

@@ -233,6 +233,11 @@ impl<W: WalStorage> Engine<W> {
         self.host.mempool.admit(tx, &self.host.ledger)
     }
 
+    /// Admits transactions in order, their signatures verified as one batch.
+    pub fn submit_all(&mut self, txs: Vec<Transaction>) -> Vec<Result<TxHash, Refusal>> {
+        self.host.mempool.admit_all(txs, &self.host.ledger)
+    }
+
     /// Handles a message from validator `from`. Sync requests are the host's to answer from its
     /// store; the engine ignores them.
     pub fn on_message(
@@ -349,10 +354,11 @@ impl<W: WalStorage> Engine<W> {
             },
             Message::SyncRequest(_) => return,
             Message::Transactions(txs) => {
-                for tx in txs.into_inner() {
-                    // Refusals are expected: a transaction already held or committed.
-                    let _ = self.host.mempool.admit(tx, &self.host.ledger);
-                }
+                // Refusals are expected: a transaction already held or committed.
+                let _ = self
+                    .host
+                    .mempool
+                    .admit_all(txs.into_inner(), &self.host.ledger);
                 return;
             }
             Message::SyncResponse(block, cert) => {
@@ -501,12 +507,15 @@ impl<W: WalStorage> Host<W> {
             None => {
                 // The header names the validator that built the block; a later round's
                 // proposer may re-propose it (Tendermint's valid value), so the two differ.
+                // Signatures this validator's mempool already verified are not checked again.
+                let mempool = &self.mempool;
                 let valid = self
                     .ledger
-                    .check_block(
+                    .check_block_known(
                         &p.block,
                         self.genesis.params.max_clock_drift_ms,
                         self.now_ms,
+                        |hash| mempool.verified_signer(hash),
                     )
                     .is_ok();
                 self.blocks.insert(value.hash(), (value.clone(), valid));

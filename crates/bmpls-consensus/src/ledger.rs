@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bmpls_crypto::hash::tx_hash;
-use bmpls_crypto::verify_transactions;
 use bmpls_types::limits::MAX_LEVELS;
 use bmpls_types::{
     Block, BlockHash, CarerId, ChainId, Height, PatientId, PublicKeyBytes, Seq, Transaction, TxHash,
@@ -169,6 +168,19 @@ impl Ledger {
         max_future_ms: u64,
         now_ms: u64,
     ) -> Result<(), BlockRefusal> {
+        self.check_block_known(block, max_future_ms, now_ms, |_| None)
+    }
+
+    /// [`Ledger::check_block`], skipping the signatures `known` vouches for: it names, for a
+    /// transaction hash, a key that transaction's signature was already verified under (the
+    /// mempool's); the check is skipped only when that is the key these rules require.
+    pub fn check_block_known(
+        &self,
+        block: &Block,
+        max_future_ms: u64,
+        now_ms: u64,
+        known: impl Fn(&TxHash) -> Option<PublicKeyBytes>,
+    ) -> Result<(), BlockRefusal> {
         let header = &block.header;
         if header.chain_id != self.chain_id {
             return Err(BlockRefusal::Header("chain id"));
@@ -208,16 +220,28 @@ impl Ledger {
                 .map_err(|refusal| BlockRefusal::Tx { index, refusal })?;
             signers.push(signer);
         }
-        let mut keys = signers.into_iter();
-        verify_transactions(block.txs.as_slice(), |_| keys.next()).map_err(|e| match e {
-            bmpls_crypto::CryptoError::BadTransaction { index } => BlockRefusal::Tx {
-                index,
-                refusal: TxRefusal::BadSignature,
-            },
-            _ => BlockRefusal::Tx {
-                index: 0,
-                refusal: TxRefusal::BadSignature,
-            },
+        let mut unknown = Vec::new();
+        let mut items = Vec::new();
+        for (index, (tx, signer)) in block.txs.iter().zip(signers).enumerate() {
+            if known(&tx_hash(tx)) != Some(signer) {
+                unknown.push(index);
+                items.push((signer, tx.signing_bytes(), *tx.signature()));
+            }
+        }
+        if items.is_empty() || bmpls_crypto::sign::verify_batch(&items).is_ok() {
+            return Ok(());
+        }
+        // Name the first bad one.
+        let bad = unknown
+            .iter()
+            .zip(&items)
+            .find(|(_, (key, bytes, sig))| {
+                bmpls_crypto::sign::verify_bytes(key, bytes, sig, "transaction").is_err()
+            })
+            .map_or(0, |(index, _)| *index);
+        Err(BlockRefusal::Tx {
+            index: bad,
+            refusal: TxRefusal::BadSignature,
         })
     }
 

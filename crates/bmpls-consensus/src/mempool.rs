@@ -2,12 +2,12 @@
 //! checks the signature, so a refused submission gets its reason at once; a patient may have
 //! several reports in flight, admitted in sequence.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use bmpls_crypto::hash::tx_hash;
-use bmpls_crypto::sign::verify_bytes;
+use bmpls_crypto::sign::{verify_batch, verify_bytes};
 use bmpls_types::limits::MAX_TX_BYTES;
-use bmpls_types::{Block, Canonical, PatientId, Transaction, TxHash};
+use bmpls_types::{Block, Canonical, PatientId, PublicKeyBytes, Transaction, TxHash};
 
 use crate::ledger::{Ledger, Overlay, TxRefusal};
 
@@ -41,7 +41,8 @@ pub struct Mempool {
     max_txs: usize,
     max_bytes: usize,
     entries: VecDeque<Entry>,
-    hashes: HashSet<TxHash>,
+    /// Every waiting transaction, with the key its signature was verified under.
+    hashes: HashMap<TxHash, PublicKeyBytes>,
     bytes: usize,
     /// Highest report sequence number admitted per patient, beyond the ledger's.
     next_report: BTreeMap<PatientId, u64>,
@@ -54,7 +55,7 @@ impl Mempool {
             max_txs,
             max_bytes,
             entries: VecDeque::new(),
-            hashes: HashSet::new(),
+            hashes: HashMap::new(),
             bytes: 0,
             next_report: BTreeMap::new(),
         }
@@ -73,6 +74,46 @@ impl Mempool {
     /// Checks `tx` against `ledger` and the reports already waiting, verifies its signature and
     /// queues it.
     pub fn admit(&mut self, tx: Transaction, ledger: &Ledger) -> Result<TxHash, Refusal> {
+        self.admit_checked(tx, ledger, None)
+    }
+
+    /// Admits many transactions in order, verifying their signatures as one batch first (about
+    /// twice as fast per signature); each gets its own outcome, as from [`Mempool::admit`].
+    pub fn admit_all(
+        &mut self,
+        txs: Vec<Transaction>,
+        ledger: &Ledger,
+    ) -> Vec<Result<TxHash, Refusal>> {
+        // The key each must be signed by depends on the ledger only, not on the order.
+        let signers: Vec<Option<PublicKeyBytes>> = txs
+            .iter()
+            .map(|tx| match tx {
+                Transaction::Report(record) => {
+                    ledger.patient(&record.patient).map(|s| s.reporter_key)
+                }
+                other => Overlay::new(ledger).admit(other).ok(),
+            })
+            .collect();
+        let items: Vec<_> = txs
+            .iter()
+            .zip(&signers)
+            .filter_map(|(tx, key)| key.map(|k| (k, tx.signing_bytes(), *tx.signature())))
+            .collect();
+        let batch_ok = !items.is_empty() && verify_batch(&items).is_ok();
+        txs.into_iter()
+            .zip(signers)
+            .map(|(tx, key)| self.admit_checked(tx, ledger, key.filter(|_| batch_ok)))
+            .collect()
+    }
+
+    /// [`Mempool::admit`], where `verified` is a key the signature is already known to verify
+    /// under (the check is skipped if it is the key the rules name).
+    fn admit_checked(
+        &mut self,
+        tx: Transaction,
+        ledger: &Ledger,
+        verified: Option<PublicKeyBytes>,
+    ) -> Result<TxHash, Refusal> {
         let bytes = tx.encode().len();
         if bytes > MAX_TX_BYTES {
             return Err(Refusal::TooLarge(bytes));
@@ -84,7 +125,7 @@ impl Mempool {
             });
         }
         let hash = tx_hash(&tx);
-        if self.hashes.contains(&hash) {
+        if self.hashes.contains_key(&hash) {
             return Err(TxRefusal::Duplicate(hash).into());
         }
         let signer = match &tx {
@@ -118,15 +159,23 @@ impl Mempool {
             }
             other => Overlay::new(ledger).admit(other)?,
         };
-        verify_bytes(&signer, &tx.signing_bytes(), tx.signature(), "transaction")
-            .map_err(|_| TxRefusal::BadSignature)?;
+        if verified != Some(signer) {
+            verify_bytes(&signer, &tx.signing_bytes(), tx.signature(), "transaction")
+                .map_err(|_| TxRefusal::BadSignature)?;
+        }
         if let Transaction::Report(record) = &tx {
             self.next_report.insert(record.patient, record.seq.0);
         }
-        self.hashes.insert(hash);
+        self.hashes.insert(hash, signer);
         self.bytes += bytes;
         self.entries.push_back(Entry { hash, tx, bytes });
         Ok(hash)
+    }
+
+    /// The key a waiting transaction's signature was verified under, if it is waiting. A block
+    /// check may skip the signatures it vouches for.
+    pub fn verified_signer(&self, hash: &TxHash) -> Option<PublicKeyBytes> {
+        self.hashes.get(hash).copied()
     }
 
     /// The transactions of the next block: in arrival order, each valid after the ones before

@@ -290,3 +290,67 @@ proptest! {
         }
     }
 }
+
+fn forged(patient: &Patient, seq: u64) -> Transaction {
+    let Transaction::Report(mut record) = report(patient, seq, 2) else {
+        unreachable!("report() makes reports")
+    };
+    record.sig.0[0] ^= 1;
+    Transaction::Report(record)
+}
+
+#[test]
+fn a_batch_admission_refuses_exactly_the_forgery() {
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let operator = SigningKey::from_seed(&[1; 32]);
+    let patient = enrol(&mut ledger, &operator);
+    let mut pool = Mempool::new(100, 1 << 20);
+    let all_good = pool.admit_all(
+        vec![report(&patient, 1, 2), report(&patient, 2, 2)],
+        &ledger,
+    );
+    assert!(all_good.iter().all(Result::is_ok), "{all_good:?}");
+    // The batch fails as a whole; each is then checked alone, and only the forgery is refused.
+    let mixed = pool.admit_all(
+        vec![
+            report(&patient, 3, 2),
+            forged(&patient, 4),
+            report(&patient, 4, 2),
+        ],
+        &ledger,
+    );
+    assert!(mixed[0].is_ok());
+    assert_eq!(
+        mixed[1],
+        Err(bmpls_consensus::Refusal::Rule(TxRefusal::BadSignature))
+    );
+    assert!(mixed[2].is_ok(), "{mixed:?}");
+    assert_eq!(pool.len(), 4);
+}
+
+#[test]
+fn a_block_check_skips_only_signatures_verified_under_the_required_key() {
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let operator = SigningKey::from_seed(&[1; 32]);
+    let patient = enrol(&mut ledger, &operator);
+    let good = report(&patient, 1, 2);
+    let bad = forged(&patient, 1);
+    let hash_of_bad = bmpls_crypto::hash::tx_hash(&bad);
+    let check = |tx: &Transaction, known: Option<PublicKeyBytes>| {
+        let block = one_block(&ledger, vec![tx.clone()], &operator);
+        ledger.check_block_known(&block, 1000, block.header.time_ms, |h| {
+            (*h == hash_of_bad).then_some(known).flatten()
+        })
+    };
+    assert!(check(&good, None).is_ok());
+    assert!(
+        check(&bad, None).is_err(),
+        "an unknown forgery is verified and refused"
+    );
+    // Vouched for under another key than the patient's reporter key: verified anyway.
+    assert!(check(&bad, Some(operator.public())).is_err());
+    // Vouched for under the required key: the mempool verified it, the check trusts that.
+    assert!(check(&bad, Some(patient.reporter.public())).is_ok());
+}

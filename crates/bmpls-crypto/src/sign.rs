@@ -82,11 +82,22 @@ pub fn verify<T: Signed>(
 pub fn verify_batch(
     items: &[(PublicKeyBytes, Vec<u8>, SignatureBytes)],
 ) -> Result<(), CryptoError> {
-    let keys = items
-        .iter()
-        .map(|(key, _, _)| ed25519_dalek::VerifyingKey::from_bytes(&key.0))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| CryptoError::BadPublicKey)?;
+    // Decompressing a key is a third of a verification; a block or a phone's backlog repeats
+    // the same few keys, so each distinct key is decompressed once.
+    let mut distinct = std::collections::HashMap::new();
+    let mut keys = Vec::with_capacity(items.len());
+    for (key, _, _) in items {
+        let verifying = match distinct.get(&key.0) {
+            Some(k) => *k,
+            None => {
+                let k = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
+                    .map_err(|_| CryptoError::BadPublicKey)?;
+                distinct.insert(key.0, k);
+                k
+            }
+        };
+        keys.push(verifying);
+    }
     let messages: Vec<&[u8]> = items.iter().map(|(_, m, _)| m.as_slice()).collect();
     let signatures: Vec<_> = items
         .iter()

@@ -255,8 +255,9 @@ impl Driver {
         let mut results = Vec::with_capacity(txs.len());
         let mut remaining = 0;
         let mut admitted = Vec::new();
-        for (index, tx) in txs.into_iter().enumerate() {
-            match self.engine.submit(tx.clone()) {
+        let outcomes = self.engine.submit_all(txs.clone());
+        for (index, (tx, outcome)) in txs.into_iter().zip(outcomes).enumerate() {
+            match outcome {
                 Ok(hash) => {
                     self.waiting.insert(hash, (id, index));
                     remaining += 1;

@@ -12,6 +12,7 @@
 
 pub mod config;
 mod driver;
+pub mod local;
 mod node;
 pub mod provision;
 mod service;

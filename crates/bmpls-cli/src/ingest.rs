@@ -1,0 +1,219 @@
+//! `bmpls bench ingest`: a loopback cluster driven by many reporters.
+//!
+//! Records are built before the clock starts (their encryption is the phone's cost, reported
+//! on its own line); the measured part is submission over QUIC, mempool admission and gossip,
+//! consensus, and the flushed store apply on the answering validator.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use bmpls_client::{Fix, Nodes, Reporter};
+use bmpls_crypto::SigningKey;
+use bmpls_grid::LevelSet;
+use bmpls_net::Submitted;
+use bmpls_net::limits::MAX_SUBMIT_BATCH;
+use bmpls_node::BlockPolicy;
+use bmpls_node::local::LocalCluster;
+use bmpls_ope::keys::MasterSecret;
+use bmpls_types::{
+    EnrolPatient, PatientId, PublicKeyBytes, Seq, SignatureBytes, Transaction, Trigger,
+};
+
+/// Options of `bmpls bench ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Validators in the cluster.
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Concurrent reporters (patients' phones), spread over the validators.
+    #[arg(long, default_value_t = 64)]
+    reporters: usize,
+    /// Records to submit in all.
+    #[arg(long, default_value_t = 50_000)]
+    records: usize,
+    /// Records per submission (a phone sends the fixes it buffered).
+    #[arg(long, default_value_t = 20)]
+    batch: usize,
+    /// Least time between heights, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    min_block_interval_ms: u64,
+}
+
+struct Phone {
+    id: PatientId,
+    key: SigningKey,
+    records: Vec<Transaction>,
+}
+
+fn phones(args: &IngestArgs) -> anyhow::Result<Vec<Phone>> {
+    let per_phone = args.records.div_ceil(args.reporters);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+    let mut phones = Vec::with_capacity(args.reporters);
+    for r in 0..args.reporters {
+        let mut rng = StdRng::seed_from_u64(r as u64);
+        let id = PatientId(rand::Rng::r#gen(&mut rng));
+        let key = SigningKey::generate(&mut rng);
+        let mut reporter = Reporter::new(
+            id,
+            &MasterSecret::generate(&mut rng),
+            SigningKey::from_seed(&key.to_seed()),
+            LevelSet::default_levels(),
+            86_400_000,
+        )?;
+        let count = per_phone.min(args.records.saturating_sub(r * per_phone));
+        let mut records = Vec::with_capacity(count);
+        for i in 0..count {
+            let fix = Fix {
+                lat: 51.5 + (r as f64) * 0.01 + (i as f64) * 1e-5,
+                lon: -0.12 + (i as f64) * 1e-5,
+                accuracy_m: 8.0,
+                altitude_m: 10.0,
+                speed_m_s: 1.1,
+                battery_percent: 70,
+                trigger: Trigger::Periodic,
+                fix_time_ms: now - (count - i) as u64 * 1_000,
+            };
+            records.push(Transaction::Report(reporter.build(
+                &fix,
+                Seq(i as u64 + 1),
+                &mut rng,
+            )?));
+        }
+        phones.push(Phone { id, key, records });
+    }
+    Ok(phones)
+}
+
+fn enrolment(phone: &Phone, operator: &SigningKey) -> Transaction {
+    let mut enrol = EnrolPatient {
+        patient: phone.id,
+        reporter_key: phone.key.public(),
+        custodian_key: phone.key.public(),
+        level_count: LevelSet::default_levels().len() as u8,
+        epoch_length_ms: 86_400_000,
+        operator: PublicKeyBytes(operator.public().0),
+        sig: SignatureBytes::UNSIGNED,
+    };
+    operator.sign(&mut enrol);
+    Transaction::EnrolPatient(enrol)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs the benchmark.
+pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(args.reporters >= 1, "--reporters must be at least 1");
+    anyhow::ensure!(
+        (1..=MAX_SUBMIT_BATCH).contains(&args.batch),
+        "--batch must be 1 to {MAX_SUBMIT_BATCH}"
+    );
+    let started = Instant::now();
+    let phones = phones(args)?;
+    let built = started.elapsed();
+    let total: usize = phones.iter().map(|p| p.records.len()).sum();
+    println!(
+        "built {total} records for {} reporters in {:.1} s ({:.0} records/s: OPE at 6 levels, sealing, signing)",
+        phones.len(),
+        built.as_secs_f64(),
+        total as f64 / built.as_secs_f64()
+    );
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let policy = BlockPolicy {
+            min_interval_ms: args.min_block_interval_ms,
+            empty_interval_ms: 1_000,
+        };
+        let cluster = LocalCluster::start(dir.path(), args.nodes, "bmpls-bench", policy)
+            .await
+            .context("starting the cluster")?;
+        let addrs = cluster.client_addrs();
+        let trust = cluster.trust()?;
+        let operator = cluster.operator()?;
+        let enrolments: Vec<Transaction> = phones.iter().map(|p| enrolment(p, &operator)).collect();
+        let admin = Nodes::new(&addrs, &trust, &operator)?;
+        for chunk in enrolments.chunks(MAX_SUBMIT_BATCH) {
+            for outcome in admin.submit(chunk.to_vec()).await? {
+                anyhow::ensure!(matches!(outcome, Submitted::Committed { .. }), "enrolment refused: {outcome:?}");
+            }
+        }
+        let commits_before: u64 = cluster.nodes.iter().map(|n| n.stats().commits.load(std::sync::atomic::Ordering::Relaxed)).max().unwrap_or(0);
+
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} records committed ({per_sec})")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        let latencies = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let clock = Instant::now();
+        let mut tasks = Vec::new();
+        for (r, phone) in phones.into_iter().enumerate() {
+            // Each phone starts at its own validator and fails over to the next ones.
+            let mut order = addrs.clone();
+            order.rotate_left(r % addrs.len());
+            let nodes = Nodes::new(&order, &trust, &phone.key)?;
+            let (bar, latencies, refused, batch) =
+                (bar.clone(), latencies.clone(), refused.clone(), args.batch);
+            tasks.push(tokio::spawn(async move {
+                let mut records = phone.records;
+                while !records.is_empty() {
+                    let rest = records.split_off(batch.min(records.len()));
+                    let count = records.len() as u64;
+                    let sent = Instant::now();
+                    let outcomes = nodes.submit(std::mem::replace(&mut records, rest)).await?;
+                    let took = sent.elapsed();
+                    let bad = outcomes.iter().filter(|o| !matches!(o, Submitted::Committed { .. })).count();
+                    refused.fetch_add(bad as u64, std::sync::atomic::Ordering::Relaxed);
+                    latencies.lock().expect("latency list").push(took);
+                    bar.inc(count);
+                }
+                nodes.close().await;
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let elapsed = clock.elapsed();
+        bar.finish_and_clear();
+        let commits_after: u64 = cluster.nodes.iter().map(|n| n.stats().commits.load(std::sync::atomic::Ordering::Relaxed)).max().unwrap_or(0);
+        let mut latencies = latencies.lock().expect("latency list").clone();
+        latencies.sort();
+        let refused = refused.load(std::sync::atomic::Ordering::Relaxed);
+        let committed = total as u64 - refused;
+        let blocks = commits_after - commits_before;
+        println!(
+            "{} validators, {} reporters, {} records in submissions of {}",
+            args.nodes, args.reporters, total, args.batch
+        );
+        println!(
+            "committed {committed} records in {:.2} s: {:.0} records/s ({refused} refused); {blocks} blocks, {:.0} records per block",
+            elapsed.as_secs_f64(),
+            committed as f64 / elapsed.as_secs_f64(),
+            committed as f64 / blocks.max(1) as f64
+        );
+        println!(
+            "commit latency (submit to acknowledgement, per submission): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        );
+        admin.close().await;
+        cluster.shutdown().await?;
+        anyhow::Ok(())
+    })
+}
