@@ -32,10 +32,10 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 4)]
     nodes: usize,
     /// Concurrent reporters (patients' phones), spread over the validators.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     reporters: usize,
     /// Records to submit in all.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 100_000)]
     records: usize,
     /// Records per submission (a phone sends the fixes it buffered).
     #[arg(long, default_value_t = 20)]
@@ -119,6 +119,10 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
         (1..=MAX_SUBMIT_BATCH).contains(&args.batch),
         "--batch must be 1 to {MAX_SUBMIT_BATCH}"
     );
+    if std::env::var_os("RUST_LOG").is_some() {
+        // The validators' logs, for looking into a run (they would break the progress bar).
+        crate::init_logs();
+    }
     let started = Instant::now();
     let phones = phones(args)?;
     let built = started.elapsed();

@@ -114,7 +114,7 @@ impl Mempool {
         ledger: &Ledger,
         verified: Option<PublicKeyBytes>,
     ) -> Result<TxHash, Refusal> {
-        let bytes = tx.encode().len();
+        let bytes = tx.encoded_len();
         if bytes > MAX_TX_BYTES {
             return Err(Refusal::TooLarge(bytes));
         }

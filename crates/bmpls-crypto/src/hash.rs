@@ -15,7 +15,13 @@ pub fn tagged_hash(tag: &[u8], bytes: &[u8]) -> Hash32 {
 
 /// The hash naming a transaction (what `Revoke` refers to and `tx_index` is keyed by).
 pub fn tx_hash(tx: &Transaction) -> TxHash {
-    TxHash(tagged_hash(b"bmpls/v1/hash/tx", &tx.encode()).0)
+    // `tagged_hash(TX_TAG, &tx.encode())`, streamed into the hasher (no copy of the record).
+    let mut h = Sha256::new();
+    h.update(b"bmpls/v1/hash/tx");
+    h.update([0u8]);
+    tx.encode_to(&mut h)
+        .expect("hashing a transaction cannot fail");
+    TxHash(h.finalize().into())
 }
 
 /// The hash of a block: of its header, which commits to the transactions through `tx_root`.

@@ -58,6 +58,17 @@ pub trait Canonical: BorshSerialize + BorshDeserialize + Sized {
         out
     }
 
+    /// Writes the canonical bytes to `writer` (a hasher, say) without building them in memory.
+    fn encode_to<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        writer.write_all(&[WIRE_VERSION])?;
+        self.serialize(writer)
+    }
+
+    /// The length of the canonical bytes, computed without building them.
+    fn encoded_len(&self) -> usize {
+        1 + borsh::object_length(self).expect("a canonical value has a length")
+    }
+
     /// Parses canonical bytes; anything else is an error.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > Self::MAX_BYTES {

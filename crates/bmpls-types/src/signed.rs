@@ -23,14 +23,15 @@ pub trait Signed: BorshSerialize {
 
     /// The bytes the signature covers: tag, wire version, then every field but the signature.
     fn signing_bytes(&self) -> Vec<u8> {
-        let mut body = borsh::to_vec(self).expect("serialising into a Vec cannot fail");
-        debug_assert!(body.len() >= 64 && body[body.len() - 64..] == self.signature().0);
-        body.truncate(body.len().saturating_sub(64));
-        let mut out = Vec::with_capacity(Self::TAG.len() + 2 + body.len());
+        let mut out = Vec::with_capacity(Self::TAG.len() + 1024);
         out.extend_from_slice(Self::TAG);
         out.push(0);
         out.push(WIRE_VERSION);
-        out.extend_from_slice(&body);
+        let head = out.len();
+        self.serialize(&mut out)
+            .expect("serialising into a Vec cannot fail");
+        debug_assert!(out.len() >= head + 64 && out[out.len() - 64..] == self.signature().0);
+        out.truncate(out.len().saturating_sub(64).max(head));
         out
     }
 }
