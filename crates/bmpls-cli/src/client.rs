@@ -30,12 +30,16 @@ pub struct Consortium {
 }
 
 impl Consortium {
-    /// Clients of the validators (inside a tokio runtime: the QUIC endpoint needs one).
-    fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
+    /// The genesis file, read and validated.
+    pub(crate) fn genesis(&self) -> anyhow::Result<Genesis> {
         let text = std::fs::read_to_string(&self.genesis)
             .with_context(|| format!("reading {}", self.genesis.display()))?;
-        let genesis =
-            Genesis::from_toml(&text).with_context(|| format!("in {}", self.genesis.display()))?;
+        Genesis::from_toml(&text).with_context(|| format!("in {}", self.genesis.display()))
+    }
+
+    /// Clients of the validators (inside a tokio runtime: the QUIC endpoint needs one).
+    pub(crate) fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
+        let genesis = self.genesis()?;
         let ids: Vec<ValidatorId> = genesis.names.iter().map(|(_, id)| *id).collect();
         let trust = Trust::load(&self.ca, &ids)?;
         Ok(Nodes::new(&self.nodes, &trust, key)?)
@@ -100,7 +104,7 @@ pub struct ReportArgs {
     consortium: Consortium,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod carer;
 mod certs;
 mod client;
 mod ingest;
@@ -31,6 +32,18 @@ enum Command {
     /// Create and enrol a patient's keystore.
     #[command(subcommand)]
     Patient(client::PatientCommand),
+    /// Create and enrol a carer's keystore (GP, family, telecare operator, insurer, researcher).
+    #[command(subcommand)]
+    Carer(carer::CarerCommand),
+    /// As a patient's custodian, grant a carer one precision level over a window of days,
+    /// for a validity period; the keys are wrapped to the carer with HPKE.
+    Grant(carer::GrantArgs),
+    /// As a patient's custodian, revoke a grant; nodes refuse its carer once it commits.
+    Revoke(carer::RevokeArgs),
+    /// As a carer, ask the validators for a patient's records (the last one, a track, or those
+    /// in a box or circle) at a granted level; every answer is verified against the commit
+    /// certificates and Merkle proofs before it is decrypted and printed.
+    Query(carer::QueryArgs),
     /// Encrypt and sign one GPS fix with the patient's keys and submit it; returns once the
     /// record is committed and flushed on the answering validator.
     Report(client::ReportArgs),
@@ -65,6 +78,10 @@ fn main() -> anyhow::Result<()> {
         Command::Status(args) => client::status(args),
         Command::Patient(command) => client::patient(command),
         Command::Report(args) => client::report(args),
+        Command::Carer(command) => carer::carer(command),
+        Command::Grant(args) => carer::grant(args),
+        Command::Revoke(args) => carer::revoke(args),
+        Command::Query(args) => carer::query(args),
         Command::Bench(command) => bench::run(command),
         Command::Sim(args) => sim::run(args),
     }

@@ -17,9 +17,14 @@ use rand_core::CryptoRngCore;
 
 use bmpls_crypto::SigningKey;
 use bmpls_crypto::keyfile::{KeyFileError, read_secret, write_secret};
+use bmpls_crypto::wrap::wrap_grant_keys;
 use bmpls_grid::LevelSet;
 use bmpls_ope::keys::MasterSecret;
-use bmpls_types::{EnrolPatient, PatientId, PublicKeyBytes, SignatureBytes, Transaction};
+use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
+use bmpls_types::{
+    AgreementKey, BoundedString, BoundedVec, CarerId, EnrolPatient, Epoch, Grant, LevelIndex,
+    PatientId, PublicKeyBytes, Revoke, SignatureBytes, Transaction, TxHash,
+};
 
 use crate::{ReportError, Reporter};
 
@@ -193,6 +198,65 @@ impl PatientKeystore {
         };
         operator.sign(&mut enrol);
         Transaction::EnrolPatient(enrol)
+    }
+
+    /// A grant to `carer` (whose agreement key is `to`) of `level` over the data window
+    /// `[from_ms, to_ms]` (widened to whole key epochs), valid over `valid`, signed by the
+    /// custodian. The keys of the window's epoch-tree cover at `level` and every coarser level
+    /// are wrapped to the carer with HPKE; nothing finer leaves the keystore.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grant(
+        &self,
+        carer: CarerId,
+        to: &AgreementKey,
+        level: LevelIndex,
+        (from_ms, to_ms): (u64, u64),
+        (valid_from_ms, valid_until_ms): (u64, u64),
+        purpose: &str,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Transaction, KeystoreError> {
+        let invalid = |why: &str| file_error(&self.dir, why);
+        if from_ms > to_ms {
+            return Err(invalid("the data window ends before it starts"));
+        }
+        if valid_from_ms >= valid_until_ms {
+            return Err(invalid("the validity period ends before it starts"));
+        }
+        let epoch = |ms: u64| {
+            u32::try_from(ms / self.epoch_length_ms).map_err(|_| invalid("time out of range"))
+        };
+        let (first, last) = (epoch(from_ms)?, epoch(to_ms)?);
+        let keys = PatientKeys::new(&self.master, self.levels.len() as u8)
+            .and_then(|k| k.grant(level.0, KeyEpoch(first), KeyEpoch(last)))
+            .map_err(|e| invalid(&e.to_string()))?;
+        let mut grant = Grant {
+            patient: self.patient,
+            carer,
+            level,
+            data_from: Epoch(first),
+            data_to: Epoch(last),
+            valid_from_ms,
+            valid_until_ms,
+            purpose: BoundedString::new(purpose.to_string())
+                .map_err(|_| invalid("the purpose is too long"))?,
+            wrapped_keys: BoundedVec::new(Vec::new()).map_err(|_| invalid("grant keys"))?,
+            sig: SignatureBytes::UNSIGNED,
+        };
+        wrap_grant_keys(&mut grant, to, &keys.to_bytes(), rng)
+            .map_err(|e| invalid(&e.to_string()))?;
+        self.custodian.sign(&mut grant);
+        Ok(Transaction::Grant(grant))
+    }
+
+    /// The revocation of the grant whose transaction hash is `grant`, signed by the custodian.
+    pub fn revoke(&self, grant: TxHash) -> Transaction {
+        let mut revoke = Revoke {
+            patient: self.patient,
+            grant,
+            sig: SignatureBytes::UNSIGNED,
+        };
+        self.custodian.sign(&mut revoke);
+        Transaction::Revoke(revoke)
     }
 
     /// A reporter for this patient.

@@ -3,14 +3,16 @@
 //! exact fix; positions are encrypted here and never leave in the clear.
 #![forbid(unsafe_code)]
 
+pub mod carer;
 pub mod keystore;
 pub mod network;
 mod reporter;
 
+pub use carer::{AnswerError, CarerKeystore, Seen, VerifiedAnswer, open_grant, verify_answer};
 pub use keystore::PatientKeystore;
 pub use network::{NetworkError, Nodes};
 pub use reporter::{Fix, ReportError, Reporter};
 
 mod query;
 
-pub use query::encrypt_ranges;
+pub use query::{AreaError, area_query, encrypt_ranges};

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bmpls_crypto::SigningKey;
 use bmpls_net::limits::MAX_SUBMIT_BATCH;
+use bmpls_net::query::{MAX_QUERY_BATCH, Query, QueryOutcome};
 use bmpls_net::{
     Client, ClientError, NodeStatus, Request, RequestError, Response, Submitted, Trust,
 };
@@ -19,8 +20,10 @@ pub enum NetworkError {
     /// No node address was given.
     #[error("no validator address given")]
     NoNodes,
-    /// More transactions than one submission may carry.
-    #[error("{0} transactions in one submission; at most {MAX_SUBMIT_BATCH}")]
+    /// More transactions (or queries) than one request may carry.
+    #[error(
+        "{0} transactions or queries in one request; at most {MAX_SUBMIT_BATCH} transactions or {MAX_QUERY_BATCH} queries"
+    )]
     TooMany(usize),
     /// Every node failed; the last failure.
     #[error(transparent)]
@@ -84,6 +87,23 @@ impl Nodes {
         let batch = BoundedVec::new(txs).map_err(|_| NetworkError::TooMany(count))?;
         match self.call(Request::Submit(batch)).await? {
             (_, Response::Submitted(outcomes)) => Ok(outcomes.into_inner()),
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// Sends a carer's queries; each outcome comes back as the node gave it, to be verified
+    /// ([`crate::verify_answer`]) before it is believed.
+    pub async fn query(
+        &self,
+        queries: Vec<Query>,
+    ) -> Result<(SocketAddr, Vec<QueryOutcome>), NetworkError> {
+        let count = queries.len();
+        let batch = BoundedVec::new(queries).map_err(|_| NetworkError::TooMany(count))?;
+        match self.call(Request::Query(batch)).await? {
+            (addr, Response::Answers(outcomes)) if outcomes.len() == count => {
+                Ok((addr, outcomes.into_inner()))
+            }
             (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
             (addr, _) => Err(NetworkError::Unexpected(addr)),
         }

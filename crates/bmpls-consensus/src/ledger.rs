@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bmpls_crypto::hash::tx_hash;
 use bmpls_types::limits::MAX_LEVELS;
 use bmpls_types::{
-    Block, BlockHash, CarerId, ChainId, Height, PatientId, PublicKeyBytes, Seq, Transaction, TxHash,
+    Block, BlockHash, CarerId, ChainId, Epoch, Height, LevelIndex, PatientId, PublicKeyBytes, Seq,
+    Transaction, TxHash,
 };
 
 use crate::context::ValidatorSet;
@@ -24,6 +25,27 @@ pub struct PatientState {
     pub level_count: u8,
     /// Sequence number of the last committed report (0 before the first).
     pub last_seq: Seq,
+    /// Length of a key epoch, ms.
+    pub epoch_length_ms: u64,
+}
+
+/// What a committed grant allows (its key material stays in the transaction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrantTerms {
+    /// The carer.
+    pub carer: CarerId,
+    /// Finest level granted.
+    pub level: LevelIndex,
+    /// First epoch of data.
+    pub data_from: Epoch,
+    /// Last epoch of data.
+    pub data_to: Epoch,
+    /// Valid from (ms since the Unix epoch)…
+    pub valid_from_ms: u64,
+    /// …until.
+    pub valid_until_ms: u64,
+    /// Whether it still stands (not revoked).
+    pub standing: bool,
 }
 
 /// Why a transaction cannot enter a block. The mempool returns these to the submitter.
@@ -112,7 +134,9 @@ pub struct Ledger {
     carers: BTreeMap<CarerId, PublicKeyBytes>,
     /// Every grant ever committed, and whether it still stands: a revoked grant stays known so
     /// that replaying its transaction cannot bring it back.
-    grants: BTreeMap<(PatientId, TxHash), bool>,
+    grants: BTreeMap<(PatientId, TxHash), GrantTerms>,
+    /// Each patient's enrolment and key rotations, in chain order.
+    key_txs: BTreeMap<PatientId, Vec<TxHash>>,
 }
 
 impl Ledger {
@@ -127,6 +151,7 @@ impl Ledger {
             patients: BTreeMap::new(),
             carers: BTreeMap::new(),
             grants: BTreeMap::new(),
+            key_txs: BTreeMap::new(),
         }
     }
 
@@ -158,6 +183,21 @@ impl Ledger {
     /// An enrolled patient.
     pub fn patient(&self, patient: &PatientId) -> Option<&PatientState> {
         self.patients.get(patient)
+    }
+
+    /// The identity key of an enrolled carer (which signs its queries).
+    pub fn carer_key(&self, carer: &CarerId) -> Option<PublicKeyBytes> {
+        self.carers.get(carer).copied()
+    }
+
+    /// The committed grant `grant` of `patient`, revoked or not.
+    pub fn grant(&self, patient: &PatientId, grant: &TxHash) -> Option<&GrantTerms> {
+        self.grants.get(&(*patient, *grant))
+    }
+
+    /// Hashes of the patient's enrolment and key rotations, in chain order.
+    pub fn key_transactions(&self, patient: &PatientId) -> &[TxHash] {
+        self.key_txs.get(patient).map_or(&[], Vec::as_slice)
     }
 
     /// Checks `block` as the next block: header, root and every transaction in order, with the
@@ -266,20 +306,24 @@ impl Ledger {
 struct Changes {
     patients: BTreeMap<PatientId, PatientState>,
     carers: BTreeMap<CarerId, PublicKeyBytes>,
-    grants: BTreeSet<(PatientId, TxHash)>,
+    grants: BTreeMap<(PatientId, TxHash), GrantTerms>,
     revoked: BTreeSet<(PatientId, TxHash)>,
     txs: BTreeSet<TxHash>,
+    key_txs: Vec<(PatientId, TxHash)>,
 }
 
 impl Changes {
     fn apply_to(self, ledger: &mut Ledger) {
         ledger.patients.extend(self.patients);
         ledger.carers.extend(self.carers);
-        ledger
-            .grants
-            .extend(self.grants.into_iter().map(|g| (g, true)));
+        ledger.grants.extend(self.grants);
         for grant in self.revoked {
-            ledger.grants.insert(grant, false);
+            if let Some(terms) = ledger.grants.get_mut(&grant) {
+                terms.standing = false;
+            }
+        }
+        for (patient, tx) in self.key_txs {
+            ledger.key_txs.entry(patient).or_default().push(tx);
         }
     }
 }
@@ -345,8 +389,10 @@ impl<'a> Overlay<'a> {
                         custodian_key: t.custodian_key,
                         level_count: t.level_count,
                         last_seq: Seq(0),
+                        epoch_length_ms: t.epoch_length_ms,
                     },
                 );
+                self.changes.key_txs.push((t.patient, hash));
                 Ok(t.operator)
             }
             Transaction::EnrolCarer(t) => {
@@ -369,6 +415,7 @@ impl<'a> Overlay<'a> {
                 let signer = state.custodian_key;
                 state.reporter_key = t.new_reporter_key;
                 self.changes.patients.insert(t.patient, state);
+                self.changes.key_txs.push((t.patient, hash));
                 Ok(signer)
             }
             Transaction::Report(record) => {
@@ -411,14 +458,25 @@ impl<'a> Overlay<'a> {
                 if self.ledger.grants.contains_key(&(t.patient, hash)) {
                     return Err(TxRefusal::Duplicate(hash));
                 }
-                self.changes.grants.insert((t.patient, hash));
+                self.changes.grants.insert(
+                    (t.patient, hash),
+                    GrantTerms {
+                        carer: t.carer,
+                        level: t.level,
+                        data_from: t.data_from,
+                        data_to: t.data_to,
+                        valid_from_ms: t.valid_from_ms,
+                        valid_until_ms: t.valid_until_ms,
+                        standing: true,
+                    },
+                );
                 Ok(state.custodian_key)
             }
             Transaction::Revoke(t) => {
                 let state = self.enrolled(&t.patient)?;
                 let key = (t.patient, t.grant);
-                let granted = (self.ledger.grants.get(&key) == Some(&true)
-                    || self.changes.grants.contains(&key))
+                let granted = (self.ledger.grants.get(&key).is_some_and(|g| g.standing)
+                    || self.changes.grants.contains_key(&key))
                     && !self.changes.revoked.contains(&key);
                 if !granted {
                     return Err(TxRefusal::UnknownGrant(t.grant));

@@ -21,6 +21,7 @@ pub mod guard;
 pub mod limits;
 pub mod peers;
 pub mod proto;
+pub mod query;
 pub mod server;
 pub mod tls;
 

@@ -25,6 +25,8 @@ pub enum Request {
     Submit(BoundedVec<Transaction, MAX_SUBMIT_BATCH>),
     /// The node's height and tip.
     Status,
+    /// A carer's queries, each under its own grant (see [`crate::query`]).
+    Query(BoundedVec<crate::query::Query, { crate::query::MAX_QUERY_BATCH }>),
 }
 
 /// A signed request.
@@ -180,6 +182,8 @@ pub enum Response {
     Submitted(BoundedVec<Submitted, MAX_SUBMIT_BATCH>),
     /// The node's status.
     Status(NodeStatus),
+    /// One outcome per query, in order.
+    Answers(BoundedVec<crate::query::QueryOutcome, { crate::query::MAX_QUERY_BATCH }>),
     /// The request was not served.
     Error(RequestError),
 }

@@ -14,25 +14,39 @@ use tracing::{debug, info};
 use bmpls_consensus::{
     Address, Engine, EngineError, Message, Output, Refusal, SYNC_BATCH, Timeout, TxRefusal,
 };
-use bmpls_crypto::Verified;
 use bmpls_crypto::hash::tx_hash;
+use bmpls_crypto::{SigningKey, Verified};
+use bmpls_net::limits::MAX_RESPONSE_BYTES;
 use bmpls_net::proto::reason;
+use bmpls_net::query::{Ask, Query, QueryOutcome};
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
 use bmpls_store::{SledWal, Store};
-use bmpls_types::{Block, BoundedVec, Canonical, CommitCertificate, Height, Transaction, TxHash};
+use bmpls_types::{
+    Audit, Block, BoundedVec, Canonical, CommitCertificate, Height, PublicKeyBytes, QueryKind,
+    SignatureBytes, Transaction, TxHash, ValidatorId,
+};
 
 use crate::NodeError;
+use crate::answer::{Permit, answer, authorize};
 use crate::config::BlockPolicy;
 
 /// How long a submission waits for its block before the node answers
 /// [`RefusalCode::Timeout`] (the transaction may still commit later).
 pub const COMMIT_WAIT: Duration = Duration::from_secs(20);
 
-const _: () =
-    assert!(bmpls_consensus::message::GOSSIP_BATCH >= bmpls_net::limits::MAX_SUBMIT_BATCH);
+use bmpls_consensus::message::GOSSIP_BATCH;
 
 /// Client commands queued for the core task.
 pub const COMMAND_QUEUE: usize = 1024;
+
+/// At most this many transactions — from queued client submissions, or from queued gossip —
+/// are admitted together, their signatures verified as one batch (larger batches verify faster
+/// per signature). Only what is already queued is taken: nothing waits to fill a batch.
+pub const ADMIT_BATCH: usize = 4096;
+
+/// At most this many queued peer messages are taken at once, so that consensus messages
+/// are not held behind a long run of gossip.
+const INBOUND_BURST: usize = 64;
 
 /// What the client service asks of the core task.
 pub(crate) enum Command {
@@ -42,6 +56,11 @@ pub(crate) enum Command {
     },
     Status {
         reply: oneshot::Sender<NodeStatus>,
+    },
+    Query {
+        client: PublicKeyBytes,
+        queries: Vec<Query>,
+        reply: oneshot::Sender<Vec<QueryOutcome>>,
     },
 }
 
@@ -56,6 +75,8 @@ pub struct NodeStats {
     pub bad_messages: AtomicU64,
     /// Submissions refused.
     pub refused: AtomicU64,
+    /// Queries received (allowed or not).
+    pub queries: AtomicU64,
 }
 
 struct Batch {
@@ -74,6 +95,8 @@ struct NextHeight {
 
 pub(crate) struct Driver {
     engine: Engine<SledWal>,
+    /// This validator's key, for the audit entries of the queries it answers.
+    auditor: SigningKey,
     store: Arc<Store>,
     peers: Peers,
     policy: BlockPolicy,
@@ -121,6 +144,7 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
 impl Driver {
     pub(crate) fn new(
         engine: Engine<SledWal>,
+        auditor: SigningKey,
         store: Arc<Store>,
         peers: Peers,
         policy: BlockPolicy,
@@ -128,6 +152,7 @@ impl Driver {
     ) -> Self {
         Self {
             engine,
+            auditor,
             store,
             peers,
             policy,
@@ -153,8 +178,8 @@ impl Driver {
                 let wake = self.next_wake();
                 tokio::select! {
                     _ = shutdown.changed() => return Ok(()),
-                    Some(message) = inbound.recv() => self.on_inbound(message).await?,
-                    Some(command) = commands.recv() => self.on_command(command),
+                    Some(message) = inbound.recv() => self.on_inbound(message, &mut inbound).await?,
+                    Some(command) = commands.recv() => self.on_commands(command, &mut commands),
                     () = tokio::time::sleep_until(wake.into()) => self.on_tick().await?,
                 }
             }
@@ -189,17 +214,49 @@ impl Driver {
         timers.chain(batches).chain(next).min().unwrap_or(far)
     }
 
-    async fn on_inbound(&mut self, inbound: Inbound) -> Result<(), NodeError> {
-        let message = match Message::decode(&inbound.bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                self.stats.bad_messages.fetch_add(1, Ordering::Relaxed);
-                debug!(peer = %inbound.from, error = %e, "undecodable peer message");
-                return Ok(());
+    /// Handles `first` and whatever else is already queued (up to [`INBOUND_BURST`] messages):
+    /// the gossiped transactions among them are admitted as one batch, before the consensus
+    /// messages, which keep their order.
+    async fn on_inbound(
+        &mut self,
+        first: Inbound,
+        queue: &mut mpsc::Receiver<Inbound>,
+    ) -> Result<(), NodeError> {
+        let mut gossip = Vec::new();
+        let mut rest = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(inbound) = next.take() {
+            taken += 1;
+            match Message::decode(&inbound.bytes) {
+                Ok(Message::Transactions(txs)) => gossip.extend(txs.into_inner()),
+                Ok(message) => rest.push((inbound.from, message)),
+                Err(e) => {
+                    self.stats.bad_messages.fetch_add(1, Ordering::Relaxed);
+                    debug!(peer = %inbound.from, error = %e, "undecodable peer message");
+                }
             }
-        };
+            if taken < INBOUND_BURST && gossip.len() < ADMIT_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !gossip.is_empty() {
+            // Refusals are expected: a transaction already held or committed.
+            let _ = self.engine.submit_all(gossip);
+        }
+        for (from, message) in rest {
+            self.on_message(from, message).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_message(
+        &mut self,
+        from: bmpls_types::ValidatorId,
+        message: Message,
+    ) -> Result<(), NodeError> {
         if let Message::SyncRequest(height) = message {
-            return self.serve_sync(inbound.from, height.0);
+            return self.serve_sync(from, height.0);
         }
         if let Some(next) = self.next_height.as_mut() {
             let height = match &message {
@@ -213,9 +270,7 @@ impl Driver {
                 next.peer_ahead = true;
             }
         }
-        let outputs = self
-            .engine
-            .on_message(Address(inbound.from), message, now_ms())?;
+        let outputs = self.engine.on_message(Address(from), message, now_ms())?;
         self.handle(outputs).await
     }
 
@@ -234,60 +289,182 @@ impl Driver {
         Ok(())
     }
 
-    fn on_command(&mut self, command: Command) {
-        match command {
-            Command::Status { reply } => {
-                let ledger = self.engine.ledger();
-                let _ = reply.send(NodeStatus {
-                    chain_id: ledger.chain_id().clone(),
-                    height: ledger.height().0,
-                    tip: bmpls_types::Hash32(ledger.tip().0),
-                    mempool: self.engine.mempool_len() as u64,
-                });
+    /// Handles `first` and the commands already queued: their submissions are admitted as
+    /// one batch of at most [`ADMIT_BATCH`] transactions.
+    fn on_commands(&mut self, first: Command, queue: &mut mpsc::Receiver<Command>) {
+        let mut submissions = Vec::new();
+        let mut txs = 0;
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            match command {
+                Command::Status { reply } => {
+                    let ledger = self.engine.ledger();
+                    let _ = reply.send(NodeStatus {
+                        chain_id: ledger.chain_id().clone(),
+                        height: ledger.height().0,
+                        tip: bmpls_types::Hash32(ledger.tip().0),
+                        mempool: self.engine.mempool_len() as u64,
+                    });
+                }
+                Command::Submit { txs: batch, reply } => {
+                    txs += batch.len();
+                    submissions.push((batch, reply));
+                }
+                Command::Query {
+                    client,
+                    queries,
+                    reply,
+                } => self.query(client, queries, reply),
             }
-            Command::Submit { txs, reply } => self.submit(txs, reply),
+            if txs < ADMIT_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !submissions.is_empty() {
+            self.submit(submissions);
         }
     }
 
-    fn submit(&mut self, txs: Vec<Transaction>, reply: oneshot::Sender<Vec<Submitted>>) {
-        let id = self.next_batch;
-        self.next_batch += 1;
-        let mut results = Vec::with_capacity(txs.len());
-        let mut remaining = 0;
+    fn submit(&mut self, submissions: Vec<(Vec<Transaction>, oneshot::Sender<Vec<Submitted>>)>) {
+        let mut replies = Vec::with_capacity(submissions.len());
+        let mut all = Vec::new();
+        for (txs, reply) in submissions {
+            replies.push((txs.len(), reply));
+            all.extend(txs);
+        }
+        let outcomes = self.engine.submit_all(all.clone());
+        let mut outcomes = all.into_iter().zip(outcomes);
         let mut admitted = Vec::new();
-        let outcomes = self.engine.submit_all(txs.clone());
-        for (index, (tx, outcome)) in txs.into_iter().zip(outcomes).enumerate() {
-            match outcome {
-                Ok(hash) => {
-                    self.waiting.insert(hash, (id, index));
-                    remaining += 1;
-                    results.push(None);
-                    admitted.push(tx);
-                }
-                Err(why) => {
-                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                    results.push(Some(refusal(refusal_code(&why), why)));
+        for (len, reply) in replies {
+            let id = self.next_batch;
+            self.next_batch += 1;
+            let mut results = Vec::with_capacity(len);
+            let mut remaining = 0;
+            for (index, (tx, outcome)) in outcomes.by_ref().take(len).enumerate() {
+                match outcome {
+                    Ok(hash) => {
+                        self.waiting.insert(hash, (id, index));
+                        remaining += 1;
+                        results.push(None);
+                        admitted.push(tx);
+                    }
+                    Err(why) => {
+                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        results.push(Some(refusal(refusal_code(&why), why)));
+                    }
                 }
             }
+            let batch = Batch {
+                results,
+                remaining,
+                reply,
+                deadline: Instant::now() + COMMIT_WAIT,
+            };
+            if remaining == 0 {
+                finish(batch);
+            } else {
+                self.batches.insert(id, batch);
+            }
         }
-        if !admitted.is_empty() {
-            // Whoever proposes next should have them (GOSSIP_BATCH ≥ MAX_SUBMIT_BATCH).
+        // Whoever proposes next should have them.
+        while !admitted.is_empty() {
+            let rest = admitted.split_off(admitted.len().min(GOSSIP_BATCH));
+            if let Ok(txs) = BoundedVec::new(std::mem::replace(&mut admitted, rest)) {
+                self.peers
+                    .broadcast(Message::Transactions(txs).encode().into());
+            }
+        }
+    }
+
+    /// Checks each query against the committed grants here (the core task owns the ledger),
+    /// writes an audit entry for each one allowed, and answers them from the store on a
+    /// blocking thread.
+    fn query(
+        &mut self,
+        client: PublicKeyBytes,
+        queries: Vec<Query>,
+        reply: oneshot::Sender<Vec<QueryOutcome>>,
+    ) {
+        let now = now_ms();
+        let mut audits = Vec::new();
+        let checked: Vec<(Query, Result<Permit, QueryOutcome>)> = queries
+            .into_iter()
+            .map(|query| {
+                let permit = authorize(self.engine.ledger(), &self.store, &client, &query, now);
+                if let Ok(permit) = &permit {
+                    audits.push(self.audit(&query, permit));
+                }
+                (query, permit)
+            })
+            .collect();
+        self.stats
+            .queries
+            .fetch_add(checked.len() as u64, Ordering::Relaxed);
+        if !audits.is_empty() {
+            let mut admitted = Vec::new();
+            for (tx, outcome) in audits
+                .clone()
+                .into_iter()
+                .zip(self.engine.submit_all(audits))
+            {
+                match outcome {
+                    Ok(_) => admitted.push(tx),
+                    // The same query at the same height is one audit entry.
+                    Err(Refusal::Rule(TxRefusal::Duplicate(_))) => {}
+                    Err(why) => debug!(error = %why, "audit entry not admitted"),
+                }
+            }
             if let Ok(txs) = BoundedVec::new(admitted) {
                 self.peers
                     .broadcast(Message::Transactions(txs).encode().into());
             }
         }
-        let batch = Batch {
-            results,
-            remaining,
-            reply,
-            deadline: Instant::now() + COMMIT_WAIT,
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut budget = MAX_RESPONSE_BYTES - 1024;
+            let outcomes = checked
+                .into_iter()
+                .map(|(query, permit)| {
+                    let outcome = match permit {
+                        Err(refused) => refused,
+                        Ok(permit) => match answer(&store, &query, &permit) {
+                            Ok(answer) => QueryOutcome::Answered(Box::new(answer)),
+                            Err(e) => QueryOutcome::Failed(reason(e)),
+                        },
+                    };
+                    let size = outcome.encoded_len();
+                    if size > budget {
+                        return QueryOutcome::Failed(reason(
+                            "the answers are over the response size: ask fewer queries or a smaller limit",
+                        ));
+                    }
+                    budget -= size;
+                    outcome
+                })
+                .collect();
+            let _ = reply.send(outcomes);
+        });
+    }
+
+    /// The signed audit entry of an allowed query.
+    fn audit(&self, query: &Query, permit: &Permit) -> Transaction {
+        let mut audit = Audit {
+            node: ValidatorId(self.auditor.public().0),
+            carer: permit.grant.carer,
+            patient: query.patient,
+            query: match query.ask {
+                Ask::Last => QueryKind::Last,
+                Ask::Track => QueryKind::Track,
+                Ask::Within(_) => QueryKind::Within,
+            },
+            level: query.level,
+            from_ms: query.from_ms,
+            to_ms: query.to_ms,
+            at_height: permit.at_height,
+            sig: SignatureBytes::UNSIGNED,
         };
-        if remaining == 0 {
-            finish(batch);
-        } else {
-            self.batches.insert(id, batch);
-        }
+        self.auditor.sign(&mut audit);
+        Transaction::Audit(audit)
     }
 
     async fn on_tick(&mut self) -> Result<(), NodeError> {

@@ -5,11 +5,13 @@
 //! - [`config`]: the node's TOML file, validated.
 //! - [`Node`]: start, observe, shut down; [`run_until_signal`] for the `bmpls node` command.
 //! - `driver`: the core task, sole owner of the engine.
-//! - `service`: the client service (submissions, status).
+//! - `service`: the client service (submissions, status, queries).
+//! - `answer`: carers' queries: the grant check, the store query, the proofs.
 //!
 //! This crate does not depend on `bmpls-ope` or `bmpls-grid`: a validator cannot decrypt.
 #![forbid(unsafe_code)]
 
+mod answer;
 pub mod config;
 mod driver;
 pub mod local;

@@ -83,6 +83,8 @@ impl Node {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        // The key also signs the audit entries of the queries this node answers.
+        let auditor = bmpls_crypto::SigningKey::from_seed(&key.to_seed());
         let (engine, initial) = Engine::start(config.genesis.clone(), key, ledger, wal, now_ms)?;
 
         let (peers, inbound) = Peers::start(PeerConfig {
@@ -106,7 +108,7 @@ impl Node {
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         let stats = Arc::new(NodeStats::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let driver = Driver::new(engine, store, peers, config.blocks, stats.clone());
+        let driver = Driver::new(engine, auditor, store, peers, config.blocks, stats.clone());
         let driver = tokio::spawn(driver.run(initial, inbound, command_rx, shutdown_rx));
         info!(
             name = %config.name,

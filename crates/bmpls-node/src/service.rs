@@ -27,7 +27,7 @@ impl Service {
 }
 
 impl Handler for Service {
-    async fn handle(&self, _client: PublicKeyBytes, request: Request) -> Response {
+    async fn handle(&self, client: PublicKeyBytes, request: Request) -> Response {
         let answer = match request {
             Request::Submit(txs) => self
                 .ask(|reply| Command::Submit {
@@ -44,6 +44,16 @@ impl Handler for Service {
                 .ask(|reply| Command::Status { reply })
                 .await
                 .map(Response::Status),
+            Request::Query(queries) => self
+                .ask(|reply| Command::Query {
+                    client,
+                    queries: queries.into_inner(),
+                    reply,
+                })
+                .await
+                .map(|outcomes| {
+                    Response::Answers(BoundedVec::new(outcomes).expect("one outcome per query"))
+                }),
         };
         answer.unwrap_or_else(Response::Error)
     }

@@ -336,7 +336,13 @@ impl Store {
                 .filter(|s| &s.record == record)
                 .map(|s| (s.height, s.index)));
         }
-        self.read(&layout::key(TX, &[&tx_hash(tx).0]), "tx index", |p| {
+        self.locate(&tx_hash(tx))
+    }
+
+    /// Where the committed transaction with this hash is, for any transaction but a report
+    /// (reports are found by patient and sequence number).
+    pub fn locate(&self, hash: &bmpls_types::TxHash) -> Result<Option<(Height, u32)>, StoreError> {
+        self.read(&layout::key(TX, &[&hash.0]), "tx index", |p| {
             Some((Height(be_u64(p, 0)?), be_u32(p, 8)?))
         })
     }

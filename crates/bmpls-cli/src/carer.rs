@@ -1,0 +1,484 @@
+//! The carer commands and the custodian's grant commands: `bmpls carer new|enrol`, `bmpls
+//! grant`, `bmpls revoke`, `bmpls query`.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+
+use bmpls_client::carer::{CarerCard, role_by_name};
+use bmpls_client::{CarerKeystore, Nodes, PatientKeystore, VerifiedAnswer, verify_answer};
+use bmpls_crypto::keyfile::read_signing_key;
+use bmpls_grid::{LevelSet, cover_circle, cover_lon_lat_box};
+use bmpls_net::Submitted;
+use bmpls_net::query::{Ask, MAX_ANSWER_RECORDS, Query, QueryOutcome};
+use bmpls_types::{Epoch, LevelIndex, PatientId, Transaction, TxHash};
+
+use crate::client::{Consortium, runtime};
+
+const DAY_MS: u64 = 86_400_000;
+
+/// A carer's keystore.
+#[derive(Debug, Subcommand)]
+pub enum CarerCommand {
+    /// Create a carer's keystore: an id, the identity key that signs queries and the HPKE key
+    /// grants are wrapped to (secret files are owner-only). `carer.toml` is the public card a
+    /// patient's custodian needs to grant access.
+    New {
+        /// Folder to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// gp, family, telecare, insurer or researcher.
+        #[arg(long)]
+        role: String,
+    },
+    /// Enrol the carer on the chain, signed by a validator operator's key.
+    Enrol {
+        /// The carer's keystore.
+        #[arg(long)]
+        carer: PathBuf,
+        /// The operator's key (a validator's key file).
+        #[arg(long)]
+        operator_key: PathBuf,
+        #[command(flatten)]
+        consortium: Consortium,
+    },
+}
+
+/// Arguments of `bmpls grant`.
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// The patient's keystore (its custodian key signs the grant).
+    #[arg(long)]
+    patient: PathBuf,
+    /// The carer's public card (`carer.toml` of its keystore).
+    #[arg(long)]
+    carer: PathBuf,
+    /// The finest level the carer may see (a name from the patient's levels.toml).
+    #[arg(long)]
+    level: String,
+    /// First day of data the grant opens, YYYY-MM-DD in UTC (default: today).
+    #[arg(long)]
+    from: Option<String>,
+    /// Days of data the grant opens, from --from.
+    #[arg(long, default_value_t = 1)]
+    days: u64,
+    /// Days the grant may be used, from now.
+    #[arg(long, default_value_t = 30)]
+    valid_days: u64,
+    /// Why access is given (the patient sees it).
+    #[arg(long)]
+    purpose: String,
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
+/// Arguments of `bmpls revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The patient's keystore.
+    #[arg(long)]
+    patient: PathBuf,
+    /// The grant's transaction hash, as `bmpls grant` printed it.
+    #[arg(long)]
+    grant: String,
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
+/// How `bmpls query` prints what it saw.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    /// One line per record.
+    Table,
+    /// A GeoJSON FeatureCollection: cells as polygons, exact fixes as points.
+    Geojson,
+}
+
+/// Arguments of `bmpls query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The carer's keystore.
+    #[arg(long)]
+    carer: PathBuf,
+    /// The patient's pseudonym (32 hex digits).
+    #[arg(long)]
+    patient_id: String,
+    /// The grant relied on (its transaction hash).
+    #[arg(long)]
+    grant: String,
+    /// The level to see at: the granted one or a coarser one.
+    #[arg(long)]
+    level: String,
+    /// The latest record of the window only.
+    #[arg(long, conflicts_with_all = ["area_box", "circle"])]
+    last: bool,
+    /// Only records in this box: west,south,east,north in degrees.
+    #[arg(long = "box", value_name = "W,S,E,N", allow_hyphen_values = true)]
+    area_box: Option<String>,
+    /// Only records in this circle: lat,lon,radius in metres.
+    #[arg(long, value_name = "LAT,LON,METRES", allow_hyphen_values = true)]
+    circle: Option<String>,
+    /// First day of the window, YYYY-MM-DD in UTC (default: today).
+    #[arg(long)]
+    from: Option<String>,
+    /// Days in the window.
+    #[arg(long, default_value_t = 1)]
+    days: u64,
+    /// At most this many records.
+    #[arg(long, default_value_t = 1000)]
+    limit: u32,
+    /// The precision levels (as the patient's).
+    #[arg(long, default_value = "config/levels.toml")]
+    levels: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
+fn now_ms() -> anyhow::Result<u64> {
+    Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64)
+}
+
+/// The first millisecond of `day` (YYYY-MM-DD, UTC), or of today.
+fn day_start(day: Option<&str>) -> anyhow::Result<u64> {
+    let Some(day) = day else {
+        return Ok(now_ms()? / DAY_MS * DAY_MS);
+    };
+    let format = time::format_description::parse("[year]-[month]-[day]")?;
+    let date = time::Date::parse(day, &format)
+        .with_context(|| format!("{day:?} is not a date of the form YYYY-MM-DD"))?;
+    let seconds = date.midnight().assume_utc().unix_timestamp();
+    u64::try_from(seconds)
+        .map(|s| s * 1000)
+        .map_err(|_| anyhow::anyhow!("{day} is before 1970"))
+}
+
+fn window(from: Option<&str>, days: u64) -> anyhow::Result<(u64, u64)> {
+    anyhow::ensure!((1..=3660).contains(&days), "--days must be 1 to 3660");
+    let start = day_start(from)?;
+    Ok((start, start + days * DAY_MS - 1))
+}
+
+fn iso(ms: u64) -> String {
+    let format = time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+fn hash_arg(text: &str) -> anyhow::Result<TxHash> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes)
+        .map_err(|_| anyhow::anyhow!("a grant hash is 64 hex digits"))?;
+    Ok(TxHash(bytes))
+}
+
+fn level_arg(levels: &LevelSet, name: &str) -> anyhow::Result<(LevelIndex, u8)> {
+    let (index, level) = levels.by_name(name).ok_or_else(|| {
+        let names: Vec<&str> = levels.levels().iter().map(|l| l.name.as_str()).collect();
+        anyhow::anyhow!("no level {name:?}; the levels are {}", names.join(", "))
+    })?;
+    Ok((LevelIndex(index.0), level.depth))
+}
+
+fn committed(outcome: Option<&Submitted>, what: &str) -> anyhow::Result<(TxHash, u64)> {
+    match outcome {
+        Some(Submitted::Committed { tx, height }) => Ok((*tx, *height)),
+        Some(Submitted::Refused { code, reason }) => {
+            anyhow::bail!("{what} refused ({code:?}): {}", reason.as_str())
+        }
+        None => anyhow::bail!("the node gave no outcome"),
+    }
+}
+
+fn submit(
+    consortium: &Consortium,
+    key: &bmpls_crypto::SigningKey,
+    tx: Transaction,
+    what: &str,
+) -> anyhow::Result<(TxHash, u64)> {
+    let outcome = runtime()?.block_on(async {
+        let nodes = consortium.connect(key)?;
+        let outcome = nodes.submit(vec![tx]).await;
+        nodes.close().await;
+        anyhow::Ok(outcome?)
+    })?;
+    committed(outcome.first(), what)
+}
+
+/// `bmpls carer …`.
+pub fn carer(command: CarerCommand) -> anyhow::Result<()> {
+    match command {
+        CarerCommand::New { out, role } => {
+            let role = role_by_name(&role).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown role {role:?}: gp, family, telecare, insurer or researcher"
+                )
+            })?;
+            let store = CarerKeystore::create(&out, role, &mut rand::rngs::OsRng)?;
+            println!(
+                "carer {} in {}; enrol it with `bmpls carer enrol --carer {}`; a custodian grants it access with `bmpls grant --carer {}`",
+                hex::encode(store.carer.0),
+                out.display(),
+                out.display(),
+                out.join("carer.toml").display()
+            );
+            Ok(())
+        }
+        CarerCommand::Enrol {
+            carer,
+            operator_key,
+            consortium,
+        } => {
+            let store = CarerKeystore::open(&carer)?;
+            let operator = read_signing_key(&operator_key)?;
+            let (_, height) = submit(
+                &consortium,
+                &operator,
+                store.enrolment(&operator),
+                "enrolment",
+            )?;
+            println!(
+                "carer {} enrolled at height {height}",
+                hex::encode(store.carer.0)
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `bmpls grant`.
+pub fn grant(args: GrantArgs) -> anyhow::Result<()> {
+    let patient = PatientKeystore::open(&args.patient)?;
+    let card = CarerCard::read(&args.carer)?;
+    let (level, _) = level_arg(&patient.levels, &args.level)?;
+    let data = window(args.from.as_deref(), args.days)?;
+    anyhow::ensure!(
+        (1..=3660).contains(&args.valid_days),
+        "--valid-days must be 1 to 3660"
+    );
+    let now = now_ms()?;
+    let valid = (now, now + args.valid_days * DAY_MS);
+    let tx = patient.grant(
+        card.carer,
+        &card.agreement_key,
+        level,
+        data,
+        valid,
+        &args.purpose,
+        &mut rand::rngs::OsRng,
+    )?;
+    let (hash, height) = submit(&args.consortium, patient.reporter_key(), tx, "grant")?;
+    println!("grant {} committed at height {height}", hex::encode(hash.0));
+    println!(
+        "  carer {} sees level {} of {} to {}, until {}",
+        hex::encode(card.carer.0),
+        args.level,
+        iso(data.0),
+        iso(data.1),
+        iso(valid.1)
+    );
+    Ok(())
+}
+
+/// `bmpls revoke`.
+pub fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
+    let patient = PatientKeystore::open(&args.patient)?;
+    let grant = hash_arg(&args.grant)?;
+    let (_, height) = submit(
+        &args.consortium,
+        patient.reporter_key(),
+        patient.revoke(grant),
+        "revocation",
+    )?;
+    println!("grant {} revoked at height {height}", args.grant.trim());
+    Ok(())
+}
+
+fn parse_numbers<const N: usize>(text: &str, what: &str) -> anyhow::Result<[f64; N]> {
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("{what}: expected {N} comma-separated numbers"))?;
+    values
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{what}: expected {N} comma-separated numbers"))
+}
+
+/// `bmpls query`.
+pub fn query(args: QueryArgs) -> anyhow::Result<()> {
+    let carer = CarerKeystore::open(&args.carer)?;
+    let levels_text = std::fs::read_to_string(&args.levels)
+        .with_context(|| format!("reading {}", args.levels.display()))?;
+    let levels = LevelSet::from_toml(&levels_text)
+        .with_context(|| format!("in {}", args.levels.display()))?;
+    let (level, depth) = level_arg(&levels, &args.level)?;
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(args.patient_id.trim(), &mut id)
+        .map_err(|_| anyhow::anyhow!("a patient id is 32 hex digits"))?;
+    let grant = hash_arg(&args.grant)?;
+    let (from_ms, to_ms) = window(args.from.as_deref(), args.days)?;
+    anyhow::ensure!(
+        (1..=MAX_ANSWER_RECORDS as u32).contains(&args.limit),
+        "--limit must be 1 to {MAX_ANSWER_RECORDS}"
+    );
+    let area = match (&args.area_box, &args.circle) {
+        (Some(b), _) => {
+            let [w, s, e, n] = parse_numbers::<4>(b, "--box")?;
+            Some(cover_lon_lat_box(w, s, e, n, depth, 256)?)
+        }
+        (None, Some(c)) => {
+            let [lat, lon, radius] = parse_numbers::<3>(c, "--circle")?;
+            Some(cover_circle(lon, lat, radius, depth, 256)?)
+        }
+        (None, None) => None,
+    };
+    let consortium = &args.consortium;
+    let genesis = consortium.genesis()?;
+    let validators = genesis.validators.crypto().clone();
+    let base = Query {
+        patient: PatientId(id),
+        grant,
+        level,
+        from_ms,
+        to_ms,
+        ask: if args.last { Ask::Last } else { Ask::Track },
+        limit: args.limit,
+    };
+    let verified = runtime()?.block_on(async {
+        let nodes = consortium.connect(carer.identity())?;
+        let result = async {
+            let query = match &area {
+                None => base,
+                Some(cells) => {
+                    // The area is encrypted under the grant's keys: learn them from a verified
+                    // answer first (the grant travels with every answer, proved).
+                    let probe = Query {
+                        ask: Ask::Last,
+                        limit: 1,
+                        ..base.clone()
+                    };
+                    let first = ask(&nodes, probe, &validators, &levels, &carer).await?;
+                    let keys = bmpls_client::open_grant(&first.grant, &carer)?;
+                    // Key epochs from the patient's proved enrolment.
+                    let epoch = |ms: u64| {
+                        Epoch(u32::try_from(ms / first.epoch_length_ms).unwrap_or(u32::MAX))
+                    };
+                    let span = (
+                        epoch(from_ms).max(first.grant.data_from),
+                        epoch(to_ms).min(first.grant.data_to),
+                    );
+                    let ask = bmpls_client::area_query(&keys, level.0, depth, cells, span)?;
+                    Query { ask, ..base }
+                }
+            };
+            ask(&nodes, query, &validators, &levels, &carer).await
+        }
+        .await;
+        nodes.close().await;
+        result
+    })?;
+    print_answer(&verified, args.format, depth);
+    Ok(())
+}
+
+async fn ask(
+    nodes: &Nodes,
+    query: Query,
+    validators: &bmpls_crypto::ValidatorSet,
+    levels: &LevelSet,
+    carer: &CarerKeystore,
+) -> anyhow::Result<VerifiedAnswer> {
+    let (addr, mut outcomes) = nodes.query(vec![query.clone()]).await?;
+    match outcomes.pop() {
+        Some(QueryOutcome::Answered(answer)) => {
+            Ok(verify_answer(*answer, &query, validators, levels, carer)
+                .with_context(|| format!("the answer of {addr} does not verify"))?)
+        }
+        Some(QueryOutcome::Unauthorized(why)) => anyhow::bail!("refused by {addr}: {why}"),
+        Some(QueryOutcome::Failed(why)) => anyhow::bail!("{addr} failed: {}", why.as_str()),
+        None => anyhow::bail!("{addr} gave no answer"),
+    }
+}
+
+fn print_answer(answer: &VerifiedAnswer, format: Format, depth: u8) {
+    match format {
+        Format::Table => {
+            println!(
+                "{} records, verified against the commit certificates (chain height {}){}",
+                answer.records.len(),
+                answer.at_height.0,
+                if answer.more {
+                    "; more in the window: raise --limit"
+                } else {
+                    ""
+                }
+            );
+            for r in &answer.records {
+                let rect = r.cell.rect();
+                match r.exact {
+                    Some(fix) => println!(
+                        "{:>6}  {}  height {:>6}  lat {:.7} lon {:.7}  ±{:.1} m",
+                        r.seq.0,
+                        iso(r.fix_time_ms),
+                        r.height.0,
+                        f64::from(fix.lat_e7) / 1e7,
+                        f64::from(fix.lon_e7) / 1e7,
+                        f64::from(fix.accuracy_cm) / 100.0
+                    ),
+                    None => println!(
+                        "{:>6}  {}  height {:>6}  cell lat {:.5}..{:.5} lon {:.5}..{:.5} (depth {depth})",
+                        r.seq.0,
+                        iso(r.fix_time_ms),
+                        r.height.0,
+                        rect.min().y,
+                        rect.max().y,
+                        rect.min().x,
+                        rect.max().x
+                    ),
+                }
+            }
+        }
+        Format::Geojson => println!("{}", geojson(answer)),
+    }
+}
+
+/// The records as a GeoJSON FeatureCollection.
+pub fn geojson(answer: &VerifiedAnswer) -> String {
+    let features: Vec<String> = answer
+        .records
+        .iter()
+        .map(|r| {
+            let geometry = match r.exact {
+                Some(fix) => format!(
+                    "{{\"type\":\"Point\",\"coordinates\":[{:.7},{:.7}]}}",
+                    f64::from(fix.lon_e7) / 1e7,
+                    f64::from(fix.lat_e7) / 1e7
+                ),
+                None => {
+                    let rect = r.cell.rect();
+                    let (w, s, e, n) = (rect.min().x, rect.min().y, rect.max().x, rect.max().y);
+                    format!(
+                        "{{\"type\":\"Polygon\",\"coordinates\":[[[{w:.7},{s:.7}],[{e:.7},{s:.7}],[{e:.7},{n:.7}],[{w:.7},{n:.7}],[{w:.7},{s:.7}]]]}}"
+                    )
+                }
+            };
+            format!(
+                "{{\"type\":\"Feature\",\"geometry\":{geometry},\"properties\":{{\"seq\":{},\"time\":\"{}\",\"height\":{}}}}}",
+                r.seq.0,
+                iso(r.fix_time_ms),
+                r.height.0
+            )
+        })
+        .collect();
+    format!(
+        "{{\"type\":\"FeatureCollection\",\"features\":[{}]}}",
+        features.join(",")
+    )
+}

@@ -1,0 +1,176 @@
+//! Carers' queries and the proved answers nodes give, on the wire.
+//!
+//! A carer names the grant it relies on; the node checks the envelope's key against the carer
+//! the grant names, and the query against the grant (patient, level, data window, validity,
+//! not revoked). An answer carries every record with its Merkle inclusion proof and, once per
+//! block, the block header with its commit certificate, plus the patient's enrolment and key
+//! rotations proved the same way, so that the carer can check each record's signature under
+//! the reporter key the chain says was in force. The node is not trusted: the client verifies
+//! all of it (`bmpls_client::carer`).
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use bmpls_crypto::merkle::InclusionProof;
+use bmpls_types::{
+    BlockHeader, BoundedVec, CommitCertificate, Epoch, Height, LevelIndex, OpeCiphertext,
+    PatientId, Transaction, TxHash,
+};
+
+use crate::proto::MAX_REASON_BYTES;
+
+/// Queries in one request (an operator's caseload).
+pub const MAX_QUERY_BATCH: usize = 64;
+/// Records in one answer; a query asks for at most this many.
+pub const MAX_ANSWER_RECORDS: usize = 2_000;
+/// Key epochs in one area query.
+pub const MAX_QUERY_EPOCHS: usize = 400;
+/// Encrypted ranges in one epoch of an area query.
+pub const MAX_EPOCH_RANGES: usize = 4_096;
+/// Enrolment and key rotations of one patient carried by an answer.
+pub const MAX_KEY_TXS: usize = 256;
+
+/// What a carer asks about one patient.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Query {
+    /// The patient.
+    pub patient: PatientId,
+    /// Hash of the committed `Grant` the carer relies on.
+    pub grant: TxHash,
+    /// The level asked at: the granted one or a coarser one.
+    pub level: LevelIndex,
+    /// Window start, ms since the Unix epoch (fix time).
+    pub from_ms: u64,
+    /// Window end, inclusive.
+    pub to_ms: u64,
+    /// Which records.
+    pub ask: Ask,
+    /// At most this many records (1 to [`MAX_ANSWER_RECORDS`]).
+    pub limit: u32,
+}
+
+/// Which records a query wants.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Ask {
+    /// The latest record in the window.
+    Last,
+    /// Every record in the window.
+    Track,
+    /// The records in the window whose ciphertext at the query's level lies in one of the
+    /// ranges of its epoch (an area, covered and encrypted by the carer).
+    Within(BoundedVec<EpochRanges, MAX_QUERY_EPOCHS>),
+}
+
+/// Inclusive ciphertext ranges `(low, high)` under one epoch's key.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct EpochRanges {
+    /// The epoch whose key encrypted the bounds.
+    pub epoch: Epoch,
+    /// The ranges.
+    pub ranges: BoundedVec<(OpeCiphertext, OpeCiphertext), MAX_EPOCH_RANGES>,
+}
+
+/// A block header and its commit certificate.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CertifiedHeader {
+    /// The header.
+    pub header: BlockHeader,
+    /// Its commit certificate.
+    pub cert: CommitCertificate,
+}
+
+/// A transaction with its inclusion proof in one of the answer's blocks.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProvedTx {
+    /// The transaction.
+    pub tx: Transaction,
+    /// Index into [`Answer::blocks`] of the block that holds it.
+    pub block: u32,
+    /// Its inclusion proof in that block.
+    pub proof: InclusionProof,
+}
+
+/// A node's answer to one query.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Answer {
+    /// The chain height the answer was computed at.
+    pub at_height: Height,
+    /// The blocks the proved transactions are in, each once.
+    pub blocks: BoundedVec<CertifiedHeader, { MAX_ANSWER_RECORDS + MAX_KEY_TXS + 1 }>,
+    /// The grant relied on.
+    pub grant: ProvedTx,
+    /// The patient's enrolment, then each key rotation, in chain order.
+    pub keys: BoundedVec<ProvedTx, MAX_KEY_TXS>,
+    /// The records, in fix-time order.
+    pub records: BoundedVec<ProvedTx, MAX_ANSWER_RECORDS>,
+    /// Whether the limit cut the answer short.
+    pub more: bool,
+}
+
+/// Why a node refused a query.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, thiserror::Error)]
+pub enum Unauthorized {
+    /// No committed grant has this hash for this patient.
+    #[error("no such grant for this patient")]
+    UnknownGrant,
+    /// The grant was revoked.
+    #[error("the grant was revoked")]
+    Revoked,
+    /// The grant is for another carer than the request's signer.
+    #[error("the grant is not the requester's")]
+    NotTheGrantee,
+    /// Not yet valid, or no longer.
+    #[error(
+        "the grant is valid from {valid_from_ms} until {valid_until_ms} ms, not now ({now_ms})"
+    )]
+    OutsideValidity {
+        /// Start of validity.
+        valid_from_ms: u64,
+        /// End of validity.
+        valid_until_ms: u64,
+        /// The node's clock.
+        now_ms: u64,
+    },
+    /// A finer level than granted.
+    #[error("level {asked} is finer than the granted level {granted}")]
+    LevelTooFine {
+        /// The granted level.
+        granted: u8,
+        /// The level asked.
+        asked: u8,
+    },
+    /// The window reaches outside the grant's data window.
+    #[error(
+        "the window {from_ms}..={to_ms} ms is outside the grant's data window {data_from_ms}..={data_to_ms} ms"
+    )]
+    OutsideWindow {
+        /// Window asked, start.
+        from_ms: u64,
+        /// Window asked, end.
+        to_ms: u64,
+        /// Data window, start.
+        data_from_ms: u64,
+        /// Data window, end.
+        data_to_ms: u64,
+    },
+    /// An area query's ranges are under an epoch outside the data window.
+    #[error("ranges under epoch {0}, outside the grant's data window")]
+    EpochOutsideWindow(u32),
+}
+
+/// The outcome of one query.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum QueryOutcome {
+    /// Answered (and audited).
+    Answered(Box<Answer>),
+    /// Refused: the grant does not allow it.
+    Unauthorized(Unauthorized),
+    /// Malformed (an empty window, a zero limit…) or failed on the node.
+    Failed(bmpls_types::BoundedString<MAX_REASON_BYTES>),
+}
+
+impl QueryOutcome {
+    /// Bytes this outcome takes in a response.
+    pub fn encoded_len(&self) -> usize {
+        borsh::object_length(self).unwrap_or(usize::MAX)
+    }
+}

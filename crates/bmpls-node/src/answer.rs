@@ -1,0 +1,233 @@
+//! Carers' queries: the grant check against the committed state, then the store query and the
+//! proofs the carer verifies. A validator never decrypts: an area query arrives as encrypted
+//! ranges, compared with stored ciphertexts as integers.
+//!
+//! The check ([`authorize`]) runs on the core task, which owns the ledger; the answer
+//! ([`answer`]) reads the store on a blocking thread.
+
+use std::collections::BTreeMap;
+
+use bmpls_consensus::{GrantTerms, Ledger};
+use bmpls_crypto::merkle::MerkleTree;
+use bmpls_net::query::{
+    Answer, Ask, CertifiedHeader, MAX_ANSWER_RECORDS, ProvedTx, Query, QueryOutcome, Unauthorized,
+};
+use bmpls_store::{EpochRanges, Store, StoreError, StoredRecord};
+use bmpls_types::{BoundedVec, Canonical, Height, PublicKeyBytes, TxHash};
+
+/// What a query may read, once its grant is checked.
+#[derive(Clone, Debug)]
+pub(crate) struct Permit {
+    /// The grant relied on, and where it is.
+    pub(crate) grant: GrantTerms,
+    pub(crate) grant_at: (Height, u32),
+    /// Where the patient's enrolment and key rotations are.
+    pub(crate) keys_at: Vec<(Height, u32)>,
+    /// The chain height when the query was allowed.
+    pub(crate) at_height: Height,
+}
+
+fn failed(why: impl std::fmt::Display) -> QueryOutcome {
+    QueryOutcome::Failed(bmpls_net::proto::reason(why))
+}
+
+/// Checks `query`, signed by `client`, against the committed grant it names: the grant is the
+/// patient's, stands (not revoked), names the signer as its carer, is valid at `now_ms`, and
+/// covers the level and the window asked.
+pub(crate) fn authorize(
+    ledger: &Ledger,
+    store: &Store,
+    client: &PublicKeyBytes,
+    query: &Query,
+    now_ms: u64,
+) -> Result<Permit, QueryOutcome> {
+    if query.from_ms > query.to_ms {
+        return Err(failed("the window ends before it starts"));
+    }
+    if query.limit == 0 || query.limit as usize > MAX_ANSWER_RECORDS {
+        return Err(failed(format!(
+            "the limit must be 1 to {MAX_ANSWER_RECORDS}"
+        )));
+    }
+    let patient = ledger
+        .patient(&query.patient)
+        .ok_or(QueryOutcome::Unauthorized(Unauthorized::UnknownGrant))?;
+    let grant = *ledger
+        .grant(&query.patient, &query.grant)
+        .ok_or(QueryOutcome::Unauthorized(Unauthorized::UnknownGrant))?;
+    if !grant.standing {
+        return Err(QueryOutcome::Unauthorized(Unauthorized::Revoked));
+    }
+    if ledger.carer_key(&grant.carer) != Some(*client) {
+        return Err(QueryOutcome::Unauthorized(Unauthorized::NotTheGrantee));
+    }
+    if now_ms < grant.valid_from_ms || now_ms >= grant.valid_until_ms {
+        return Err(QueryOutcome::Unauthorized(Unauthorized::OutsideValidity {
+            valid_from_ms: grant.valid_from_ms,
+            valid_until_ms: grant.valid_until_ms,
+            now_ms,
+        }));
+    }
+    if query.level.0 < grant.level.0 {
+        return Err(QueryOutcome::Unauthorized(Unauthorized::LevelTooFine {
+            granted: grant.level.0,
+            asked: query.level.0,
+        }));
+    }
+    if query.level.0 >= patient.level_count {
+        return Err(failed("no such level"));
+    }
+    let length = patient.epoch_length_ms;
+    let data_from_ms = u64::from(grant.data_from.0).saturating_mul(length);
+    let data_to_ms = (u64::from(grant.data_to.0) + 1)
+        .saturating_mul(length)
+        .saturating_sub(1);
+    if query.from_ms < data_from_ms || query.to_ms > data_to_ms {
+        return Err(QueryOutcome::Unauthorized(Unauthorized::OutsideWindow {
+            from_ms: query.from_ms,
+            to_ms: query.to_ms,
+            data_from_ms,
+            data_to_ms,
+        }));
+    }
+    if let Ask::Within(epochs) = &query.ask {
+        if let Some(e) = epochs
+            .iter()
+            .find(|e| e.epoch < grant.data_from || e.epoch > grant.data_to)
+        {
+            return Err(QueryOutcome::Unauthorized(
+                Unauthorized::EpochOutsideWindow(e.epoch.0),
+            ));
+        }
+    }
+    let locate = |hash: &TxHash| {
+        store
+            .locate(hash)
+            .map_err(failed)?
+            .ok_or_else(|| failed("a committed transaction is missing from the store"))
+    };
+    let grant_at = locate(&query.grant)?;
+    let mut keys_at = Vec::new();
+    for hash in ledger.key_transactions(&query.patient) {
+        keys_at.push(locate(hash)?);
+    }
+    Ok(Permit {
+        grant,
+        grant_at,
+        keys_at,
+        at_height: ledger.height(),
+    })
+}
+
+/// Runs an allowed query on the store and proves every transaction of the answer.
+pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<Answer, StoreError> {
+    let limit = query.limit as usize;
+    let in_window = |r: &StoredRecord| {
+        (query.from_ms..=query.to_ms).contains(&r.record.fix_time_ms)
+            && (permit.grant.data_from..=permit.grant.data_to).contains(&r.record.epoch)
+    };
+    let mut records: Vec<StoredRecord> = match &query.ask {
+        Ask::Last => store.last(&query.patient)?.into_iter().collect(),
+        Ask::Track => store.track(&query.patient, query.from_ms, query.to_ms, limit + 1)?,
+        Ask::Within(epochs) => {
+            let ranges: Vec<EpochRanges> = epochs
+                .iter()
+                .map(|e| EpochRanges {
+                    epoch: e.epoch,
+                    ranges: e.ranges.to_vec(),
+                })
+                .collect();
+            store.within(
+                &query.patient,
+                query.level,
+                &ranges,
+                query.from_ms,
+                query.to_ms,
+                limit + 1,
+            )?
+        }
+    };
+    records.retain(|r| in_window(r));
+    let more = records.len() > limit;
+    records.truncate(limit);
+
+    // Positions to prove: the grant, the key transactions, the records.
+    let mut wanted = vec![permit.grant_at];
+    wanted.extend(&permit.keys_at);
+    wanted.extend(records.iter().map(|r| (r.height, r.index)));
+    let prover = Prover::new(store, &wanted)?;
+    let grant = prover.proved(permit.grant_at)?;
+    let keys = permit
+        .keys_at
+        .iter()
+        .map(|&at| prover.proved(at))
+        .collect::<Result<Vec<_>, _>>()?;
+    let records = records
+        .iter()
+        .map(|r| prover.proved((r.height, r.index)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Answer {
+        at_height: permit.at_height,
+        blocks: BoundedVec::new(prover.blocks).map_err(|_| bad("too many blocks"))?,
+        grant,
+        keys: BoundedVec::new(keys).map_err(|_| bad("too many key transactions"))?,
+        records: BoundedVec::new(records).map_err(|_| bad("too many records"))?,
+        more,
+    })
+}
+
+fn bad(what: &'static str) -> StoreError {
+    StoreError::QueryTooLarge(what)
+}
+
+/// Proves transactions by position, reading each block once (one block in memory at a time).
+struct Prover {
+    blocks: Vec<CertifiedHeader>,
+    proved: BTreeMap<(Height, u32), ProvedTx>,
+}
+
+impl Prover {
+    fn new(store: &Store, wanted: &[(Height, u32)]) -> Result<Self, StoreError> {
+        let mut by_height: BTreeMap<Height, Vec<u32>> = BTreeMap::new();
+        for &(height, index) in wanted {
+            by_height.entry(height).or_default().push(index);
+        }
+        let mut blocks = Vec::with_capacity(by_height.len());
+        let mut proved = BTreeMap::new();
+        for (height, indexes) in by_height {
+            let missing = || StoreError::Corrupt {
+                what: "block named by an index",
+                key: format!("block {}", height.0),
+            };
+            let block = store.block(height)?.ok_or_else(missing)?;
+            let cert = store.certificate(height)?.ok_or_else(missing)?;
+            let leaves: Vec<Vec<u8>> = block.txs.iter().map(Canonical::encode).collect();
+            let tree = MerkleTree::new(&leaves);
+            let slot = blocks.len() as u32;
+            for index in indexes {
+                let tx = block.txs.get(index as usize).ok_or_else(missing)?.clone();
+                let proof = tree.prove(index as usize).ok_or_else(missing)?;
+                proved.insert(
+                    (height, index),
+                    ProvedTx {
+                        tx,
+                        block: slot,
+                        proof,
+                    },
+                );
+            }
+            blocks.push(CertifiedHeader {
+                header: block.header,
+                cert,
+            });
+        }
+        Ok(Self { blocks, proved })
+    }
+
+    fn proved(&self, at: (Height, u32)) -> Result<ProvedTx, StoreError> {
+        self.proved
+            .get(&at)
+            .cloned()
+            .ok_or(StoreError::QueryTooLarge("an unproved position"))
+    }
+}

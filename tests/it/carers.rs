@@ -1,0 +1,500 @@
+//! Carers on a loopback cluster (four validators over QUIC in this process): grants at a level
+//! and a window, queries the nodes answer on ciphertexts, answers the carer verifies and
+//! decrypts, refusals beyond the grant, audit entries, and a byzantine node's altered answers.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bmpls_client::{CarerKeystore, Fix, Nodes, PatientKeystore, verify_answer};
+use bmpls_crypto::ValidatorSet;
+use bmpls_grid::{CellIndex, LevelSet, cover_lon_lat_box};
+use bmpls_net::Submitted;
+use bmpls_net::query::{Answer, Ask, Query, QueryOutcome, Unauthorized};
+use bmpls_node::BlockPolicy;
+use bmpls_node::local::LocalCluster;
+use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
+use bmpls_store::Store;
+use bmpls_types::{LevelIndex, OpeCiphertext, Role, Seq, Transaction, TxHash};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const LEVELS: &str = include_str!("../../config/levels.toml");
+const EXACT: LevelIndex = LevelIndex(0);
+const NEIGHBOURHOOD: LevelIndex = LevelIndex(2);
+const DISTRICT: LevelIndex = LevelIndex(3);
+const DAY_MS: u64 = 86_400_000;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .expect("clock after 1970")
+}
+
+async fn commit(nodes: &Nodes, txs: Vec<Transaction>) -> Vec<TxHash> {
+    let outcomes = nodes.submit(txs).await.expect("submitted");
+    outcomes
+        .into_iter()
+        .map(|o| match o {
+            Submitted::Committed { tx, .. } => tx,
+            other => panic!("not committed: {other:?}"),
+        })
+        .collect()
+}
+
+/// A walk east through Amsterdam, one fix every 30 s, within one key epoch (day).
+fn walk(start_ms: u64, n: usize) -> Vec<Fix> {
+    (0..n)
+        .map(|i| Fix {
+            lat: 52.3600 + 0.0004 * i as f64,
+            lon: 4.8800 + 0.0010 * i as f64,
+            accuracy_m: 5.0,
+            altitude_m: 2.0,
+            speed_m_s: 1.2,
+            battery_percent: 80,
+            trigger: bmpls_types::Trigger::Periodic,
+            fix_time_ms: start_ms + 30_000 * i as u64,
+        })
+        .collect()
+}
+
+struct World {
+    validators: ValidatorSet,
+    levels: LevelSet,
+}
+
+impl World {
+    fn outcome(&self, outcome: QueryOutcome) -> Answer {
+        match outcome {
+            QueryOutcome::Answered(answer) => *answer,
+            other => panic!("not answered: {other:?}"),
+        }
+    }
+}
+
+/// `answer` with its records edited by `edit` (what a byzantine node could send).
+fn edit_records(
+    answer: &Answer,
+    edit: impl FnOnce(&mut Vec<bmpls_net::query::ProvedTx>),
+) -> Answer {
+    let mut records = answer.records.to_vec();
+    edit(&mut records);
+    Answer {
+        records: bmpls_types::BoundedVec::new(records).expect("bounded"),
+        ..answer.clone()
+    }
+}
+
+fn refusal(outcome: &QueryOutcome) -> &Unauthorized {
+    match outcome {
+        QueryOutcome::Unauthorized(why) => why,
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn carers_see_their_level_and_nothing_more() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(carers_scenario());
+}
+
+#[allow(clippy::too_many_lines)]
+async fn carers_scenario() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = BlockPolicy {
+        min_interval_ms: 10,
+        empty_interval_ms: 200,
+    };
+    let cluster = LocalCluster::start(dir.path(), 4, "carers", policy)
+        .await
+        .expect("cluster starts");
+    let addrs = cluster.client_addrs();
+    let trust = cluster.trust().expect("trust");
+    let operator = cluster.operator().expect("operator key");
+    let genesis = bmpls_consensus::Genesis::from_toml(
+        &std::fs::read_to_string(dir.path().join("certs/genesis.toml")).expect("genesis file"),
+    )
+    .expect("genesis");
+    let world = World {
+        validators: genesis.validators.crypto().clone(),
+        levels: LevelSet::from_toml(LEVELS).expect("levels"),
+    };
+    let admin = Nodes::new(&addrs, &trust, &operator).expect("clients");
+    let mut rng = StdRng::seed_from_u64(7);
+
+    // A patient, a second patient, a district carer and a GP with an exact grant.
+    let patient = PatientKeystore::create(&dir.path().join("alice"), LEVELS, DAY_MS, &mut rng)
+        .expect("patient");
+    let other = PatientKeystore::create(&dir.path().join("bob"), LEVELS, DAY_MS, &mut rng)
+        .expect("patient");
+    let district = CarerKeystore::create(
+        &dir.path().join("operator"),
+        Role::TelecareOperator,
+        &mut rng,
+    )
+    .expect("carer");
+    let gp = CarerKeystore::create(&dir.path().join("gp"), Role::Gp, &mut rng).expect("carer");
+    commit(
+        &admin,
+        vec![
+            patient.enrolment(&operator),
+            other.enrolment(&operator),
+            district.enrolment(&operator),
+            gp.enrolment(&operator),
+        ],
+    )
+    .await;
+
+    // Today's walk (one key epoch), reported through the network.
+    let now = now_ms();
+    let day = now / DAY_MS;
+    let start = day * DAY_MS + 1_000;
+    let fixes = walk(start, 24);
+    let mut reporter = patient.reporter().expect("reporter");
+    let records: Vec<Transaction> = fixes
+        .iter()
+        .enumerate()
+        .map(|(i, fix)| {
+            Transaction::Report(
+                reporter
+                    .build(fix, Seq(i as u64 + 1), &mut rng)
+                    .expect("record"),
+            )
+        })
+        .collect();
+    let phone = Nodes::new(&addrs, &trust, patient.reporter_key()).expect("clients");
+    commit(&phone, records).await;
+
+    // Grants: district and exact, today's data, valid for an hour; one already expired.
+    let valid = (now - 60_000, now + 3_600_000);
+    let window = (day * DAY_MS, day * DAY_MS + DAY_MS - 1);
+    let district_grant = patient
+        .grant(
+            district.carer,
+            &district.agreement().public(),
+            DISTRICT,
+            window,
+            valid,
+            "telecare",
+            &mut rng,
+        )
+        .expect("grant");
+    let gp_grant = patient
+        .grant(
+            gp.carer,
+            &gp.agreement().public(),
+            EXACT,
+            window,
+            valid,
+            "care",
+            &mut rng,
+        )
+        .expect("grant");
+    let expired_grant = patient
+        .grant(
+            gp.carer,
+            &gp.agreement().public(),
+            EXACT,
+            window,
+            (now - 7_200_000, now - 3_600_000),
+            "old",
+            &mut rng,
+        )
+        .expect("grant");
+    let hashes = commit(&admin, vec![district_grant, gp_grant, expired_grant]).await;
+    let (district_hash, gp_hash, expired_hash) = (hashes[0], hashes[1], hashes[2]);
+
+    let track = |grant: TxHash, level: LevelIndex, from_ms: u64, to_ms: u64| Query {
+        patient: patient.patient,
+        grant,
+        level,
+        from_ms,
+        to_ms,
+        ask: Ask::Track,
+        limit: 1_000,
+    };
+    let district_nodes = Nodes::new(&addrs, &trust, district.identity()).expect("clients");
+    let gp_nodes = Nodes::new(&addrs, &trust, gp.identity()).expect("clients");
+
+    // The district carer gets district cells: exactly the cells of the reported fixes.
+    let depth = world.levels.levels()[3].depth;
+    let query = track(district_hash, DISTRICT, window.0, window.1);
+    let (_, mut outcomes) = district_nodes
+        .query(vec![query.clone()])
+        .await
+        .expect("answer");
+    let answer = world.outcome(outcomes.remove(0));
+    let seen = verify_answer(
+        answer.clone(),
+        &query,
+        &world.validators,
+        &world.levels,
+        &district,
+    )
+    .expect("a true answer verifies");
+    assert_eq!(seen.records.len(), fixes.len());
+    for (record, fix) in seen.records.iter().zip(&fixes) {
+        let truth = CellIndex::from_lon_lat(fix.lon, fix.lat, depth).expect("cell");
+        assert_eq!(
+            record.cell, truth,
+            "the district cell of fix {}",
+            record.seq.0
+        );
+        assert!(record.exact.is_none(), "no exact fix for a district grant");
+    }
+
+    // …and its query at neighbourhood level is refused.
+    let finer = track(district_hash, NEIGHBOURHOOD, window.0, window.1);
+    let (_, outcomes) = district_nodes.query(vec![finer]).await.expect("answer");
+    assert_eq!(
+        refusal(&outcomes[0]),
+        &Unauthorized::LevelTooFine {
+            granted: 3,
+            asked: 2
+        }
+    );
+
+    // With everything it holds, it cannot derive a finer key or open the sealed fix.
+    let keys = bmpls_client::open_grant(&seen.grant, &district).expect("its keys open");
+    let epoch = KeyEpoch(day as u32);
+    assert!(keys.epoch_key(NEIGHBOURHOOD.0, epoch).is_err());
+    assert!(keys.epoch_key(EXACT.0, epoch).is_err());
+    let material = keys.to_bytes();
+    let master = bmpls_ope::keys::MasterSecret::from_bytes(
+        *bmpls_crypto::keyfile::read_secret(&dir.path().join("alice/master.key")).expect("master"),
+    );
+    let truth = PatientKeys::new(&master, world.levels.len() as u8).expect("keys");
+    for level in 0..3u8 {
+        let finer = truth.epoch_key(level, epoch).expect("patient's key");
+        assert!(
+            !material.windows(32).any(|w| w == finer.expose_secret()),
+            "the grant carries no level-{level} key"
+        );
+        for coarse in 3..world.levels.len() as u8 {
+            let derived = keys.epoch_key(coarse, epoch).expect("coarser keys derive");
+            assert_ne!(derived.expose_secret(), finer.expose_secret());
+        }
+    }
+    let record = match &answer.records[0].tx {
+        Transaction::Report(r) => r.clone(),
+        _ => unreachable!("verified as a report"),
+    };
+    for coarse in 3..world.levels.len() as u8 {
+        let key = keys.epoch_key(coarse, epoch).expect("coarser keys derive");
+        let seal = bmpls_crypto::SealKey::from_bytes(*key.seal_key().expose_secret());
+        assert!(
+            bmpls_crypto::seal::open_fix(
+                &seal,
+                &record.sealed,
+                &record.patient,
+                record.seq,
+                record.epoch
+            )
+            .is_err(),
+            "a level-{coarse} key does not open the exact fix"
+        );
+    }
+
+    // The GP with an exact grant gets the exact fixes.
+    let exact = track(gp_hash, EXACT, window.0, window.1);
+    let (_, mut outcomes) = gp_nodes.query(vec![exact.clone()]).await.expect("answer");
+    let seen_gp = verify_answer(
+        world.outcome(outcomes.remove(0)),
+        &exact,
+        &world.validators,
+        &world.levels,
+        &gp,
+    )
+    .expect("verifies");
+    for (record, fix) in seen_gp.records.iter().zip(&fixes) {
+        let exact = record.exact.expect("exact fix");
+        assert_eq!(i64::from(exact.lat_e7), (fix.lat * 1e7).round() as i64);
+        assert_eq!(i64::from(exact.lon_e7), (fix.lon * 1e7).round() as i64);
+    }
+
+    // An area: a box around the first half of the walk, at district level.
+    let first_half = &fixes[..12];
+    let (lo_lat, hi_lat) = (first_half[0].lat - 0.0001, first_half[11].lat + 0.0001);
+    let (lo_lon, hi_lon) = (first_half[0].lon - 0.0001, first_half[11].lon + 0.0001);
+    let cells = cover_lon_lat_box(lo_lon, lo_lat, hi_lon, hi_lat, depth, 64).expect("cover");
+    let ask = bmpls_client::area_query(
+        &keys,
+        DISTRICT.0,
+        depth,
+        &cells,
+        (
+            bmpls_types::Epoch(day as u32),
+            bmpls_types::Epoch(day as u32),
+        ),
+    )
+    .expect("area");
+    let area = Query {
+        ask,
+        ..track(district_hash, DISTRICT, window.0, window.1)
+    };
+    let (_, mut outcomes) = district_nodes
+        .query(vec![area.clone()])
+        .await
+        .expect("answer");
+    let area_answer = world.outcome(outcomes.remove(0));
+    let inside = verify_answer(
+        area_answer.clone(),
+        &area,
+        &world.validators,
+        &world.levels,
+        &district,
+    )
+    .expect("verifies");
+    let expected: Vec<u64> = fixes
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            let cell = CellIndex::from_lon_lat(f.lon, f.lat, depth).expect("cell");
+            cells.iter().any(|&(a, b)| (a..=b).contains(&cell.index()))
+        })
+        .map(|(i, _)| i as u64 + 1)
+        .collect();
+    assert!(
+        expected.len() >= 12,
+        "the box holds at least the first half"
+    );
+    assert_eq!(
+        inside.records.iter().map(|r| r.seq.0).collect::<Vec<_>>(),
+        expected
+    );
+
+    // Refusals: outside the data window, another patient, someone else's grant, expired.
+    let (_, outcomes) = district_nodes
+        .query(vec![
+            track(district_hash, DISTRICT, window.0 - DAY_MS, window.1),
+            Query {
+                patient: other.patient,
+                ..track(district_hash, DISTRICT, window.0, window.1)
+            },
+            track(gp_hash, EXACT, window.0, window.1),
+            track(expired_hash, EXACT, window.0, window.1),
+        ])
+        .await
+        .expect("answers");
+    assert!(matches!(
+        refusal(&outcomes[0]),
+        Unauthorized::OutsideWindow { .. }
+    ));
+    assert_eq!(refusal(&outcomes[1]), &Unauthorized::UnknownGrant);
+    assert_eq!(refusal(&outcomes[2]), &Unauthorized::NotTheGrantee);
+    let (_, outcomes) = gp_nodes
+        .query(vec![track(expired_hash, EXACT, window.0, window.1)])
+        .await
+        .expect("answers");
+    assert!(matches!(
+        refusal(&outcomes[0]),
+        Unauthorized::OutsideValidity { .. }
+    ));
+
+    // A byzantine node's answers are caught: an altered record, one dropped from the middle,
+    // an invented one, a forged header.
+    let altered = edit_records(&answer, |records| {
+        if let Transaction::Report(r) = &mut records[5].tx {
+            let mut cells = r.cells.to_vec();
+            cells[3] = OpeCiphertext(cells[3].0 + 1);
+            r.cells = bmpls_types::BoundedVec::new(cells).expect("bounded");
+        }
+    });
+    assert!(verify_answer(altered, &query, &world.validators, &world.levels, &district).is_err());
+    let dropped = edit_records(&answer, |records| {
+        records.remove(7);
+    });
+    let error = verify_answer(dropped, &query, &world.validators, &world.levels, &district)
+        .expect_err("a gap is caught");
+    assert!(error.to_string().contains("missing"), "{error}");
+    let mut forger = patient.reporter().expect("reporter");
+    let mut fake = fixes[3];
+    fake.fix_time_ms += 1;
+    let fake_record = forger.build(&fake, Seq(4), &mut rng).expect("record");
+    let invented = edit_records(&answer, |records| {
+        records[3].tx = Transaction::Report(fake_record);
+    });
+    assert!(
+        verify_answer(
+            invented,
+            &query,
+            &world.validators,
+            &world.levels,
+            &district
+        )
+        .is_err(),
+        "a record not in the block is caught, even signed by the real reporter key"
+    );
+    let mut forged = answer.clone();
+    let mut blocks = forged.blocks.to_vec();
+    blocks[0].header.time_ms += 1;
+    forged.blocks = bmpls_types::BoundedVec::new(blocks).expect("bounded");
+    assert!(verify_answer(forged, &query, &world.validators, &world.levels, &district).is_err());
+    // An area far from the walk (Rotterdam): nothing inside, and records slipped in are caught.
+    let far_cells = cover_lon_lat_box(4.45, 51.91, 4.50, 51.93, depth, 64).expect("cover");
+    let far_ask = bmpls_client::area_query(
+        &keys,
+        DISTRICT.0,
+        depth,
+        &far_cells,
+        (
+            bmpls_types::Epoch(day as u32),
+            bmpls_types::Epoch(day as u32),
+        ),
+    )
+    .expect("area");
+    let far = Query {
+        ask: far_ask,
+        ..track(district_hash, DISTRICT, window.0, window.1)
+    };
+    let (_, mut outcomes) = district_nodes
+        .query(vec![far.clone()])
+        .await
+        .expect("answer");
+    let far_answer = world.outcome(outcomes.remove(0));
+    assert!(far_answer.records.is_empty(), "nobody walked in Rotterdam");
+    // The true track answer (same grant, same proofs) passed off as the far area's answer.
+    let error = verify_answer(
+        answer.clone(),
+        &far,
+        &world.validators,
+        &world.levels,
+        &district,
+    )
+    .expect_err("records outside the area asked are caught");
+    assert!(error.to_string().contains("not in the area"), "{error}");
+    drop(area_answer);
+
+    // After the revocation commits, the carer is refused.
+    commit(&admin, vec![patient.revoke(district_hash)]).await;
+    let (_, outcomes) = district_nodes
+        .query(vec![query.clone()])
+        .await
+        .expect("answer");
+    assert_eq!(refusal(&outcomes[0]), &Unauthorized::Revoked);
+
+    // Every answered query became an audit entry on the chain: wait for them to commit.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    district_nodes.close().await;
+    gp_nodes.close().await;
+    phone.close().await;
+    admin.close().await;
+    cluster.shutdown().await.expect("clean shutdown");
+    let chain_id = genesis.validators.crypto().chain_id().clone();
+    let store = Store::open(&dir.path().join("data/node1/store"), &chain_id).expect("store");
+    let (tip, _) = store.tip().expect("tip");
+    let mut audits = Vec::new();
+    for height in 1..=tip.0 {
+        let block = store
+            .block(bmpls_types::Height(height))
+            .expect("block")
+            .expect("stored");
+        for tx in block.txs.iter() {
+            if let Transaction::Audit(a) = tx {
+                audits.push((a.carer, a.query, a.level));
+            }
+        }
+    }
+    assert!(audits.contains(&(district.carer, bmpls_types::QueryKind::Track, DISTRICT)));
+    assert!(audits.contains(&(district.carer, bmpls_types::QueryKind::Within, DISTRICT)));
+    assert!(audits.contains(&(gp.carer, bmpls_types::QueryKind::Track, EXACT)));
+}
