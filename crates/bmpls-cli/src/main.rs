@@ -5,6 +5,7 @@ mod bench;
 mod carer;
 mod certs;
 mod client;
+mod demo;
 mod ingest;
 mod node;
 mod sim;
@@ -21,6 +22,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole system in one process, on nothing but this binary: four validators on
+    /// loopback QUIC, a patient's walk, three carers at three precisions, verified answers,
+    /// the safe-zone exit, and a picture (SVG) of what each carer saw.
+    Demo(demo::DemoArgs),
     /// Create or rotate the consortium's CA, validator keys and certificates, and genesis.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -73,6 +78,7 @@ pub(crate) fn init_logs() {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Certs(command) => certs::run(command),
         Command::Node(args) => node::run(args),
         Command::Status(args) => client::status(args),
