@@ -4,16 +4,17 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bmpls_client::{CarerKeystore, Fix, Nodes, PatientKeystore, verify_answer};
+use bmpls_client::{CarerKeystore, Fix, Nodes, PatientKeystore, verify_answer, verify_audit};
 use bmpls_crypto::ValidatorSet;
 use bmpls_grid::{CellIndex, LevelSet, cover_lon_lat_box};
 use bmpls_net::Submitted;
-use bmpls_net::query::{Answer, Ask, Query, QueryOutcome, Unauthorized};
+use bmpls_net::query::{
+    Answer, Ask, AuditOutcome, AuditRequest, Query, QueryOutcome, Unauthorized,
+};
 use bmpls_node::BlockPolicy;
 use bmpls_node::local::LocalCluster;
 use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
-use bmpls_store::Store;
-use bmpls_types::{LevelIndex, OpeCiphertext, Role, Seq, Transaction, TxHash};
+use bmpls_types::{LevelIndex, OpeCiphertext, QueryKind, Role, Seq, Transaction, TxHash};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -472,29 +473,56 @@ async fn carers_scenario() {
         .expect("answer");
     assert_eq!(refusal(&outcomes[0]), &Unauthorized::Revoked);
 
-    // Every answered query became an audit entry on the chain: wait for them to commit.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Every answered query became an audit entry on the chain, which the patient's custodian
+    // reads (verified) and nobody else may.
+    let request = AuditRequest {
+        patient: patient.patient,
+        from_height: bmpls_types::Height(1),
+        limit: 1_000,
+    };
+    let custodian = Nodes::new(&addrs, &trust, patient.custodian_key()).expect("clients");
+    let mut entries = Vec::new();
+    for _ in 0..50 {
+        let (_, outcome) = custodian
+            .audit(request.clone())
+            .await
+            .expect("audit answer");
+        let AuditOutcome::Answered(answer) = outcome else {
+            panic!("the custodian is refused: {outcome:?}");
+        };
+        entries = verify_audit(*answer, &request, &world.validators).expect("audit verifies");
+        if entries.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen: Vec<_> = entries
+        .iter()
+        .map(|e| (e.audit.carer, e.audit.query, e.audit.level))
+        .collect();
+    assert!(
+        seen.contains(&(district.carer, QueryKind::Track, DISTRICT)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(district.carer, QueryKind::Within, DISTRICT)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(gp.carer, QueryKind::Track, EXACT)),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|(_, _, level)| *level == NEIGHBOURHOOD),
+        "refused queries are not audited as answered"
+    );
+    let (_, outcome) = district_nodes.audit(request).await.expect("answer");
+    assert_eq!(outcome, AuditOutcome::NotTheCustodian);
+
+    custodian.close().await;
     district_nodes.close().await;
     gp_nodes.close().await;
     phone.close().await;
     admin.close().await;
     cluster.shutdown().await.expect("clean shutdown");
-    let chain_id = genesis.validators.crypto().chain_id().clone();
-    let store = Store::open(&dir.path().join("data/node1/store"), &chain_id).expect("store");
-    let (tip, _) = store.tip().expect("tip");
-    let mut audits = Vec::new();
-    for height in 1..=tip.0 {
-        let block = store
-            .block(bmpls_types::Height(height))
-            .expect("block")
-            .expect("stored");
-        for tx in block.txs.iter() {
-            if let Transaction::Audit(a) = tx {
-                audits.push((a.carer, a.query, a.level));
-            }
-        }
-    }
-    assert!(audits.contains(&(district.carer, bmpls_types::QueryKind::Track, DISTRICT)));
-    assert!(audits.contains(&(district.carer, bmpls_types::QueryKind::Within, DISTRICT)));
-    assert!(audits.contains(&(gp.carer, bmpls_types::QueryKind::Track, EXACT)));
 }

@@ -8,12 +8,14 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use bmpls_client::carer::{CarerCard, role_by_name};
-use bmpls_client::{CarerKeystore, Nodes, PatientKeystore, VerifiedAnswer, verify_answer};
+use bmpls_client::{
+    CarerKeystore, Nodes, PatientKeystore, VerifiedAnswer, verify_answer, verify_audit,
+};
 use bmpls_crypto::keyfile::read_signing_key;
 use bmpls_grid::{LevelSet, cover_circle, cover_lon_lat_box};
 use bmpls_net::Submitted;
-use bmpls_net::query::{Ask, MAX_ANSWER_RECORDS, Query, QueryOutcome};
-use bmpls_types::{Epoch, LevelIndex, PatientId, Transaction, TxHash};
+use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, MAX_ANSWER_RECORDS, Query, QueryOutcome};
+use bmpls_types::{Epoch, Height, LevelIndex, PatientId, Transaction, TxHash};
 
 use crate::client::{Consortium, runtime};
 
@@ -83,6 +85,22 @@ pub struct RevokeArgs {
     /// The grant's transaction hash, as `bmpls grant` printed it.
     #[arg(long)]
     grant: String,
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
+/// Arguments of `bmpls audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The patient's keystore (its custodian key signs the request).
+    #[arg(long)]
+    patient: PathBuf,
+    /// The first block height to look at.
+    #[arg(long, default_value_t = 1)]
+    from_height: u64,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 1000)]
+    limit: u32,
     #[command(flatten)]
     consortium: Consortium,
 }
@@ -273,7 +291,7 @@ pub fn grant(args: GrantArgs) -> anyhow::Result<()> {
         &args.purpose,
         &mut rand::rngs::OsRng,
     )?;
-    let (hash, height) = submit(&args.consortium, patient.reporter_key(), tx, "grant")?;
+    let (hash, height) = submit(&args.consortium, patient.custodian_key(), tx, "grant")?;
     println!("grant {} committed at height {height}", hex::encode(hash.0));
     println!(
         "  carer {} sees level {} of {} to {}, until {}",
@@ -481,4 +499,68 @@ pub fn geojson(answer: &VerifiedAnswer) -> String {
         "{{\"type\":\"FeatureCollection\",\"features\":[{}]}}",
         features.join(",")
     )
+}
+
+/// `bmpls audit`: who looked at the patient's records, as the chain says, verified.
+pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let patient = PatientKeystore::open(&args.patient)?;
+    let genesis = args.consortium.genesis()?;
+    let validators = genesis.validators.crypto().clone();
+    let request = AuditRequest {
+        patient: patient.patient,
+        from_height: Height(args.from_height),
+        limit: args.limit,
+    };
+    let (addr, outcome) = runtime()?.block_on(async {
+        let nodes = args.consortium.connect(patient.custodian_key())?;
+        let outcome = nodes.audit(request.clone()).await;
+        nodes.close().await;
+        anyhow::Ok(outcome?)
+    })?;
+    let answer = match outcome {
+        AuditOutcome::Answered(answer) => *answer,
+        AuditOutcome::NotTheCustodian => anyhow::bail!(
+            "refused by {addr}: only the patient's custodian may read the audit trail"
+        ),
+        AuditOutcome::Failed(why) => anyhow::bail!("{addr} failed: {}", why.as_str()),
+    };
+    let more = answer.more;
+    let entries = verify_audit(answer, &request, &validators)
+        .with_context(|| format!("the answer of {addr} does not verify"))?;
+    let node_name = |id: &bmpls_types::ValidatorId| {
+        genesis
+            .names
+            .iter()
+            .find(|(_, v)| v == id)
+            .map_or_else(|| hex::encode(&id.0[..8]), |(name, _)| name.clone())
+    };
+    println!(
+        "{} audit entries, verified (each signed by its validator and proved into a committed block){}",
+        entries.len(),
+        if more {
+            "; more: raise --limit or --from-height"
+        } else {
+            ""
+        }
+    );
+    for entry in &entries {
+        let a = &entry.audit;
+        let level = patient
+            .levels
+            .levels()
+            .get(usize::from(a.level.0))
+            .map_or_else(|| a.level.0.to_string(), |l| l.name.clone());
+        println!(
+            "{}  height {:>6}  {} answered carer {}: {:?} at {} for {} to {}",
+            iso(entry.block_time_ms),
+            entry.height.0,
+            node_name(&a.node),
+            hex::encode(a.carer.0),
+            a.query,
+            level,
+            iso(a.from_ms),
+            iso(a.to_ms)
+        );
+    }
+    Ok(())
 }

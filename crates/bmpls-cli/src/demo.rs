@@ -13,13 +13,15 @@ use anyhow::Context;
 use clap::Args;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use bmpls_client::{CarerKeystore, Fix, Nodes, PatientKeystore, VerifiedAnswer, verify_answer};
+use bmpls_client::{
+    CarerKeystore, Fix, Nodes, PatientKeystore, VerifiedAnswer, verify_answer, verify_audit,
+};
 use bmpls_grid::{CellIndex, LevelSet, cover_circle};
 use bmpls_net::Submitted;
-use bmpls_net::query::{Ask, Query, QueryOutcome};
+use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, Query, QueryOutcome};
 use bmpls_node::BlockPolicy;
 use bmpls_node::local::LocalCluster;
-use bmpls_types::{Epoch, LevelIndex, Role, Seq, Transaction, Trigger, TxHash};
+use bmpls_types::{Epoch, Height, LevelIndex, Role, Seq, Transaction, Trigger, TxHash};
 
 const LEVELS: &str = include_str!("../../../config/levels.toml");
 /// Where the patient lives, and her safe zone around it.
@@ -388,6 +390,45 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         "7. picture of the walk as each carer sees it: {}",
         args.picture.display()
     );
+
+    // What the patient sees: who looked (the audit entries of the queries above).
+    let request = AuditRequest {
+        patient: patient.patient,
+        from_height: Height(1),
+        limit: 1_000,
+    };
+    let custodian = Nodes::new(&addrs, &trust, patient.custodian_key())?;
+    let mut entries = Vec::new();
+    for _ in 0..40 {
+        let (addr, outcome) = custodian.audit(request.clone()).await?;
+        let AuditOutcome::Answered(answer) = outcome else {
+            anyhow::bail!("{addr} refused the custodian: {outcome:?}");
+        };
+        entries = verify_audit(*answer, &request, &validators)?;
+        if entries.len() > viewers.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    custodian.close().await;
+    println!(
+        "8. the patient's audit trail ({} entries, each signed by the answering validator and proved on the chain):",
+        entries.len()
+    );
+    for entry in &entries {
+        let who = viewers
+            .iter()
+            .find(|v| v.keystore.carer == entry.audit.carer)
+            .map_or("someone", |v| v.title);
+        let level = levels
+            .levels()
+            .get(usize::from(entry.audit.level.0))
+            .map_or("?", |l| l.name.as_str());
+        println!(
+            "   height {:>4}: the {who} asked {:?} at {level}",
+            entry.height.0, entry.audit.query
+        );
+    }
 
     admin.close().await;
     phone.close().await;

@@ -49,6 +49,9 @@ enum Command {
     /// in a box or circle) at a granted level; every answer is verified against the commit
     /// certificates and Merkle proofs before it is decrypted and printed.
     Query(carer::QueryArgs),
+    /// As a patient's custodian, read the audit trail: which validator answered which carer's
+    /// query about the patient, when, at which level, over which window (verified).
+    Audit(carer::AuditArgs),
     /// Encrypt and sign one GPS fix with the patient's keys and submit it; returns once the
     /// record is committed and flushed on the answering validator.
     Report(client::ReportArgs),
@@ -88,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Command::Grant(args) => carer::grant(args),
         Command::Revoke(args) => carer::revoke(args),
         Command::Query(args) => carer::query(args),
+        Command::Audit(args) => carer::audit(args),
         Command::Bench(command) => bench::run(command),
         Command::Sim(args) => sim::run(args),
     }

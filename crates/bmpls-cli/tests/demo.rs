@@ -45,6 +45,14 @@ fn the_demo_shows_three_precisions_verified() {
         "the city carer sees one cell:\n{out}"
     );
     assert!(out.contains("shows her leave it at record"), "{out}");
+    assert!(
+        out.contains("the GP asked Track at exact"),
+        "the audit trail names the GP:\n{out}"
+    );
+    assert!(
+        out.contains("the telecare operator asked Within at neighbourhood"),
+        "the operator's area query is audited:\n{out}"
+    );
     let svg = std::fs::read_to_string(&picture).expect("picture written");
     assert!(
         svg.starts_with("<svg") && svg.contains("telecare operator"),

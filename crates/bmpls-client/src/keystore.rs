@@ -185,6 +185,12 @@ impl PatientKeystore {
         &self.reporter
     }
 
+    /// The custodian's key (grants, revocations, and the patient's requests for the audit
+    /// trail).
+    pub fn custodian_key(&self) -> &SigningKey {
+        &self.custodian
+    }
+
     /// The enrolment of this patient, signed by `operator` (a validator operator's key).
     pub fn enrolment(&self, operator: &SigningKey) -> Transaction {
         let mut enrol = EnrolPatient {

@@ -3,11 +3,13 @@
 //! exact fix; positions are encrypted here and never leave in the clear.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod carer;
 pub mod keystore;
 pub mod network;
 mod reporter;
 
+pub use audit::{AuditEntry, verify_audit};
 pub use carer::{AnswerError, CarerKeystore, Seen, VerifiedAnswer, open_grant, verify_answer};
 pub use keystore::PatientKeystore;
 pub use network::{NetworkError, Nodes};

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bmpls_crypto::SigningKey;
 use bmpls_net::limits::MAX_SUBMIT_BATCH;
-use bmpls_net::query::{MAX_QUERY_BATCH, Query, QueryOutcome};
+use bmpls_net::query::{AuditOutcome, AuditRequest, MAX_QUERY_BATCH, Query, QueryOutcome};
 use bmpls_net::{
     Client, ClientError, NodeStatus, Request, RequestError, Response, Submitted, Trust,
 };
@@ -104,6 +104,19 @@ impl Nodes {
             (addr, Response::Answers(outcomes)) if outcomes.len() == count => {
                 Ok((addr, outcomes.into_inner()))
             }
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// Asks for the audit entries about a patient (signed by the patient's custodian key); to
+    /// be verified ([`crate::verify_audit`]) before it is believed.
+    pub async fn audit(
+        &self,
+        request: AuditRequest,
+    ) -> Result<(SocketAddr, AuditOutcome), NetworkError> {
+        match self.call(Request::Audit(request)).await? {
+            (addr, Response::Audit(outcome)) => Ok((addr, outcome)),
             (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
             (addr, _) => Err(NetworkError::Unexpected(addr)),
         }

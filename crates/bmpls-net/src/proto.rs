@@ -27,6 +27,8 @@ pub enum Request {
     Status,
     /// A carer's queries, each under its own grant (see [`crate::query`]).
     Query(BoundedVec<crate::query::Query, { crate::query::MAX_QUERY_BATCH }>),
+    /// A patient's custodian asks for the audit entries about the patient.
+    Audit(crate::query::AuditRequest),
 }
 
 /// A signed request.
@@ -184,6 +186,8 @@ pub enum Response {
     Status(NodeStatus),
     /// One outcome per query, in order.
     Answers(BoundedVec<crate::query::QueryOutcome, { crate::query::MAX_QUERY_BATCH }>),
+    /// The audit entries asked for.
+    Audit(crate::query::AuditOutcome),
     /// The request was not served.
     Error(RequestError),
 }

@@ -174,3 +174,39 @@ impl QueryOutcome {
         borsh::object_length(self).unwrap_or(usize::MAX)
     }
 }
+
+/// Audit entries in one answer.
+pub const MAX_AUDIT_ENTRIES: usize = 1_000;
+
+/// A patient's custodian asks who looked: the audit entries about the patient from a height on.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct AuditRequest {
+    /// The patient (the request must be signed by the patient's custodian key).
+    pub patient: PatientId,
+    /// The first height to look at.
+    pub from_height: Height,
+    /// At most this many entries (1 to [`MAX_AUDIT_ENTRIES`]).
+    pub limit: u32,
+}
+
+/// The audit entries about a patient, each proved into its block.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct AuditAnswer {
+    /// The blocks the entries are in, each once.
+    pub blocks: BoundedVec<CertifiedHeader, MAX_AUDIT_ENTRIES>,
+    /// The entries, in chain order.
+    pub entries: BoundedVec<ProvedTx, MAX_AUDIT_ENTRIES>,
+    /// Whether the limit cut the answer short.
+    pub more: bool,
+}
+
+/// The outcome of an audit request.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum AuditOutcome {
+    /// The entries.
+    Answered(Box<AuditAnswer>),
+    /// The signer is not the patient's custodian.
+    NotTheCustodian,
+    /// Malformed or failed on the node.
+    Failed(bmpls_types::BoundedString<MAX_REASON_BYTES>),
+}

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use bmpls_consensus::{GrantTerms, Ledger};
 use bmpls_crypto::merkle::MerkleTree;
 use bmpls_net::query::{
-    Answer, Ask, CertifiedHeader, MAX_ANSWER_RECORDS, ProvedTx, Query, QueryOutcome, Unauthorized,
+    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, MAX_ANSWER_RECORDS, ProvedTx, Query,
+    QueryOutcome, Unauthorized,
 };
 use bmpls_store::{EpochRanges, Store, StoreError, StoredRecord};
 use bmpls_types::{BoundedVec, Canonical, Height, PublicKeyBytes, TxHash};
@@ -172,6 +173,29 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
         grant,
         keys: BoundedVec::new(keys).map_err(|_| bad("too many key transactions"))?,
         records: BoundedVec::new(records).map_err(|_| bad("too many records"))?,
+        more,
+    })
+}
+
+/// The audit entries about `request.patient`, proved. The caller checked that the patient's
+/// custodian signed the request.
+pub(crate) fn audit_answer(
+    store: &Store,
+    request: &AuditRequest,
+) -> Result<AuditAnswer, StoreError> {
+    let (positions, more) = store.audits(
+        &request.patient,
+        request.from_height,
+        request.limit as usize,
+    )?;
+    let prover = Prover::new(store, &positions)?;
+    let entries = positions
+        .iter()
+        .map(|&at| prover.proved(at))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AuditAnswer {
+        blocks: BoundedVec::new(prover.blocks).map_err(|_| bad("too many blocks"))?,
+        entries: BoundedVec::new(entries).map_err(|_| bad("too many entries"))?,
         more,
     })
 }

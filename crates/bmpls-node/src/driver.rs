@@ -18,7 +18,7 @@ use bmpls_crypto::hash::tx_hash;
 use bmpls_crypto::{SigningKey, Verified};
 use bmpls_net::limits::MAX_RESPONSE_BYTES;
 use bmpls_net::proto::reason;
-use bmpls_net::query::{Ask, Query, QueryOutcome};
+use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, MAX_AUDIT_ENTRIES, Query, QueryOutcome};
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
 use bmpls_store::{SledWal, Store};
 use bmpls_types::{
@@ -27,7 +27,7 @@ use bmpls_types::{
 };
 
 use crate::NodeError;
-use crate::answer::{Permit, answer, authorize};
+use crate::answer::{Permit, answer, audit_answer, authorize};
 use crate::config::BlockPolicy;
 
 /// How long a submission waits for its block before the node answers
@@ -61,6 +61,11 @@ pub(crate) enum Command {
         client: PublicKeyBytes,
         queries: Vec<Query>,
         reply: oneshot::Sender<Vec<QueryOutcome>>,
+    },
+    Audit {
+        client: PublicKeyBytes,
+        request: AuditRequest,
+        reply: oneshot::Sender<AuditOutcome>,
     },
 }
 
@@ -315,6 +320,11 @@ impl Driver {
                     queries,
                     reply,
                 } => self.query(client, queries, reply),
+                Command::Audit {
+                    client,
+                    request,
+                    reply,
+                } => self.audit_trail(client, request, reply),
             }
             if txs < ADMIT_BATCH {
                 next = queue.try_recv().ok();
@@ -443,6 +453,38 @@ impl Driver {
                 })
                 .collect();
             let _ = reply.send(outcomes);
+        });
+    }
+
+    /// The audit entries about a patient, for the patient's custodian only.
+    fn audit_trail(
+        &mut self,
+        client: PublicKeyBytes,
+        request: AuditRequest,
+        reply: oneshot::Sender<AuditOutcome>,
+    ) {
+        let custodian = self
+            .engine
+            .ledger()
+            .patient(&request.patient)
+            .map(|p| p.custodian_key);
+        if custodian != Some(client) {
+            let _ = reply.send(AuditOutcome::NotTheCustodian);
+            return;
+        }
+        if request.limit == 0 || request.limit as usize > MAX_AUDIT_ENTRIES {
+            let _ = reply.send(AuditOutcome::Failed(reason(format!(
+                "the limit must be 1 to {MAX_AUDIT_ENTRIES}"
+            ))));
+            return;
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let outcome = match audit_answer(&store, &request) {
+                Ok(answer) => AuditOutcome::Answered(Box::new(answer)),
+                Err(e) => AuditOutcome::Failed(reason(e)),
+            };
+            let _ = reply.send(outcome);
         });
     }
 

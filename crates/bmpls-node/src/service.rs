@@ -54,6 +54,14 @@ impl Handler for Service {
                 .map(|outcomes| {
                     Response::Answers(BoundedVec::new(outcomes).expect("one outcome per query"))
                 }),
+            Request::Audit(request) => self
+                .ask(|reply| Command::Audit {
+                    client,
+                    request,
+                    reply,
+                })
+                .await
+                .map(Response::Audit),
         };
         answer.unwrap_or_else(Response::Error)
     }

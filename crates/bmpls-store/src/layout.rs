@@ -11,6 +11,7 @@
 //! | `I` | patient ‖ key time ‖ first seq | the same chunk's index: fix times and, per level, the ciphertexts sorted within each epoch |
 //! | `O` | patient ‖ fix time ‖ seq | a record whose fix time is earlier than one already stored |
 //! | `P` | patient | summary: last seq, first and last fix time, count |
+//! | `A` | patient ‖ height ‖ index | (empty) an audit entry about the patient, at that position |
 //!
 //! Records are stored once, in record chunks of at most [`RECORD_CHUNK_RECORDS`] consecutive
 //! records of one patient from one block, described by index chunks of at most
@@ -33,6 +34,7 @@ pub(crate) const RECORDS: u8 = b'R';
 pub(crate) const INDEX: u8 = b'I';
 pub(crate) const OUT_OF_ORDER: u8 = b'O';
 pub(crate) const PATIENT: u8 = b'P';
+pub(crate) const AUDIT: u8 = b'A';
 
 /// Most records described by one index chunk: a query reads one index chunk per 128 records
 /// of its window (~15 KiB, all levels), so a long window costs few reads, and slots fit a `u16`.
@@ -80,6 +82,14 @@ pub(crate) fn index_key(patient: &PatientId, key_time_ms: u64, first: Seq) -> Ve
             &key_time_ms.to_be_bytes(),
             &first.0.to_be_bytes(),
         ],
+    )
+}
+
+/// Key of the audit entry about `patient` at `(height, index)`.
+pub(crate) fn audit_key(patient: &PatientId, height: Height, index: u32) -> Vec<u8> {
+    key(
+        AUDIT,
+        &[&patient.0, &height.0.to_be_bytes(), &index.to_be_bytes()],
     )
 }
 

@@ -23,7 +23,7 @@ use crate::skeleton::Skeleton;
 const CACHE_BYTES: u64 = 4 << 30;
 
 /// Version of the on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";
@@ -204,6 +204,12 @@ impl Store {
                     let mut position = header.height.0.to_be_bytes().to_vec();
                     position.extend_from_slice(&index.to_be_bytes());
                     batch.insert(layout::key(TX, &[&tx_hash(other).0]), seal_value(&position));
+                    if let Transaction::Audit(audit) = other {
+                        batch.insert(
+                            layout::audit_key(&audit.patient, header.height, index),
+                            seal_value(&[]),
+                        );
+                    }
                 }
             }
         }
@@ -345,6 +351,33 @@ impl Store {
         self.read(&layout::key(TX, &[&hash.0]), "tx index", |p| {
             Some((Height(be_u64(p, 0)?), be_u32(p, 8)?))
         })
+    }
+
+    /// Where the audit entries about `patient` are, from `from` on in chain order: at most
+    /// `limit` positions, and whether more follow.
+    pub fn audits(
+        &self,
+        patient: &PatientId,
+        from: Height,
+        limit: usize,
+    ) -> Result<(Vec<(Height, u32)>, bool), StoreError> {
+        let start = layout::audit_key(patient, from, 0);
+        let end = layout::audit_key(patient, Height(u64::MAX), u32::MAX);
+        let mut found = Vec::new();
+        for entry in self.tree.range(start..=end) {
+            let (key, value) = entry?;
+            open_value(&value, "audit entry", &key)?;
+            if found.len() == limit {
+                return Ok((found, true));
+            }
+            let tail = key.len().saturating_sub(12);
+            let position = key
+                .get(tail..)
+                .and_then(|t| Some((Height(be_u64(t, 0)?), be_u32(t, 8)?)))
+                .ok_or_else(|| layout::corrupt("audit entry", &key))?;
+            found.push(position);
+        }
+        Ok((found, false))
     }
 
     /// The summary of `patient`, if any record of theirs is stored.
