@@ -1,6 +1,7 @@
 //! Cross-crate integration tests: one binary, one module per concern.
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod carers;
 mod cluster;
 mod crash;

@@ -175,13 +175,13 @@ fn day_start(day: Option<&str>) -> anyhow::Result<u64> {
         .map_err(|_| anyhow::anyhow!("{day} is before 1970"))
 }
 
-fn window(from: Option<&str>, days: u64) -> anyhow::Result<(u64, u64)> {
+pub(crate) fn window(from: Option<&str>, days: u64) -> anyhow::Result<(u64, u64)> {
     anyhow::ensure!((1..=3660).contains(&days), "--days must be 1 to 3660");
     let start = day_start(from)?;
     Ok((start, start + days * DAY_MS - 1))
 }
 
-fn iso(ms: u64) -> String {
+pub(crate) fn iso(ms: u64) -> String {
     let format = time::format_description::well_known::Rfc3339;
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
@@ -196,7 +196,7 @@ fn hash_arg(text: &str) -> anyhow::Result<TxHash> {
     Ok(TxHash(bytes))
 }
 
-fn level_arg(levels: &LevelSet, name: &str) -> anyhow::Result<(LevelIndex, u8)> {
+pub(crate) fn level_arg(levels: &LevelSet, name: &str) -> anyhow::Result<(LevelIndex, u8)> {
     let (index, level) = levels.by_name(name).ok_or_else(|| {
         let names: Vec<&str> = levels.levels().iter().map(|l| l.name.as_str()).collect();
         anyhow::anyhow!("no level {name:?}; the levels are {}", names.join(", "))
@@ -214,7 +214,7 @@ fn committed(outcome: Option<&Submitted>, what: &str) -> anyhow::Result<(TxHash,
     }
 }
 
-fn submit(
+pub(crate) fn submit(
     consortium: &Consortium,
     key: &bmpls_crypto::SigningKey,
     tx: Transaction,
@@ -346,17 +346,7 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
         (1..=MAX_ANSWER_RECORDS as u32).contains(&args.limit),
         "--limit must be 1 to {MAX_ANSWER_RECORDS}"
     );
-    let area = match (&args.area_box, &args.circle) {
-        (Some(b), _) => {
-            let [w, s, e, n] = parse_numbers::<4>(b, "--box")?;
-            Some(cover_lon_lat_box(w, s, e, n, depth, 256)?)
-        }
-        (None, Some(c)) => {
-            let [lat, lon, radius] = parse_numbers::<3>(c, "--circle")?;
-            Some(cover_circle(lon, lat, radius, depth, 256)?)
-        }
-        (None, None) => None,
-    };
+    let area = area_arg(args.circle.as_deref(), args.area_box.as_deref(), depth, 256)?;
     let consortium = &args.consortium;
     let genesis = consortium.genesis()?;
     let validators = genesis.validators.crypto().clone();
@@ -563,4 +553,24 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The cells of `--circle` or `--box` at `depth`, in at most `max` runs.
+pub(crate) fn area_arg(
+    circle: Option<&str>,
+    area_box: Option<&str>,
+    depth: u8,
+    max: usize,
+) -> anyhow::Result<Option<Vec<bmpls_grid::IndexRange>>> {
+    Ok(match (area_box, circle) {
+        (Some(b), _) => {
+            let [w, s, e, n] = parse_numbers::<4>(b, "--box")?;
+            Some(cover_lon_lat_box(w, s, e, n, depth, max)?)
+        }
+        (None, Some(c)) => {
+            let [lat, lon, radius] = parse_numbers::<3>(c, "--circle")?;
+            Some(cover_circle(lon, lat, radius, depth, max)?)
+        }
+        (None, None) => None,
+    })
 }

@@ -14,10 +14,12 @@ use clap::Args;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use bmpls_client::{
-    CarerKeystore, Fix, Nodes, PatientKeystore, VerifiedAnswer, verify_answer, verify_audit,
+    AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore, VerifiedAnswer, verify_answer,
+    verify_audit,
 };
 use bmpls_grid::{CellIndex, LevelSet, cover_circle};
 use bmpls_net::Submitted;
+use bmpls_net::alert::AlertKind;
 use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, Query, QueryOutcome};
 use bmpls_node::BlockPolicy;
 use bmpls_node::local::LocalCluster;
@@ -37,6 +39,9 @@ const WAYPOINTS: [(f64, f64); 6] = [
     HOME,
 ];
 const STEP_MS: u64 = 30_000;
+/// The demo replays the walk in seconds, so `Missing` (three expected intervals of silence by
+/// block time) uses an interval of one second rather than the walk's 30 s.
+const MISSING_INTERVAL_MS: u64 = 1_000;
 
 /// Options of `bmpls demo`.
 #[derive(Debug, Args)]
@@ -219,32 +224,6 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
 
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
     let fixes = walk(args.fixes, now - 1_000, &mut rng);
-    let mut reporter = patient.reporter()?;
-    let records = fixes
-        .iter()
-        .enumerate()
-        .map(|(i, fix)| {
-            Ok(Transaction::Report(reporter.build(
-                fix,
-                Seq(i as u64 + 1),
-                &mut rng,
-            )?))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let phone = Nodes::new(&addrs, &trust, patient.reporter_key())?;
-    for chunk in records.chunks(40) {
-        commit(&phone, chunk.to_vec(), "report").await?;
-    }
-    let length: f64 = fixes
-        .windows(2)
-        .map(|w| metres((w[0].lat, w[0].lon), (w[1].lat, w[1].lon)))
-        .sum();
-    println!(
-        "3. the phone reported a {:.1} km walk: {} fixes, each signed and encrypted at 6 levels, committed by BFT consensus",
-        length / 1000.0,
-        fixes.len()
-    );
-
     let window = (fixes[0].fix_time_ms, fixes[fixes.len() - 1].fix_time_ms);
     let valid = (now - 60_000, now + 86_400_000);
     for viewer in &mut viewers {
@@ -263,11 +242,74 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         viewer.grant = commit(&admin, vec![grant], "grant").await?[0];
     }
     println!(
-        "4. the patient's custodian granted: GP exact, telecare operator neighbourhood, researcher city (keys wrapped with HPKE)"
+        "3. the patient's custodian granted: GP exact, telecare operator neighbourhood, researcher city (keys wrapped with HPKE)"
+    );
+
+    // The operator's safe zone: covered at its level, encrypted per key epoch; a watcher
+    // waits for alerts while the walk is reported.
+    let (op_level, op_entry) = levels.by_name(viewers[1].level).context("level")?;
+    let zone = cover_circle(HOME.1, HOME.0, SAFE_ZONE_M, op_entry.depth, 128)?;
+    let fence = patient.fence(
+        viewers[1].keystore.carer,
+        LevelIndex(op_level.0),
+        &zone,
+        window,
+        2,
+        MISSING_INTERVAL_MS,
+    )?;
+    commit(&admin, vec![fence], "fence").await?;
+    let watcher_nodes = Nodes::new(&addrs, &trust, viewers[1].keystore.identity())?;
+    let mut stream = AlertStream::new(viewers[1].keystore.carer, validators.clone(), Height(1));
+    let watcher = tokio::spawn(async move {
+        let mut received = Vec::new();
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        while Instant::now() < deadline {
+            for event in stream.next_events(&watcher_nodes, 2_000).await? {
+                let delay_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i128
+                    - i128::from(event.time_ms);
+                let missing = event.kind == AlertKind::Missing;
+                received.push((event, delay_ms));
+                if missing {
+                    watcher_nodes.close().await;
+                    return anyhow::Ok(received);
+                }
+            }
+        }
+        watcher_nodes.close().await;
+        Ok(received)
+    });
+    println!(
+        "4. the custodian set a {SAFE_ZONE_M:.0} m safe zone around home for the telecare operator (encrypted: validators test each record against it without learning where it is); the operator watches"
+    );
+
+    let mut reporter = patient.reporter()?;
+    let records = fixes
+        .iter()
+        .enumerate()
+        .map(|(i, fix)| {
+            Ok(Transaction::Report(reporter.build(
+                fix,
+                Seq(i as u64 + 1),
+                &mut rng,
+            )?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let phone = Nodes::new(&addrs, &trust, patient.reporter_key())?;
+    for chunk in records.chunks(10) {
+        commit(&phone, chunk.to_vec(), "report").await?;
+    }
+    let length: f64 = fixes
+        .windows(2)
+        .map(|w| metres((w[0].lat, w[0].lon), (w[1].lat, w[1].lon)))
+        .sum();
+    println!(
+        "5. the phone reported a {:.1} km walk: {} fixes, each signed and encrypted at 6 levels, committed by BFT consensus",
+        length / 1000.0,
+        fixes.len()
     );
 
     println!(
-        "5. each carer asks for the walk; every answer is checked (commit certificates signed by over two thirds of the validators, Merkle proofs, record signatures) before it is decrypted:"
+        "6. each carer asks for the walk; every answer is checked (commit certificates signed by over two thirds of the validators, Merkle proofs, record signatures) before it is decrypted:"
     );
     for viewer in &mut viewers {
         let (level, entry) = levels.by_name(viewer.level).context("level")?;
@@ -328,66 +370,62 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         viewer.seen = Some(seen);
     }
 
-    // The safe zone, as the operator sees it: its own verified area query at its level.
-    let operator_view = &viewers[1];
-    let (level, entry) = levels.by_name(operator_view.level).context("level")?;
-    let cells = cover_circle(HOME.1, HOME.0, SAFE_ZONE_M, entry.depth, 256)?;
-    let seen = operator_view.seen.as_ref().context("the operator's view")?;
-    let keys = bmpls_client::open_grant(&seen.grant, &operator_view.keystore)?;
+    // The operator's area query: which records fall in the zone's cells (encrypted ranges).
+    let seen = viewers[1].seen.as_ref().context("the operator's view")?;
+    let keys = bmpls_client::open_grant(&seen.grant, &viewers[1].keystore)?;
     let epoch = |ms: u64| Epoch((ms / seen.epoch_length_ms) as u32);
     let area = bmpls_client::area_query(
         &keys,
-        level.0,
-        entry.depth,
-        &cells,
+        op_level.0,
+        op_entry.depth,
+        &zone,
         (epoch(window.0), epoch(window.1)),
     )?;
-    let nodes = Nodes::new(&addrs, &trust, operator_view.keystore.identity())?;
+    let nodes = Nodes::new(&addrs, &trust, viewers[1].keystore.identity())?;
     let query = Query {
         patient: patient.patient,
-        grant: operator_view.grant,
-        level: LevelIndex(level.0),
+        grant: viewers[1].grant,
+        level: LevelIndex(op_level.0),
         from_ms: window.0,
         to_ms: window.1,
         ask: area,
         limit: args.fixes as u32,
     };
-    let inside = ask(
-        &nodes,
-        &query,
-        &validators,
-        &levels,
-        &operator_view.keystore,
-    )
-    .await?;
+    let inside = ask(&nodes, &query, &validators, &levels, &viewers[1].keystore).await?;
     nodes.close().await;
-    let inside: BTreeSet<u64> = inside.records.iter().map(|r| r.seq.0).collect();
-    let exit = (1..=fixes.len() as u64)
-        .find(|s| *s > 1 && inside.contains(&(s - 1)) && !inside.contains(s));
+    println!(
+        "   the operator's area query for the zone (the nodes compare ciphertexts only): {} of {} records in the zone's cells, verified",
+        inside.records.len(),
+        fixes.len()
+    );
+
+    // The alerts the operator's watch received.
+    let received = watcher.await??;
     let truly_outside = fixes
         .iter()
         .position(|f| metres((f.lat, f.lon), HOME) > SAFE_ZONE_M);
-    match exit {
-        Some(seq) => println!(
-            "6. safe zone: {SAFE_ZONE_M:.0} m around home. The operator's verified area query (encrypted ranges; the nodes never see the zone) shows her leave it at record {seq}, {} min into the walk{}",
-            (seq - 1) * STEP_MS / 60_000,
-            truly_outside.map_or(String::new(), |i| format!(
-                " (the phone measured her first outside at record {})",
-                i + 1
-            ))
-        ),
-        None => println!(
-            "6. safe zone: the walk never left the cells of the zone at the operator's level"
-        ),
+    println!("7. alerts pushed to the operator (signed by a validator, each checked):");
+    for (event, delay_ms) in &received {
+        println!(
+            "   {:?} at record {} (block {}), delivered {delay_ms} ms after the block's time",
+            event.kind, event.seq.0, event.height.0
+        );
     }
-    println!(
-        "   (pushed Enter/Exit/Missing alerts are not built yet: the operator asks; see README \"Status\")"
+    if let Some(i) = truly_outside {
+        println!(
+            "   (the phone measured her first outside the circle at record {}; at the operator's level the zone is whole neighbourhood cells, and two records outside decide an exit)",
+            i + 1
+        );
+    }
+    anyhow::ensure!(
+        received.iter().any(|(e, _)| e.kind == AlertKind::Exit),
+        "the operator received no Exit alert"
     );
 
     std::fs::write(&args.picture, picture(&viewers))
         .with_context(|| format!("writing {}", args.picture.display()))?;
     println!(
-        "7. picture of the walk as each carer sees it: {}",
+        "8. picture of the walk as each carer sees it: {}",
         args.picture.display()
     );
 
@@ -412,7 +450,7 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     }
     custodian.close().await;
     println!(
-        "8. the patient's audit trail ({} entries, each signed by the answering validator and proved on the chain):",
+        "9. the patient's audit trail ({} entries, each signed by the answering validator and proved on the chain):",
         entries.len()
     );
     for entry in &entries {

@@ -1,6 +1,7 @@
 //! The `bmpls` binary: parses arguments and calls into the library crates. Kept thin on purpose.
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod bench;
 mod carer;
 mod certs;
@@ -49,6 +50,12 @@ enum Command {
     /// in a box or circle) at a granted level; every answer is verified against the commit
     /// certificates and Merkle proofs before it is decrypted and printed.
     Query(carer::QueryArgs),
+    /// As a patient's custodian, set a safe zone for a carer's alerts: covered at the carer's
+    /// level and encrypted per key epoch, so validators test records without learning it.
+    Fence(alerts::FenceArgs),
+    /// As a carer, wait for geofence alerts (Enter, Exit, Missing) and print them as they
+    /// commit; resumes from the last height on another validator if one stops answering.
+    Watch(alerts::WatchArgs),
     /// As a patient's custodian, read the audit trail: which validator answered which carer's
     /// query about the patient, when, at which level, over which window (verified).
     Audit(carer::AuditArgs),
@@ -92,6 +99,8 @@ fn main() -> anyhow::Result<()> {
         Command::Revoke(args) => carer::revoke(args),
         Command::Query(args) => carer::query(args),
         Command::Audit(args) => carer::audit(args),
+        Command::Fence(args) => alerts::fence(args),
+        Command::Watch(args) => alerts::watch(args),
         Command::Bench(command) => bench::run(command),
         Command::Sim(args) => sim::run(args),
     }

@@ -21,9 +21,10 @@ use bmpls_crypto::wrap::wrap_grant_keys;
 use bmpls_grid::LevelSet;
 use bmpls_ope::keys::MasterSecret;
 use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
+use bmpls_types::limits::{MAX_FENCE_EPOCHS, MAX_FENCE_RANGES};
 use bmpls_types::{
-    AgreementKey, BoundedString, BoundedVec, CarerId, EnrolPatient, Epoch, Grant, LevelIndex,
-    PatientId, PublicKeyBytes, Revoke, SignatureBytes, Transaction, TxHash,
+    AgreementKey, BoundedString, BoundedVec, CarerId, EnrolPatient, Epoch, FenceEpoch, Grant,
+    LevelIndex, PatientId, PublicKeyBytes, Revoke, SetFence, SignatureBytes, Transaction, TxHash,
 };
 
 use crate::{ReportError, Reporter};
@@ -252,6 +253,71 @@ impl PatientKeystore {
             .map_err(|e| invalid(&e.to_string()))?;
         self.custodian.sign(&mut grant);
         Ok(Transaction::Grant(grant))
+    }
+
+    /// A safe zone for `carer`'s alerts: `cells` (index ranges at the depth of `level`, at most
+    /// [`MAX_FENCE_RANGES`]) encrypted under each key epoch of `[from_ms, to_ms]` (at most
+    /// [`MAX_FENCE_EPOCHS`]); `debounce` consecutive records decide an entry or exit, and
+    /// `Missing` fires after silence of a few `expected_interval_ms` (0: never). Signed by the
+    /// custodian.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fence(
+        &self,
+        carer: CarerId,
+        level: LevelIndex,
+        cells: &[bmpls_grid::IndexRange],
+        (from_ms, to_ms): (u64, u64),
+        debounce: u8,
+        expected_interval_ms: u64,
+    ) -> Result<Transaction, KeystoreError> {
+        let invalid = |why: String| file_error(&self.dir, why);
+        let depth = self
+            .levels
+            .levels()
+            .get(usize::from(level.0))
+            .ok_or_else(|| invalid(format!("no level {}", level.0)))?
+            .depth;
+        if cells.len() > MAX_FENCE_RANGES {
+            return Err(invalid(format!(
+                "the zone is {} runs of cells; at most {MAX_FENCE_RANGES}: cover it with fewer",
+                cells.len()
+            )));
+        }
+        let epoch = |ms: u64| {
+            u32::try_from(ms / self.epoch_length_ms)
+                .map_err(|_| invalid("time out of range".into()))
+        };
+        let (first, last) = (epoch(from_ms)?, epoch(to_ms)?);
+        if last < first || (last - first) as usize >= MAX_FENCE_EPOCHS {
+            return Err(invalid(format!(
+                "a fence spans 1 to {MAX_FENCE_EPOCHS} key epochs"
+            )));
+        }
+        let keys = PatientKeys::new(&self.master, self.levels.len() as u8)
+            .map_err(|e| invalid(e.to_string()))?;
+        let mut epochs = Vec::new();
+        for e in first..=last {
+            let key = keys
+                .epoch_key(level.0, KeyEpoch(e))
+                .map_err(|e| invalid(e.to_string()))?;
+            let ranges =
+                crate::encrypt_ranges(&key, depth, cells).map_err(|e| invalid(e.to_string()))?;
+            epochs.push(FenceEpoch {
+                epoch: Epoch(e),
+                ranges: BoundedVec::new(ranges).map_err(|_| invalid("too many ranges".into()))?,
+            });
+        }
+        let mut fence = SetFence {
+            patient: self.patient,
+            carer,
+            level,
+            epochs: BoundedVec::new(epochs).map_err(|_| invalid("too many epochs".into()))?,
+            debounce: debounce.max(1),
+            expected_interval_ms,
+            sig: SignatureBytes::UNSIGNED,
+        };
+        self.custodian.sign(&mut fence);
+        Ok(Transaction::SetFence(fence))
     }
 
     /// The revocation of the grant whose transaction hash is `grant`, signed by the custodian.

@@ -3,12 +3,14 @@
 //! exact fix; positions are encrypted here and never leave in the clear.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod audit;
 pub mod carer;
 pub mod keystore;
 pub mod network;
 mod reporter;
 
+pub use alerts::{AlertStream, WatchError, verify_alerts};
 pub use audit::{AuditEntry, verify_audit};
 pub use carer::{AnswerError, CarerKeystore, Seen, VerifiedAnswer, open_grant, verify_answer};
 pub use keystore::PatientKeystore;

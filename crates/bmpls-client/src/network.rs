@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bmpls_crypto::SigningKey;
+use bmpls_net::alert::{WatchOutcome, WatchRequest};
 use bmpls_net::limits::MAX_SUBMIT_BATCH;
 use bmpls_net::query::{AuditOutcome, AuditRequest, MAX_QUERY_BATCH, Query, QueryOutcome};
 use bmpls_net::{
@@ -117,6 +118,18 @@ impl Nodes {
     ) -> Result<(SocketAddr, AuditOutcome), NetworkError> {
         match self.call(Request::Audit(request)).await? {
             (addr, Response::Audit(outcome)) => Ok((addr, outcome)),
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// A carer's long poll for alerts (see [`crate::AlertStream`]).
+    pub async fn watch(
+        &self,
+        request: WatchRequest,
+    ) -> Result<(SocketAddr, WatchOutcome), NetworkError> {
+        match self.call(Request::Watch(request)).await? {
+            (addr, Response::Watch(outcome)) => Ok((addr, outcome)),
             (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
             (addr, _) => Err(NetworkError::Unexpected(addr)),
         }

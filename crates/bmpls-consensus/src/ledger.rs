@@ -195,6 +195,15 @@ impl Ledger {
         self.grants.get(&(*patient, *grant))
     }
 
+    /// Whether `carer` holds a standing grant of `patient` that is valid at `now_ms`.
+    pub fn carer_may_see(&self, patient: &PatientId, carer: &CarerId, now_ms: u64) -> bool {
+        let first = (*patient, TxHash([0; 32]));
+        let last = (*patient, TxHash([0xff; 32]));
+        self.grants.range(first..=last).any(|(_, g)| {
+            g.standing && g.carer == *carer && (g.valid_from_ms..g.valid_until_ms).contains(&now_ms)
+        })
+    }
+
     /// Hashes of the patient's enrolment and key rotations, in chain order.
     pub fn key_transactions(&self, patient: &PatientId) -> &[TxHash] {
         self.key_txs.get(patient).map_or(&[], Vec::as_slice)
@@ -491,6 +500,16 @@ impl<'a> Overlay<'a> {
                 }
                 if t.level.0 >= state.level_count {
                     return Err(TxRefusal::Invalid("fence level"));
+                }
+                let epochs_increase = t.epochs.windows(2).all(|w| w[0].epoch < w[1].epoch);
+                let ranges_sorted = t.epochs.iter().all(|e| {
+                    e.ranges.iter().all(|(lo, hi)| lo <= hi)
+                        && e.ranges.windows(2).all(|w| w[0].1 < w[1].0)
+                });
+                if t.epochs.is_empty() || !epochs_increase || !ranges_sorted {
+                    return Err(TxRefusal::Invalid(
+                        "fence epochs must increase and ranges be sorted and disjoint",
+                    ));
                 }
                 Ok(state.custodian_key)
             }

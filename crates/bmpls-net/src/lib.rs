@@ -14,6 +14,7 @@
 //! Every limit is a named constant in [`limits`].
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod certs;
 pub mod client;
 pub mod frame;

@@ -29,6 +29,8 @@ pub enum Request {
     Query(BoundedVec<crate::query::Query, { crate::query::MAX_QUERY_BATCH }>),
     /// A patient's custodian asks for the audit entries about the patient.
     Audit(crate::query::AuditRequest),
+    /// A carer waits for its geofence alerts (a long poll; see [`crate::alert`]).
+    Watch(crate::alert::WatchRequest),
 }
 
 /// A signed request.
@@ -188,6 +190,8 @@ pub enum Response {
     Answers(BoundedVec<crate::query::QueryOutcome, { crate::query::MAX_QUERY_BATCH }>),
     /// The audit entries asked for.
     Audit(crate::query::AuditOutcome),
+    /// Alerts, or none before the wait ran out.
+    Watch(crate::alert::WatchOutcome),
     /// The request was not served.
     Error(RequestError),
 }

@@ -7,10 +7,12 @@
 //! - `driver`: the core task, sole owner of the engine.
 //! - `service`: the client service (submissions, status, queries).
 //! - `answer`: carers' queries: the grant check, the store query, the proofs.
+//! - [`alerts`]: geofence events derived from the chain (pure).
 //!
 //! This crate does not depend on `bmpls-ope` or `bmpls-grid`: a validator cannot decrypt.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 mod answer;
 pub mod config;
 mod driver;

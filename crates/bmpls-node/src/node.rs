@@ -13,6 +13,7 @@ use bmpls_store::{SledWal, Store};
 use bmpls_types::{Height, ValidatorId};
 
 use crate::NodeError;
+use crate::alerts::Alerts;
 use crate::config::NodeConfig;
 use crate::driver::{COMMAND_QUEUE, Driver, NodeStats};
 use crate::service::Service;
@@ -39,9 +40,11 @@ impl std::fmt::Debug for Node {
 }
 
 /// Rebuilds the ledger's state (enrolments, sequence numbers, grants) from the stored chain.
-fn ledger_from_store(config: &NodeConfig, store: &Store) -> Result<Ledger, NodeError> {
+/// The ledger and the alert state, rebuilt by replaying the stored chain.
+fn state_from_store(config: &NodeConfig, store: &Store) -> Result<(Ledger, Alerts), NodeError> {
     let genesis = &config.genesis;
     let mut ledger = Ledger::genesis(genesis.validators.clone(), genesis.genesis_time_ms);
+    let mut alerts = Alerts::default();
     let (tip, _) = store.tip()?;
     for height in 1..=tip.0 {
         let block = store.block(Height(height))?.ok_or_else(|| {
@@ -49,8 +52,9 @@ fn ledger_from_store(config: &NodeConfig, store: &Store) -> Result<Ledger, NodeE
         })?;
         let hash = bmpls_crypto::hash::block_hash(&block.header);
         ledger.apply(&block, hash);
+        alerts.on_block(&block);
     }
-    Ok(ledger)
+    Ok((ledger, alerts))
 }
 
 impl Node {
@@ -78,7 +82,7 @@ impl Node {
         let chain_id = config.genesis.validators.crypto().chain_id().clone();
         let store = Arc::new(Store::open(&config.data_dir.join("store"), &chain_id)?);
         let wal = SledWal::open(&config.data_dir.join("wal"))?;
-        let ledger = ledger_from_store(config, &store)?;
+        let (ledger, alerts) = state_from_store(config, &store)?;
         let resumed = ledger.height().0;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -108,7 +112,15 @@ impl Node {
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         let stats = Arc::new(NodeStats::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let driver = Driver::new(engine, auditor, store, peers, config.blocks, stats.clone());
+        let driver = Driver::new(
+            engine,
+            auditor,
+            alerts,
+            store,
+            peers,
+            config.blocks,
+            stats.clone(),
+        );
         let driver = tokio::spawn(driver.run(initial, inbound, command_rx, shutdown_rx));
         info!(
             name = %config.name,

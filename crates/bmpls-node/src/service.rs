@@ -62,6 +62,14 @@ impl Handler for Service {
                 })
                 .await
                 .map(Response::Audit),
+            Request::Watch(request) => self
+                .ask(|reply| Command::Watch {
+                    client,
+                    request,
+                    reply,
+                })
+                .await
+                .map(Response::Watch),
         };
         answer.unwrap_or_else(Response::Error)
     }

@@ -16,19 +16,21 @@ use bmpls_consensus::{
 };
 use bmpls_crypto::hash::tx_hash;
 use bmpls_crypto::{SigningKey, Verified};
-use bmpls_net::limits::MAX_RESPONSE_BYTES;
+use bmpls_net::alert::{WatchOutcome, WatchRequest};
 use bmpls_net::proto::reason;
-use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, MAX_AUDIT_ENTRIES, Query, QueryOutcome};
+use bmpls_net::query::{AuditOutcome, AuditRequest, Query, QueryOutcome};
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
 use bmpls_store::{SledWal, Store};
 use bmpls_types::{
-    Audit, Block, BoundedVec, Canonical, CommitCertificate, Height, PublicKeyBytes, QueryKind,
-    SignatureBytes, Transaction, TxHash, ValidatorId,
+    Block, BoundedVec, Canonical, CarerId, CommitCertificate, Height, PublicKeyBytes, Transaction,
+    TxHash,
 };
 
 use crate::NodeError;
-use crate::answer::{Permit, answer, audit_answer, authorize};
+use crate::alerts::Alerts;
 use crate::config::BlockPolicy;
+
+mod carers;
 
 /// How long a submission waits for its block before the node answers
 /// [`RefusalCode::Timeout`] (the transaction may still commit later).
@@ -67,6 +69,19 @@ pub(crate) enum Command {
         request: AuditRequest,
         reply: oneshot::Sender<AuditOutcome>,
     },
+    Watch {
+        client: PublicKeyBytes,
+        request: WatchRequest,
+        reply: oneshot::Sender<WatchOutcome>,
+    },
+}
+
+/// A carer's watch request waiting for an alert.
+struct Watcher {
+    carer: CarerId,
+    from: Height,
+    reply: oneshot::Sender<WatchOutcome>,
+    deadline: Instant,
 }
 
 /// Counters of a running node (metrics and tests read them).
@@ -82,6 +97,8 @@ pub struct NodeStats {
     pub refused: AtomicU64,
     /// Queries received (allowed or not).
     pub queries: AtomicU64,
+    /// Alerts derived from committed blocks.
+    pub alerts: AtomicU64,
 }
 
 struct Batch {
@@ -100,8 +117,11 @@ struct NextHeight {
 
 pub(crate) struct Driver {
     engine: Engine<SledWal>,
-    /// This validator's key, for the audit entries of the queries it answers.
+    /// This validator's key, for the audit entries of the queries it answers and the alerts
+    /// it serves.
     auditor: SigningKey,
+    alerts: Alerts,
+    watchers: Vec<Watcher>,
     store: Arc<Store>,
     peers: Peers,
     policy: BlockPolicy,
@@ -150,6 +170,7 @@ impl Driver {
     pub(crate) fn new(
         engine: Engine<SledWal>,
         auditor: SigningKey,
+        alerts: Alerts,
         store: Arc<Store>,
         peers: Peers,
         policy: BlockPolicy,
@@ -158,6 +179,8 @@ impl Driver {
         Self {
             engine,
             auditor,
+            alerts,
+            watchers: Vec::new(),
             store,
             peers,
             policy,
@@ -207,6 +230,7 @@ impl Driver {
         let far = Instant::now() + Duration::from_secs(3600);
         let timers = self.timers.values().copied();
         let batches = self.batches.values().map(|b| b.deadline);
+        let watchers = self.watchers.iter().map(|w| w.deadline);
         let next = self.next_height.as_ref().map(|n| {
             if n.peer_ahead {
                 Instant::now()
@@ -216,7 +240,12 @@ impl Driver {
                 n.latest
             }
         });
-        timers.chain(batches).chain(next).min().unwrap_or(far)
+        timers
+            .chain(batches)
+            .chain(watchers)
+            .chain(next)
+            .min()
+            .unwrap_or(far)
     }
 
     /// Handles `first` and whatever else is already queued (up to [`INBOUND_BURST`] messages):
@@ -325,6 +354,11 @@ impl Driver {
                     request,
                     reply,
                 } => self.audit_trail(client, request, reply),
+                Command::Watch {
+                    client,
+                    request,
+                    reply,
+                } => self.watch(client, request, reply),
             }
             if txs < ADMIT_BATCH {
                 next = queue.try_recv().ok();
@@ -386,129 +420,6 @@ impl Driver {
         }
     }
 
-    /// Checks each query against the committed grants here (the core task owns the ledger),
-    /// writes an audit entry for each one allowed, and answers them from the store on a
-    /// blocking thread.
-    fn query(
-        &mut self,
-        client: PublicKeyBytes,
-        queries: Vec<Query>,
-        reply: oneshot::Sender<Vec<QueryOutcome>>,
-    ) {
-        let now = now_ms();
-        let mut audits = Vec::new();
-        let checked: Vec<(Query, Result<Permit, QueryOutcome>)> = queries
-            .into_iter()
-            .map(|query| {
-                let permit = authorize(self.engine.ledger(), &self.store, &client, &query, now);
-                if let Ok(permit) = &permit {
-                    audits.push(self.audit(&query, permit));
-                }
-                (query, permit)
-            })
-            .collect();
-        self.stats
-            .queries
-            .fetch_add(checked.len() as u64, Ordering::Relaxed);
-        if !audits.is_empty() {
-            let mut admitted = Vec::new();
-            for (tx, outcome) in audits
-                .clone()
-                .into_iter()
-                .zip(self.engine.submit_all(audits))
-            {
-                match outcome {
-                    Ok(_) => admitted.push(tx),
-                    // The same query at the same height is one audit entry.
-                    Err(Refusal::Rule(TxRefusal::Duplicate(_))) => {}
-                    Err(why) => debug!(error = %why, "audit entry not admitted"),
-                }
-            }
-            if let Ok(txs) = BoundedVec::new(admitted) {
-                self.peers
-                    .broadcast(Message::Transactions(txs).encode().into());
-            }
-        }
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut budget = MAX_RESPONSE_BYTES - 1024;
-            let outcomes = checked
-                .into_iter()
-                .map(|(query, permit)| {
-                    let outcome = match permit {
-                        Err(refused) => refused,
-                        Ok(permit) => match answer(&store, &query, &permit) {
-                            Ok(answer) => QueryOutcome::Answered(Box::new(answer)),
-                            Err(e) => QueryOutcome::Failed(reason(e)),
-                        },
-                    };
-                    let size = outcome.encoded_len();
-                    if size > budget {
-                        return QueryOutcome::Failed(reason(
-                            "the answers are over the response size: ask fewer queries or a smaller limit",
-                        ));
-                    }
-                    budget -= size;
-                    outcome
-                })
-                .collect();
-            let _ = reply.send(outcomes);
-        });
-    }
-
-    /// The audit entries about a patient, for the patient's custodian only.
-    fn audit_trail(
-        &mut self,
-        client: PublicKeyBytes,
-        request: AuditRequest,
-        reply: oneshot::Sender<AuditOutcome>,
-    ) {
-        let custodian = self
-            .engine
-            .ledger()
-            .patient(&request.patient)
-            .map(|p| p.custodian_key);
-        if custodian != Some(client) {
-            let _ = reply.send(AuditOutcome::NotTheCustodian);
-            return;
-        }
-        if request.limit == 0 || request.limit as usize > MAX_AUDIT_ENTRIES {
-            let _ = reply.send(AuditOutcome::Failed(reason(format!(
-                "the limit must be 1 to {MAX_AUDIT_ENTRIES}"
-            ))));
-            return;
-        }
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let outcome = match audit_answer(&store, &request) {
-                Ok(answer) => AuditOutcome::Answered(Box::new(answer)),
-                Err(e) => AuditOutcome::Failed(reason(e)),
-            };
-            let _ = reply.send(outcome);
-        });
-    }
-
-    /// The signed audit entry of an allowed query.
-    fn audit(&self, query: &Query, permit: &Permit) -> Transaction {
-        let mut audit = Audit {
-            node: ValidatorId(self.auditor.public().0),
-            carer: permit.grant.carer,
-            patient: query.patient,
-            query: match query.ask {
-                Ask::Last => QueryKind::Last,
-                Ask::Track => QueryKind::Track,
-                Ask::Within(_) => QueryKind::Within,
-            },
-            level: query.level,
-            from_ms: query.from_ms,
-            to_ms: query.to_ms,
-            at_height: permit.at_height,
-            sig: SignatureBytes::UNSIGNED,
-        };
-        self.auditor.sign(&mut audit);
-        Transaction::Audit(audit)
-    }
-
     async fn on_tick(&mut self) -> Result<(), NodeError> {
         let now = Instant::now();
         let due: Vec<Timeout> = self
@@ -539,6 +450,9 @@ impl Driver {
                 }
                 finish(batch);
             }
+        }
+        if self.watchers.iter().any(|w| w.deadline <= now) {
+            self.serve_watchers(now);
         }
         let ready = self.next_height.as_ref().is_some_and(|n| {
             n.peer_ahead || now >= n.latest || (now >= n.earliest && self.engine.mempool_len() > 0)
@@ -585,6 +499,13 @@ impl Driver {
                 .map_err(|e| NodeError::Internal(format!("store task: {e}")))??;
         let height = block.header.height.0;
         let txs = block.txs.len();
+        let fired = self.alerts.on_block(&block);
+        if !fired.is_empty() {
+            self.stats
+                .alerts
+                .fetch_add(fired.len() as u64, Ordering::Relaxed);
+            self.serve_watchers(Instant::now());
+        }
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats
             .committed_txs

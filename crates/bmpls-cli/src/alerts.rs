@@ -1,0 +1,147 @@
+//! The alert commands: `bmpls fence` (a custodian sets a carer's safe zone) and `bmpls watch`
+//! (a carer waits for Enter, Exit and Missing).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use bmpls_client::carer::CarerCard;
+use bmpls_client::{AlertStream, CarerKeystore, PatientKeystore, WatchError};
+use bmpls_net::alert::MAX_WATCH_WAIT_MS;
+use bmpls_types::Height;
+
+use crate::carer::{area_arg, iso, level_arg, submit, window};
+use crate::client::{Consortium, runtime};
+
+/// Arguments of `bmpls fence`.
+#[derive(Debug, Args)]
+pub struct FenceArgs {
+    /// The patient's keystore (its custodian key signs the fence).
+    #[arg(long)]
+    patient: PathBuf,
+    /// The carer to alert (its public card, `carer.toml`).
+    #[arg(long)]
+    carer: PathBuf,
+    /// The level the zone is covered at: the carer's granted level (nodes test records there).
+    #[arg(long)]
+    level: String,
+    /// The safe zone: a circle lat,lon,radius in metres.
+    #[arg(long, value_name = "LAT,LON,METRES", allow_hyphen_values = true)]
+    circle: Option<String>,
+    /// The safe zone: a box west,south,east,north in degrees.
+    #[arg(long = "box", value_name = "W,S,E,N", allow_hyphen_values = true)]
+    area_box: Option<String>,
+    /// First day the fence applies to, YYYY-MM-DD in UTC (default: today).
+    #[arg(long)]
+    from: Option<String>,
+    /// Days the fence applies to (at most 16 key epochs).
+    #[arg(long, default_value_t = 1)]
+    days: u64,
+    /// Consecutive records on the other side before Enter or Exit fires.
+    #[arg(long, default_value_t = 2)]
+    debounce: u8,
+    /// The patient's reporting interval in seconds; Missing fires after three of silence (0: never).
+    #[arg(long, default_value_t = 60)]
+    interval_s: u64,
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
+/// Arguments of `bmpls watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The carer's keystore.
+    #[arg(long)]
+    carer: PathBuf,
+    /// Resume from this block height (as a previous `watch` printed it).
+    #[arg(long, default_value_t = 1)]
+    from_height: u64,
+    /// Stop after this many alerts (default: run until interrupted).
+    #[arg(long)]
+    count: Option<usize>,
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
+/// `bmpls fence`.
+pub fn fence(args: FenceArgs) -> anyhow::Result<()> {
+    let patient = PatientKeystore::open(&args.patient)?;
+    let card = CarerCard::read(&args.carer)?;
+    let (level, depth) = level_arg(&patient.levels, &args.level)?;
+    let cells = area_arg(
+        args.circle.as_deref(),
+        args.area_box.as_deref(),
+        depth,
+        bmpls_types::limits::MAX_FENCE_RANGES,
+    )?
+    .ok_or_else(|| anyhow::anyhow!("give the safe zone as --circle or --box"))?;
+    let days = window(args.from.as_deref(), args.days)?;
+    let tx = patient.fence(
+        card.carer,
+        level,
+        &cells,
+        days,
+        args.debounce,
+        args.interval_s * 1000,
+    )?;
+    let (hash, height) = submit(&args.consortium, patient.custodian_key(), tx, "fence")?;
+    println!(
+        "fence {} committed at height {height}: carer {} is alerted on Enter/Exit ({} records) and Missing ({} s of silence), {} to {}",
+        hex::encode(hash.0),
+        hex::encode(card.carer.0),
+        args.debounce.max(1),
+        3 * args.interval_s,
+        iso(days.0),
+        iso(days.1)
+    );
+    Ok(())
+}
+
+/// `bmpls watch`: waits for the carer's alerts and prints each once, resuming on another
+/// validator when one stops answering.
+pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
+    let carer = CarerKeystore::open(&args.carer)?;
+    let genesis = args.consortium.genesis()?;
+    let validators = genesis.validators.crypto().clone();
+    runtime()?.block_on(async {
+        let nodes = args.consortium.connect(carer.identity())?;
+        let mut stream = AlertStream::new(carer.carer, validators, Height(args.from_height));
+        let mut printed = 0usize;
+        let mut backoff = std::time::Duration::from_millis(200);
+        println!(
+            "watching alerts of carer {} from height {}",
+            hex::encode(carer.carer.0),
+            args.from_height
+        );
+        while args.count.is_none_or(|n| printed < n) {
+            match stream.next_events(&nodes, MAX_WATCH_WAIT_MS).await {
+                Ok(events) => {
+                    backoff = std::time::Duration::from_millis(200);
+                    for e in events {
+                        println!(
+                            "{}  height {:>6}  {:?}  patient {}  record {}  fence {}",
+                            iso(e.time_ms),
+                            e.height.0,
+                            e.kind,
+                            hex::encode(e.patient.0),
+                            e.seq.0,
+                            hex::encode(&e.fence.0[..8])
+                        );
+                        printed += 1;
+                    }
+                }
+                Err(WatchError::Network(e)) => {
+                    eprintln!(
+                        "no validator answers ({e}); retrying from height {}",
+                        stream.next_height().0
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        nodes.close().await;
+        anyhow::Ok(())
+    })
+}

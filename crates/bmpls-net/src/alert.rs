@@ -1,0 +1,103 @@
+//! Geofence alerts on the wire: events derived from the chain, signed by the node that serves
+//! them, and the long-poll a carer uses to receive them.
+//!
+//! Events are a deterministic function of the committed chain (fences, records, block times),
+//! so every honest validator derives the same ones, and a carer that reconnects — to the same
+//! node or another — resumes from the height it last saw without losing any.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use bmpls_types::{
+    BoundedVec, CarerId, Height, PatientId, Seq, SignatureBytes, Signed, TxHash, ValidatorId,
+};
+
+/// Events in one watch answer.
+pub const MAX_WATCH_EVENTS: usize = 1_000;
+/// Longest a node holds a watch request open before answering "nothing yet".
+pub const MAX_WATCH_WAIT_MS: u64 = 20_000;
+const _: () = assert!(MAX_WATCH_WAIT_MS < crate::limits::REQUEST_TIMEOUT.as_millis() as u64);
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = true)]
+#[repr(u8)]
+pub enum AlertKind {
+    /// The patient entered the fence (after `debounce` records inside).
+    Enter = 0,
+    /// The patient left the fence (after `debounce` records outside), or was first seen
+    /// outside it.
+    Exit = 1,
+    /// No record for several expected reporting intervals (by block time).
+    Missing = 2,
+}
+
+/// An alert, as every validator derives it from the chain.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct AlertEvent {
+    /// The `SetFence` transaction.
+    pub fence: TxHash,
+    /// The patient.
+    pub patient: PatientId,
+    /// The carer alerted.
+    pub carer: CarerId,
+    /// What happened.
+    pub kind: AlertKind,
+    /// The record that decided it (for `Missing`: the last record seen).
+    pub seq: Seq,
+    /// The block that decided it.
+    pub height: Height,
+    /// That block's time, ms since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// An event signed by the validator that served it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedAlert {
+    /// The event.
+    pub event: AlertEvent,
+    /// The signing validator.
+    pub node: ValidatorId,
+    /// Its signature.
+    pub sig: SignatureBytes,
+}
+
+impl Signed for SignedAlert {
+    const TAG: &'static [u8] = b"bmpls/alert";
+
+    fn signature(&self) -> &SignatureBytes {
+        &self.sig
+    }
+
+    fn signature_mut(&mut self) -> &mut SignatureBytes {
+        &mut self.sig
+    }
+}
+
+/// A carer asks for its alerts from a height on, waiting up to `wait_ms` for one to happen.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct WatchRequest {
+    /// The carer (the request must be signed by its identity key).
+    pub carer: CarerId,
+    /// The first height of interest (the `next_height` of the previous answer).
+    pub from_height: Height,
+    /// How long the node may wait for an event, at most [`MAX_WATCH_WAIT_MS`].
+    pub wait_ms: u64,
+}
+
+/// Alerts, and where to resume.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct WatchAnswer {
+    /// The events from the height asked, in chain order.
+    pub events: BoundedVec<SignedAlert, MAX_WATCH_EVENTS>,
+    /// Ask from this height next: every event below it was in this answer or an earlier one.
+    pub next_height: Height,
+}
+
+/// The outcome of a watch request.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum WatchOutcome {
+    /// Events (possibly none, when the wait ran out).
+    Events(WatchAnswer),
+    /// The signer is not this enrolled carer.
+    NotTheCarer,
+}

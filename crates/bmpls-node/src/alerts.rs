@@ -1,0 +1,329 @@
+//! Geofence alerts, derived from the committed chain alone (pure: no I/O, no clock). A fence is
+//! a `SetFence` transaction: a carer's safe zone covered at one level and encrypted per key
+//! epoch. Every committed record of the patient is tested on its ciphertext at that level
+//! (integer comparison with the encrypted ranges of its epoch; the node never learns where the
+//! zone is); `debounce` consecutive records on the other side switch the fence's state and fire
+//! `Enter` or `Exit`. `Missing` fires when a block's time is [`MISSING_INTERVALS`] expected
+//! reporting intervals after the block that committed the patient's last record.
+//!
+//! Because the events are a function of the chain, every honest validator derives the same
+//! ones, a restarted validator derives them again by replaying its blocks, and a carer resumes
+//! from the last height it saw.
+
+use std::collections::BTreeMap;
+
+use bmpls_crypto::hash::tx_hash;
+use bmpls_net::alert::{AlertEvent, AlertKind};
+use bmpls_types::{Block, CarerId, Height, PatientId, Seq, SetFence, Transaction, TxHash};
+
+/// Expected reporting intervals of silence before `Missing` fires.
+pub const MISSING_INTERVALS: u64 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Unknown,
+    Inside,
+    Outside,
+}
+
+#[derive(Debug)]
+struct Fence {
+    id: TxHash,
+    carer: CarerId,
+    level: usize,
+    /// Encrypted ranges per epoch, as the custodian sent them (sorted, disjoint).
+    epochs: BTreeMap<u32, Vec<(u128, u128)>>,
+    debounce: u8,
+    interval_ms: u64,
+    side: Side,
+    /// Consecutive records seen on the other side.
+    pending: u8,
+    /// `Missing` already fired since the last record.
+    missing: bool,
+}
+
+impl Fence {
+    fn new(id: TxHash, fence: &SetFence) -> Self {
+        Self {
+            id,
+            carer: fence.carer,
+            level: usize::from(fence.level.0),
+            epochs: fence
+                .epochs
+                .iter()
+                .map(|e| {
+                    (
+                        e.epoch.0,
+                        e.ranges.iter().map(|(lo, hi)| (lo.0, hi.0)).collect(),
+                    )
+                })
+                .collect(),
+            debounce: fence.debounce.max(1),
+            interval_ms: fence.expected_interval_ms,
+            side: Side::Unknown,
+            pending: 0,
+            missing: false,
+        }
+    }
+
+    /// Whether the ciphertext lies in the fence, or `None` if the fence has no ranges for the
+    /// record's epoch.
+    fn holds(&self, epoch: u32, ciphertext: u128) -> Option<bool> {
+        let ranges = self.epochs.get(&epoch)?;
+        let at = ranges.partition_point(|&(_, hi)| hi < ciphertext);
+        Some(ranges.get(at).is_some_and(|&(lo, _)| lo <= ciphertext))
+    }
+}
+
+/// The alert state of a chain and the events derived so far.
+#[derive(Debug, Default)]
+pub struct Alerts {
+    fences: BTreeMap<PatientId, Vec<Fence>>,
+    /// Per patient: the time of the block that committed the last record, and its sequence.
+    last_report: BTreeMap<PatientId, (u64, Seq)>,
+    events: Vec<AlertEvent>,
+}
+
+impl Alerts {
+    /// Derives the events of the next committed block.
+    pub fn on_block(&mut self, block: &Block) -> Vec<AlertEvent> {
+        let height = block.header.height;
+        let time_ms = block.header.time_ms;
+        let mut fired = Vec::new();
+        for tx in block.txs.iter() {
+            match tx {
+                Transaction::SetFence(fence) => {
+                    let id = tx_hash(tx);
+                    self.fences
+                        .entry(fence.patient)
+                        .or_default()
+                        .push(Fence::new(id, fence));
+                }
+                Transaction::Report(record) => {
+                    self.last_report
+                        .insert(record.patient, (time_ms, record.seq));
+                    let Some(fences) = self.fences.get_mut(&record.patient) else {
+                        continue;
+                    };
+                    for fence in fences {
+                        fence.missing = false;
+                        let Some(cell) = record.cells.get(fence.level) else {
+                            continue;
+                        };
+                        let Some(inside) = fence.holds(record.epoch.0, cell.0) else {
+                            continue;
+                        };
+                        let side = if inside { Side::Inside } else { Side::Outside };
+                        let kind = match (fence.side, side) {
+                            (Side::Unknown, Side::Outside) => Some(AlertKind::Exit),
+                            (Side::Unknown, _) => None,
+                            (now, seen) if now == seen => {
+                                fence.pending = 0;
+                                continue;
+                            }
+                            (_, seen) => {
+                                fence.pending += 1;
+                                if fence.pending < fence.debounce {
+                                    continue;
+                                }
+                                Some(if seen == Side::Inside {
+                                    AlertKind::Enter
+                                } else {
+                                    AlertKind::Exit
+                                })
+                            }
+                        };
+                        fence.side = side;
+                        fence.pending = 0;
+                        if let Some(kind) = kind {
+                            fired.push(AlertEvent {
+                                fence: fence.id,
+                                patient: record.patient,
+                                carer: fence.carer,
+                                kind,
+                                seq: record.seq,
+                                height,
+                                time_ms,
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (patient, fences) in &mut self.fences {
+            let Some(&(last_ms, seq)) = self.last_report.get(patient) else {
+                continue;
+            };
+            for fence in fences
+                .iter_mut()
+                .filter(|f| f.interval_ms > 0 && !f.missing)
+            {
+                let silence = fence.interval_ms.saturating_mul(MISSING_INTERVALS);
+                if time_ms.saturating_sub(last_ms) > silence {
+                    fence.missing = true;
+                    fired.push(AlertEvent {
+                        fence: fence.id,
+                        patient: *patient,
+                        carer: fence.carer,
+                        kind: AlertKind::Missing,
+                        seq,
+                        height,
+                        time_ms,
+                    });
+                }
+            }
+        }
+        self.events.extend(fired.iter().cloned());
+        fired
+    }
+
+    /// The events for `carer` from `from` on, in chain order (at most `limit`), and whether
+    /// more follow.
+    pub fn since(&self, carer: &CarerId, from: Height, limit: usize) -> (Vec<AlertEvent>, bool) {
+        let start = self.events.partition_point(|e| e.height < from);
+        let mut found = Vec::new();
+        for event in self.events[start..].iter().filter(|e| e.carer == *carer) {
+            if found.len() == limit {
+                return (found, true);
+            }
+            found.push(event.clone());
+        }
+        (found, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bmpls_types::{
+        BlockHeader, BoundedVec, ChainId, Epoch, FenceEpoch, Hash32, LevelIndex, LocationRecord,
+        OpeCiphertext, SignatureBytes, ValidatorId,
+    };
+
+    use super::*;
+
+    const PATIENT: PatientId = PatientId([1; 16]);
+    const CARER: CarerId = CarerId([2; 16]);
+
+    fn block(height: u64, time_ms: u64, txs: Vec<Transaction>) -> Block {
+        Block {
+            header: BlockHeader {
+                chain_id: ChainId::new("alerts").expect("chain id"),
+                height: Height(height),
+                prev_hash: bmpls_types::BlockHash::ZERO,
+                time_ms,
+                proposer: ValidatorId([0; 32]),
+                tx_root: Hash32([0; 32]),
+                tx_count: txs.len() as u32,
+            },
+            txs: BoundedVec::new(txs).expect("bounded"),
+        }
+    }
+
+    fn fence(debounce: u8, interval_ms: u64) -> Transaction {
+        Transaction::SetFence(SetFence {
+            patient: PATIENT,
+            carer: CARER,
+            level: LevelIndex(0),
+            epochs: BoundedVec::new(vec![FenceEpoch {
+                epoch: Epoch(0),
+                ranges: BoundedVec::new(vec![
+                    (OpeCiphertext(100), OpeCiphertext(200)),
+                    (OpeCiphertext(300), OpeCiphertext(400)),
+                ])
+                .expect("bounded"),
+            }])
+            .expect("bounded"),
+            debounce,
+            expected_interval_ms: interval_ms,
+            sig: SignatureBytes::UNSIGNED,
+        })
+    }
+
+    fn report(seq: u64, ciphertext: u128) -> Transaction {
+        Transaction::Report(LocationRecord {
+            patient: PATIENT,
+            seq: Seq(seq),
+            fix_time_ms: seq * 1000,
+            epoch: Epoch(0),
+            cells: BoundedVec::new(vec![OpeCiphertext(ciphertext)]).expect("bounded"),
+            sealed: BoundedVec::new(vec![]).expect("bounded"),
+            sig: SignatureBytes::UNSIGNED,
+        })
+    }
+
+    fn kinds(events: &[AlertEvent]) -> Vec<(AlertKind, u64)> {
+        events.iter().map(|e| (e.kind, e.seq.0)).collect()
+    }
+
+    #[test]
+    fn exit_and_enter_fire_after_the_debounce_and_only_on_a_change() {
+        let mut alerts = Alerts::default();
+        alerts.on_block(&block(1, 1_000, vec![fence(2, 0)]));
+        // Inside both ranges and on their edges, out once (debounced away), out twice (an
+        // exit), in once (not yet), in again (an entry), out once.
+        let path = [150, 300, 400, 250, 150, 250, 260, 350, 150, 50];
+        let mut all = Vec::new();
+        for (i, c) in path.iter().enumerate() {
+            let h = i as u64 + 2;
+            all.extend(alerts.on_block(&block(h, h * 1_000, vec![report(i as u64 + 1, *c)])));
+        }
+        assert_eq!(
+            kinds(&all),
+            vec![(AlertKind::Exit, 7), (AlertKind::Enter, 9)],
+            "one record outside is not an exit; two are; two inside are an entry"
+        );
+        assert_eq!(alerts.since(&CARER, Height(0), 10).0.len(), 2);
+        assert_eq!(
+            alerts.since(&CARER, Height(9), 10).0.len(),
+            1,
+            "resume from a height"
+        );
+        assert_eq!(
+            alerts.since(&CARER, Height(0), 1),
+            (vec![all[0].clone()], true)
+        );
+        assert!(alerts.since(&CarerId([9; 16]), Height(0), 10).0.is_empty());
+    }
+
+    #[test]
+    fn first_seen_outside_is_an_exit_and_other_epochs_are_not_judged() {
+        let mut alerts = Alerts::default();
+        alerts.on_block(&block(1, 1_000, vec![fence(1, 0)]));
+        let mut other_epoch = report(1, 50);
+        if let Transaction::Report(r) = &mut other_epoch {
+            r.epoch = Epoch(5);
+        }
+        assert!(
+            alerts
+                .on_block(&block(2, 2_000, vec![other_epoch]))
+                .is_empty()
+        );
+        assert_eq!(
+            kinds(&alerts.on_block(&block(3, 3_000, vec![report(2, 50)]))),
+            vec![(AlertKind::Exit, 2)]
+        );
+    }
+
+    #[test]
+    fn missing_fires_once_per_silence_by_block_time() {
+        let mut alerts = Alerts::default();
+        alerts.on_block(&block(1, 1_000, vec![fence(1, 10_000)]));
+        alerts.on_block(&block(2, 2_000, vec![report(1, 150)]));
+        assert!(
+            alerts.on_block(&block(3, 32_000, vec![])).is_empty(),
+            "30 s is not yet 3 intervals"
+        );
+        let fired = alerts.on_block(&block(4, 32_001, vec![]));
+        assert_eq!(kinds(&fired), vec![(AlertKind::Missing, 1)]);
+        assert!(
+            alerts.on_block(&block(5, 90_000, vec![])).is_empty(),
+            "once per silence"
+        );
+        alerts.on_block(&block(6, 91_000, vec![report(2, 150)]));
+        assert_eq!(
+            kinds(&alerts.on_block(&block(7, 200_000, vec![]))),
+            vec![(AlertKind::Missing, 2)]
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Geofence alerts on a loopback cluster (four validators over QUIC in this process): the
+//! patient walks out of her safe zone and the carer's watch gets `Exit` once the deciding record
+//! commits; her reports stop and `Missing` follows; a carer that reconnects elsewhere from the
+//! first height loses nothing; a revoked carer gets nothing.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bmpls_client::{AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore};
+use bmpls_grid::{LevelSet, cover_circle};
+use bmpls_net::Submitted;
+use bmpls_net::alert::{AlertEvent, AlertKind};
+use bmpls_node::BlockPolicy;
+use bmpls_node::local::LocalCluster;
+use bmpls_types::{Height, LevelIndex, Role, Seq, Transaction, TxHash};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const LEVELS: &str = include_str!("../../config/levels.toml");
+const NEIGHBOURHOOD: LevelIndex = LevelIndex(2);
+const DAY_MS: u64 = 86_400_000;
+const HOME: (f64, f64) = (52.3579, 4.8686);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .expect("clock after 1970")
+}
+
+async fn commit(nodes: &Nodes, txs: Vec<Transaction>) -> Vec<(TxHash, u64)> {
+    nodes
+        .submit(txs)
+        .await
+        .expect("submitted")
+        .into_iter()
+        .map(|o| match o {
+            Submitted::Committed { tx, height } => (tx, height),
+            other => panic!("not committed: {other:?}"),
+        })
+        .collect()
+}
+
+async fn collect(stream: &mut AlertStream, nodes: &Nodes, want: usize) -> Vec<AlertEvent> {
+    let mut events = Vec::new();
+    for _ in 0..40 {
+        events.extend(stream.next_events(nodes, 500).await.expect("watch"));
+        if events.len() >= want {
+            break;
+        }
+    }
+    events
+}
+
+#[test]
+fn a_carer_is_alerted_when_the_patient_leaves_and_goes_silent() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(scenario());
+}
+
+#[allow(clippy::too_many_lines)]
+async fn scenario() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = BlockPolicy {
+        min_interval_ms: 10,
+        empty_interval_ms: 100,
+    };
+    let cluster = LocalCluster::start(dir.path(), 4, "alerts", policy)
+        .await
+        .expect("cluster starts");
+    let addrs = cluster.client_addrs();
+    let trust = cluster.trust().expect("trust");
+    let operator = cluster.operator().expect("operator key");
+    let genesis = bmpls_consensus::Genesis::from_toml(
+        &std::fs::read_to_string(dir.path().join("certs/genesis.toml")).expect("genesis file"),
+    )
+    .expect("genesis");
+    let validators = genesis.validators.crypto().clone();
+    let levels = LevelSet::from_toml(LEVELS).expect("levels");
+    let depth = levels.levels()[2].depth;
+    let admin = Nodes::new(&addrs, &trust, &operator).expect("clients");
+    let mut rng = StdRng::seed_from_u64(11);
+
+    let patient = PatientKeystore::create(&dir.path().join("alice"), LEVELS, DAY_MS, &mut rng)
+        .expect("patient");
+    let carer = CarerKeystore::create(
+        &dir.path().join("telecare"),
+        Role::TelecareOperator,
+        &mut rng,
+    )
+    .expect("carer");
+    commit(
+        &admin,
+        vec![patient.enrolment(&operator), carer.enrolment(&operator)],
+    )
+    .await;
+    let now = now_ms();
+    let today = (now / DAY_MS * DAY_MS, now / DAY_MS * DAY_MS + DAY_MS - 1);
+    let grant = patient
+        .grant(
+            carer.carer,
+            &carer.agreement().public(),
+            NEIGHBOURHOOD,
+            today,
+            (now - 60_000, now + 3_600_000),
+            "telecare",
+            &mut rng,
+        )
+        .expect("grant");
+    // The safe zone: 400 m around home at the carer's level, debounce 2, a fix every second
+    // expected (Missing after three seconds of block time without one).
+    let cells = cover_circle(HOME.1, HOME.0, 400.0, depth, 128).expect("cover");
+    let fence = patient
+        .fence(carer.carer, NEIGHBOURHOOD, &cells, today, 2, 1_000)
+        .expect("fence");
+    let committed = commit(&admin, vec![grant, fence]).await;
+    let (grant_hash, fence_hash) = (committed[0].0, committed[1].0);
+
+    let carer_nodes = Nodes::new(&addrs, &trust, carer.identity()).expect("clients");
+    let mut stream = AlertStream::new(carer.carer, validators.clone(), Height(1));
+    assert!(
+        stream
+            .next_events(&carer_nodes, 0)
+            .await
+            .expect("watch")
+            .is_empty(),
+        "nothing has happened yet"
+    );
+
+    // Four fixes at home, then walking 3 km east: the exit is decided by the second record
+    // outside the zone's cells.
+    let phone = Nodes::new(&addrs, &trust, patient.reporter_key()).expect("clients");
+    let mut reporter = patient.reporter().expect("reporter");
+    let start = now_ms() - 60_000;
+    let mut heights = Vec::new();
+    for i in 0..8u64 {
+        let east = if i < 4 { 0.0 } else { 0.03 + 0.001 * i as f64 };
+        let fix = Fix {
+            lat: HOME.0,
+            lon: HOME.1 + east,
+            accuracy_m: 5.0,
+            altitude_m: 0.0,
+            speed_m_s: 1.0,
+            battery_percent: 70,
+            trigger: bmpls_types::Trigger::Periodic,
+            fix_time_ms: start + i * 1_000,
+        };
+        let record = reporter.build(&fix, Seq(i + 1), &mut rng).expect("record");
+        heights.push(commit(&phone, vec![Transaction::Report(record)]).await[0].1);
+    }
+    let events = collect(&mut stream, &carer_nodes, 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let exit = &events[0];
+    assert_eq!(
+        (exit.kind, exit.seq, exit.fence),
+        (AlertKind::Exit, Seq(6), fence_hash)
+    );
+    assert_eq!(
+        exit.height.0, heights[5],
+        "decided by the block of the sixth record"
+    );
+
+    // Silence: Missing after three expected intervals of block time.
+    let events = collect(&mut stream, &carer_nodes, 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0].kind, events[0].seq),
+        (AlertKind::Missing, Seq(8))
+    );
+    assert!(
+        stream
+            .next_events(&carer_nodes, 300)
+            .await
+            .expect("watch")
+            .is_empty(),
+        "Missing fires once per silence"
+    );
+
+    // A carer reconnecting to other validators from the first height loses nothing.
+    let others = Nodes::new(&addrs[2..], &trust, carer.identity()).expect("clients");
+    let mut again = AlertStream::new(carer.carer, validators.clone(), Height(1));
+    let replayed = collect(&mut again, &others, 2).await;
+    let kinds: Vec<_> = replayed.iter().map(|e| (e.kind, e.seq)).collect();
+    assert_eq!(
+        kinds,
+        vec![(AlertKind::Exit, Seq(6)), (AlertKind::Missing, Seq(8))]
+    );
+
+    // Someone else's key cannot watch this carer's alerts.
+    let stranger = Nodes::new(&addrs, &trust, patient.reporter_key()).expect("clients");
+    let mut spy = AlertStream::new(carer.carer, validators.clone(), Height(1));
+    assert!(matches!(
+        spy.next_events(&stranger, 0).await,
+        Err(bmpls_client::WatchError::NotTheCarer)
+    ));
+
+    // Once the grant is revoked, the carer receives nothing.
+    commit(&admin, vec![patient.revoke(grant_hash)]).await;
+    let mut revoked = AlertStream::new(carer.carer, validators, Height(1));
+    assert!(
+        revoked
+            .next_events(&carer_nodes, 0)
+            .await
+            .expect("watch")
+            .is_empty()
+    );
+
+    for nodes in [&others, &stranger, &carer_nodes, &phone, &admin] {
+        nodes.close().await;
+    }
+    cluster.shutdown().await.expect("clean shutdown");
+}
