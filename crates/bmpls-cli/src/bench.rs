@@ -18,6 +18,12 @@ pub enum BenchCommand {
     /// reporters submitting real encrypted, signed records, and print committed records/s and
     /// commit latency.
     Ingest(crate::ingest::IngestArgs),
+    /// Queries: fill a validator with a million records over the network, then measure a
+    /// carer's last / one-day track / 1 km² area queries over QUIC (answered, and verified).
+    Query(crate::querybench::QueryBenchArgs),
+    /// Alerts: a patient steps in and out of a fence one report at a time; measure submit to
+    /// delivery at the watching carer.
+    Alerts(crate::querybench::AlertBenchArgs),
 }
 
 /// Options of `bmpls bench ope`.
@@ -45,6 +51,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ope(args) => ope(&args),
         BenchCommand::Ingest(args) => crate::ingest::run(&args),
+        BenchCommand::Query(args) => crate::querybench::run_query(&args),
+        BenchCommand::Alerts(args) => crate::querybench::run_alerts(&args),
     }
 }
 

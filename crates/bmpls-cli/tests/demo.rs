@@ -44,8 +44,14 @@ fn the_demo_shows_three_precisions_verified() {
         out.contains("1 distinct cell about"),
         "the city carer sees one cell:\n{out}"
     );
-    assert!(out.contains("Exit at record"), "the operator's watch got the exit:\n{out}");
-    assert!(out.contains("Missing at record 40"), "silence after the last record:\n{out}");
+    assert!(
+        out.contains("Exit at record"),
+        "the operator's watch got the exit:\n{out}"
+    );
+    assert!(
+        out.contains("Missing at record 40"),
+        "silence after the last record:\n{out}"
+    );
     assert!(
         out.contains("the GP asked Track at exact"),
         "the audit trail names the GP:\n{out}"

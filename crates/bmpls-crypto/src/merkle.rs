@@ -30,6 +30,17 @@ pub fn leaf_hash(leaf: &[u8]) -> Hash32 {
     Hash32(h.finalize().into())
 }
 
+/// The leaf hash of a transaction: [`leaf_hash`] of its canonical encoding, streamed into the
+/// hasher (no copy of the transaction).
+pub fn tx_leaf_hash(tx: &bmpls_types::Transaction) -> Hash32 {
+    use bmpls_types::Canonical;
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    tx.encode_to(&mut h)
+        .expect("hashing a transaction cannot fail");
+    Hash32(h.finalize().into())
+}
+
 fn node_hash(left: &Hash32, right: &Hash32) -> Hash32 {
     let mut h = Sha256::new();
     h.update([1u8]);
@@ -52,15 +63,15 @@ pub struct MerkleTree {
 impl MerkleTree {
     /// Builds the tree over `leaves`.
     pub fn new<T: AsRef<[u8]>>(leaves: &[T]) -> Self {
-        if leaves.is_empty() {
+        Self::from_leaf_hashes(leaves.iter().map(|l| leaf_hash(l.as_ref())).collect())
+    }
+
+    /// Builds the tree over leaves whose [`leaf_hash`]es are given (as a store keeps them).
+    pub fn from_leaf_hashes(leaf_hashes: Vec<Hash32>) -> Self {
+        if leaf_hashes.is_empty() {
             return Self { levels: Vec::new() };
         }
-        let mut levels = vec![
-            leaves
-                .iter()
-                .map(|l| leaf_hash(l.as_ref()))
-                .collect::<Vec<_>>(),
-        ];
+        let mut levels = vec![leaf_hashes];
         while let Some(below) = levels.last().filter(|level| level.len() > 1) {
             let above = below
                 .chunks(2)

@@ -8,13 +8,12 @@
 use std::collections::BTreeMap;
 
 use bmpls_consensus::{GrantTerms, Ledger};
-use bmpls_crypto::merkle::MerkleTree;
 use bmpls_net::query::{
     Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, MAX_ANSWER_RECORDS, ProvedTx, Query,
     QueryOutcome, Unauthorized,
 };
 use bmpls_store::{EpochRanges, Store, StoreError, StoredRecord};
-use bmpls_types::{BoundedVec, Canonical, Height, PublicKeyBytes, TxHash};
+use bmpls_types::{BoundedVec, Height, PublicKeyBytes, Transaction, TxHash};
 
 /// What a query may read, once its grant is checked.
 #[derive(Clone, Debug)]
@@ -156,7 +155,7 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
     let mut wanted = vec![permit.grant_at];
     wanted.extend(&permit.keys_at);
     wanted.extend(records.iter().map(|r| (r.height, r.index)));
-    let prover = Prover::new(store, &wanted)?;
+    let prover = Prover::new(store, &wanted, &records)?;
     let grant = prover.proved(permit.grant_at)?;
     let keys = permit
         .keys_at
@@ -188,7 +187,7 @@ pub(crate) fn audit_answer(
         request.from_height,
         request.limit as usize,
     )?;
-    let prover = Prover::new(store, &positions)?;
+    let prover = Prover::new(store, &positions, &[])?;
     let entries = positions
         .iter()
         .map(|&at| prover.proved(at))
@@ -204,14 +203,22 @@ fn bad(what: &'static str) -> StoreError {
     StoreError::QueryTooLarge(what)
 }
 
-/// Proves transactions by position, reading each block once (one block in memory at a time).
+/// Proves transactions by position from each block's stored leaf hashes, header and
+/// certificate, without reassembling blocks: records come from the query, other transactions
+/// are read from the block skeleton alone.
 struct Prover {
     blocks: Vec<CertifiedHeader>,
     proved: BTreeMap<(Height, u32), ProvedTx>,
 }
 
 impl Prover {
-    fn new(store: &Store, wanted: &[(Height, u32)]) -> Result<Self, StoreError> {
+    fn new(
+        store: &Store,
+        wanted: &[(Height, u32)],
+        records: &[StoredRecord],
+    ) -> Result<Self, StoreError> {
+        let known: BTreeMap<(Height, u32), &StoredRecord> =
+            records.iter().map(|r| ((r.height, r.index), r)).collect();
         let mut by_height: BTreeMap<Height, Vec<u32>> = BTreeMap::new();
         for &(height, index) in wanted {
             by_height.entry(height).or_default().push(index);
@@ -223,13 +230,15 @@ impl Prover {
                 what: "block named by an index",
                 key: format!("block {}", height.0),
             };
-            let block = store.block(height)?.ok_or_else(missing)?;
+            let header = store.header(height)?.ok_or_else(missing)?;
             let cert = store.certificate(height)?.ok_or_else(missing)?;
-            let leaves: Vec<Vec<u8>> = block.txs.iter().map(Canonical::encode).collect();
-            let tree = MerkleTree::new(&leaves);
+            let tree = store.merkle_tree(height)?.ok_or_else(missing)?;
             let slot = blocks.len() as u32;
             for index in indexes {
-                let tx = block.txs.get(index as usize).ok_or_else(missing)?.clone();
+                let tx = match known.get(&(height, index)) {
+                    Some(stored) => Transaction::Report(stored.record.clone()),
+                    None => store.transaction_at(height, index)?.ok_or_else(missing)?,
+                };
                 let proof = tree.prove(index as usize).ok_or_else(missing)?;
                 proved.insert(
                     (height, index),
@@ -240,10 +249,7 @@ impl Prover {
                     },
                 );
             }
-            blocks.push(CertifiedHeader {
-                header: block.header,
-                cert,
-            });
+            blocks.push(CertifiedHeader { header, cert });
         }
         Ok(Self { blocks, proved })
     }

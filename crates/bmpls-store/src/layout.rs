@@ -12,6 +12,7 @@
 //! | `O` | patient ‖ fix time ‖ seq | a record whose fix time is earlier than one already stored |
 //! | `P` | patient | summary: last seq, first and last fix time, count |
 //! | `A` | patient ‖ height ‖ index | (empty) an audit entry about the patient, at that position |
+//! | `L` | height | the block's Merkle leaf hashes, 32 bytes each in order (proofs without the block) |
 //!
 //! Records are stored once, in record chunks of at most [`RECORD_CHUNK_RECORDS`] consecutive
 //! records of one patient from one block, described by index chunks of at most
@@ -35,6 +36,7 @@ pub(crate) const INDEX: u8 = b'I';
 pub(crate) const OUT_OF_ORDER: u8 = b'O';
 pub(crate) const PATIENT: u8 = b'P';
 pub(crate) const AUDIT: u8 = b'A';
+pub(crate) const LEAVES: u8 = b'L';
 
 /// Most records described by one index chunk: a query reads one index chunk per 128 records
 /// of its window (~15 KiB, all levels), so a long window costs few reads, and slots fit a `u16`.

@@ -52,6 +52,43 @@ impl Skeleton {
         self.out
     }
 
+    /// The header of a checked payload, without reading its transactions.
+    pub(crate) fn header(payload: &[u8]) -> Option<BlockHeader> {
+        let mut r = Reader::new(payload);
+        r.u32()
+            .and_then(|len| r.take(len as usize))
+            .and_then(|h| BlockHeader::decode(h).ok())
+    }
+
+    /// The transaction at `index` of a checked payload if it is stored inline (any but a
+    /// report), skipping the others without reading them.
+    pub(crate) fn inline_at(payload: &[u8], index: u32) -> Option<Transaction> {
+        let mut r = Reader::new(payload);
+        r.u32().and_then(|len| r.take(len as usize))?;
+        let count = r.u32()?;
+        if index >= count {
+            return None;
+        }
+        for position in 0..=index {
+            match r.u8()? {
+                INLINE => {
+                    let body = r.u32().and_then(|len| r.take(len as usize))?;
+                    if position == index {
+                        return Transaction::decode(body).ok();
+                    }
+                }
+                REPORT => {
+                    r.take(16 + 8)?;
+                    if position == index {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// The block of a checked payload; `fetch(patient, seq, position)` supplies each report.
     /// `Ok(None)` if the payload is malformed.
     pub(crate) fn rebuild(

@@ -5,17 +5,18 @@ use std::path::Path;
 
 use bmpls_crypto::Verified;
 use bmpls_crypto::hash::{block_hash, tx_hash};
+use bmpls_crypto::merkle::{MerkleTree, tx_leaf_hash};
 use bmpls_types::{
-    Block, BlockHash, Canonical, ChainId, CommitCertificate, Height, LocationRecord, PatientId,
-    Seq, Transaction,
+    Block, BlockHash, BlockHeader, Canonical, ChainId, CommitCertificate, Hash32, Height,
+    LocationRecord, PatientId, Seq, Transaction,
 };
 
 use crate::chunk::{self, RecordChunk};
 use crate::error::StoreError;
 use crate::layout::{
-    self, BLOCK, CERT, INDEX_CHUNK_RECORDS, META, PATIENT, RECORD_CHUNK_RECORDS, SEGMENT_BYTES, TX,
-    be_u32, be_u64, corrupt, height_key, index_key, open_value, out_of_order_key, records_key,
-    seal_value, trailing_seq,
+    self, BLOCK, CERT, INDEX_CHUNK_RECORDS, LEAVES, META, PATIENT, RECORD_CHUNK_RECORDS,
+    SEGMENT_BYTES, TX, be_u32, be_u64, corrupt, height_key, index_key, open_value,
+    out_of_order_key, records_key, seal_value, trailing_seq,
 };
 use crate::skeleton::Skeleton;
 
@@ -221,6 +222,11 @@ impl Store {
             seal_value(&skeleton.finish()),
         );
         batch.insert(height_key(CERT, header.height), seal_value(&cert.encode()));
+        let mut leaves = Vec::with_capacity(32 * block.txs.len());
+        for tx in block.txs.iter() {
+            leaves.extend_from_slice(&tx_leaf_hash(tx).0);
+        }
+        batch.insert(height_key(LEAVES, header.height), seal_value(&leaves));
         let mut tip = header.height.0.to_be_bytes().to_vec();
         tip.extend_from_slice(&block_hash(header).0);
         batch.insert(layout::key(META, &[META_TIP]), seal_value(&tip));
@@ -323,6 +329,54 @@ impl Store {
         })?
         .ok_or_else(|| corrupt("block", &key))?;
         Ok(Some(block))
+    }
+
+    /// The header of the block at `height`, without reassembling the block.
+    pub fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
+        self.read(&height_key(BLOCK, height), "block", Skeleton::header)
+    }
+
+    /// The transaction at `index` of the block at `height` if it is not a report (reports are
+    /// read by patient and sequence number), without reassembling the block.
+    pub fn transaction_at(
+        &self,
+        height: Height,
+        index: u32,
+    ) -> Result<Option<Transaction>, StoreError> {
+        let key = height_key(BLOCK, height);
+        let Some(stored) = self.tree.get(&key)? else {
+            return Ok(None);
+        };
+        Ok(Skeleton::inline_at(
+            open_value(&stored, "block", &key)?,
+            index,
+        ))
+    }
+
+    /// The Merkle tree of the block at `height`, from its stored leaf hashes (checked against
+    /// the header's root), for proofs without the block.
+    pub fn merkle_tree(&self, height: Height) -> Result<Option<MerkleTree>, StoreError> {
+        let key = height_key(LEAVES, height);
+        let Some(stored) = self.tree.get(&key)? else {
+            return Ok(None);
+        };
+        let payload = open_value(&stored, "leaf hashes", &key)?;
+        if payload.len() % 32 != 0 {
+            return Err(corrupt("leaf hashes", &key));
+        }
+        let leaves = payload
+            .chunks_exact(32)
+            .map(|c| Hash32(c.try_into().expect("32-byte chunks")))
+            .collect();
+        let tree = MerkleTree::from_leaf_hashes(leaves);
+        match self.header(height)? {
+            Some(header)
+                if header.tx_root == tree.root() && header.tx_count as usize == tree.size() =>
+            {
+                Ok(Some(tree))
+            }
+            _ => Err(corrupt("leaf hashes", &key)),
+        }
     }
 
     /// The commit certificate of the block at `height`.
