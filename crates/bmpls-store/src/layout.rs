@@ -209,3 +209,25 @@ impl<'a> Reader<'a> {
         self.bytes.is_empty()
     }
 }
+
+/// How long opening waits for sled's file lock to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens a sled database, waiting up to [`LOCK_WAIT`] for its file lock: a handle of the same
+/// database just dropped in this process (a restarted node in a test, say) can hold the lock
+/// while sled's I/O threads finish. Any other error, or a lock still held after the wait
+/// (another process owns the store), is returned as it is.
+pub(crate) fn open_sled(config: &sled::Config) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}

@@ -91,12 +91,13 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir` for `chain_id`; refuses another chain or schema.
     pub fn open(dir: &Path, chain_id: &ChainId) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            .segment_size(SEGMENT_BYTES)
-            .flush_every_ms(None)
-            .open()?;
+        let db = layout::open_sled(
+            &sled::Config::new()
+                .path(dir)
+                .cache_capacity(CACHE_BYTES)
+                .segment_size(SEGMENT_BYTES)
+                .flush_every_ms(None),
+        )?;
         let tree = db.open_tree("chain")?;
         let store = Self {
             db,
