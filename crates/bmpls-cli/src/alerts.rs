@@ -31,6 +31,9 @@ pub struct FenceArgs {
     /// The safe zone: a box west,south,east,north in degrees.
     #[arg(long = "box", value_name = "W,S,E,N", allow_hyphen_values = true)]
     area_box: Option<String>,
+    /// The safe zone: a GeoJSON Polygon file (geometry, Feature or FeatureCollection).
+    #[arg(long, value_name = "FILE")]
+    polygon: Option<PathBuf>,
     /// First day the fence applies to, YYYY-MM-DD in UTC (default: today).
     #[arg(long)]
     from: Option<String>,
@@ -71,10 +74,11 @@ pub fn fence(args: FenceArgs) -> anyhow::Result<()> {
     let cells = area_arg(
         args.circle.as_deref(),
         args.area_box.as_deref(),
+        args.polygon.as_deref(),
         depth,
         bmpls_types::limits::MAX_FENCE_RANGES,
     )?
-    .ok_or_else(|| anyhow::anyhow!("give the safe zone as --circle or --box"))?;
+    .ok_or_else(|| anyhow::anyhow!("give the safe zone as --circle, --box or --polygon"))?;
     let days = window(args.from.as_deref(), args.days)?;
     let tx = patient.fence(
         card.carer,

@@ -112,6 +112,8 @@ pub enum Format {
     Table,
     /// A GeoJSON FeatureCollection: cells as polygons, exact fixes as points.
     Geojson,
+    /// CSV: one row per record, the cell's bounds and, with an exact grant, the fix.
+    Csv,
 }
 
 /// Arguments of `bmpls query`.
@@ -130,7 +132,7 @@ pub struct QueryArgs {
     #[arg(long)]
     level: String,
     /// The latest record of the window only.
-    #[arg(long, conflicts_with_all = ["area_box", "circle"])]
+    #[arg(long, conflicts_with_all = ["area_box", "circle", "polygon"])]
     last: bool,
     /// Only records in this box: west,south,east,north in degrees.
     #[arg(long = "box", value_name = "W,S,E,N", allow_hyphen_values = true)]
@@ -138,6 +140,9 @@ pub struct QueryArgs {
     /// Only records in this circle: lat,lon,radius in metres.
     #[arg(long, value_name = "LAT,LON,METRES", allow_hyphen_values = true)]
     circle: Option<String>,
+    /// Only records in this GeoJSON Polygon (a file: geometry, Feature or FeatureCollection).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["area_box", "circle"])]
+    polygon: Option<PathBuf>,
     /// First day of the window, YYYY-MM-DD in UTC (default: today).
     #[arg(long)]
     from: Option<String>,
@@ -346,7 +351,13 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
         (1..=MAX_ANSWER_RECORDS as u32).contains(&args.limit),
         "--limit must be 1 to {MAX_ANSWER_RECORDS}"
     );
-    let area = area_arg(args.circle.as_deref(), args.area_box.as_deref(), depth, 256)?;
+    let area = area_arg(
+        args.circle.as_deref(),
+        args.area_box.as_deref(),
+        args.polygon.as_deref(),
+        depth,
+        256,
+    )?;
     let consortium = &args.consortium;
     let genesis = consortium.genesis()?;
     let validators = genesis.validators.crypto().clone();
@@ -392,7 +403,7 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
         nodes.close().await;
         result
     })?;
-    print_answer(&verified, args.format, depth);
+    crate::output::print_answer(&verified, args.format, depth);
     Ok(())
 }
 
@@ -413,82 +424,6 @@ async fn ask(
         Some(QueryOutcome::Failed(why)) => anyhow::bail!("{addr} failed: {}", why.as_str()),
         None => anyhow::bail!("{addr} gave no answer"),
     }
-}
-
-fn print_answer(answer: &VerifiedAnswer, format: Format, depth: u8) {
-    match format {
-        Format::Table => {
-            println!(
-                "{} records, verified against the commit certificates (chain height {}){}",
-                answer.records.len(),
-                answer.at_height.0,
-                if answer.more {
-                    "; more in the window: raise --limit"
-                } else {
-                    ""
-                }
-            );
-            for r in &answer.records {
-                let rect = r.cell.rect();
-                match r.exact {
-                    Some(fix) => println!(
-                        "{:>6}  {}  height {:>6}  lat {:.7} lon {:.7}  ±{:.1} m",
-                        r.seq.0,
-                        iso(r.fix_time_ms),
-                        r.height.0,
-                        f64::from(fix.lat_e7) / 1e7,
-                        f64::from(fix.lon_e7) / 1e7,
-                        f64::from(fix.accuracy_cm) / 100.0
-                    ),
-                    None => println!(
-                        "{:>6}  {}  height {:>6}  cell lat {:.5}..{:.5} lon {:.5}..{:.5} (depth {depth})",
-                        r.seq.0,
-                        iso(r.fix_time_ms),
-                        r.height.0,
-                        rect.min().y,
-                        rect.max().y,
-                        rect.min().x,
-                        rect.max().x
-                    ),
-                }
-            }
-        }
-        Format::Geojson => println!("{}", geojson(answer)),
-    }
-}
-
-/// The records as a GeoJSON FeatureCollection.
-pub fn geojson(answer: &VerifiedAnswer) -> String {
-    let features: Vec<String> = answer
-        .records
-        .iter()
-        .map(|r| {
-            let geometry = match r.exact {
-                Some(fix) => format!(
-                    "{{\"type\":\"Point\",\"coordinates\":[{:.7},{:.7}]}}",
-                    f64::from(fix.lon_e7) / 1e7,
-                    f64::from(fix.lat_e7) / 1e7
-                ),
-                None => {
-                    let rect = r.cell.rect();
-                    let (w, s, e, n) = (rect.min().x, rect.min().y, rect.max().x, rect.max().y);
-                    format!(
-                        "{{\"type\":\"Polygon\",\"coordinates\":[[[{w:.7},{s:.7}],[{e:.7},{s:.7}],[{e:.7},{n:.7}],[{w:.7},{n:.7}],[{w:.7},{s:.7}]]]}}"
-                    )
-                }
-            };
-            format!(
-                "{{\"type\":\"Feature\",\"geometry\":{geometry},\"properties\":{{\"seq\":{},\"time\":\"{}\",\"height\":{}}}}}",
-                r.seq.0,
-                iso(r.fix_time_ms),
-                r.height.0
-            )
-        })
-        .collect();
-    format!(
-        "{{\"type\":\"FeatureCollection\",\"features\":[{}]}}",
-        features.join(",")
-    )
 }
 
 /// `bmpls audit`: who looked at the patient's records, as the chain says, verified.
@@ -555,13 +490,60 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The cells of `--circle` or `--box` at `depth`, in at most `max` runs.
+/// The polygon of a GeoJSON file: a Polygon geometry, or a Feature or FeatureCollection whose
+/// first geometry is one (coordinates in longitude, latitude).
+pub(crate) fn polygon_file(path: &std::path::Path) -> anyhow::Result<geo::Polygon<f64>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let parsed: geojson::GeoJson = text
+        .parse()
+        .with_context(|| format!("{} is not GeoJSON", path.display()))?;
+    let geometry = match parsed {
+        geojson::GeoJson::Geometry(g) => Some(g),
+        geojson::GeoJson::Feature(f) => f.geometry,
+        geojson::GeoJson::FeatureCollection(c) => c.features.into_iter().find_map(|f| f.geometry),
+    };
+    let Some(geojson::Geometry {
+        value: geojson::Value::Polygon(rings),
+        ..
+    }) = geometry
+    else {
+        anyhow::bail!("{}: expected a GeoJSON Polygon", path.display());
+    };
+    let ring = |points: &Vec<Vec<f64>>| -> anyhow::Result<geo::LineString<f64>> {
+        points
+            .iter()
+            .map(|p| match p.as_slice() {
+                [lon, lat, ..] => Ok(geo::coord! { x: *lon, y: *lat }),
+                _ => anyhow::bail!(
+                    "{}: a position needs longitude and latitude",
+                    path.display()
+                ),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(geo::LineString::new)
+    };
+    let mut rings = rings.iter();
+    let exterior = ring(rings.next().context("a polygon without rings")?)?;
+    let interiors = rings.map(ring).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(geo::Polygon::new(exterior, interiors))
+}
+
+/// The cells of `--circle`, `--box` or `--polygon` at `depth`, in at most `max` runs.
 pub(crate) fn area_arg(
     circle: Option<&str>,
     area_box: Option<&str>,
+    polygon: Option<&std::path::Path>,
     depth: u8,
     max: usize,
 ) -> anyhow::Result<Option<Vec<bmpls_grid::IndexRange>>> {
+    if let Some(path) = polygon {
+        return Ok(Some(bmpls_grid::cover_polygon(
+            &polygon_file(path)?,
+            depth,
+            max,
+        )?));
+    }
     Ok(match (area_box, circle) {
         (Some(b), _) => {
             let [w, s, e, n] = parse_numbers::<4>(b, "--box")?;
@@ -573,4 +555,62 @@ pub(crate) fn area_arg(
         }
         (None, None) => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn geojson_polygons_are_read_from_geometries_features_and_collections() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ring = "[[[4.88,52.36],[4.90,52.36],[4.90,52.38],[4.88,52.38],[4.88,52.36]]]";
+        let geometry = format!("{{\"type\":\"Polygon\",\"coordinates\":{ring}}}");
+        for (name, text) in [
+            ("g.json", geometry.clone()),
+            (
+                "f.json",
+                format!("{{\"type\":\"Feature\",\"properties\":{{}},\"geometry\":{geometry}}}"),
+            ),
+            (
+                "c.json",
+                format!(
+                    "{{\"type\":\"FeatureCollection\",\"features\":[{{\"type\":\"Feature\",\"properties\":{{}},\"geometry\":{geometry}}}]}}"
+                ),
+            ),
+        ] {
+            let polygon = polygon_file(&write(&dir, name, &text)).expect(name);
+            assert_eq!(polygon.exterior().0.len(), 5, "{name}");
+            assert_eq!(polygon.exterior().0[1], geo::coord! { x: 4.90, y: 52.36 });
+            let cells = area_arg(None, None, Some(&dir.path().join(name)), 16, 64)
+                .expect("covers")
+                .expect("an area");
+            assert!(!cells.is_empty());
+        }
+    }
+
+    #[test]
+    fn other_geojson_and_garbage_are_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in [
+            (
+                "point.json",
+                "{\"type\":\"Point\",\"coordinates\":[4.9,52.37]}",
+            ),
+            ("garbage.json", "not json at all"),
+            (
+                "short.json",
+                "{\"type\":\"Polygon\",\"coordinates\":[[[4.9],[4.8,52.3],[4.9,52.3],[4.9]]]}",
+            ),
+        ] {
+            let error = polygon_file(&write(&dir, name, text)).expect_err(name);
+            assert!(format!("{error:#}").contains(name), "{error:#}");
+        }
+    }
 }

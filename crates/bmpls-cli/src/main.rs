@@ -9,6 +9,7 @@ mod client;
 mod demo;
 mod ingest;
 mod node;
+mod output;
 mod querybench;
 mod sim;
 
