@@ -69,7 +69,7 @@ impl Client {
         } else {
             "0.0.0.0:0".parse().expect("literal address")
         };
-        let endpoint = quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect {
+        let endpoint = crate::udp::endpoint(bind, None).map_err(|e| ClientError::Connect {
             addr,
             reason: e.to_string(),
         })?;

@@ -25,6 +25,7 @@ pub mod proto;
 pub mod query;
 pub mod server;
 pub mod tls;
+mod udp;
 
 pub use client::{Client, ClientError};
 pub use frame::FrameError;

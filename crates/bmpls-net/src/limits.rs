@@ -75,3 +75,9 @@ const _: () = assert!(MAX_PEER_FRAME_BYTES > MAX_BLOCK_BYTES);
 const _: () = assert!(KEEP_ALIVE.as_millis() * 3 <= IDLE_TIMEOUT.as_millis());
 const _: () = assert!(BACKOFF_MIN.as_millis() < BACKOFF_MAX.as_millis());
 const _: () = assert!(CLIENT_BURST >= CLIENT_RATE_PER_S);
+
+/// Bytes asked for each UDP socket's receive and send buffers. The default (about 208 KiB on
+/// Linux) overflows when a block of a few hundred KiB or a query answer arrives while the
+/// receiving task is busy; every dropped datagram costs a QUIC loss recovery of tens of
+/// milliseconds. The kernel caps the request at `net.core.rmem_max`/`wmem_max`.
+pub const UDP_BUFFER_BYTES: usize = 4 << 20;

@@ -81,7 +81,7 @@ impl Peers {
     pub fn start(config: PeerConfig) -> Result<(Self, mpsc::Receiver<Inbound>), NetError> {
         let server = tls::peer_server(&config.identity, &config.trust)?;
         let endpoint =
-            quinn::Endpoint::server(server, config.listen).map_err(|source| NetError::Bind {
+            crate::udp::endpoint(config.listen, Some(server)).map_err(|source| NetError::Bind {
                 addr: config.listen,
                 source,
             })?;

@@ -57,7 +57,7 @@ impl ClientServer {
     ) -> Result<Self, NetError> {
         let config = tls::client_server(identity)?;
         let endpoint =
-            quinn::Endpoint::server(config, listen).map_err(|source| NetError::Bind {
+            crate::udp::endpoint(listen, Some(config)).map_err(|source| NetError::Bind {
                 addr: listen,
                 source,
             })?;
