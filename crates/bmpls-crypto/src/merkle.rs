@@ -82,6 +82,38 @@ impl MerkleTree {
         Self { levels }
     }
 
+    /// Every node, level by level from the leaf hashes up to the root, 32 bytes each: what a
+    /// store keeps so that proofs need no hashing ([`MerkleTree::from_level_bytes`]).
+    pub fn level_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 * self.size());
+        for level in &self.levels {
+            for node in level {
+                out.extend_from_slice(&node.0);
+            }
+        }
+        out
+    }
+
+    /// The tree of `size` leaves from [`MerkleTree::level_bytes`], or `None` if the length does
+    /// not fit. The nodes are taken as they are: check the root against what it must be.
+    pub fn from_level_bytes(size: usize, bytes: &[u8]) -> Option<Self> {
+        let mut levels = Vec::new();
+        let mut width = size;
+        let mut rest = bytes;
+        while width > 0 {
+            let (level, tail) = rest.split_at_checked(32 * width)?;
+            levels.push(
+                level
+                    .chunks_exact(32)
+                    .map(|c| Hash32(c.try_into().expect("32-byte chunks")))
+                    .collect(),
+            );
+            rest = tail;
+            width = if width == 1 { 0 } else { width.div_ceil(2) };
+        }
+        rest.is_empty().then_some(Self { levels })
+    }
+
     /// Number of leaves.
     pub fn size(&self) -> usize {
         self.levels.first().map_or(0, Vec::len)

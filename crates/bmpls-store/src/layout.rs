@@ -12,7 +12,7 @@
 //! | `O` | patient ‖ fix time ‖ seq | a record whose fix time is earlier than one already stored |
 //! | `P` | patient | summary: last seq, first and last fix time, count |
 //! | `A` | patient ‖ height ‖ index | (empty) an audit entry about the patient, at that position |
-//! | `L` | height | the block's Merkle leaf hashes, 32 bytes each in order (proofs without the block) |
+//! | `L` | height | the block's Merkle tree, level by level from the leaf hashes up, 32 bytes a node (proofs without the block or hashing) |
 //!
 //! Records are stored once, in record chunks of at most [`RECORD_CHUNK_RECORDS`] consecutive
 //! records of one patient from one block, described by index chunks of at most

@@ -7,8 +7,8 @@ use bmpls_crypto::Verified;
 use bmpls_crypto::hash::{block_hash, tx_hash};
 use bmpls_crypto::merkle::{MerkleTree, tx_leaf_hash};
 use bmpls_types::{
-    Block, BlockHash, BlockHeader, Canonical, ChainId, CommitCertificate, Hash32, Height,
-    LocationRecord, PatientId, Seq, Transaction,
+    Block, BlockHash, BlockHeader, Canonical, ChainId, CommitCertificate, Height, LocationRecord,
+    PatientId, Seq, Transaction,
 };
 
 use crate::chunk::{self, RecordChunk};
@@ -223,11 +223,11 @@ impl Store {
             seal_value(&skeleton.finish()),
         );
         batch.insert(height_key(CERT, header.height), seal_value(&cert.encode()));
-        let mut leaves = Vec::with_capacity(32 * block.txs.len());
-        for tx in block.txs.iter() {
-            leaves.extend_from_slice(&tx_leaf_hash(tx).0);
-        }
-        batch.insert(height_key(LEAVES, header.height), seal_value(&leaves));
+        let tree = MerkleTree::from_leaf_hashes(block.txs.iter().map(tx_leaf_hash).collect());
+        batch.insert(
+            height_key(LEAVES, header.height),
+            seal_value(&tree.level_bytes()),
+        );
         let mut tip = header.height.0.to_be_bytes().to_vec();
         tip.extend_from_slice(&block_hash(header).0);
         batch.insert(layout::key(META, &[META_TIP]), seal_value(&tip));
@@ -354,29 +354,20 @@ impl Store {
         ))
     }
 
-    /// The Merkle tree of the block at `height`, from its stored leaf hashes (checked against
-    /// the header's root), for proofs without the block.
+    /// The Merkle tree of the block at `height`, as stored (its root checked against the
+    /// header's), for proofs without the block and without hashing.
     pub fn merkle_tree(&self, height: Height) -> Result<Option<MerkleTree>, StoreError> {
         let key = height_key(LEAVES, height);
         let Some(stored) = self.tree.get(&key)? else {
             return Ok(None);
         };
-        let payload = open_value(&stored, "leaf hashes", &key)?;
-        if payload.len() % 32 != 0 {
-            return Err(corrupt("leaf hashes", &key));
-        }
-        let leaves = payload
-            .chunks_exact(32)
-            .map(|c| Hash32(c.try_into().expect("32-byte chunks")))
-            .collect();
-        let tree = MerkleTree::from_leaf_hashes(leaves);
-        match self.header(height)? {
-            Some(header)
-                if header.tx_root == tree.root() && header.tx_count as usize == tree.size() =>
-            {
-                Ok(Some(tree))
-            }
-            _ => Err(corrupt("leaf hashes", &key)),
+        let payload = open_value(&stored, "Merkle tree", &key)?;
+        let header = self
+            .header(height)?
+            .ok_or_else(|| corrupt("Merkle tree of a missing block", &key))?;
+        match MerkleTree::from_level_bytes(header.tx_count as usize, payload) {
+            Some(tree) if tree.root() == header.tx_root => Ok(Some(tree)),
+            _ => Err(corrupt("Merkle tree", &key)),
         }
     }
 

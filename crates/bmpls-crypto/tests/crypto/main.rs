@@ -115,6 +115,25 @@ fn merkle_proofs_for_every_leaf_of_every_size_up_to_300() {
     }
 }
 
+#[test]
+fn a_stored_tree_reads_back_whole_and_only_at_its_size() {
+    for size in 1..=300usize {
+        let leaves: Vec<Vec<u8>> = (0..size).map(|i| vec![i as u8, 7]).collect();
+        let tree = merkle::MerkleTree::new(&leaves);
+        let hashes: Vec<Hash32> = leaves.iter().map(|l| merkle::leaf_hash(l)).collect();
+        assert_eq!(merkle::MerkleTree::from_leaf_hashes(hashes), tree);
+        let bytes = tree.level_bytes();
+        let back = merkle::MerkleTree::from_level_bytes(size, &bytes).expect("fits its size");
+        assert_eq!(back, tree, "size {size}");
+        assert!(merkle::MerkleTree::from_level_bytes(size + 1, &bytes).is_none());
+        assert!(merkle::MerkleTree::from_level_bytes(size, &bytes[1..]).is_none());
+        assert!(
+            merkle::MerkleTree::from_level_bytes(size, &[bytes.as_slice(), &[0]].concat())
+                .is_none()
+        );
+    }
+}
+
 /// The roots of the RFC 6962 reference tree (Certificate Transparency's test data) over its
 /// first 1…8 leaves.
 #[test]
