@@ -5,6 +5,7 @@ mod alerts;
 mod carers;
 mod cluster;
 mod crash;
+mod logs;
 mod privacy;
 mod store;
 mod wal;
