@@ -22,7 +22,7 @@ use bmpls_crypto::keyfile::{read_secret, write_secret};
 use bmpls_crypto::wrap::unwrap_grant_keys;
 use bmpls_crypto::{
     AgreementSecret, CryptoError, SealKey, SigningKey, ValidatorSet, Verified, verify_header,
-    verify_inclusion, verify_record,
+    verify_inclusion, verify_records,
 };
 use bmpls_grid::{CellIndex, LevelSet};
 use bmpls_net::query::{Answer, Ask, Query};
@@ -370,10 +370,12 @@ pub fn verify_answer(
         .depth;
     let mut ciphers: BTreeMap<u32, OpeCipher> = BTreeMap::new();
 
-    let mut seen: Vec<Seen> = Vec::with_capacity(answer.records.len());
+    // Every record proved into its block, then all their signatures checked as one batch.
+    let mut proved_records = Vec::with_capacity(answer.records.len());
+    let mut heights = Vec::with_capacity(answer.records.len());
     for proved in answer.records.iter() {
         let committed = prove(proved, "record inclusion")?;
-        let height = committed.height();
+        heights.push(committed.height());
         let Transaction::Report(record) = committed.into_inner() else {
             return Err(wrong("a record that is not a report"));
         };
@@ -385,10 +387,15 @@ pub fn verify_answer(
             .next_back()
             .map(|(_, k)| *k)
             .ok_or_else(|| wrong("no reporter key for a record"))?;
-        let record = verify_record(record, &key).map_err(|source| AnswerError::Proof {
-            what: "record signature",
-            source,
-        })?;
+        proved_records.push((record, key));
+    }
+    let verified = verify_records(proved_records).map_err(|(_, source)| AnswerError::Proof {
+        what: "record signature",
+        source,
+    })?;
+
+    let mut seen: Vec<Seen> = Vec::with_capacity(verified.len());
+    for (record, height) in verified.iter().zip(heights) {
         let record = record.get();
         if !(query.from_ms..=query.to_ms).contains(&record.fix_time_ms) {
             return Err(wrong(format!(

@@ -3,7 +3,7 @@
 
 use bmpls_types::{
     Block, BlockHeader, Canonical, CommitCertificate, Height, LocationRecord, PrecommitTarget,
-    PublicKeyBytes, Transaction,
+    PublicKeyBytes, Signed, Transaction,
 };
 
 use crate::error::CryptoError;
@@ -47,6 +47,24 @@ pub fn verify_record(
 ) -> Result<Verified<LocationRecord>, CryptoError> {
     verify(&record, reporter, "location record")?;
     Ok(Verified(record))
+}
+
+/// Checks many records' signatures, each under its reporter key, as one Ed25519 batch (about
+/// twice as fast per signature); on failure, the first bad record is named by its position.
+pub fn verify_records(
+    records: Vec<(LocationRecord, PublicKeyBytes)>,
+) -> Result<Vec<Verified<LocationRecord>>, (usize, CryptoError)> {
+    let batch: Vec<_> = records
+        .iter()
+        .map(|(record, key)| (*key, record.signing_bytes(), record.sig))
+        .collect();
+    if !batch.is_empty() && verify_batch(&batch).is_err() {
+        for (index, (key, bytes, sig)) in batch.iter().enumerate() {
+            verify_bytes(key, bytes, sig, "location record").map_err(|e| (index, e))?;
+        }
+        return Err((0, CryptoError::BadSignature("location record batch")));
+    }
+    Ok(records.into_iter().map(|(r, _)| Verified(r)).collect())
 }
 
 /// Checks that `block` is exactly what `cert` commits: the transactions hash to the header's
