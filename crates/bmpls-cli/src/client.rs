@@ -89,11 +89,22 @@ pub struct ReportArgs {
     #[arg(long)]
     patient: PathBuf,
     /// Latitude in degrees (WGS84).
-    #[arg(long, allow_hyphen_values = true)]
-    lat: f64,
+    #[arg(long, allow_hyphen_values = true, required_unless_present = "from")]
+    lat: Option<f64>,
     /// Longitude in degrees (WGS84).
-    #[arg(long, allow_hyphen_values = true)]
-    lon: f64,
+    #[arg(long, allow_hyphen_values = true, required_unless_present = "from")]
+    lon: Option<f64>,
+    /// Report every fix of a file instead: OwnTracks JSON (one message per line, as the
+    /// recorder stores them; encrypted payloads need --passphrase-file), GPX, or GeoJSON points.
+    /// Lines that are not fixes are listed with their line number and skipped.
+    #[arg(long, conflicts_with_all = ["lat", "lon", "time_ms"])]
+    from: Option<PathBuf>,
+    /// The OwnTracks encryption passphrase, read from this file (never from the command line).
+    #[arg(long, requires = "from")]
+    passphrase_file: Option<PathBuf>,
+    /// With --from: refuse the whole file if any line is not a fix.
+    #[arg(long, requires = "from")]
+    strict: bool,
     /// Horizontal accuracy in metres.
     #[arg(long, default_value_t = 10.0)]
     accuracy: f64,
@@ -194,12 +205,24 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
 
 /// `bmpls report`.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.from {
+        return crate::import::report_file(
+            &args.patient,
+            path,
+            args.passphrase_file.as_deref(),
+            args.strict,
+            &args.consortium,
+        );
+    }
     let store = PatientKeystore::open(&args.patient)?;
     let mut reporter = store.reporter()?;
     let seq = store.next_seq()?;
+    let (Some(lat), Some(lon)) = (args.lat, args.lon) else {
+        anyhow::bail!("give --lat and --lon, or --from FILE");
+    };
     let fix = Fix {
-        lat: args.lat,
-        lon: args.lon,
+        lat,
+        lon,
         accuracy_m: args.accuracy,
         altitude_m: 0.0,
         speed_m_s: 0.0,

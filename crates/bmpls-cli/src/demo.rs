@@ -298,6 +298,8 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     for chunk in records.chunks(10) {
         commit(&phone, chunk.to_vec(), "report").await?;
     }
+    // The keystore remembers where the phone is, for `--keep` and `bmpls report` afterwards.
+    patient.set_next_seq(records.len() as u64 + 1)?;
     let length: f64 = fixes
         .windows(2)
         .map(|w| metres((w[0].lat, w[0].lon), (w[1].lat, w[1].lon)))

@@ -111,3 +111,90 @@ pub fn geojson(answer: &VerifiedAnswer) -> String {
         features.join(",")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use bmpls_client::Seen;
+    use bmpls_client::import::{Format, parse};
+    use bmpls_grid::CellIndex;
+    use bmpls_types::{
+        BoundedString, BoundedVec, CarerId, Epoch, ExactFix, Grant, Height, LevelIndex, PatientId,
+        Seq, SignatureBytes, Trigger,
+    };
+
+    use super::*;
+
+    fn answer(exact: bool) -> VerifiedAnswer {
+        let records = (0..5u64)
+            .map(|i| {
+                let (lat, lon) = (52.3731 + 0.0001 * i as f64, 4.8922 - 0.0002 * i as f64);
+                Seen {
+                    seq: Seq(i + 1),
+                    fix_time_ms: 1_700_000_000_000 + 30_000 * i,
+                    height: Height(10 + i),
+                    cell: CellIndex::from_lon_lat(lon, lat, 16).expect("cell"),
+                    exact: exact.then(|| ExactFix {
+                        lat_e7: (lat * 1e7).round() as i32,
+                        lon_e7: (lon * 1e7).round() as i32,
+                        accuracy_cm: 500,
+                        altitude_cm: 0,
+                        speed_cm_s: 0,
+                        battery_percent: 50,
+                        trigger: Trigger::Periodic,
+                        fix_time_ms: 1_700_000_000_000 + 30_000 * i,
+                    }),
+                }
+            })
+            .collect();
+        VerifiedAnswer {
+            at_height: Height(20),
+            grant: Grant {
+                patient: PatientId([1; 16]),
+                carer: CarerId([2; 16]),
+                level: LevelIndex(0),
+                data_from: Epoch(0),
+                data_to: Epoch(1),
+                valid_from_ms: 0,
+                valid_until_ms: 1,
+                purpose: BoundedString::new(String::new()).expect("empty"),
+                wrapped_keys: BoundedVec::new(Vec::new()).expect("empty"),
+                sig: SignatureBytes::UNSIGNED,
+            },
+            epoch_length_ms: 86_400_000,
+            records,
+            more: false,
+        }
+    }
+
+    #[test]
+    fn exact_fixes_exported_as_geojson_import_back_unchanged() {
+        let exported = answer(true);
+        let imported = parse(&geojson(&exported), Format::GeoJson, None).expect("parses");
+        assert!(imported.problems.is_empty(), "{:?}", imported.problems);
+        assert_eq!(imported.fixes.len(), exported.records.len());
+        for ((_, fix), seen) in imported.fixes.iter().zip(&exported.records) {
+            let exact = seen.exact.expect("exact");
+            assert_eq!(fix.fix_time_ms, seen.fix_time_ms);
+            assert_eq!((fix.lat * 1e7).round() as i32, exact.lat_e7);
+            assert_eq!((fix.lon * 1e7).round() as i32, exact.lon_e7);
+        }
+    }
+
+    #[test]
+    fn cells_export_as_polygons_and_csv_rows_and_do_not_import_as_fixes() {
+        let exported = answer(false);
+        let imported = parse(&geojson(&exported), Format::GeoJson, None).expect("parses");
+        assert!(imported.fixes.is_empty(), "a cell is not a fix");
+        assert_eq!(imported.problems.len(), exported.records.len());
+        let text = csv(&exported);
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows.len(), 1 + exported.records.len());
+        assert!(rows[0].starts_with("seq,time,height,west,south,east,north"));
+        assert!(rows[1].starts_with("1,2023-11-14T22:13:20Z,10,"));
+        assert!(
+            rows[1].ends_with(",,"),
+            "no exact fix in a cell row: {}",
+            rows[1]
+        );
+    }
+}

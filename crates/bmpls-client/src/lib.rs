@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod carer;
+pub mod import;
 pub mod keystore;
 pub mod network;
 mod reporter;
