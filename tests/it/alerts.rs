@@ -207,5 +207,68 @@ async fn scenario() {
     for nodes in [&others, &stranger, &carer_nodes, &phone, &admin] {
         nodes.close().await;
     }
+
+    // Each validator's Prometheus endpoint counts what happened, and names no patient or carer.
+    let mut pages = Vec::new();
+    for node in &cluster.nodes {
+        let addr = node.metrics_addr().expect("metrics served");
+        pages.push(scrape(addr).await);
+    }
+    let total = |name: &str| -> f64 {
+        pages
+            .iter()
+            .flat_map(|p| p.lines())
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        total("bmpls_commits_total") >= 4.0 * 8.0,
+        "every validator committed the reports"
+    );
+    assert!(
+        total("bmpls_alerts_total") >= 4.0 * 2.0,
+        "every validator derived Exit and Missing"
+    );
+    assert!(
+        total("bmpls_alert_latency_seconds_count") >= 2.0,
+        "deliveries were timed"
+    );
+    assert!(total("bmpls_commit_latency_seconds_count") >= 4.0 * 8.0);
+    for page in &pages {
+        for secret in [hex_of(&patient.patient.0), hex_of(&carer.carer.0)] {
+            assert!(!page.contains(&secret), "metrics name no patient or carer");
+        }
+    }
+    let not_found = http_get(cluster.nodes[0].metrics_addr().expect("served"), "/").await;
+    assert!(not_found.starts_with("HTTP/1.0 404"), "{not_found}");
     cluster.shutdown().await.expect("clean shutdown");
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    response
+}
+
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    let response = http_get(addr, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.0 200 OK"), "{response}");
+    assert!(response.contains("text/plain; version=0.0.4"));
+    response
 }

@@ -80,6 +80,8 @@ struct TlsFile {
 struct ListenFile {
     peers: String,
     clients: String,
+    #[serde(default)]
+    metrics: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +143,8 @@ pub struct NodeConfig {
     pub listen_peers: SocketAddr,
     /// Where clients reach it.
     pub listen_clients: SocketAddr,
+    /// Where Prometheus scrapes its metrics (`GET /metrics`), if anywhere.
+    pub listen_metrics: Option<SocketAddr>,
     /// The other validators and their peer addresses.
     pub peers: Vec<(ValidatorId, SocketAddr)>,
     /// When to start the next height.
@@ -194,6 +198,12 @@ impl NodeConfig {
                 "must differ from listen.peers".to_string(),
             ));
         }
+        let listen_metrics = file
+            .listen
+            .metrics
+            .as_deref()
+            .map(|text| address("listen.metrics", text))
+            .transpose()?;
         let mut peers = Vec::new();
         for (i, peer) in file.peer.iter().enumerate() {
             let at = |f: &str| format!("peer[{i}].{f}");
@@ -237,6 +247,7 @@ impl NodeConfig {
             },
             listen_peers,
             listen_clients,
+            listen_metrics,
             peers,
             blocks: file.blocks,
         })

@@ -17,6 +17,7 @@ mod answer;
 pub mod config;
 mod driver;
 pub mod local;
+pub mod metrics;
 mod node;
 pub mod provision;
 mod service;

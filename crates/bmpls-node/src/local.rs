@@ -60,6 +60,7 @@ impl LocalCluster {
                  [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/{name}/tls.pem\"\n\
                  key = \"certs/{name}/tls.key\"\n\
                  [listen]\npeers = \"127.0.0.1:{peer}\"\nclients = \"127.0.0.1:{client}\"\n\
+                 metrics = \"127.0.0.1:0\"\n\
                  [blocks]\nmin_interval_ms = {min}\nempty_interval_ms = {empty}\n",
                 name = node.name,
                 peer = peer_ports[i],

@@ -16,6 +16,7 @@ use crate::NodeError;
 use crate::alerts::Alerts;
 use crate::config::NodeConfig;
 use crate::driver::{COMMAND_QUEUE, Driver, NodeStats};
+use crate::metrics::Metrics;
 use crate::service::Service;
 use bmpls_crypto::keyfile::read_signing_key;
 
@@ -25,6 +26,8 @@ pub struct Node {
     peer_addr: SocketAddr,
     client_addr: SocketAddr,
     stats: Arc<NodeStats>,
+    metrics: Arc<Metrics>,
+    metrics_server: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     server: ClientServer,
     shutdown: watch::Sender<bool>,
     driver: tokio::task::JoinHandle<Result<(), NodeError>>,
@@ -111,6 +114,14 @@ impl Node {
             .local_addr()
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         let stats = Arc::new(NodeStats::default());
+        let metrics = Arc::new(Metrics::default());
+        let metrics_server =
+            match config.listen_metrics {
+                Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await.map_err(
+                    |source| NodeError::Net(bmpls_net::NetError::Bind { addr, source }),
+                )?),
+                None => None,
+            };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let driver = Driver::new(
             engine,
@@ -120,6 +131,7 @@ impl Node {
             peers,
             config.blocks,
             stats.clone(),
+            metrics.clone(),
         );
         let driver = tokio::spawn(driver.run(initial, inbound, command_rx, shutdown_rx));
         info!(
@@ -134,6 +146,8 @@ impl Node {
             peer_addr,
             client_addr,
             stats,
+            metrics,
+            metrics_server,
             server,
             shutdown,
             driver,
@@ -155,6 +169,16 @@ impl Node {
         &self.stats
     }
 
+    /// Where the metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The Prometheus metrics (also served on `listen.metrics` if configured).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Whether the core task has stopped (after a fatal error).
     pub fn is_finished(&self) -> bool {
         self.driver.is_finished()
@@ -163,6 +187,9 @@ impl Node {
     /// Stops serving clients, answers pending submissions, closes peer links; returns the
     /// core task's result (an error if it had failed).
     pub async fn shutdown(self) -> Result<(), NodeError> {
+        if let Some((_, task)) = &self.metrics_server {
+            task.abort();
+        }
         self.server.close().await;
         let _ = self.shutdown.send(true);
         let result = self

@@ -22,6 +22,7 @@ use bmpls_types::{
 
 use super::{Driver, Watcher, now_ms};
 use crate::answer::{Permit, answer, audit_answer, authorize};
+use crate::metrics::QueryLabels;
 
 impl Driver {
     /// Checks each query against the committed grants here (the core task owns the ledger),
@@ -42,6 +43,18 @@ impl Driver {
                 if let Ok(permit) = &permit {
                     audits.push(self.audit(&query, permit));
                 }
+                let kind = match query.ask {
+                    Ask::Last => "last",
+                    Ask::Track => "track",
+                    Ask::Within(_) => "within",
+                };
+                self.metrics
+                    .queries
+                    .get_or_create(&QueryLabels {
+                        kind: kind.into(),
+                        outcome: if permit.is_ok() { "allowed" } else { "refused" }.into(),
+                    })
+                    .inc();
                 (query, permit)
             })
             .collect();
@@ -147,6 +160,7 @@ impl Driver {
         };
         let answer = self.alerts_for(&watcher.carer, watcher.from);
         if !answer.events.is_empty() || request.wait_ms == 0 {
+            self.observe_delivery(&answer);
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
         } else {
             self.watchers.push(watcher);
@@ -182,12 +196,23 @@ impl Driver {
         }
     }
 
+    /// Records the delivery latency of the events about to be sent.
+    fn observe_delivery(&self, answer: &WatchAnswer) {
+        let now = now_ms();
+        for signed in answer.events.iter() {
+            self.metrics
+                .alert_latency
+                .observe(now.saturating_sub(signed.event.time_ms) as f64 / 1000.0);
+        }
+    }
+
     /// Answers the watchers that have events now, or whose wait ran out.
     pub(super) fn serve_watchers(&mut self, now: Instant) {
         let watchers = std::mem::take(&mut self.watchers);
         for watcher in watchers {
             let answer = self.alerts_for(&watcher.carer, watcher.from);
             if !answer.events.is_empty() || watcher.deadline <= now {
+                self.observe_delivery(&answer);
                 let _ = watcher.reply.send(WatchOutcome::Events(answer));
             } else if !watcher.reply.is_closed() {
                 self.watchers.push(watcher);

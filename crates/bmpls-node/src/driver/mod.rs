@@ -29,6 +29,7 @@ use bmpls_types::{
 use crate::NodeError;
 use crate::alerts::Alerts;
 use crate::config::BlockPolicy;
+use crate::metrics::{Metrics, Reason};
 
 mod carers;
 
@@ -126,6 +127,7 @@ pub(crate) struct Driver {
     peers: Peers,
     policy: BlockPolicy,
     stats: Arc<NodeStats>,
+    metrics: Arc<Metrics>,
     timers: HashMap<Timeout, Instant>,
     batches: HashMap<u64, Batch>,
     next_batch: u64,
@@ -167,6 +169,7 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
 }
 
 impl Driver {
+    #[allow(clippy::too_many_arguments)] // wires the core task to every part it owns
     pub(crate) fn new(
         engine: Engine<SledWal>,
         auditor: SigningKey,
@@ -175,6 +178,7 @@ impl Driver {
         peers: Peers,
         policy: BlockPolicy,
         stats: Arc<NodeStats>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             engine,
@@ -185,6 +189,7 @@ impl Driver {
             peers,
             policy,
             stats,
+            metrics,
             timers: HashMap::new(),
             batches: HashMap::new(),
             next_batch: 0,
@@ -394,7 +399,14 @@ impl Driver {
                     }
                     Err(why) => {
                         self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                        results.push(Some(refusal(refusal_code(&why), why)));
+                        let code = refusal_code(&why);
+                        self.metrics
+                            .refused
+                            .get_or_create(&Reason {
+                                reason: format!("{code:?}"),
+                            })
+                            .inc();
+                        results.push(Some(refusal(code, why)));
                     }
                 }
             }
@@ -499,8 +511,15 @@ impl Driver {
                 .map_err(|e| NodeError::Internal(format!("store task: {e}")))??;
         let height = block.header.height.0;
         let txs = block.txs.len();
+        self.metrics.commits.inc();
+        self.metrics.committed_txs.inc_by(txs as u64);
+        self.metrics
+            .commit_latency
+            .observe(now_ms().saturating_sub(block.header.time_ms) as f64 / 1000.0);
+        self.metrics.mempool.set(self.engine.mempool_len() as i64);
         let fired = self.alerts.on_block(&block);
         if !fired.is_empty() {
+            self.metrics.alerts.inc_by(fired.len() as u64);
             self.stats
                 .alerts
                 .fetch_add(fired.len() as u64, Ordering::Relaxed);
