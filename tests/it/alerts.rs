@@ -70,11 +70,7 @@ async fn scenario() {
     let addrs = cluster.client_addrs();
     let trust = cluster.trust().expect("trust");
     let operator = cluster.operator().expect("operator key");
-    let genesis = bmpls_consensus::Genesis::from_toml(
-        &std::fs::read_to_string(dir.path().join("certs/genesis.toml")).expect("genesis file"),
-    )
-    .expect("genesis");
-    let validators = genesis.validators.crypto().clone();
+    let validators = cluster.validators().expect("validators");
     let levels = LevelSet::from_toml(LEVELS).expect("levels");
     let depth = levels.levels()[2].depth;
     let admin = Nodes::new(&addrs, &trust, &operator).expect("clients");

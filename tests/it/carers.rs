@@ -111,12 +111,8 @@ async fn carers_scenario() {
     let addrs = cluster.client_addrs();
     let trust = cluster.trust().expect("trust");
     let operator = cluster.operator().expect("operator key");
-    let genesis = bmpls_consensus::Genesis::from_toml(
-        &std::fs::read_to_string(dir.path().join("certs/genesis.toml")).expect("genesis file"),
-    )
-    .expect("genesis");
     let world = World {
-        validators: genesis.validators.crypto().clone(),
+        validators: cluster.validators().expect("validators"),
         levels: LevelSet::from_toml(LEVELS).expect("levels"),
     };
     let admin = Nodes::new(&addrs, &trust, &operator).expect("clients");

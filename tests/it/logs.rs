@@ -93,11 +93,7 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
     let addrs = cluster.client_addrs();
     let trust = cluster.trust().expect("trust");
     let operator = cluster.operator().expect("operator key");
-    let genesis = bmpls_consensus::Genesis::from_toml(
-        &std::fs::read_to_string(dir.path().join("certs/genesis.toml")).expect("genesis file"),
-    )
-    .expect("genesis");
-    let validators = genesis.validators.crypto().clone();
+    let validators = cluster.validators().expect("validators");
     let levels = LevelSet::from_toml(LEVELS).expect("levels");
     let mut rng = StdRng::seed_from_u64(99);
     let patient =

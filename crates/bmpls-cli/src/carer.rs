@@ -407,7 +407,8 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ask(
+/// Sends one query and verifies its answer; a refusal or failure is an error naming the node.
+pub(crate) async fn ask(
     nodes: &Nodes,
     query: Query,
     validators: &bmpls_crypto::ValidatorSet,

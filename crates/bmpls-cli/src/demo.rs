@@ -14,13 +14,12 @@ use clap::Args;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use bmpls_client::{
-    AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore, VerifiedAnswer, verify_answer,
-    verify_audit,
+    AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore, VerifiedAnswer, verify_audit,
 };
 use bmpls_grid::{CellIndex, LevelSet, cover_circle};
 use bmpls_net::Submitted;
 use bmpls_net::alert::AlertKind;
-use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, Query, QueryOutcome};
+use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, Query};
 use bmpls_node::BlockPolicy;
 use bmpls_node::local::LocalCluster;
 use bmpls_types::{Epoch, Height, LevelIndex, Role, Seq, Transaction, Trigger, TxHash};
@@ -115,24 +114,6 @@ async fn commit(nodes: &Nodes, txs: Vec<Transaction>, what: &str) -> anyhow::Res
     Ok(hashes)
 }
 
-async fn ask(
-    nodes: &Nodes,
-    query: &Query,
-    genesis: &bmpls_crypto::ValidatorSet,
-    levels: &LevelSet,
-    carer: &CarerKeystore,
-) -> anyhow::Result<VerifiedAnswer> {
-    let (addr, mut outcomes) = nodes.query(vec![query.clone()]).await?;
-    match outcomes.pop() {
-        Some(QueryOutcome::Answered(answer)) => {
-            verify_answer(*answer, query, genesis, levels, carer)
-                .with_context(|| format!("the answer of {addr} does not verify"))
-        }
-        Some(other) => anyhow::bail!("{addr} did not answer: {other:?}"),
-        None => anyhow::bail!("{addr} gave no answer"),
-    }
-}
-
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -186,9 +167,7 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     }
     let trust = cluster.trust()?;
     let operator = cluster.operator()?;
-    let genesis_text = std::fs::read_to_string(dir.join("certs/genesis.toml"))?;
-    let genesis = bmpls_consensus::Genesis::from_toml(&genesis_text)?;
-    let validators = genesis.validators.crypto().clone();
+    let validators = cluster.validators()?;
     let levels = LevelSet::from_toml(LEVELS)?;
     let mut rng = StdRng::from_entropy();
 
@@ -325,7 +304,14 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             ask: Ask::Track,
             limit: args.fixes as u32,
         };
-        let seen = ask(&nodes, &query, &validators, &levels, &viewer.keystore).await?;
+        let seen = crate::carer::ask(
+            &nodes,
+            query.clone(),
+            &validators,
+            &levels,
+            &viewer.keystore,
+        )
+        .await?;
         nodes.close().await;
         anyhow::ensure!(
             seen.records.len() == fixes.len(),
@@ -393,7 +379,14 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         ask: area,
         limit: args.fixes as u32,
     };
-    let inside = ask(&nodes, &query, &validators, &levels, &viewers[1].keystore).await?;
+    let inside = crate::carer::ask(
+        &nodes,
+        query.clone(),
+        &validators,
+        &levels,
+        &viewers[1].keystore,
+    )
+    .await?;
     nodes.close().await;
     println!(
         "   the operator's area query for the zone (the nodes compare ciphertexts only): {} of {} records in the zone's cells, verified",
@@ -563,29 +556,25 @@ fn picture(viewers: &[Viewer]) -> String {
                 by - ay
             ));
         }
-        let zone_path: Vec<String> = zone
-            .iter()
-            .map(|&(la, lo)| {
-                let (x, y) = px(la, lo);
-                format!("{x:.1},{y:.1}")
-            })
-            .collect();
-        svg.push_str(&format!(
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"#2a9d3a\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n",
-            zone_path.join(" ")
-        ));
-        if !points.is_empty() {
-            let line: Vec<String> = points
+        let polyline = |line: &[(f64, f64)], style: &str| {
+            let points: Vec<String> = line
                 .iter()
                 .map(|&(la, lo)| {
                     let (x, y) = px(la, lo);
                     format!("{x:.1},{y:.1}")
                 })
                 .collect();
-            svg.push_str(&format!(
-                "<polyline points=\"{}\" fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\"/>\n",
-                line.join(" ")
-            ));
+            format!(
+                "<polyline points=\"{}\" fill=\"none\" {style}/>\n",
+                points.join(" ")
+            )
+        };
+        svg.push_str(&polyline(
+            &zone,
+            "stroke=\"#2a9d3a\" stroke-width=\"2\" stroke-dasharray=\"6 4\"",
+        ));
+        if !points.is_empty() {
+            svg.push_str(&polyline(&points, "stroke=\"#c0392b\" stroke-width=\"2\""));
         }
     }
     svg.push_str(&format!(

@@ -188,8 +188,7 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
         let addrs = cluster.client_addrs();
         let trust = cluster.trust()?;
         let operator = cluster.operator()?;
-        let genesis = bmpls_consensus::Genesis::from_toml(&std::fs::read_to_string(dir.path().join("certs/genesis.toml"))?)?;
-        let validators = genesis.validators.crypto().clone();
+        let validators = cluster.validators()?;
         let levels = LevelSet::from_toml(LEVELS)?;
         let admin = Nodes::new(&addrs, &trust, &operator)?;
         let mut enrol: Vec<Transaction> = patients.iter().map(|p| p.enrolment(&operator)).collect();
@@ -306,8 +305,7 @@ pub fn run_alerts(args: &AlertBenchArgs) -> anyhow::Result<()> {
         let addrs = cluster.client_addrs();
         let trust = cluster.trust()?;
         let operator = cluster.operator()?;
-        let genesis = bmpls_consensus::Genesis::from_toml(&std::fs::read_to_string(dir.path().join("certs/genesis.toml"))?)?;
-        let validators = genesis.validators.crypto().clone();
+        let validators = cluster.validators()?;
         let levels = LevelSet::from_toml(LEVELS)?;
         let mut rng = StdRng::seed_from_u64(5);
         let patient = PatientKeystore::create(&dir.path().join("p"), LEVELS, DAY_MS, &mut rng)?;

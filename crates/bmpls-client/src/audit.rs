@@ -2,9 +2,9 @@
 //! answered about the patient, each proved into a committed block and signed by its validator.
 
 use bmpls_crypto::sign::verify;
-use bmpls_crypto::{ValidatorSet, Verified, verify_header, verify_inclusion};
+use bmpls_crypto::{ValidatorSet, verify_inclusion};
 use bmpls_net::query::{AuditAnswer, AuditRequest};
-use bmpls_types::{Audit, BlockHeader, Height, Transaction};
+use bmpls_types::{Audit, Height, Transaction};
 
 use crate::carer::AnswerError;
 
@@ -27,15 +27,7 @@ pub fn verify_audit(
     request: &AuditRequest,
     validators: &ValidatorSet,
 ) -> Result<Vec<AuditEntry>, AnswerError> {
-    let headers: Vec<Verified<BlockHeader>> = answer
-        .blocks
-        .iter()
-        .map(|b| verify_header(b.header.clone(), &b.cert, validators))
-        .collect::<Result<_, _>>()
-        .map_err(|source| AnswerError::Proof {
-            what: "block certificate",
-            source,
-        })?;
+    let headers = crate::carer::verify_headers(&answer.blocks, validators)?;
     let mut entries = Vec::with_capacity(answer.entries.len());
     let mut last = None;
     for proved in answer.entries.iter() {

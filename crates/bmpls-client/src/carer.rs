@@ -292,6 +292,21 @@ pub struct VerifiedAnswer {
     pub more: bool,
 }
 
+/// Checks each certified header of an answer against the genesis validators.
+pub(crate) fn verify_headers(
+    blocks: &[bmpls_net::query::CertifiedHeader],
+    validators: &ValidatorSet,
+) -> Result<Vec<Verified<BlockHeader>>, AnswerError> {
+    blocks
+        .iter()
+        .map(|b| verify_header(b.header.clone(), &b.cert, validators))
+        .collect::<Result<_, _>>()
+        .map_err(|source| AnswerError::Proof {
+            what: "block certificate",
+            source,
+        })
+}
+
 /// Opens the keys `grant` wraps to `carer`: the window's epoch-tree cover at the granted level
 /// and every coarser one.
 pub fn open_grant(grant: &Grant, carer: &CarerKeystore) -> Result<GrantKeys, AnswerError> {
@@ -309,15 +324,7 @@ pub fn verify_answer(
     levels: &LevelSet,
     carer: &CarerKeystore,
 ) -> Result<VerifiedAnswer, AnswerError> {
-    let headers: Vec<Verified<BlockHeader>> = answer
-        .blocks
-        .iter()
-        .map(|b| verify_header(b.header.clone(), &b.cert, validators))
-        .collect::<Result<_, _>>()
-        .map_err(|source| AnswerError::Proof {
-            what: "block certificate",
-            source,
-        })?;
+    let headers = verify_headers(&answer.blocks, validators)?;
     let prove = |p: &bmpls_net::query::ProvedTx, what: &'static str| {
         let header = headers
             .get(p.block as usize)

@@ -99,6 +99,16 @@ impl LocalCluster {
         Ok(Trust::load(&self.dir.join("certs/ca.pem"), &ids)?)
     }
 
+    /// The genesis validators, as a client checks certificates against them.
+    pub fn validators(&self) -> Result<bmpls_crypto::ValidatorSet, NodeError> {
+        let path = self.dir.join("certs/genesis.toml");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| NodeError::Internal(format!("{}: {e}", path.display())))?;
+        let genesis = bmpls_consensus::Genesis::from_toml(&text)
+            .map_err(|e| NodeError::Internal(format!("{}: {e}", path.display())))?;
+        Ok(genesis.validators.crypto().clone())
+    }
+
     /// The first validator's operator key (enrols patients and carers).
     pub fn operator(&self) -> Result<SigningKey, NodeError> {
         Ok(read_signing_key(
