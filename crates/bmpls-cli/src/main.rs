@@ -50,7 +50,7 @@ enum Command {
     /// As a patient's custodian, revoke a grant; nodes refuse its carer once it commits.
     Revoke(carer::RevokeArgs),
     /// As a carer, ask the validators for a patient's records (the last one, a track, or those
-    /// in a box or circle) at a granted level; every answer is verified against the commit
+    /// in a box, circle or GeoJSON polygon) at a granted level; every answer is verified against the commit
     /// certificates and Merkle proofs before it is decrypted and printed.
     Query(carer::QueryArgs),
     /// As a patient's custodian, set a safe zone for a carer's alerts: covered at the carer's
@@ -62,8 +62,9 @@ enum Command {
     /// As a patient's custodian, read the audit trail: which validator answered which carer's
     /// query about the patient, when, at which level, over which window (verified).
     Audit(carer::AuditArgs),
-    /// Encrypt and sign one GPS fix with the patient's keys and submit it; returns once the
-    /// record is committed and flushed on the answering validator.
+    /// Encrypt and sign one GPS fix (or every fix of an OwnTracks, GPX or GeoJSON file, with
+    /// --from) with the patient's keys and submit it; returns once the records are committed and
+    /// flushed on the answering validator.
     Report(client::ReportArgs),
     /// Measure the speed of bmpls components on this machine.
     #[command(subcommand)]
