@@ -265,8 +265,9 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
                 let sent = Instant::now();
                 let (_, mut outcomes) = nodes.query(vec![query.clone()]).await?;
                 asked.push(sent.elapsed());
-                let Some(QueryOutcome::Answered(answer)) = outcomes.pop() else { anyhow::bail!("not answered") };
-                bytes += borsh_len(&answer);
+                let outcome = outcomes.pop().context("no outcome")?;
+                bytes += outcome.encoded_len();
+                let QueryOutcome::Answered(answer) = outcome else { anyhow::bail!("not answered") };
                 let t = Instant::now();
                 let seen = verify_answer(*answer, &query, &validators, &levels, &carer)?;
                 checked.push(t.elapsed());
@@ -288,10 +289,6 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
         cluster.shutdown().await?;
         anyhow::Ok(())
     })
-}
-
-fn borsh_len(answer: &bmpls_net::query::Answer) -> usize {
-    QueryOutcome::Answered(Box::new(answer.clone())).encoded_len()
 }
 
 /// Runs `bmpls bench alerts`: a patient steps in and out of a fence, one report at a time; each

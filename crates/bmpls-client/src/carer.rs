@@ -334,11 +334,10 @@ pub fn verify_answer(
     };
 
     let grant = prove(&answer.grant, "grant inclusion")?;
+    let asked_for = bmpls_crypto::hash::tx_hash(grant.get()) == query.grant;
     let grant = match grant.into_inner() {
         Transaction::Grant(g)
-            if bmpls_crypto::hash::tx_hash(&Transaction::Grant(g.clone())) == query.grant
-                && g.patient == query.patient
-                && g.carer == carer.carer =>
+            if asked_for && g.patient == query.patient && g.carer == carer.carer =>
         {
             g
         }

@@ -155,7 +155,7 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
     let mut wanted = vec![permit.grant_at];
     wanted.extend(&permit.keys_at);
     wanted.extend(records.iter().map(|r| (r.height, r.index)));
-    let prover = Prover::new(store, &wanted, &records)?;
+    let mut prover = Prover::new(store, &wanted, &records)?;
     let grant = prover.proved(permit.grant_at)?;
     let keys = permit
         .keys_at
@@ -187,7 +187,7 @@ pub(crate) fn audit_answer(
         request.from_height,
         request.limit as usize,
     )?;
-    let prover = Prover::new(store, &positions, &[])?;
+    let mut prover = Prover::new(store, &positions, &[])?;
     let entries = positions
         .iter()
         .map(|&at| prover.proved(at))
@@ -232,7 +232,7 @@ impl Prover {
             };
             let header = store.header(height)?.ok_or_else(missing)?;
             let cert = store.certificate(height)?.ok_or_else(missing)?;
-            let tree = store.merkle_tree(height)?.ok_or_else(missing)?;
+            let tree = store.merkle_tree(&header)?.ok_or_else(missing)?;
             let slot = blocks.len() as u32;
             for index in indexes {
                 let tx = match known.get(&(height, index)) {
@@ -254,10 +254,10 @@ impl Prover {
         Ok(Self { blocks, proved })
     }
 
-    fn proved(&self, at: (Height, u32)) -> Result<ProvedTx, StoreError> {
+    /// The proof of the transaction at `at`, handed out once (each position is asked for once).
+    fn proved(&mut self, at: (Height, u32)) -> Result<ProvedTx, StoreError> {
         self.proved
-            .get(&at)
-            .cloned()
+            .remove(&at)
             .ok_or(StoreError::QueryTooLarge("an unproved position"))
     }
 }

@@ -354,17 +354,14 @@ impl Store {
         ))
     }
 
-    /// The Merkle tree of the block at `height`, as stored (its root checked against the
-    /// header's), for proofs without the block and without hashing.
-    pub fn merkle_tree(&self, height: Height) -> Result<Option<MerkleTree>, StoreError> {
-        let key = height_key(LEAVES, height);
+    /// The Merkle tree of the block of `header` (as [`Store::header`] read it), as stored, its
+    /// root checked against the header's: proofs without the block and without hashing.
+    pub fn merkle_tree(&self, header: &BlockHeader) -> Result<Option<MerkleTree>, StoreError> {
+        let key = height_key(LEAVES, header.height);
         let Some(stored) = self.tree.get(&key)? else {
             return Ok(None);
         };
         let payload = open_value(&stored, "Merkle tree", &key)?;
-        let header = self
-            .header(height)?
-            .ok_or_else(|| corrupt("Merkle tree of a missing block", &key))?;
         match MerkleTree::from_level_bytes(header.tx_count as usize, payload) {
             Some(tree) if tree.root() == header.tx_root => Ok(Some(tree)),
             _ => Err(corrupt("Merkle tree", &key)),

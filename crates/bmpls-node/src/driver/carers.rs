@@ -2,7 +2,6 @@
 //! grants, audited, answered from the store on a blocking thread), the audit trail, and the
 //! long poll for geofence alerts.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -58,9 +57,6 @@ impl Driver {
                 (query, permit)
             })
             .collect();
-        self.stats
-            .queries
-            .fetch_add(checked.len() as u64, Ordering::Relaxed);
         if !audits.is_empty() {
             let mut admitted = Vec::new();
             for (tx, outcome) in audits

@@ -96,10 +96,6 @@ pub struct NodeStats {
     pub bad_messages: AtomicU64,
     /// Submissions refused.
     pub refused: AtomicU64,
-    /// Queries received (allowed or not).
-    pub queries: AtomicU64,
-    /// Alerts derived from committed blocks.
-    pub alerts: AtomicU64,
 }
 
 struct Batch {
@@ -520,9 +516,6 @@ impl Driver {
         let fired = self.alerts.on_block(&block);
         if !fired.is_empty() {
             self.metrics.alerts.inc_by(fired.len() as u64);
-            self.stats
-                .alerts
-                .fetch_add(fired.len() as u64, Ordering::Relaxed);
             self.serve_watchers(Instant::now());
         }
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
