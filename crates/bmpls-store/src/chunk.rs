@@ -5,11 +5,11 @@
 //! Record chunk payload: `height u64 ‖ count u16 ‖ count × (position u32 ‖ len u32 ‖ record)`,
 //! the record in its canonical encoding and `position` its index among the block's transactions.
 //!
-//! Index chunk payload: `first seq u64 ‖ max before u64 ‖ count u16 ‖ records per record chunk
-//! u16 ‖ count × fix time u64 ‖
-//! levels u8 ‖ levels × (len u32 ‖ groups u16 ‖ groups × (epoch u32 ‖ n u16 ‖ n × (ciphertext
-//! u128 ‖ slot u16)))`. Within a level, each epoch's ciphertexts are sorted, so an area query
-//! finds its ranges by binary search rather than testing every record. `max before` is the
+//! Index chunk payload, one per level: `first seq u64 ‖ max before u64 ‖ count u16 ‖ records
+//! per record chunk u16 ‖ count × fix time u64 ‖ groups u16 ‖ groups × (epoch u32 ‖ n u16 ‖
+//! n × (ciphertext u128 ‖ slot u16))`. Each epoch's ciphertexts are sorted, so an area query
+//! finds its ranges by binary search rather than testing every record. A time-window query
+//! reads level 0's chunks (every record has level 0) for their times. `max before` is the
 //! patient's latest fix time before the chunk: a record whose fix time is earlier than every
 //! time before it is *in order* and found through the chunk; any other is found through its own
 //! `O` entry, so chunks ordered by time never hide a record.
@@ -43,52 +43,54 @@ pub(crate) fn encode_records(height: Height, records: &[(u32, &LocationRecord)])
     out
 }
 
-/// The payload of an index chunk of `records` (consecutive, from one patient), whose records are
+/// The payloads of the index chunks of `records` (consecutive, from one patient), one per
+/// level from level 0 (at least one, so a time window finds every record), whose records are
 /// stored in record chunks of `per_record_chunk` from the first.
-pub(crate) fn encode_index(
+pub(crate) fn encode_indexes(
     records: &[(u32, &LocationRecord)],
     max_before_ms: u64,
     per_record_chunk: usize,
-) -> Vec<u8> {
+) -> Vec<Vec<u8>> {
     let levels = records
         .iter()
         .map(|(_, r)| r.cells.len())
         .max()
-        .unwrap_or(0);
-    let mut out = Vec::with_capacity(19 + records.len() * (8 + levels * ENTRY_LEN) + levels * 12);
-    out.extend_from_slice(&records.first().map_or(0, |(_, r)| r.seq.0).to_be_bytes());
-    out.extend_from_slice(&max_before_ms.to_be_bytes());
-    out.extend_from_slice(&(records.len() as u16).to_be_bytes());
-    out.extend_from_slice(&(per_record_chunk as u16).to_be_bytes());
+        .unwrap_or(0)
+        .max(1);
+    let mut head = Vec::with_capacity(20 + records.len() * 8);
+    head.extend_from_slice(&records.first().map_or(0, |(_, r)| r.seq.0).to_be_bytes());
+    head.extend_from_slice(&max_before_ms.to_be_bytes());
+    head.extend_from_slice(&(records.len() as u16).to_be_bytes());
+    head.extend_from_slice(&(per_record_chunk as u16).to_be_bytes());
     for (_, record) in records {
-        out.extend_from_slice(&record.fix_time_ms.to_be_bytes());
+        head.extend_from_slice(&record.fix_time_ms.to_be_bytes());
     }
-    out.push(levels as u8);
-    for level in 0..levels {
-        let mut entries: Vec<(u32, u128, u16)> = records
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, (_, r))| {
-                let cell = r.cells.get(level)?;
-                Some((r.epoch.0, cell.0, slot as u16))
-            })
-            .collect();
-        entries.sort_unstable();
-        let mut section = Vec::with_capacity(2 + entries.len() * ENTRY_LEN + 8);
-        let groups = entries.chunk_by(|a, b| a.0 == b.0).count();
-        section.extend_from_slice(&(groups as u16).to_be_bytes());
-        for group in entries.chunk_by(|a, b| a.0 == b.0) {
-            section.extend_from_slice(&group[0].0.to_be_bytes());
-            section.extend_from_slice(&(group.len() as u16).to_be_bytes());
-            for &(_, cell, slot) in group {
-                section.extend_from_slice(&cell.to_be_bytes());
-                section.extend_from_slice(&slot.to_be_bytes());
+    (0..levels)
+        .map(|level| {
+            let mut entries: Vec<(u32, u128, u16)> = records
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, (_, r))| {
+                    let cell = r.cells.get(level)?;
+                    Some((r.epoch.0, cell.0, slot as u16))
+                })
+                .collect();
+            entries.sort_unstable();
+            let mut out = Vec::with_capacity(head.len() + 2 + entries.len() * ENTRY_LEN + 8);
+            out.extend_from_slice(&head);
+            let groups = entries.chunk_by(|a, b| a.0 == b.0).count();
+            out.extend_from_slice(&(groups as u16).to_be_bytes());
+            for group in entries.chunk_by(|a, b| a.0 == b.0) {
+                out.extend_from_slice(&group[0].0.to_be_bytes());
+                out.extend_from_slice(&(group.len() as u16).to_be_bytes());
+                for &(_, cell, slot) in group {
+                    out.extend_from_slice(&cell.to_be_bytes());
+                    out.extend_from_slice(&slot.to_be_bytes());
+                }
             }
-        }
-        out.extend_from_slice(&(section.len() as u32).to_be_bytes());
-        out.extend_from_slice(&section);
-    }
-    out
+            out
+        })
+        .collect()
 }
 
 /// A record chunk read back and checked: the records stay encoded until asked for.
@@ -156,7 +158,7 @@ impl RecordChunk {
     }
 }
 
-/// An index chunk read back and checked, borrowed from its stored value.
+/// An index chunk of one level read back and checked, borrowed from its stored value.
 pub(crate) struct IndexChunk<'a> {
     /// Sequence number of slot 0.
     pub(crate) first: Seq,
@@ -164,7 +166,8 @@ pub(crate) struct IndexChunk<'a> {
     times: &'a [u8],
     /// Whether each slot's record is in order (found through this chunk).
     in_order: Vec<bool>,
-    levels: Vec<&'a [u8]>,
+    /// The level's ciphertexts by epoch (parsed when an area query walks them).
+    section: &'a [u8],
 }
 
 impl<'a> IndexChunk<'a> {
@@ -185,18 +188,13 @@ impl<'a> IndexChunk<'a> {
                 in_order
             })
             .collect();
-        let levels = (0..r.u8()?)
-            .map(|_| {
-                let len = r.u32()? as usize;
-                r.take(len)
-            })
-            .collect::<Option<Vec<_>>>()?;
-        (r.is_empty() && count > 0 && per_record_chunk > 0).then_some(Self {
+        let section = r.take(r.remaining())?;
+        (count > 0 && per_record_chunk > 0).then_some(Self {
             first,
             per_record_chunk,
             times,
             in_order,
-            levels,
+            section,
         })
     }
 
@@ -228,20 +226,16 @@ impl<'a> IndexChunk<'a> {
             .filter(move |&s| self.in_order[s] && (from_ms..=to_ms).contains(&self.time(s)))
     }
 
-    /// Slots of in-order records in `from..=to` whose `level` ciphertext lies in one of the
-    /// ranges of its epoch, in slot order; `None` if the level's section is malformed.
+    /// Slots of in-order records in `from..=to` whose ciphertext (at the chunk's level) lies in
+    /// one of the ranges of its epoch, in slot order; `None` if the ciphertexts are malformed.
     pub(crate) fn matching(
         &self,
-        level: usize,
         ranges: &BTreeMap<u32, Vec<(u128, u128)>>,
         from_ms: u64,
         to_ms: u64,
     ) -> Option<Vec<usize>> {
         let mut slots = Vec::new();
-        let Some(section) = self.levels.get(level) else {
-            return Some(slots);
-        };
-        let mut r = Reader::new(section);
+        let mut r = Reader::new(self.section);
         for _ in 0..r.u16()? {
             let epoch = r.u32()?;
             let n = usize::from(r.u16()?);

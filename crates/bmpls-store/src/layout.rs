@@ -8,7 +8,7 @@
 //! | `C` | height | encoded commit certificate |
 //! | `T` | tx hash | height ‖ index in block, for every transaction that is not a report |
 //! | `R` | patient ‖ first seq | a chunk of the patient's records from one block |
-//! | `I` | patient ‖ key time ‖ first seq | the same chunk's index: fix times and, per level, the ciphertexts sorted within each epoch |
+//! | `I` | patient ‖ level ‖ key time ‖ first seq | the same chunk's index at one level: fix times and the level's ciphertexts sorted within each epoch |
 //! | `O` | patient ‖ fix time ‖ seq | a record whose fix time is earlier than one already stored |
 //! | `P` | patient | summary: last seq, first and last fix time, count |
 //! | `A` | patient ‖ height ‖ index | (empty) an audit entry about the patient, at that position |
@@ -39,7 +39,10 @@ pub(crate) const AUDIT: u8 = b'A';
 pub(crate) const LEAVES: u8 = b'L';
 
 /// Most records described by one index chunk: a query reads one index chunk per 128 records
-/// of its window (~15 KiB, all levels), so a long window costs few reads, and slots fit a `u16`.
+/// of its window (~3.3 KiB: times and one level's ciphertexts), so a long window costs few
+/// reads, and slots fit a `u16`. Each level has its own chunks, contiguous by time, so an area
+/// query at one level reads none of the other levels' ciphertexts: cold, from a reopened store,
+/// the bytes read are what a query pays for.
 pub(crate) const INDEX_CHUNK_RECORDS: usize = 128;
 /// Most records in one record chunk (~4.5 KiB of reports): a query reads the record chunks that
 /// hold its answers, so small chunks keep a cold read close to the answers' own size, while one
@@ -75,12 +78,14 @@ pub(crate) fn records_key(patient: &PatientId, first: Seq) -> Vec<u8> {
     key(RECORDS, &[&patient.0, &first.0.to_be_bytes()])
 }
 
-/// Key of the index of the chunk that starts at `first`; `key_time_ms` orders chunks by time.
-pub(crate) fn index_key(patient: &PatientId, key_time_ms: u64, first: Seq) -> Vec<u8> {
+/// Key of the level-`level` index of the chunk that starts at `first`; `key_time_ms` orders a
+/// level's chunks by time.
+pub(crate) fn index_key(patient: &PatientId, level: u8, key_time_ms: u64, first: Seq) -> Vec<u8> {
     key(
         INDEX,
         &[
             &patient.0,
+            &[level],
             &key_time_ms.to_be_bytes(),
             &first.0.to_be_bytes(),
         ],

@@ -2,8 +2,8 @@
 //! level-`d` ciphertext falls in given ranges within a time window. The store never sees a
 //! position: range bounds arrive already encrypted, one list per key epoch.
 //!
-//! Both window queries walk the patient's chunk indexes in time order from the chunk holding the
-//! window's start; in each chunk an area query finds its ranges by binary search among that
+//! Both window queries walk the patient's chunk indexes of one level (level 0 for a track) in
+//! time order from the chunk holding the window's start; in each chunk an area query finds its ranges by binary search among that
 //! epoch's sorted ciphertexts, so it costs a few probes per chunk plus its answers, and it stops
 //! once it has `limit` answers (later chunks hold only later records). Records that arrived with
 //! a fix time earlier than one already stored are found through their own entries and merged.
@@ -101,7 +101,7 @@ impl Store {
         check_limit(limit)?;
         let hits = self.hits(
             patient,
-            (from_ms, to_ms),
+            (0, from_ms, to_ms),
             limit,
             |chunk| Some(chunk.in_window(from_ms, to_ms).collect()),
             |_| true,
@@ -125,13 +125,12 @@ impl Store {
             return Err(StoreError::QueryTooLarge("too many ranges"));
         }
         let ranges = normalise(ranges);
-        let level = usize::from(level.0);
         let hits = self.hits(
             patient,
-            (from_ms, to_ms),
+            (level.0, from_ms, to_ms),
             limit,
-            |chunk| chunk.matching(level, &ranges, from_ms, to_ms),
-            |record| inside(&ranges, record, level),
+            |chunk| chunk.matching(&ranges, from_ms, to_ms),
+            |record| inside(&ranges, record, usize::from(level.0)),
         )?;
         self.fetch(patient, hits)
     }
@@ -162,13 +161,13 @@ impl Store {
             .collect()
     }
 
-    /// The earliest `limit` answers in the window, in (time, seq) order: `select` picks the
-    /// answering slots of a chunk (`None` if the chunk is malformed), `accept` tests an
-    /// out-of-order record.
+    /// The earliest `limit` answers in the window, in (time, seq) order, read from the index
+    /// chunks of `level`: `select` picks the answering slots of a chunk (`None` if the chunk is
+    /// malformed), `accept` tests an out-of-order record.
     fn hits(
         &self,
         patient: &PatientId,
-        (from_ms, to_ms): (u64, u64),
+        (level, from_ms, to_ms): (u8, u64, u64),
         limit: usize,
         select: impl Fn(&IndexChunk<'_>) -> Option<Vec<usize>>,
         accept: impl Fn(&LocationRecord) -> bool,
@@ -179,11 +178,11 @@ impl Store {
         }
         // The last chunk keyed before the window may hold its first records; every later chunk
         // keyed inside the window is read until `limit` answers are found.
-        let start = index_key(patient, from_ms, Seq(0));
-        let end = index_key(patient, to_ms, Seq(u64::MAX));
+        let start = index_key(patient, level, from_ms, Seq(0));
+        let end = index_key(patient, level, to_ms, Seq(u64::MAX));
         let before = self
             .tree
-            .range(index_key(patient, 0, Seq(0))..start.clone())
+            .range(index_key(patient, level, 0, Seq(0))..start.clone())
             .next_back();
         for item in before.into_iter().chain(self.tree.range(start..=end)) {
             let (key, value) = item?;

@@ -24,7 +24,7 @@ use crate::skeleton::Skeleton;
 const CACHE_BYTES: u64 = 4 << 30;
 
 /// Version of the on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";
@@ -282,14 +282,13 @@ impl Store {
             }
             let first = chunk[0].1;
             let key_time = max_before.max(first.fix_time_ms);
-            batch.insert(
-                index_key(patient, key_time, first.seq),
-                seal_value(&chunk::encode_index(
-                    chunk,
-                    max_before,
-                    RECORD_CHUNK_RECORDS,
-                )),
-            );
+            let indexes = chunk::encode_indexes(chunk, max_before, RECORD_CHUNK_RECORDS);
+            for (level, index) in (0u8..).zip(indexes) {
+                batch.insert(
+                    index_key(patient, level, key_time, first.seq),
+                    seal_value(&index),
+                );
+            }
             for part in chunk.chunks(RECORD_CHUNK_RECORDS) {
                 batch.insert(
                     records_key(patient, part[0].1.seq),
