@@ -2,7 +2,9 @@
 //! for a 1 km² box at the neighbourhood level over a day and over a month.
 //!
 //! `cargo bench -p bmpls-benches --bench store` (BMPLS_BENCH_RECORDS=n for fewer than a
-//! million records). Records are real: built by the reporter (six randomised OPE ciphertexts,
+//! million records). Each kind of area query runs first on the store opened afresh, so sled's
+//! cache is empty, then again from memory; BMPLS_BENCH_DROP_CACHES=1 (Linux, root) also drops
+//! the operating system's page cache before each kind, so its first reads come from the disk. Records are real: built by the reporter (six randomised OPE ciphertexts,
 //! sealed fix, signature) from a random walk around a home.
 #![allow(missing_docs)]
 
@@ -48,7 +50,7 @@ fn main() {
     let kept = std::env::var_os("BMPLS_BENCH_STORE_DIR").map(std::path::PathBuf::from);
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
-    let store = Store::open(&dir, &chain_id()).expect("opens");
+    let mut store = Store::open(&dir, &chain_id()).expect("opens");
     if store.tip().expect("tip").0.0 == 0 {
         let started = Instant::now();
         let mut position = HOME;
@@ -100,6 +102,7 @@ fn main() {
         drop(blocks);
     }
 
+    let drop_caches = std::env::var_os("BMPLS_BENCH_DROP_CACHES").is_some_and(|v| v == "1");
     let mut latencies = Vec::new();
     for _ in 0..1000 {
         let t = Instant::now();
@@ -125,38 +128,83 @@ fn main() {
         ("1 km² box, one day", 1u64, 300),
         ("1 km² box, one month", 30, 100),
     ] {
-        let mut latencies = Vec::new();
+        // The carer's side: the area's cells encrypted under each day's key of the window.
         let mut encrypt = Duration::ZERO;
-        let mut results = Vec::new();
-        for _ in 0..queries {
-            let first = rng.gen_range(0..days.saturating_sub(span_days).max(1));
-            let t = Instant::now();
-            let ranges: Vec<EpochRanges> = (first..first + span_days)
-                .map(|d| {
-                    let epoch = (START_MS / DAY_MS + d) as u32;
-                    let key = keys.epoch_key(NEIGHBOURHOOD, KeyEpoch(epoch)).expect("key");
-                    EpochRanges {
-                        epoch: Epoch(epoch),
-                        ranges: encrypt_ranges(&key, depth, &cells).expect("encrypts"),
-                    }
-                })
-                .collect();
-            encrypt += t.elapsed();
-            let from = START_MS + first * DAY_MS;
-            let to = from + span_days * DAY_MS - 1;
-            let t = Instant::now();
-            let found = store
-                .within(&patient, LevelIndex(NEIGHBOURHOOD), &ranges, from, to, 1000)
-                .expect("answers");
-            latencies.push(t.elapsed());
-            results.push(found.len());
+        let asked: Vec<(u64, u64, Vec<EpochRanges>)> = (0..queries)
+            .map(|_| {
+                let first = rng.gen_range(0..days.saturating_sub(span_days).max(1));
+                let t = Instant::now();
+                let ranges = (first..first + span_days)
+                    .map(|d| {
+                        let epoch = (START_MS / DAY_MS + d) as u32;
+                        let key = keys.epoch_key(NEIGHBOURHOOD, KeyEpoch(epoch)).expect("key");
+                        EpochRanges {
+                            epoch: Epoch(epoch),
+                            ranges: encrypt_ranges(&key, depth, &cells).expect("encrypts"),
+                        }
+                    })
+                    .collect();
+                encrypt += t.elapsed();
+                let from = START_MS + first * DAY_MS;
+                (from, from + span_days * DAY_MS - 1, ranges)
+            })
+            .collect();
+        // First on a store opened afresh, so sled's cache holds none of what it reads (with
+        // BMPLS_BENCH_DROP_CACHES=1 the operating system's page cache is dropped too, so the
+        // reads come from the disk); then the same queries again, from memory.
+        drop(store);
+        if drop_caches {
+            drop_page_cache();
         }
-        report(label, &mut latencies, Some(&results));
+        store = Store::open(&dir, &chain_id()).expect("reopens");
+        for pass in ["store reopened", "again, cached"] {
+            let mut latencies = Vec::new();
+            let mut results = Vec::new();
+            let disk_before = disk_read_bytes();
+            for (from, to, ranges) in &asked {
+                let t = Instant::now();
+                let found = store
+                    .within(
+                        &patient,
+                        LevelIndex(NEIGHBOURHOOD),
+                        ranges,
+                        *from,
+                        *to,
+                        1000,
+                    )
+                    .expect("answers");
+                latencies.push(t.elapsed());
+                results.push(found.len());
+            }
+            report(&format!("{label} ({pass})"), &mut latencies, Some(&results));
+            if let (Some(before), Some(after)) = (disk_before, disk_read_bytes()) {
+                println!(
+                    "      read from the disk: {:.0} KiB per query",
+                    (after - before) as f64 / 1024.0 / f64::from(queries)
+                );
+            }
+        }
         println!(
             "      carer-side encryption of the ranges: {:.2} ms per query (not in the latency)",
             encrypt.as_secs_f64() * 1e3 / f64::from(queries)
         );
     }
+}
+
+/// Bytes this process has caused to be read from storage (Linux's `/proc/self/io`).
+fn disk_read_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("read_bytes: "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Writes dirty pages out and drops the kernel's clean page cache (Linux, root only).
+fn drop_page_cache() {
+    let synced = std::process::Command::new("sync").status();
+    assert!(synced.is_ok_and(|s| s.success()), "sync failed");
+    std::fs::write("/proc/sys/vm/drop_caches", "3")
+        .expect("BMPLS_BENCH_DROP_CACHES=1 needs root on Linux");
 }
 
 fn report(label: &str, latencies: &mut [Duration], results: Option<&[usize]>) {
