@@ -16,7 +16,10 @@ pub enum StoreError {
         key: String,
     },
     /// The directory holds a store of another schema version.
-    #[error("schema version {found} on disk, this build reads {expected}")]
+    #[error(
+        "schema version {found} on disk, this build reads {expected} (there is no migration: \
+         the store must be rebuilt in an empty folder)"
+    )]
     Schema {
         /// Version found.
         found: u32,
