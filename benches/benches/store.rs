@@ -15,7 +15,7 @@ use bmpls_crypto::SigningKey;
 use bmpls_grid::{LevelSet, cover_lon_lat_box};
 use bmpls_it::{TestChain, chain_id};
 use bmpls_ope::keys::{Epoch as KeyEpoch, MasterSecret, PatientKeys};
-use bmpls_store::{EpochRanges, Store};
+use bmpls_store::{EpochRanges, Plan, Store};
 use bmpls_types::{Epoch, LevelIndex, PatientId, Seq, Transaction, Trigger};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -114,20 +114,19 @@ fn main() {
     let keys = PatientKeys::new(&master, levels.len() as u8).expect("keys");
     let depth = levels.levels()[usize::from(NEIGHBOURHOOD)].depth;
     let (dlat, dlon) = (0.0045, 0.0076); // ±500 m at 53.8° N
-    let cells = cover_lon_lat_box(
-        HOME.1 - dlon,
-        HOME.0 - dlat,
-        HOME.1 + dlon,
-        HOME.0 + dlat,
-        depth,
-        64,
-    )
-    .expect("covers");
+    let box_at = |(lat, lon): (f64, f64)| {
+        cover_lon_lat_box(lon - dlon, lat - dlat, lon + dlon, lat + dlat, depth, 64)
+            .expect("covers")
+    };
+    // A box the walk never reaches (it starts again from home 3.3 km north): 5.5 km north.
+    let far = (HOME.0 + 0.05, HOME.1);
     let days = (records * FIX_INTERVAL_MS / DAY_MS).max(1);
-    for (label, span_days, queries) in [
-        ("1 km² box, one day", 1u64, 300),
-        ("1 km² box, one month", 30, 100),
+    for (label, centre, span_days, queries) in [
+        ("1 km² box, one day", HOME, 1u64, 300),
+        ("1 km² box, one month", HOME, 30, 100),
+        ("1 km² box never visited, the whole year", far, days, 20),
     ] {
+        let cells = box_at(centre);
         // The carer's side: the area's cells encrypted under each day's key of the window.
         let mut encrypt = Duration::ZERO;
         let asked: Vec<(u64, u64, Vec<EpochRanges>)> = (0..queries)
@@ -157,20 +156,25 @@ fn main() {
             drop_page_cache();
         }
         store = Store::open(&dir, &chain_id()).expect("reopens");
-        for pass in ["store reopened", "again, cached"] {
+        for (pass, plan) in [
+            ("store reopened", Plan::Auto),
+            ("again, cached", Plan::Auto),
+            ("cached, time walk forced", Plan::TimeWalk),
+            ("cached, zone maps forced", Plan::Zones),
+        ] {
             let mut latencies = Vec::new();
             let mut results = Vec::new();
             let disk_before = disk_read_bytes();
             for (from, to, ranges) in &asked {
                 let t = Instant::now();
                 let found = store
-                    .within(
+                    .within_planned(
                         &patient,
                         LevelIndex(NEIGHBOURHOOD),
                         ranges,
-                        *from,
-                        *to,
+                        (*from, *to),
                         1000,
+                        plan,
                     )
                     .expect("answers");
                 latencies.push(t.elapsed());

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use bmpls_it::{DAY_MS, TestChain, chain_id, record};
-use bmpls_store::{EpochRanges, Store, StoreError};
+use bmpls_store::{EpochRanges, Plan, Store, StoreError};
 use bmpls_types::{
     ChainId, Epoch, Height, LevelIndex, LocationRecord, OpeCiphertext, PatientId, Revoke, Seq,
     SignatureBytes, Transaction, TxHash,
@@ -281,6 +281,41 @@ fn a_corrupted_value_is_a_typed_error() {
     ));
 }
 
+/// A `within` query's answer under every plan, checked to be the same for all of them.
+fn within_every_plan(
+    store: &Store,
+    patient: &PatientId,
+    level: usize,
+    ranges: &[EpochRanges],
+    (from, to): (u64, u64),
+    limit: usize,
+) -> Vec<Seq> {
+    let answers: Vec<Vec<Seq>> = [Plan::Auto, Plan::TimeWalk, Plan::Zones]
+        .into_iter()
+        .map(|plan| {
+            store
+                .within_planned(
+                    patient,
+                    LevelIndex(level as u8),
+                    ranges,
+                    (from, to),
+                    limit,
+                    plan,
+                )
+                .expect("answers")
+                .iter()
+                .map(|r| r.record.seq)
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        answers[1], answers[2],
+        "the time walk and the zone maps differ"
+    );
+    assert_eq!(answers[0], answers[1], "the planner's answer differs");
+    answers.into_iter().next().expect("three answers")
+}
+
 /// The brute-force answer of a `within` query: in (time, seq) order.
 fn brute(
     records: &[LocationRecord],
@@ -353,12 +388,7 @@ fn queries_equal_brute_force_for_narrow_and_wide_ranges() {
             .collect();
         let expected = brute(records, level, &ranges, from, to);
         for limit in [10_000, 7] {
-            let got: Vec<Seq> = store
-                .within(&patient, LevelIndex(level as u8), &ranges, from, to, limit)
-                .expect("answers")
-                .iter()
-                .map(|r| r.record.seq)
-                .collect();
+            let got = within_every_plan(&store, &patient, level, &ranges, (from, to), limit);
             assert_eq!(got, expected[..expected.len().min(limit)], "case {case}");
         }
     }
@@ -382,8 +412,7 @@ proptest! {
         let ranges: Vec<EpochRanges> = (from / DAY_MS..=to / DAY_MS)
             .map(|e| EpochRanges { epoch: Epoch(e as u32), ranges: vec![(OpeCiphertext(lo), OpeCiphertext(hi))] })
             .collect();
-        let got = store.within(&patient, LevelIndex(level as u8), &ranges, from, to, 10_000).expect("answers");
-        let got: Vec<Seq> = got.iter().map(|r| r.record.seq).collect();
+        let got = within_every_plan(&store, &patient, level, &ranges, (from, to), 10_000);
         prop_assert_eq!(got, brute(records, level, &ranges, from, to));
     }
 
@@ -414,7 +443,7 @@ proptest! {
         let ranges: Vec<EpochRanges> = (from / DAY_MS..=to / DAY_MS)
             .map(|e| EpochRanges { epoch: Epoch(e as u32), ranges: vec![(OpeCiphertext(lo), OpeCiphertext(hi))] })
             .collect();
-        let got: Vec<Seq> = store.within(&patient, LevelIndex(level as u8), &ranges, from, to, limit).expect("answers").iter().map(|r| r.record.seq).collect();
+        let got = within_every_plan(&store, &patient, level, &ranges, (from, to), limit);
         let expected = brute(records, level, &ranges, from, to);
         prop_assert_eq!(&got[..], &expected[..expected.len().min(limit)]);
         let everywhere = [EpochRanges { epoch: Epoch((base / DAY_MS) as u32), ranges: vec![(OpeCiphertext(0), OpeCiphertext(u128::MAX))] }];

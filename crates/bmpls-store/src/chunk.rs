@@ -43,14 +43,56 @@ pub(crate) fn encode_records(height: Height, records: &[(u32, &LocationRecord)])
     out
 }
 
-/// The payloads of the index chunks of `records` (consecutive, from one patient), one per
-/// level from level 0 (at least one, so a time window finds every record), whose records are
-/// stored in record chunks of `per_record_chunk` from the first.
+/// The lowest and highest ciphertext of an index chunk's records of one epoch, at one level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Zone {
+    pub(crate) epoch: u32,
+    pub(crate) low: u128,
+    pub(crate) high: u128,
+}
+
+/// Bytes of one zone-map entry: key time, first seq, lowest and highest ciphertext.
+pub(crate) const ZONE_ENTRY_LEN: usize = 48;
+
+/// Appends the zone-map entry of the chunk keyed `(key_time_ms, first)` to `out`.
+pub(crate) fn push_zone_entry(out: &mut Vec<u8>, key_time_ms: u64, first: Seq, zone: &Zone) {
+    out.extend_from_slice(&key_time_ms.to_be_bytes());
+    out.extend_from_slice(&first.0.to_be_bytes());
+    out.extend_from_slice(&zone.low.to_be_bytes());
+    out.extend_from_slice(&zone.high.to_be_bytes());
+}
+
+/// The chunks of a zone map (its checked payload) whose ciphertexts may lie in one of `ranges`
+/// (sorted, disjoint): `(key time, first seq)` each; `None` if the payload is malformed.
+pub(crate) fn zone_candidates(payload: &[u8], ranges: &Ranges) -> Option<Vec<(u64, Seq)>> {
+    if payload.len() % ZONE_ENTRY_LEN != 0 {
+        return None;
+    }
+    Some(
+        payload
+            .chunks_exact(ZONE_ENTRY_LEN)
+            .filter_map(|e| {
+                let u64_at = |at: usize| u64::from_be_bytes(e[at..at + 8].try_into().expect("8"));
+                let u128_at =
+                    |at: usize| u128::from_be_bytes(e[at..at + 16].try_into().expect("16"));
+                let (low, high) = (u128_at(16), u128_at(32));
+                // The first range ending at or above `low` must start at or below `high`.
+                let i = ranges.partition_point(|&(_, end)| end < low);
+                let overlaps = ranges.get(i).is_some_and(|&(start, _)| start <= high);
+                overlaps.then(|| (u64_at(0), Seq(u64_at(8))))
+            })
+            .collect(),
+    )
+}
+
+/// The index chunks of `records` (consecutive, from one patient), one per level from level 0
+/// (at least one, so a time window finds every record): each payload with the zones of its
+/// epochs. The records are stored in record chunks of `per_record_chunk` from the first.
 pub(crate) fn encode_indexes(
     records: &[(u32, &LocationRecord)],
     max_before_ms: u64,
     per_record_chunk: usize,
-) -> Vec<Vec<u8>> {
+) -> Vec<(Vec<u8>, Vec<Zone>)> {
     let levels = records
         .iter()
         .map(|(_, r)| r.cells.len())
@@ -80,6 +122,7 @@ pub(crate) fn encode_indexes(
             out.extend_from_slice(&head);
             let groups = entries.chunk_by(|a, b| a.0 == b.0).count();
             out.extend_from_slice(&(groups as u16).to_be_bytes());
+            let mut zones = Vec::with_capacity(groups);
             for group in entries.chunk_by(|a, b| a.0 == b.0) {
                 out.extend_from_slice(&group[0].0.to_be_bytes());
                 out.extend_from_slice(&(group.len() as u16).to_be_bytes());
@@ -87,8 +130,13 @@ pub(crate) fn encode_indexes(
                     out.extend_from_slice(&cell.to_be_bytes());
                     out.extend_from_slice(&slot.to_be_bytes());
                 }
+                zones.push(Zone {
+                    epoch: group[0].0,
+                    low: group[0].1,
+                    high: group[group.len() - 1].1,
+                });
             }
-            out
+            (out, zones)
         })
         .collect()
 }

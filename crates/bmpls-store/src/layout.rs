@@ -9,6 +9,7 @@
 //! | `T` | tx hash | height ‖ index in block, for every transaction that is not a report |
 //! | `R` | patient ‖ first seq | a chunk of the patient's records from one block |
 //! | `I` | patient ‖ level ‖ key time ‖ first seq | the same chunk's index at one level: fix times and the level's ciphertexts sorted within each epoch |
+//! | `Z` | patient ‖ level ‖ epoch | zone map: for each index chunk of the level holding records of the epoch, its key time, first seq and the lowest and highest of their ciphertexts |
 //! | `O` | patient ‖ fix time ‖ seq | a record whose fix time is earlier than one already stored |
 //! | `P` | patient | summary: last seq, first and last fix time, count |
 //! | `A` | patient ‖ height ‖ index | (empty) an audit entry about the patient, at that position |
@@ -34,6 +35,7 @@ pub(crate) const TX: u8 = b'T';
 pub(crate) const RECORDS: u8 = b'R';
 pub(crate) const INDEX: u8 = b'I';
 pub(crate) const OUT_OF_ORDER: u8 = b'O';
+pub(crate) const ZONES: u8 = b'Z';
 pub(crate) const PATIENT: u8 = b'P';
 pub(crate) const AUDIT: u8 = b'A';
 pub(crate) const LEAVES: u8 = b'L';
@@ -90,6 +92,11 @@ pub(crate) fn index_key(patient: &PatientId, level: u8, key_time_ms: u64, first:
             &first.0.to_be_bytes(),
         ],
     )
+}
+
+/// Key of the zone map of `patient`'s index chunks of `level` holding records of `epoch`.
+pub(crate) fn zones_key(patient: &PatientId, level: u8, epoch: u32) -> Vec<u8> {
+    key(ZONES, &[&patient.0, &[level], &epoch.to_be_bytes()])
 }
 
 /// Key of the audit entry about `patient` at `(height, index)`.

@@ -18,6 +18,6 @@ mod store;
 mod wal;
 
 pub use error::StoreError;
-pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, Query};
+pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, Plan, Query};
 pub use store::{PatientSummary, SCHEMA_VERSION, Store, StoredRecord};
 pub use wal::SledWal;

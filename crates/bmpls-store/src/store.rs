@@ -1,5 +1,6 @@
 //! Opening a store, applying committed blocks atomically and durably, and reading blocks back.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -16,7 +17,7 @@ use crate::error::StoreError;
 use crate::layout::{
     self, BLOCK, CERT, INDEX_CHUNK_RECORDS, LEAVES, META, PATIENT, RECORD_CHUNK_RECORDS,
     SEGMENT_BYTES, TX, be_u32, be_u64, corrupt, height_key, index_key, open_value,
-    out_of_order_key, records_key, seal_value, trailing_seq,
+    out_of_order_key, records_key, seal_value, trailing_seq, zones_key,
 };
 use crate::skeleton::Skeleton;
 
@@ -24,7 +25,7 @@ use crate::skeleton::Skeleton;
 const CACHE_BYTES: u64 = 4 << 30;
 
 /// Version of the on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";
@@ -246,6 +247,8 @@ impl Store {
         records: &[(u32, &LocationRecord)],
     ) -> Result<(), StoreError> {
         let mut summary = self.summary(patient)?;
+        // Zone maps touched by this block: (level, epoch) → entries, the stored ones first.
+        let mut zones: BTreeMap<(u8, u32), Vec<u8>> = BTreeMap::new();
         for chunk in records.chunks(INDEX_CHUNK_RECORDS) {
             let max_before = summary.map_or(0, |s| s.last_fix_ms);
             for (_, record) in chunk {
@@ -283,11 +286,25 @@ impl Store {
             let first = chunk[0].1;
             let key_time = max_before.max(first.fix_time_ms);
             let indexes = chunk::encode_indexes(chunk, max_before, RECORD_CHUNK_RECORDS);
-            for (level, index) in (0u8..).zip(indexes) {
+            for (level, (index, level_zones)) in (0u8..).zip(indexes) {
                 batch.insert(
                     index_key(patient, level, key_time, first.seq),
                     seal_value(&index),
                 );
+                for zone in &level_zones {
+                    let entries = match zones.entry((level, zone.epoch)) {
+                        Entry::Occupied(entries) => entries.into_mut(),
+                        Entry::Vacant(slot) => {
+                            let key = zones_key(patient, level, zone.epoch);
+                            let stored = match self.tree.get(&key)? {
+                                Some(v) => open_value(&v, "zone map", &key)?.to_vec(),
+                                None => Vec::new(),
+                            };
+                            slot.insert(stored)
+                        }
+                    };
+                    chunk::push_zone_entry(entries, key_time, first.seq, zone);
+                }
             }
             for part in chunk.chunks(RECORD_CHUNK_RECORDS) {
                 batch.insert(
@@ -295,6 +312,9 @@ impl Store {
                     seal_value(&chunk::encode_records(height, part)),
                 );
             }
+        }
+        for ((level, epoch), entries) in zones {
+            batch.insert(zones_key(patient, level, epoch), seal_value(&entries));
         }
         if let Some(summary) = summary {
             batch.insert(
