@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use bmpls_it::{DAY_MS, TestChain, chain_id, record};
 use bmpls_store::{EpochRanges, Plan, Store, StoreError};
 use bmpls_types::{
-    ChainId, Epoch, Height, LevelIndex, LocationRecord, OpeCiphertext, PatientId, Revoke, Seq,
-    SignatureBytes, Transaction, TxHash,
+    BoundedVec, ChainId, Epoch, Height, LevelIndex, LocationRecord, OpeCiphertext, PatientId,
+    Revoke, Seq, SignatureBytes, Transaction, TxHash,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -390,6 +390,67 @@ fn queries_equal_brute_force_for_narrow_and_wide_ranges() {
         for limit in [10_000, 7] {
             let got = within_every_plan(&store, &patient, level, &ranges, (from, to), limit);
             assert_eq!(got, expected[..expected.len().min(limit)], "case {case}");
+        }
+    }
+}
+
+/// A long window (12,000 records over about four days: ~94 full chunks, more than the 64
+/// walked first plus four per epoch) makes the planner walk and then turn to the zone maps.
+/// Ciphertexts cluster by hour, as a patient's places do, so the zone maps skip chunks; areas
+/// the patient is often in, seldom in, and never in all give the filter's answer under every
+/// plan, at any limit.
+#[test]
+fn long_windows_give_the_same_answers_under_every_plan() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir);
+    let patient = PatientId([9; 16]);
+    let mut rng = StdRng::seed_from_u64(12);
+    let start = 20_000 * DAY_MS;
+    let place = |hour: u64, level: usize| ((hour * 7919 + level as u64 * 104_729) % 1000) as u128;
+    let txs: Vec<Transaction> = (1..=12_000u64)
+        .map(|seq| {
+            let time = start + seq * 30_000;
+            let hour = seq / 120;
+            let mut r = record(patient, seq, time, &mut rng);
+            let cells = (0..bmpls_it::LEVELS)
+                .map(|level| {
+                    let near = place(hour, level) << 100;
+                    OpeCiphertext(near + rng.gen_range(0..1u128 << 90))
+                })
+                .collect();
+            r.cells = BoundedVec::new(cells).expect("six");
+            Transaction::Report(r)
+        })
+        .collect();
+    let all = apply(&store, txs, 500);
+    let records = &all[&patient];
+    let (from, to) = (start, start + 12_001 * 30_000);
+    for level in [0, 2, 5] {
+        // Often: the places of many hours; seldom: one hour's; never: between places.
+        let often = (0..1000u128)
+            .step_by(3)
+            .map(|p| (p << 100, (p << 100) + (1 << 99)));
+        let seldom = std::iter::once((
+            place(40, level) << 100,
+            (place(40, level) << 100) + (1 << 95),
+        ));
+        let never = std::iter::once((1001u128 << 100, 1002u128 << 100));
+        let areas: [Vec<(u128, u128)>; 3] = [often.collect(), seldom.collect(), never.collect()];
+        for area in areas {
+            let ranges: Vec<EpochRanges> = (from / DAY_MS..=to / DAY_MS)
+                .map(|e| EpochRanges {
+                    epoch: Epoch(e as u32),
+                    ranges: area
+                        .iter()
+                        .map(|&(lo, hi)| (OpeCiphertext(lo), OpeCiphertext(hi)))
+                        .collect(),
+                })
+                .collect();
+            let expected = brute(records, level, &ranges, from, to);
+            for limit in [10_000, 1000, 7] {
+                let got = within_every_plan(&store, &patient, level, &ranges, (from, to), limit);
+                assert_eq!(got, expected[..expected.len().min(limit)], "level {level}");
+            }
         }
     }
 }

@@ -43,23 +43,52 @@ pub(crate) fn encode_records(height: Height, records: &[(u32, &LocationRecord)])
     out
 }
 
-/// The lowest and highest ciphertext of an index chunk's records of one epoch, at one level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Intervals in one zone-map entry. A place is a few runs of a space-filling curve's cell
+/// numbers, and so are a patient's ciphertexts over a chunk: splitting them at the widest gaps
+/// keeps the map tight where one lowest-to-highest interval would span the cells between.
+pub(crate) const ZONE_INTERVALS: usize = 4;
+
+/// An index chunk's records of one epoch at one level: their ciphertexts covered by at most
+/// [`ZONE_INTERVALS`] inclusive intervals, sorted.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Zone {
     pub(crate) epoch: u32,
-    pub(crate) low: u128,
-    pub(crate) high: u128,
+    pub(crate) intervals: Vec<(u128, u128)>,
 }
 
-/// Bytes of one zone-map entry: key time, first seq, lowest and highest ciphertext.
-pub(crate) const ZONE_ENTRY_LEN: usize = 48;
+impl Zone {
+    /// The zone of `sorted` ciphertexts (not empty): split at the widest gaps.
+    fn of(epoch: u32, sorted: &[u128]) -> Self {
+        let mut cuts: Vec<usize> = (1..sorted.len())
+            .filter(|&i| sorted[i] > sorted[i - 1])
+            .collect();
+        cuts.sort_unstable_by_key(|&i| std::cmp::Reverse(sorted[i] - sorted[i - 1]));
+        cuts.truncate(ZONE_INTERVALS - 1);
+        cuts.sort_unstable();
+        let mut intervals = Vec::with_capacity(ZONE_INTERVALS);
+        let mut start = 0;
+        for cut in cuts.into_iter().chain(std::iter::once(sorted.len())) {
+            intervals.push((sorted[start], sorted[cut - 1]));
+            start = cut;
+        }
+        Self { epoch, intervals }
+    }
+}
+
+/// Bytes of one zone-map entry: key time, first seq, and [`ZONE_INTERVALS`] intervals (the
+/// last repeated when there are fewer).
+pub(crate) const ZONE_ENTRY_LEN: usize = 16 + ZONE_INTERVALS * 32;
 
 /// Appends the zone-map entry of the chunk keyed `(key_time_ms, first)` to `out`.
 pub(crate) fn push_zone_entry(out: &mut Vec<u8>, key_time_ms: u64, first: Seq, zone: &Zone) {
     out.extend_from_slice(&key_time_ms.to_be_bytes());
     out.extend_from_slice(&first.0.to_be_bytes());
-    out.extend_from_slice(&zone.low.to_be_bytes());
-    out.extend_from_slice(&zone.high.to_be_bytes());
+    let last = zone.intervals[zone.intervals.len() - 1];
+    for i in 0..ZONE_INTERVALS {
+        let (low, high) = zone.intervals.get(i).copied().unwrap_or(last);
+        out.extend_from_slice(&low.to_be_bytes());
+        out.extend_from_slice(&high.to_be_bytes());
+    }
 }
 
 /// The chunks of a zone map (its checked payload) whose ciphertexts may lie in one of `ranges`
@@ -75,10 +104,12 @@ pub(crate) fn zone_candidates(payload: &[u8], ranges: &Ranges) -> Option<Vec<(u6
                 let u64_at = |at: usize| u64::from_be_bytes(e[at..at + 8].try_into().expect("8"));
                 let u128_at =
                     |at: usize| u128::from_be_bytes(e[at..at + 16].try_into().expect("16"));
-                let (low, high) = (u128_at(16), u128_at(32));
-                // The first range ending at or above `low` must start at or below `high`.
-                let i = ranges.partition_point(|&(_, end)| end < low);
-                let overlaps = ranges.get(i).is_some_and(|&(start, _)| start <= high);
+                let overlaps = (0..ZONE_INTERVALS).any(|k| {
+                    let (low, high) = (u128_at(16 + 32 * k), u128_at(32 + 32 * k));
+                    // The first range ending at or above `low` must start at or below `high`.
+                    let i = ranges.partition_point(|&(_, end)| end < low);
+                    ranges.get(i).is_some_and(|&(start, _)| start <= high)
+                });
                 overlaps.then(|| (u64_at(0), Seq(u64_at(8))))
             })
             .collect(),
@@ -130,11 +161,8 @@ pub(crate) fn encode_indexes(
                     out.extend_from_slice(&cell.to_be_bytes());
                     out.extend_from_slice(&slot.to_be_bytes());
                 }
-                zones.push(Zone {
-                    epoch: group[0].0,
-                    low: group[0].1,
-                    high: group[group.len() - 1].1,
-                });
+                let cells: Vec<u128> = group.iter().map(|&(_, cell, _)| cell).collect();
+                zones.push(Zone::of(group[0].0, &cells));
             }
             (out, zones)
         })
@@ -339,4 +367,39 @@ fn partition_point(n: usize, below: impl Fn(usize) -> bool) -> usize {
         }
     }
     lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_splits_at_the_widest_gaps_and_names_only_overlapping_chunks() {
+        let cells = [1, 2, 3, 100, 101, 1000, 5000, 5001];
+        let zone = Zone::of(7, &cells);
+        assert_eq!(
+            zone.intervals,
+            vec![(1, 3), (100, 101), (1000, 1000), (5000, 5001)]
+        );
+        let narrow = Zone::of(7, &[40, 40]);
+        assert_eq!(narrow.intervals, vec![(40, 40)]);
+
+        let mut map = Vec::new();
+        push_zone_entry(&mut map, 10, Seq(1), &zone);
+        push_zone_entry(&mut map, 20, Seq(200), &narrow);
+        let found = |ranges: &Ranges| zone_candidates(&map, ranges).expect("well formed");
+        // Between the first chunk's intervals, and away from the second's: nothing.
+        assert_eq!(found(&[(4, 39), (41, 99), (2000, 4999)]), vec![]);
+        assert_eq!(found(&[(1001, 1100)]), vec![]);
+        // Touching one interval of either.
+        assert_eq!(found(&[(3, 3)]), vec![(10, Seq(1))]);
+        assert_eq!(found(&[(40, 41)]), vec![(20, Seq(200))]);
+        assert_eq!(
+            found(&[(0, 1), (40, 40)]),
+            vec![(10, Seq(1)), (20, Seq(200))]
+        );
+        assert_eq!(found(&[(4500, 6000)]), vec![(10, Seq(1))]);
+        // A torn map is malformed, not an empty answer.
+        assert_eq!(zone_candidates(&map[..map.len() - 1], &[(0, 1)]), None);
+    }
 }

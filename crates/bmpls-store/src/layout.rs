@@ -9,7 +9,7 @@
 //! | `T` | tx hash | height ‖ index in block, for every transaction that is not a report |
 //! | `R` | patient ‖ first seq | a chunk of the patient's records from one block |
 //! | `I` | patient ‖ level ‖ key time ‖ first seq | the same chunk's index at one level: fix times and the level's ciphertexts sorted within each epoch |
-//! | `Z` | patient ‖ level ‖ epoch | zone map: for each index chunk of the level holding records of the epoch, its key time, first seq and the lowest and highest of their ciphertexts |
+//! | `Z` | patient ‖ level ‖ epoch ‖ height | zone map of one block: for each of its index chunks of the level holding records of the epoch, its key time, first seq and the lowest and highest of those records' ciphertexts |
 //! | `O` | patient ‖ fix time ‖ seq | a record whose fix time is earlier than one already stored |
 //! | `P` | patient | summary: last seq, first and last fix time, count |
 //! | `A` | patient ‖ height ‖ index | (empty) an audit entry about the patient, at that position |
@@ -94,9 +94,17 @@ pub(crate) fn index_key(patient: &PatientId, level: u8, key_time_ms: u64, first:
     )
 }
 
-/// Key of the zone map of `patient`'s index chunks of `level` holding records of `epoch`.
-pub(crate) fn zones_key(patient: &PatientId, level: u8, epoch: u32) -> Vec<u8> {
+/// Prefix of the zone maps of `patient`'s index chunks of `level` holding records of `epoch`.
+pub(crate) fn zones_prefix(patient: &PatientId, level: u8, epoch: u32) -> Vec<u8> {
     key(ZONES, &[&patient.0, &[level], &epoch.to_be_bytes()])
+}
+
+/// Key of the zone map of the block at `height` for `patient`, `level` and `epoch`: written
+/// once with the block, never rewritten, so a patient's day costs no growing value.
+pub(crate) fn zones_key(patient: &PatientId, level: u8, epoch: u32, height: Height) -> Vec<u8> {
+    let mut k = zones_prefix(patient, level, epoch);
+    k.extend_from_slice(&height.0.to_be_bytes());
+    k
 }
 
 /// Key of the audit entry about `patient` at `(height, index)`.

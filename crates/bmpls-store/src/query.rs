@@ -8,6 +8,7 @@
 //! once it has `limit` answers (later chunks hold only later records). Records that arrived with
 //! a fix time earlier than one already stored are found through their own entries and merged.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use bmpls_types::{Epoch, LevelIndex, LocationRecord, OpeCiphertext, PatientId, Seq};
@@ -16,7 +17,7 @@ use crate::chunk::{IndexChunk, RecordChunk, zone_candidates};
 use crate::error::StoreError;
 use crate::layout::{
     INDEX_CHUNK_RECORDS, be_u64, corrupt, index_key, open_value, out_of_order_key, trailing_seq,
-    zones_key,
+    zones_prefix,
 };
 use crate::store::{Store, StoredRecord};
 
@@ -69,20 +70,30 @@ pub enum Query {
 /// How an area query finds the chunk indexes it reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// The planner's choice by estimated size (what [`Store::within`] does).
+    /// The planner's choice by estimated size (what [`Store::within`] does): a short window is
+    /// walked; a long one is walked for its first [`WALK_FIRST`] chunks, then read through the
+    /// zone maps.
     Auto,
     /// Walk the level's chunk indexes of the window in time order: best when the window holds
     /// few chunks or the answers are dense in it.
     TimeWalk,
-    /// Read the zone map of each epoch of the ranges, then only the chunks whose lowest and
+    /// Read the zone maps of each epoch of the ranges, then only the chunks whose lowest and
     /// highest ciphertexts overlap a range: best for long windows and rarely visited areas.
     Zones,
 }
 
-/// The planner walks the window's chunks while they number at most this many times the zone
-/// maps it would read instead (one per epoch of the ranges; a zone map is ~1 KiB for a day of
-/// 30-second fixes, a chunk index ~3.3 KiB). Measured with the store bench.
+/// Chunks a long window's query walks before it turns to the zone maps: answers dense in the
+/// window (a place the patient often is) end the query within them, and walking them costs
+/// about a microsecond each from memory.
+const WALK_FIRST: usize = 64;
+
+/// A window is long for the planner when its estimated chunks exceed the walked ones plus this
+/// many times the epochs whose zone maps it would read (a few small values per epoch: one per
+/// block holding the patient's records of it; a chunk index is ~3.3 KiB).
 const ZONE_PLAN_FACTOR: u64 = 4;
+
+/// A chunk index read: its key and stored value.
+type ChunkItem = Result<(sled::IVec, sled::IVec), StoreError>;
 
 /// Ranges by epoch, each list sorted and merged.
 type RangeMap = BTreeMap<u32, Vec<(u128, u128)>>;
@@ -171,59 +182,63 @@ impl Store {
             return Ok(Vec::new());
         }
         let ranges = normalise(ranges);
-        let plan = match plan {
-            Plan::Auto => self.plan(patient, &ranges, from_ms, to_ms)?,
-            chosen => chosen,
-        };
         let level = level.0;
         let select = |chunk: &IndexChunk<'_>| chunk.matching(&ranges, from_ms, to_ms);
         let accept = |record: &LocationRecord| inside(&ranges, record, usize::from(level));
-        let window = (level, from_ms, to_ms);
-        let hits = if plan == Plan::Zones && !ranges.is_empty() {
-            let mut candidates = Vec::new();
-            for (&epoch, list) in &ranges {
-                let key = zones_key(patient, level, epoch);
-                if let Some(value) = self.tree.get(&key)? {
-                    let payload = open_value(&value, "zone map", &key)?;
-                    let found =
-                        zone_candidates(payload, list).ok_or_else(|| corrupt("zone map", &key))?;
-                    candidates.extend(
-                        found
-                            .into_iter()
-                            .filter(|&(key_time, _)| key_time <= to_ms)
-                            .map(|(key_time, first)| index_key(patient, level, key_time, first)),
-                    );
-                }
+        let window = (from_ms, to_ms);
+        let walk = self
+            .window_chunks(patient, (level, from_ms, to_ms))
+            .map(|r| r.map_err(Into::into));
+        let hits = match plan {
+            Plan::TimeWalk => self.hits(patient, window, limit, walk, select, accept)?,
+            Plan::Zones => {
+                let chunks = self.zone_chunks(patient, level, &ranges, to_ms, None)?;
+                self.hits(patient, window, limit, chunks, select, accept)?
             }
-            candidates.sort_unstable();
-            candidates.dedup();
-            let chunks = candidates.into_iter().map(|key| match self.tree.get(&key) {
-                Ok(Some(value)) => Ok((key.into(), value)),
-                Ok(None) => Err(corrupt("chunk index named by a zone map", &key)),
-                Err(e) => Err(e.into()),
-            });
-            self.hits(patient, (from_ms, to_ms), limit, chunks, select, accept)?
-        } else {
-            let chunks = self
-                .window_chunks(patient, window)
-                .map(|r| r.map_err(Into::into));
-            self.hits(patient, (from_ms, to_ms), limit, chunks, select, accept)?
+            Plan::Auto if !self.is_long(patient, &ranges, from_ms, to_ms)? => {
+                self.hits(patient, window, limit, walk, select, accept)?
+            }
+            Plan::Auto => {
+                // Walk first: answers dense in the window end the query here. Then the zone
+                // maps, for the chunks after the last one walked.
+                let walked = Cell::new(0);
+                let last = RefCell::new(None::<sled::IVec>);
+                let first = walk.take(WALK_FIRST).inspect(|item| {
+                    walked.set(walked.get() + 1);
+                    if let Ok((key, _)) = item {
+                        *last.borrow_mut() = Some(key.clone());
+                    }
+                });
+                let rest = std::iter::once_with(|| -> Box<dyn Iterator<Item = ChunkItem> + '_> {
+                    if walked.get() < WALK_FIRST {
+                        return Box::new(std::iter::empty());
+                    }
+                    let after = last.borrow().clone();
+                    match self.zone_chunks(patient, level, &ranges, to_ms, after.as_deref()) {
+                        Ok(chunks) => Box::new(chunks),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    }
+                })
+                .flatten();
+                self.hits(patient, window, limit, first.chain(rest), select, accept)?
+            }
         };
         self.fetch(patient, hits)
     }
 
-    /// The planner: walk the window's chunks unless they are estimated (from the patient's
-    /// count of records over its span of fix times) to outnumber the zone maps of the query's
-    /// epochs by more than [`ZONE_PLAN_FACTOR`].
-    fn plan(
+    /// Whether the window is long for the planner: its chunks, estimated from the patient's
+    /// count of records over its span of fix times (in full chunks), exceed those walked first
+    /// by more than [`ZONE_PLAN_FACTOR`] times the query's epochs, whose zone maps the query
+    /// would read instead.
+    fn is_long(
         &self,
         patient: &PatientId,
         ranges: &RangeMap,
         from_ms: u64,
         to_ms: u64,
-    ) -> Result<Plan, StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some(summary) = self.summary(patient)? else {
-            return Ok(Plan::TimeWalk);
+            return Ok(false);
         };
         let span = summary.last_fix_ms.saturating_sub(summary.first_fix_ms) + 1;
         let overlap = to_ms
@@ -232,38 +247,45 @@ impl Store {
             .saturating_sub(from_ms.max(summary.first_fix_ms));
         let records = (u128::from(summary.count) * u128::from(overlap) / u128::from(span)) as u64;
         let chunks = records / INDEX_CHUNK_RECORDS as u64 + 1;
-        let zone_maps = ranges.len() as u64;
-        Ok(if chunks > ZONE_PLAN_FACTOR * zone_maps {
-            Plan::Zones
-        } else {
-            Plan::TimeWalk
-        })
+        Ok(chunks > WALK_FIRST as u64 + ZONE_PLAN_FACTOR * ranges.len() as u64)
     }
 
-    /// Runs several queries (an operator's caseload); each answers or fails on its own.
-    pub fn batch(
-        &self,
-        queries: &[Query],
-        limit: usize,
-    ) -> Vec<Result<Vec<StoredRecord>, StoreError>> {
-        queries
-            .iter()
-            .map(|q| match q {
-                Query::Last { patient } => self.last(patient).map(|r| r.into_iter().collect()),
-                Query::Track {
-                    patient,
-                    from_ms,
-                    to_ms,
-                } => self.track(patient, *from_ms, *to_ms, limit),
-                Query::Within {
-                    patient,
-                    level,
-                    ranges,
-                    from_ms,
-                    to_ms,
-                } => self.within(patient, *level, ranges, *from_ms, *to_ms, limit),
-            })
-            .collect()
+    /// The level's chunk indexes that the zone maps of the ranges' epochs name as possibly
+    /// matching, keyed at most `to_ms` and after the key `after`, in key order; each read when
+    /// the query gets to it.
+    fn zone_chunks<'a>(
+        &'a self,
+        patient: &PatientId,
+        level: u8,
+        ranges: &RangeMap,
+        to_ms: u64,
+        after: Option<&[u8]>,
+    ) -> Result<impl Iterator<Item = ChunkItem> + 'a, StoreError> {
+        let mut candidates = Vec::new();
+        for (&epoch, list) in ranges {
+            for item in self.tree.scan_prefix(zones_prefix(patient, level, epoch)) {
+                let (key, value) = item?;
+                let payload = open_value(&value, "zone map", &key)?;
+                let found =
+                    zone_candidates(payload, list).ok_or_else(|| corrupt("zone map", &key))?;
+                candidates.extend(
+                    found
+                        .into_iter()
+                        .filter(|&(key_time, _)| key_time <= to_ms)
+                        .map(|(key_time, first)| index_key(patient, level, key_time, first)),
+                );
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        if let Some(after) = after {
+            candidates.retain(|key| key.as_slice() > after);
+        }
+        Ok(candidates.into_iter().map(|key| match self.tree.get(&key) {
+            Ok(Some(value)) => Ok((key.into(), value)),
+            Ok(None) => Err(corrupt("chunk index named by a zone map", &key)),
+            Err(e) => Err(e.into()),
+        }))
     }
 
     /// The level's chunk indexes that may hold records of the window, in key (time) order: the

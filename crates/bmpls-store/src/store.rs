@@ -1,6 +1,5 @@
 //! Opening a store, applying committed blocks atomically and durably, and reading blocks back.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -247,7 +246,7 @@ impl Store {
         records: &[(u32, &LocationRecord)],
     ) -> Result<(), StoreError> {
         let mut summary = self.summary(patient)?;
-        // Zone maps touched by this block: (level, epoch) → entries, the stored ones first.
+        // This block's zone maps of the patient: (level, epoch) → entries.
         let mut zones: BTreeMap<(u8, u32), Vec<u8>> = BTreeMap::new();
         for chunk in records.chunks(INDEX_CHUNK_RECORDS) {
             let max_before = summary.map_or(0, |s| s.last_fix_ms);
@@ -292,17 +291,7 @@ impl Store {
                     seal_value(&index),
                 );
                 for zone in &level_zones {
-                    let entries = match zones.entry((level, zone.epoch)) {
-                        Entry::Occupied(entries) => entries.into_mut(),
-                        Entry::Vacant(slot) => {
-                            let key = zones_key(patient, level, zone.epoch);
-                            let stored = match self.tree.get(&key)? {
-                                Some(v) => open_value(&v, "zone map", &key)?.to_vec(),
-                                None => Vec::new(),
-                            };
-                            slot.insert(stored)
-                        }
-                    };
+                    let entries = zones.entry((level, zone.epoch)).or_default();
                     chunk::push_zone_entry(entries, key_time, first.seq, zone);
                 }
             }
@@ -314,7 +303,10 @@ impl Store {
             }
         }
         for ((level, epoch), entries) in zones {
-            batch.insert(zones_key(patient, level, epoch), seal_value(&entries));
+            batch.insert(
+                zones_key(patient, level, epoch, height),
+                seal_value(&entries),
+            );
         }
         if let Some(summary) = summary {
             batch.insert(
