@@ -240,7 +240,10 @@ impl Store {
         let Some(summary) = self.summary(patient)? else {
             return Ok(false);
         };
-        let span = summary.last_fix_ms.saturating_sub(summary.first_fix_ms) + 1;
+        let span = summary
+            .last_fix_ms
+            .saturating_sub(summary.first_fix_ms)
+            .saturating_add(1);
         let overlap = to_ms
             .min(summary.last_fix_ms)
             .saturating_add(1)
