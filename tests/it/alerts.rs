@@ -3,42 +3,18 @@
 //! commits; her reports stop and `Missing` follows; a carer that reconnects elsewhere from the
 //! first height loses nothing; a revoked carer gets nothing.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bmpls_client::{AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore};
 use bmpls_grid::{LevelSet, cover_circle};
-use bmpls_net::Submitted;
 use bmpls_net::alert::{AlertEvent, AlertKind};
-use bmpls_node::BlockPolicy;
-use bmpls_node::local::LocalCluster;
-use bmpls_types::{Height, LevelIndex, Role, Seq, Transaction, TxHash};
+use bmpls_types::{Height, LevelIndex, Role, Seq, Transaction};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-const LEVELS: &str = include_str!("../../config/levels.toml");
+use crate::consortium::{Consortium, LEVELS_TOML, commit, now_ms};
+
 const NEIGHBOURHOOD: LevelIndex = LevelIndex(2);
 const DAY_MS: u64 = 86_400_000;
 const HOME: (f64, f64) = (52.3579, 4.8686);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .expect("clock after 1970")
-}
-
-async fn commit(nodes: &Nodes, txs: Vec<Transaction>) -> Vec<(TxHash, u64)> {
-    nodes
-        .submit(txs)
-        .await
-        .expect("submitted")
-        .into_iter()
-        .map(|o| match o {
-            Submitted::Committed { tx, height } => (tx, height),
-            other => panic!("not committed: {other:?}"),
-        })
-        .collect()
-}
 
 async fn collect(stream: &mut AlertStream, nodes: &Nodes, want: usize) -> Vec<AlertEvent> {
     let mut events = Vec::new();
@@ -59,34 +35,26 @@ fn a_carer_is_alerted_when_the_patient_leaves_and_goes_silent() {
 
 #[allow(clippy::too_many_lines)]
 async fn scenario() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let policy = BlockPolicy {
-        min_interval_ms: 10,
-        empty_interval_ms: 100,
-    };
-    let cluster = LocalCluster::start(dir.path(), 4, "alerts", policy)
-        .await
-        .expect("cluster starts");
-    let addrs = cluster.client_addrs();
-    let trust = cluster.trust().expect("trust");
-    let operator = cluster.operator().expect("operator key");
-    let validators = cluster.validators().expect("validators");
-    let levels = LevelSet::from_toml(LEVELS).expect("levels");
+    let net = Consortium::start("alerts", 100).await;
+    let levels = LevelSet::from_toml(LEVELS_TOML).expect("levels");
     let depth = levels.levels()[2].depth;
-    let admin = Nodes::new(&addrs, &trust, &operator).expect("clients");
     let mut rng = StdRng::seed_from_u64(11);
 
-    let patient = PatientKeystore::create(&dir.path().join("alice"), LEVELS, DAY_MS, &mut rng)
-        .expect("patient");
+    let patient =
+        PatientKeystore::create(&net.dir.path().join("alice"), LEVELS_TOML, DAY_MS, &mut rng)
+            .expect("patient");
     let carer = CarerKeystore::create(
-        &dir.path().join("telecare"),
+        &net.dir.path().join("telecare"),
         Role::TelecareOperator,
         &mut rng,
     )
     .expect("carer");
     commit(
-        &admin,
-        vec![patient.enrolment(&operator), carer.enrolment(&operator)],
+        &net.admin,
+        vec![
+            patient.enrolment(&net.operator),
+            carer.enrolment(&net.operator),
+        ],
     )
     .await;
     let now = now_ms();
@@ -108,11 +76,11 @@ async fn scenario() {
     let fence = patient
         .fence(carer.carer, NEIGHBOURHOOD, &cells, today, 2, 1_000)
         .expect("fence");
-    let committed = commit(&admin, vec![grant, fence]).await;
+    let committed = commit(&net.admin, vec![grant, fence]).await;
     let (grant_hash, fence_hash) = (committed[0].0, committed[1].0);
 
-    let carer_nodes = Nodes::new(&addrs, &trust, carer.identity()).expect("clients");
-    let mut stream = AlertStream::new(carer.carer, validators.clone(), Height(1));
+    let carer_nodes = Nodes::new(&net.addrs, &net.trust, carer.identity()).expect("clients");
+    let mut stream = AlertStream::new(carer.carer, net.validators.clone(), Height(1));
     assert!(
         stream
             .next_events(&carer_nodes, 0)
@@ -124,7 +92,7 @@ async fn scenario() {
 
     // Four fixes at home, then walking 3 km east: the exit is decided by the second record
     // outside the zone's cells.
-    let phone = Nodes::new(&addrs, &trust, patient.reporter_key()).expect("clients");
+    let phone = Nodes::new(&net.addrs, &net.trust, patient.reporter_key()).expect("clients");
     let mut reporter = patient.reporter().expect("reporter");
     let start = now_ms() - 60_000;
     let mut heights = Vec::new();
@@ -172,8 +140,8 @@ async fn scenario() {
     );
 
     // A carer reconnecting to other validators from the first height loses nothing.
-    let others = Nodes::new(&addrs[2..], &trust, carer.identity()).expect("clients");
-    let mut again = AlertStream::new(carer.carer, validators.clone(), Height(1));
+    let others = Nodes::new(&net.addrs[2..], &net.trust, carer.identity()).expect("clients");
+    let mut again = AlertStream::new(carer.carer, net.validators.clone(), Height(1));
     let replayed = collect(&mut again, &others, 2).await;
     let kinds: Vec<_> = replayed.iter().map(|e| (e.kind, e.seq)).collect();
     assert_eq!(
@@ -182,16 +150,16 @@ async fn scenario() {
     );
 
     // Someone else's key cannot watch this carer's alerts.
-    let stranger = Nodes::new(&addrs, &trust, patient.reporter_key()).expect("clients");
-    let mut spy = AlertStream::new(carer.carer, validators.clone(), Height(1));
+    let stranger = Nodes::new(&net.addrs, &net.trust, patient.reporter_key()).expect("clients");
+    let mut spy = AlertStream::new(carer.carer, net.validators.clone(), Height(1));
     assert!(matches!(
         spy.next_events(&stranger, 0).await,
         Err(bmpls_client::WatchError::NotTheCarer)
     ));
 
     // Once the grant is revoked, the carer receives nothing.
-    commit(&admin, vec![patient.revoke(grant_hash)]).await;
-    let mut revoked = AlertStream::new(carer.carer, validators, Height(1));
+    commit(&net.admin, vec![patient.revoke(grant_hash)]).await;
+    let mut revoked = AlertStream::new(carer.carer, net.validators, Height(1));
     assert!(
         revoked
             .next_events(&carer_nodes, 0)
@@ -200,13 +168,13 @@ async fn scenario() {
             .is_empty()
     );
 
-    for nodes in [&others, &stranger, &carer_nodes, &phone, &admin] {
+    for nodes in [&others, &stranger, &carer_nodes, &phone, &net.admin] {
         nodes.close().await;
     }
 
     // Each validator's Prometheus endpoint counts what happened, and names no patient or carer.
     let mut pages = Vec::new();
-    for node in &cluster.nodes {
+    for node in &net.cluster.nodes {
         let addr = node.metrics_addr().expect("metrics served");
         pages.push(scrape(addr).await);
     }
@@ -236,9 +204,9 @@ async fn scenario() {
             assert!(!page.contains(&secret), "metrics name no patient or carer");
         }
     }
-    let not_found = http_get(cluster.nodes[0].metrics_addr().expect("served"), "/").await;
+    let not_found = http_get(net.cluster.nodes[0].metrics_addr().expect("served"), "/").await;
     assert!(not_found.starts_with("HTTP/1.0 404"), "{not_found}");
-    cluster.shutdown().await.expect("clean shutdown");
+    net.cluster.shutdown().await.expect("clean shutdown");
 }
 
 fn hex_of(bytes: &[u8]) -> String {

@@ -2,45 +2,25 @@
 //! and a window, queries the nodes answer on ciphertexts, answers the carer verifies and
 //! decrypts, refusals beyond the grant, audit entries, and a byzantine node's altered answers.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bmpls_client::{CarerKeystore, Fix, Nodes, PatientKeystore, verify_answer, verify_audit};
 use bmpls_crypto::ValidatorSet;
 use bmpls_grid::{CellIndex, LevelSet, cover_lon_lat_box};
-use bmpls_net::Submitted;
 use bmpls_net::query::{
     Answer, Ask, AuditOutcome, AuditRequest, Query, QueryOutcome, Unauthorized,
 };
-use bmpls_node::BlockPolicy;
-use bmpls_node::local::LocalCluster;
 use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
 use bmpls_types::{LevelIndex, OpeCiphertext, QueryKind, Role, Seq, Transaction, TxHash};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-const LEVELS: &str = include_str!("../../config/levels.toml");
+use crate::consortium::{Consortium, LEVELS_TOML, commit, now_ms};
+
 const EXACT: LevelIndex = LevelIndex(0);
 const NEIGHBOURHOOD: LevelIndex = LevelIndex(2);
 const DISTRICT: LevelIndex = LevelIndex(3);
 const DAY_MS: u64 = 86_400_000;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .expect("clock after 1970")
-}
-
-async fn commit(nodes: &Nodes, txs: Vec<Transaction>) -> Vec<TxHash> {
-    let outcomes = nodes.submit(txs).await.expect("submitted");
-    outcomes
-        .into_iter()
-        .map(|o| match o {
-            Submitted::Committed { tx, .. } => tx,
-            other => panic!("not committed: {other:?}"),
-        })
-        .collect()
-}
 
 /// A walk east through Amsterdam, one fix every 30 s, within one key epoch (day).
 fn walk(start_ms: u64, n: usize) -> Vec<Fix> {
@@ -100,43 +80,33 @@ fn carers_see_their_level_and_nothing_more() {
 
 #[allow(clippy::too_many_lines)]
 async fn carers_scenario() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let policy = BlockPolicy {
-        min_interval_ms: 10,
-        empty_interval_ms: 200,
-    };
-    let cluster = LocalCluster::start(dir.path(), 4, "carers", policy)
-        .await
-        .expect("cluster starts");
-    let addrs = cluster.client_addrs();
-    let trust = cluster.trust().expect("trust");
-    let operator = cluster.operator().expect("operator key");
+    let net = Consortium::start("carers", 200).await;
     let world = World {
-        validators: cluster.validators().expect("validators"),
-        levels: LevelSet::from_toml(LEVELS).expect("levels"),
+        validators: net.validators,
+        levels: LevelSet::from_toml(LEVELS_TOML).expect("levels"),
     };
-    let admin = Nodes::new(&addrs, &trust, &operator).expect("clients");
     let mut rng = StdRng::seed_from_u64(7);
 
     // A patient, a second patient, a district carer and a GP with an exact grant.
-    let patient = PatientKeystore::create(&dir.path().join("alice"), LEVELS, DAY_MS, &mut rng)
-        .expect("patient");
-    let other = PatientKeystore::create(&dir.path().join("bob"), LEVELS, DAY_MS, &mut rng)
+    let patient =
+        PatientKeystore::create(&net.dir.path().join("alice"), LEVELS_TOML, DAY_MS, &mut rng)
+            .expect("patient");
+    let other = PatientKeystore::create(&net.dir.path().join("bob"), LEVELS_TOML, DAY_MS, &mut rng)
         .expect("patient");
     let district = CarerKeystore::create(
-        &dir.path().join("operator"),
+        &net.dir.path().join("operator"),
         Role::TelecareOperator,
         &mut rng,
     )
     .expect("carer");
-    let gp = CarerKeystore::create(&dir.path().join("gp"), Role::Gp, &mut rng).expect("carer");
+    let gp = CarerKeystore::create(&net.dir.path().join("gp"), Role::Gp, &mut rng).expect("carer");
     commit(
-        &admin,
+        &net.admin,
         vec![
-            patient.enrolment(&operator),
-            other.enrolment(&operator),
-            district.enrolment(&operator),
-            gp.enrolment(&operator),
+            patient.enrolment(&net.operator),
+            other.enrolment(&net.operator),
+            district.enrolment(&net.operator),
+            gp.enrolment(&net.operator),
         ],
     )
     .await;
@@ -158,7 +128,7 @@ async fn carers_scenario() {
             )
         })
         .collect();
-    let phone = Nodes::new(&addrs, &trust, patient.reporter_key()).expect("clients");
+    let phone = Nodes::new(&net.addrs, &net.trust, patient.reporter_key()).expect("clients");
     commit(&phone, records).await;
 
     // Grants: district and exact, today's data, valid for an hour; one already expired.
@@ -197,8 +167,8 @@ async fn carers_scenario() {
             &mut rng,
         )
         .expect("grant");
-    let hashes = commit(&admin, vec![district_grant, gp_grant, expired_grant]).await;
-    let (district_hash, gp_hash, expired_hash) = (hashes[0], hashes[1], hashes[2]);
+    let hashes = commit(&net.admin, vec![district_grant, gp_grant, expired_grant]).await;
+    let (district_hash, gp_hash, expired_hash) = (hashes[0].0, hashes[1].0, hashes[2].0);
 
     let track = |grant: TxHash, level: LevelIndex, from_ms: u64, to_ms: u64| Query {
         patient: patient.patient,
@@ -209,8 +179,8 @@ async fn carers_scenario() {
         ask: Ask::Track,
         limit: 1_000,
     };
-    let district_nodes = Nodes::new(&addrs, &trust, district.identity()).expect("clients");
-    let gp_nodes = Nodes::new(&addrs, &trust, gp.identity()).expect("clients");
+    let district_nodes = Nodes::new(&net.addrs, &net.trust, district.identity()).expect("clients");
+    let gp_nodes = Nodes::new(&net.addrs, &net.trust, gp.identity()).expect("clients");
 
     // The district carer gets district cells: exactly the cells of the reported fixes.
     let depth = world.levels.levels()[3].depth;
@@ -257,7 +227,8 @@ async fn carers_scenario() {
     assert!(keys.epoch_key(EXACT.0, epoch).is_err());
     let material = keys.to_bytes();
     let master = bmpls_ope::keys::MasterSecret::from_bytes(
-        *bmpls_crypto::keyfile::read_secret(&dir.path().join("alice/master.key")).expect("master"),
+        *bmpls_crypto::keyfile::read_secret(&net.dir.path().join("alice/master.key"))
+            .expect("master"),
     );
     let truth = PatientKeys::new(&master, world.levels.len() as u8).expect("keys");
     for level in 0..3u8 {
@@ -462,7 +433,7 @@ async fn carers_scenario() {
     drop(area_answer);
 
     // After the revocation commits, the carer is refused.
-    commit(&admin, vec![patient.revoke(district_hash)]).await;
+    commit(&net.admin, vec![patient.revoke(district_hash)]).await;
     let (_, outcomes) = district_nodes
         .query(vec![query.clone()])
         .await
@@ -476,7 +447,7 @@ async fn carers_scenario() {
         from_height: bmpls_types::Height(1),
         limit: 1_000,
     };
-    let custodian = Nodes::new(&addrs, &trust, patient.custodian_key()).expect("clients");
+    let custodian = Nodes::new(&net.addrs, &net.trust, patient.custodian_key()).expect("clients");
     let mut entries = Vec::new();
     for _ in 0..50 {
         let (_, outcome) = custodian
@@ -519,6 +490,6 @@ async fn carers_scenario() {
     district_nodes.close().await;
     gp_nodes.close().await;
     phone.close().await;
-    admin.close().await;
-    cluster.shutdown().await.expect("clean shutdown");
+    net.admin.close().await;
+    net.cluster.shutdown().await.expect("clean shutdown");
 }

@@ -6,20 +6,17 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bmpls_client::{AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore, verify_answer};
 use bmpls_crypto::keyfile::read_secret;
 use bmpls_grid::{CellIndex, LevelSet, cover_circle};
-use bmpls_net::Submitted;
 use bmpls_net::query::{Ask, Query, QueryOutcome};
-use bmpls_node::BlockPolicy;
-use bmpls_node::local::LocalCluster;
-use bmpls_types::{Height, LevelIndex, Role, Seq, Transaction, TxHash};
+use bmpls_types::{Height, LevelIndex, Role, Seq, Transaction};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-const LEVELS: &str = include_str!("../../config/levels.toml");
+use crate::consortium::{Consortium, LEVELS_TOML, commit, now_ms};
+
 const DAY_MS: u64 = 86_400_000;
 
 #[derive(Clone, Default)]
@@ -33,19 +30,6 @@ impl Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-async fn commit(nodes: &Nodes, txs: Vec<Transaction>) -> Vec<TxHash> {
-    nodes
-        .submit(txs)
-        .await
-        .expect("submitted")
-        .into_iter()
-        .map(|o| match o {
-            Submitted::Committed { tx, .. } => tx,
-            other => panic!("not committed: {other:?}"),
-        })
-        .collect()
 }
 
 #[test]
@@ -82,34 +66,22 @@ fn no_position_key_or_sealed_payload_is_ever_logged() {
 /// Runs the scenario; returns the places as text, the secrets in hex, and the records'
 /// ciphertexts and sealed payloads as they could be printed.
 async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let policy = BlockPolicy {
-        min_interval_ms: 10,
-        empty_interval_ms: 100,
-    };
-    let cluster = LocalCluster::start(dir.path(), 4, "logs", policy)
-        .await
-        .expect("cluster starts");
-    let addrs = cluster.client_addrs();
-    let trust = cluster.trust().expect("trust");
-    let operator = cluster.operator().expect("operator key");
-    let validators = cluster.validators().expect("validators");
-    let levels = LevelSet::from_toml(LEVELS).expect("levels");
+    let net = Consortium::start("logs", 100).await;
+    let levels = LevelSet::from_toml(LEVELS_TOML).expect("levels");
     let mut rng = StdRng::seed_from_u64(99);
-    let patient =
-        PatientKeystore::create(&dir.path().join("p"), LEVELS, DAY_MS, &mut rng).expect("patient");
-    let gp = CarerKeystore::create(&dir.path().join("gp"), Role::Gp, &mut rng).expect("carer");
-    let admin = Nodes::new(&addrs, &trust, &operator).expect("clients");
+    let patient = PatientKeystore::create(&net.dir.path().join("p"), LEVELS_TOML, DAY_MS, &mut rng)
+        .expect("patient");
+    let gp = CarerKeystore::create(&net.dir.path().join("gp"), Role::Gp, &mut rng).expect("carer");
     commit(
-        &admin,
-        vec![patient.enrolment(&operator), gp.enrolment(&operator)],
+        &net.admin,
+        vec![
+            patient.enrolment(&net.operator),
+            gp.enrolment(&net.operator),
+        ],
     )
     .await;
 
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
+    let now = now_ms();
     let today = (now / DAY_MS * DAY_MS, now / DAY_MS * DAY_MS + DAY_MS - 1);
     let grant = patient
         .grant(
@@ -127,7 +99,7 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
     let fence = patient
         .fence(gp.carer, LevelIndex(0), &zone, today, 1, 0)
         .expect("fence");
-    let hashes = commit(&admin, vec![grant, fence]).await;
+    let hashes = commit(&net.admin, vec![grant, fence]).await;
 
     // Distinctive places: near home, then away.
     let fixes: Vec<Fix> = (0..6)
@@ -152,16 +124,16 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
                 .expect("record")
         })
         .collect();
-    let phone = Nodes::new(&addrs, &trust, patient.reporter_key()).expect("clients");
+    let phone = Nodes::new(&net.addrs, &net.trust, patient.reporter_key()).expect("clients");
     for record in &records {
         commit(&phone, vec![Transaction::Report(record.clone())]).await;
     }
 
     // The GP reads the exact fixes and is alerted of the exit.
-    let gp_nodes = Nodes::new(&addrs, &trust, gp.identity()).expect("clients");
+    let gp_nodes = Nodes::new(&net.addrs, &net.trust, gp.identity()).expect("clients");
     let query = Query {
         patient: patient.patient,
-        grant: hashes[0],
+        grant: hashes[0].0,
         level: LevelIndex(0),
         from_ms: today.0,
         to_ms: today.1,
@@ -172,9 +144,9 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
     let Some(QueryOutcome::Answered(answer)) = outcomes.pop() else {
         panic!("not answered");
     };
-    let seen = verify_answer(*answer, &query, &validators, &levels, &gp).expect("verifies");
+    let seen = verify_answer(*answer, &query, &net.validators, &levels, &gp).expect("verifies");
     assert_eq!(seen.records.len(), fixes.len());
-    let mut stream = AlertStream::new(gp.carer, validators, Height(1));
+    let mut stream = AlertStream::new(gp.carer, net.validators, Height(1));
     let mut alerts = Vec::new();
     for _ in 0..20 {
         alerts.extend(stream.next_events(&gp_nodes, 500).await.expect("watch"));
@@ -184,10 +156,10 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
     }
     assert!(!alerts.is_empty(), "the exit alert fired");
 
-    for nodes in [&gp_nodes, &phone, &admin] {
+    for nodes in [&gp_nodes, &phone, &net.admin] {
         nodes.close().await;
     }
-    cluster.shutdown().await.expect("clean shutdown");
+    net.cluster.shutdown().await.expect("clean shutdown");
 
     let mut places = Vec::new();
     for f in &fixes {
@@ -206,12 +178,12 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut secrets = Vec::new();
     for file in ["master.key", "reporter.key", "custodian.key"] {
         secrets.push(hex::encode(
-            *read_secret(&dir.path().join("p").join(file)).expect(file),
+            *read_secret(&net.dir.path().join("p").join(file)).expect(file),
         ));
     }
     for file in ["identity.key", "agreement.key"] {
         secrets.push(hex::encode(
-            *read_secret(&dir.path().join("gp").join(file)).expect(file),
+            *read_secret(&net.dir.path().join("gp").join(file)).expect(file),
         ));
     }
     let mut record_bytes = Vec::new();

@@ -4,6 +4,7 @@
 mod alerts;
 mod carers;
 mod cluster;
+mod consortium;
 mod crash;
 mod logs;
 mod privacy;
