@@ -200,6 +200,12 @@ async fn scenario() {
     );
     assert!(total("bmpls_commit_latency_seconds_count") >= 4.0 * 8.0);
     for page in &pages {
+        assert!(
+            page.lines().any(|l| l == "bmpls_bad_peer_messages_total 0"),
+            "honest peers sent nothing undecodable"
+        );
+    }
+    for page in &pages {
         for secret in [hex_of(&patient.patient.0), hex_of(&carer.carer.0)] {
             assert!(!page.contains(&secret), "metrics name no patient or carer");
         }

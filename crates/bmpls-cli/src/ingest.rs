@@ -153,7 +153,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
                 anyhow::ensure!(matches!(outcome, Submitted::Committed { .. }), "enrolment refused: {outcome:?}");
             }
         }
-        let commits_before: u64 = cluster.nodes.iter().map(|n| n.stats().commits.load(std::sync::atomic::Ordering::Relaxed)).max().unwrap_or(0);
+        let commits_before: u64 = cluster.nodes.iter().map(|n| n.metrics().commits.get()).max().unwrap_or(0);
 
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
@@ -194,7 +194,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
         }
         let elapsed = clock.elapsed();
         bar.finish_and_clear();
-        let commits_after: u64 = cluster.nodes.iter().map(|n| n.stats().commits.load(std::sync::atomic::Ordering::Relaxed)).max().unwrap_or(0);
+        let commits_after: u64 = cluster.nodes.iter().map(|n| n.metrics().commits.get()).max().unwrap_or(0);
         let mut latencies = latencies.lock().expect("latency list").clone();
         latencies.sort();
         let refused = refused.load(std::sync::atomic::Ordering::Relaxed);

@@ -23,7 +23,7 @@ pub mod provision;
 mod service;
 
 pub use config::{BlockPolicy, NodeConfig, NodeConfigError};
-pub use driver::{ADMIT_BATCH, COMMAND_QUEUE, COMMIT_WAIT, NodeStats, refusal_code};
+pub use driver::{ADMIT_BATCH, COMMAND_QUEUE, COMMIT_WAIT, refusal_code};
 pub use node::{Node, run_until_signal};
 
 /// Why a node could not start or had to stop.

@@ -1,6 +1,6 @@
 //! Prometheus metrics of a validator, served at `GET /metrics` on `listen.metrics` (text
 //! exposition format): commits and their latency, mempool depth, refused submissions by reason,
-//! queries by kind and outcome, alerts and their delivery latency. No label ever carries a
+//! queries by kind and outcome, alerts and their delivery latency, undecodable peer messages. No label ever carries a
 //! patient, carer, key or place.
 //!
 //! The endpoint is one fixed route answered with one HTTP/1.0 response and the connection
@@ -60,6 +60,8 @@ pub struct Metrics {
     pub alerts: Counter,
     /// From the deciding block's time to the alert's delivery to a carer, seconds.
     pub alert_latency: Histogram,
+    /// Messages from peers that did not decode.
+    pub bad_peer_messages: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -81,6 +83,7 @@ impl Default for Metrics {
             queries: Family::default(),
             alerts: Counter::default(),
             alert_latency: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            bad_peer_messages: Counter::default(),
         };
         registry.register(
             "commits",
@@ -121,6 +124,11 @@ impl Default for Metrics {
             "alert_latency_seconds",
             "From the deciding block's time to an alert's delivery to a watching carer",
             metrics.alert_latency.clone(),
+        );
+        registry.register(
+            "bad_peer_messages",
+            "Messages from other validators that did not decode",
+            metrics.bad_peer_messages.clone(),
         );
         Self {
             registry,

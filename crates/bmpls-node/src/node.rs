@@ -15,7 +15,7 @@ use bmpls_types::{Height, ValidatorId};
 use crate::NodeError;
 use crate::alerts::Alerts;
 use crate::config::NodeConfig;
-use crate::driver::{COMMAND_QUEUE, Driver, NodeStats};
+use crate::driver::{COMMAND_QUEUE, Driver};
 use crate::metrics::Metrics;
 use crate::service::Service;
 use bmpls_crypto::keyfile::read_signing_key;
@@ -25,7 +25,6 @@ pub struct Node {
     name: String,
     peer_addr: SocketAddr,
     client_addr: SocketAddr,
-    stats: Arc<NodeStats>,
     metrics: Arc<Metrics>,
     metrics_server: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     server: ClientServer,
@@ -113,7 +112,6 @@ impl Node {
         let client_addr = server
             .local_addr()
             .map_err(|e| NodeError::Internal(e.to_string()))?;
-        let stats = Arc::new(NodeStats::default());
         let metrics = Arc::new(Metrics::default());
         let metrics_server =
             match config.listen_metrics {
@@ -130,7 +128,6 @@ impl Node {
             store,
             peers,
             config.blocks,
-            stats.clone(),
             metrics.clone(),
         );
         let driver = tokio::spawn(driver.run(initial, inbound, command_rx, shutdown_rx));
@@ -145,7 +142,6 @@ impl Node {
             name: config.name.clone(),
             peer_addr,
             client_addr,
-            stats,
             metrics,
             metrics_server,
             server,
@@ -162,11 +158,6 @@ impl Node {
     /// Where clients reach this node.
     pub fn client_addr(&self) -> SocketAddr {
         self.client_addr
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> &NodeStats {
-        &self.stats
     }
 
     /// Where the metrics are served, if they are.

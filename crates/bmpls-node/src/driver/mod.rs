@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -85,19 +84,6 @@ struct Watcher {
     deadline: Instant,
 }
 
-/// Counters of a running node (metrics and tests read them).
-#[derive(Debug, Default)]
-pub struct NodeStats {
-    /// Blocks committed and flushed.
-    pub commits: AtomicU64,
-    /// Transactions committed.
-    pub committed_txs: AtomicU64,
-    /// Peer messages that did not decode.
-    pub bad_messages: AtomicU64,
-    /// Submissions refused.
-    pub refused: AtomicU64,
-}
-
 struct Batch {
     results: Vec<Option<Submitted>>,
     remaining: usize,
@@ -122,7 +108,6 @@ pub(crate) struct Driver {
     store: Arc<Store>,
     peers: Peers,
     policy: BlockPolicy,
-    stats: Arc<NodeStats>,
     metrics: Arc<Metrics>,
     timers: HashMap<Timeout, Instant>,
     batches: HashMap<u64, Batch>,
@@ -173,7 +158,6 @@ impl Driver {
         store: Arc<Store>,
         peers: Peers,
         policy: BlockPolicy,
-        stats: Arc<NodeStats>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -184,7 +168,6 @@ impl Driver {
             store,
             peers,
             policy,
-            stats,
             metrics,
             timers: HashMap::new(),
             batches: HashMap::new(),
@@ -267,7 +250,7 @@ impl Driver {
                 Ok(Message::Transactions(txs)) => gossip.extend(txs.into_inner()),
                 Ok(message) => rest.push((inbound.from, message)),
                 Err(e) => {
-                    self.stats.bad_messages.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.bad_peer_messages.inc();
                     debug!(peer = %inbound.from, error = %e, "undecodable peer message");
                 }
             }
@@ -394,7 +377,6 @@ impl Driver {
                         admitted.push(tx);
                     }
                     Err(why) => {
-                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
                         let code = refusal_code(&why);
                         self.metrics
                             .refused
@@ -518,10 +500,6 @@ impl Driver {
             self.metrics.alerts.inc_by(fired.len() as u64);
             self.serve_watchers(Instant::now());
         }
-        self.stats.commits.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .committed_txs
-            .fetch_add(txs as u64, Ordering::Relaxed);
         if !self.waiting.is_empty() {
             for tx in block.txs.iter() {
                 let hash = tx_hash(tx);
