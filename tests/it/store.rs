@@ -229,10 +229,9 @@ fn a_corrupted_value_is_a_typed_error() {
         let mut block_key = vec![b'B'];
         block_key.extend_from_slice(&1u64.to_be_bytes());
         tree.insert(&block_key, vec![1, 2, 3]).expect("writes");
-        // And level 0's index of the last chunk (seq 5): its key starts with `I`, the patient
-        // and the level.
+        // And the index of the last chunk (seq 5): its key starts with `I` and the patient.
         let (index_key, index) = tree
-            .scan_prefix([&[b'I'][..], &patient.0, &[0]].concat())
+            .scan_prefix([&[b'I'][..], &patient.0].concat())
             .next_back()
             .expect("reads")
             .expect("exists");
@@ -240,6 +239,15 @@ fn a_corrupted_value_is_a_typed_error() {
         let last = index.len() - 1;
         index[last] ^= 0x01;
         tree.insert(index_key, index).expect("writes");
+        // And the first zone map.
+        let (zone_key, zones) = tree
+            .scan_prefix([&[b'Z'][..], &patient.0].concat())
+            .next()
+            .expect("reads")
+            .expect("exists");
+        let mut zones = zones.to_vec();
+        zones[5] ^= 0x10;
+        tree.insert(&zone_key, zones).expect("writes");
         db.flush().expect("flush");
     }
     let store = open(&dir);
@@ -276,6 +284,25 @@ fn a_corrupted_value_is_a_typed_error() {
         ),
         Err(StoreError::Corrupt {
             what: "chunk index",
+            ..
+        })
+    ));
+    let first_time = store
+        .record(&patient, Seq(3))
+        .expect("reads")
+        .expect("exists")
+        .record;
+    assert!(matches!(
+        store.within_planned(
+            &patient,
+            LevelIndex(0),
+            &[all_cells(first_time.epoch.0)],
+            (0, u64::MAX),
+            100,
+            Plan::Zones
+        ),
+        Err(StoreError::Corrupt {
+            what: "zone map",
             ..
         })
     ));

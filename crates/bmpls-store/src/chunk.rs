@@ -5,11 +5,11 @@
 //! Record chunk payload: `height u64 ‖ count u16 ‖ count × (position u32 ‖ len u32 ‖ record)`,
 //! the record in its canonical encoding and `position` its index among the block's transactions.
 //!
-//! Index chunk payload, one per level: `first seq u64 ‖ max before u64 ‖ count u16 ‖ records
-//! per record chunk u16 ‖ count × fix time u64 ‖ groups u16 ‖ groups × (epoch u32 ‖ n u16 ‖
-//! n × (ciphertext u128 ‖ slot u16))`. Each epoch's ciphertexts are sorted, so an area query
-//! finds its ranges by binary search rather than testing every record. A time-window query
-//! reads level 0's chunks (every record has level 0) for their times. `max before` is the
+//! Index chunk payload: `first seq u64 ‖ max before u64 ‖ count u16 ‖ records per record chunk
+//! u16 ‖ count × fix time u64 ‖
+//! levels u8 ‖ levels × (len u32 ‖ groups u16 ‖ groups × (epoch u32 ‖ n u16 ‖ n × (ciphertext
+//! u128 ‖ slot u16)))`. Within a level, each epoch's ciphertexts are sorted, so an area query
+//! finds its ranges by binary search rather than testing every record. `max before` is the
 //! patient's latest fix time before the chunk: a record whose fix time is earlier than every
 //! time before it is *in order* and found through the chunk; any other is found through its own
 //! `O` entry, so chunks ordered by time never hide a record.
@@ -22,6 +22,7 @@ use bmpls_types::{Canonical, Height, LocationRecord, Seq};
 use crate::error::StoreError;
 use crate::layout::{Reader, corrupt, open_value};
 use crate::store::StoredRecord;
+use crate::zones;
 
 /// Bytes of one entry of a level: ciphertext and slot.
 const ENTRY_LEN: usize = 18;
@@ -43,131 +44,64 @@ pub(crate) fn encode_records(height: Height, records: &[(u32, &LocationRecord)])
     out
 }
 
-/// Intervals in one zone-map entry. A place is a few runs of a space-filling curve's cell
-/// numbers, and so are a patient's ciphertexts over a chunk: splitting them at the widest gaps
-/// keeps the map tight where one lowest-to-highest interval would span the cells between.
-pub(crate) const ZONE_INTERVALS: usize = 4;
-
-/// An index chunk's records of one epoch at one level: their ciphertexts covered by at most
-/// [`ZONE_INTERVALS`] inclusive intervals, sorted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Zone {
-    pub(crate) epoch: u32,
-    pub(crate) intervals: Vec<(u128, u128)>,
-}
-
-impl Zone {
-    /// The zone of `sorted` ciphertexts (not empty): split at the widest gaps.
-    fn of(epoch: u32, sorted: &[u128]) -> Self {
-        let mut cuts: Vec<usize> = (1..sorted.len())
-            .filter(|&i| sorted[i] > sorted[i - 1])
-            .collect();
-        cuts.sort_unstable_by_key(|&i| std::cmp::Reverse(sorted[i] - sorted[i - 1]));
-        cuts.truncate(ZONE_INTERVALS - 1);
-        cuts.sort_unstable();
-        let mut intervals = Vec::with_capacity(ZONE_INTERVALS);
-        let mut start = 0;
-        for cut in cuts.into_iter().chain(std::iter::once(sorted.len())) {
-            intervals.push((sorted[start], sorted[cut - 1]));
-            start = cut;
-        }
-        Self { epoch, intervals }
-    }
-}
-
-/// Bytes of one zone-map entry: key time, first seq, and [`ZONE_INTERVALS`] intervals (the
-/// last repeated when there are fewer).
-pub(crate) const ZONE_ENTRY_LEN: usize = 16 + ZONE_INTERVALS * 32;
-
-/// Appends the zone-map entry of the chunk keyed `(key_time_ms, first)` to `out`.
-pub(crate) fn push_zone_entry(out: &mut Vec<u8>, key_time_ms: u64, first: Seq, zone: &Zone) {
-    out.extend_from_slice(&key_time_ms.to_be_bytes());
-    out.extend_from_slice(&first.0.to_be_bytes());
-    let last = zone.intervals[zone.intervals.len() - 1];
-    for i in 0..ZONE_INTERVALS {
-        let (low, high) = zone.intervals.get(i).copied().unwrap_or(last);
-        out.extend_from_slice(&low.to_be_bytes());
-        out.extend_from_slice(&high.to_be_bytes());
-    }
-}
-
-/// The chunks of a zone map (its checked payload) whose ciphertexts may lie in one of `ranges`
-/// (sorted, disjoint): `(key time, first seq)` each; `None` if the payload is malformed.
-pub(crate) fn zone_candidates(payload: &[u8], ranges: &Ranges) -> Option<Vec<(u64, Seq)>> {
-    if payload.len() % ZONE_ENTRY_LEN != 0 {
-        return None;
-    }
-    Some(
-        payload
-            .chunks_exact(ZONE_ENTRY_LEN)
-            .filter_map(|e| {
-                let u64_at = |at: usize| u64::from_be_bytes(e[at..at + 8].try_into().expect("8"));
-                let u128_at =
-                    |at: usize| u128::from_be_bytes(e[at..at + 16].try_into().expect("16"));
-                let overlaps = (0..ZONE_INTERVALS).any(|k| {
-                    let (low, high) = (u128_at(16 + 32 * k), u128_at(32 + 32 * k));
-                    // The first range ending at or above `low` must start at or below `high`.
-                    let i = ranges.partition_point(|&(_, end)| end < low);
-                    ranges.get(i).is_some_and(|&(start, _)| start <= high)
-                });
-                overlaps.then(|| (u64_at(0), Seq(u64_at(8))))
-            })
-            .collect(),
-    )
-}
-
-/// The index chunks of `records` (consecutive, from one patient), one per level from level 0
-/// (at least one, so a time window finds every record): each payload with the zones of its
-/// epochs. The records are stored in record chunks of `per_record_chunk` from the first.
-pub(crate) fn encode_indexes(
+/// The payload of an index chunk of `records` (consecutive, from one patient), whose records are
+/// stored in record chunks of `per_record_chunk` from the first; and the chunk's zones: for
+/// each epoch of its records, each level's ciphertexts covered by a few intervals
+/// ([`zones::intervals`]).
+pub(crate) fn encode_index(
     records: &[(u32, &LocationRecord)],
     max_before_ms: u64,
     per_record_chunk: usize,
-) -> Vec<(Vec<u8>, Vec<Zone>)> {
+) -> (Vec<u8>, ChunkZones) {
     let levels = records
         .iter()
         .map(|(_, r)| r.cells.len())
         .max()
-        .unwrap_or(0)
-        .max(1);
-    let mut head = Vec::with_capacity(20 + records.len() * 8);
-    head.extend_from_slice(&records.first().map_or(0, |(_, r)| r.seq.0).to_be_bytes());
-    head.extend_from_slice(&max_before_ms.to_be_bytes());
-    head.extend_from_slice(&(records.len() as u16).to_be_bytes());
-    head.extend_from_slice(&(per_record_chunk as u16).to_be_bytes());
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(19 + records.len() * (8 + levels * ENTRY_LEN) + levels * 12);
+    out.extend_from_slice(&records.first().map_or(0, |(_, r)| r.seq.0).to_be_bytes());
+    out.extend_from_slice(&max_before_ms.to_be_bytes());
+    out.extend_from_slice(&(records.len() as u16).to_be_bytes());
+    out.extend_from_slice(&(per_record_chunk as u16).to_be_bytes());
     for (_, record) in records {
-        head.extend_from_slice(&record.fix_time_ms.to_be_bytes());
+        out.extend_from_slice(&record.fix_time_ms.to_be_bytes());
     }
-    (0..levels)
-        .map(|level| {
-            let mut entries: Vec<(u32, u128, u16)> = records
-                .iter()
-                .enumerate()
-                .filter_map(|(slot, (_, r))| {
-                    let cell = r.cells.get(level)?;
-                    Some((r.epoch.0, cell.0, slot as u16))
-                })
-                .collect();
-            entries.sort_unstable();
-            let mut out = Vec::with_capacity(head.len() + 2 + entries.len() * ENTRY_LEN + 8);
-            out.extend_from_slice(&head);
-            let groups = entries.chunk_by(|a, b| a.0 == b.0).count();
-            out.extend_from_slice(&(groups as u16).to_be_bytes());
-            let mut zones = Vec::with_capacity(groups);
-            for group in entries.chunk_by(|a, b| a.0 == b.0) {
-                out.extend_from_slice(&group[0].0.to_be_bytes());
-                out.extend_from_slice(&(group.len() as u16).to_be_bytes());
-                for &(_, cell, slot) in group {
-                    out.extend_from_slice(&cell.to_be_bytes());
-                    out.extend_from_slice(&slot.to_be_bytes());
-                }
-                let cells: Vec<u128> = group.iter().map(|&(_, cell, _)| cell).collect();
-                zones.push(Zone::of(group[0].0, &cells));
+    out.push(levels as u8);
+    let mut zones = ChunkZones::new();
+    for level in 0..levels {
+        let mut entries: Vec<(u32, u128, u16)> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, (_, r))| {
+                let cell = r.cells.get(level)?;
+                Some((r.epoch.0, cell.0, slot as u16))
+            })
+            .collect();
+        entries.sort_unstable();
+        let mut section = Vec::with_capacity(2 + entries.len() * ENTRY_LEN + 8);
+        let groups = entries.chunk_by(|a, b| a.0 == b.0).count();
+        section.extend_from_slice(&(groups as u16).to_be_bytes());
+        for group in entries.chunk_by(|a, b| a.0 == b.0) {
+            section.extend_from_slice(&group[0].0.to_be_bytes());
+            section.extend_from_slice(&(group.len() as u16).to_be_bytes());
+            for &(_, cell, slot) in group {
+                section.extend_from_slice(&cell.to_be_bytes());
+                section.extend_from_slice(&slot.to_be_bytes());
             }
-            (out, zones)
-        })
-        .collect()
+            let cells: Vec<u128> = group.iter().map(|&(_, cell, _)| cell).collect();
+            zones
+                .entry(group[0].0)
+                .or_insert_with(|| vec![Vec::new(); levels])[level] = zones::intervals(&cells);
+        }
+        out.extend_from_slice(&(section.len() as u32).to_be_bytes());
+        out.extend_from_slice(&section);
+    }
+    (out, zones)
 }
+
+/// A chunk's zones: epoch → each level's intervals (empty where no record of the epoch has the
+/// level).
+pub(crate) type ChunkZones = BTreeMap<u32, Vec<Vec<(u128, u128)>>>;
 
 /// A record chunk read back and checked: the records stay encoded until asked for.
 pub(crate) struct RecordChunk {
@@ -234,7 +168,7 @@ impl RecordChunk {
     }
 }
 
-/// An index chunk of one level read back and checked, borrowed from its stored value.
+/// An index chunk read back and checked, borrowed from its stored value.
 pub(crate) struct IndexChunk<'a> {
     /// Sequence number of slot 0.
     pub(crate) first: Seq,
@@ -242,8 +176,7 @@ pub(crate) struct IndexChunk<'a> {
     times: &'a [u8],
     /// Whether each slot's record is in order (found through this chunk).
     in_order: Vec<bool>,
-    /// The level's ciphertexts by epoch (parsed when an area query walks them).
-    section: &'a [u8],
+    levels: Vec<&'a [u8]>,
 }
 
 impl<'a> IndexChunk<'a> {
@@ -264,13 +197,18 @@ impl<'a> IndexChunk<'a> {
                 in_order
             })
             .collect();
-        let section = r.take(r.remaining())?;
-        (count > 0 && per_record_chunk > 0).then_some(Self {
+        let levels = (0..r.u8()?)
+            .map(|_| {
+                let len = r.u32()? as usize;
+                r.take(len)
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (r.is_empty() && count > 0 && per_record_chunk > 0).then_some(Self {
             first,
             per_record_chunk,
             times,
             in_order,
-            section,
+            levels,
         })
     }
 
@@ -302,16 +240,20 @@ impl<'a> IndexChunk<'a> {
             .filter(move |&s| self.in_order[s] && (from_ms..=to_ms).contains(&self.time(s)))
     }
 
-    /// Slots of in-order records in `from..=to` whose ciphertext (at the chunk's level) lies in
-    /// one of the ranges of its epoch, in slot order; `None` if the ciphertexts are malformed.
+    /// Slots of in-order records in `from..=to` whose `level` ciphertext lies in one of the
+    /// ranges of its epoch, in slot order; `None` if the level's section is malformed.
     pub(crate) fn matching(
         &self,
+        level: usize,
         ranges: &BTreeMap<u32, Vec<(u128, u128)>>,
         from_ms: u64,
         to_ms: u64,
     ) -> Option<Vec<usize>> {
         let mut slots = Vec::new();
-        let mut r = Reader::new(self.section);
+        let Some(section) = self.levels.get(level) else {
+            return Some(slots);
+        };
+        let mut r = Reader::new(section);
         for _ in 0..r.u16()? {
             let epoch = r.u32()?;
             let n = usize::from(r.u16()?);
@@ -367,39 +309,4 @@ fn partition_point(n: usize, below: impl Fn(usize) -> bool) -> usize {
         }
     }
     lo
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_zone_splits_at_the_widest_gaps_and_names_only_overlapping_chunks() {
-        let cells = [1, 2, 3, 100, 101, 1000, 5000, 5001];
-        let zone = Zone::of(7, &cells);
-        assert_eq!(
-            zone.intervals,
-            vec![(1, 3), (100, 101), (1000, 1000), (5000, 5001)]
-        );
-        let narrow = Zone::of(7, &[40, 40]);
-        assert_eq!(narrow.intervals, vec![(40, 40)]);
-
-        let mut map = Vec::new();
-        push_zone_entry(&mut map, 10, Seq(1), &zone);
-        push_zone_entry(&mut map, 20, Seq(200), &narrow);
-        let found = |ranges: &Ranges| zone_candidates(&map, ranges).expect("well formed");
-        // Between the first chunk's intervals, and away from the second's: nothing.
-        assert_eq!(found(&[(4, 39), (41, 99), (2000, 4999)]), vec![]);
-        assert_eq!(found(&[(1001, 1100)]), vec![]);
-        // Touching one interval of either.
-        assert_eq!(found(&[(3, 3)]), vec![(10, Seq(1))]);
-        assert_eq!(found(&[(40, 41)]), vec![(20, Seq(200))]);
-        assert_eq!(
-            found(&[(0, 1), (40, 40)]),
-            vec![(10, Seq(1)), (20, Seq(200))]
-        );
-        assert_eq!(found(&[(4500, 6000)]), vec![(10, Seq(1))]);
-        // A torn map is malformed, not an empty answer.
-        assert_eq!(zone_candidates(&map[..map.len() - 1], &[(0, 1)]), None);
-    }
 }

@@ -8,8 +8,8 @@
 //! | `C` | height | encoded commit certificate |
 //! | `T` | tx hash | height ‖ index in block, for every transaction that is not a report |
 //! | `R` | patient ‖ first seq | a chunk of the patient's records from one block |
-//! | `I` | patient ‖ level ‖ key time ‖ first seq | the same chunk's index at one level: fix times and the level's ciphertexts sorted within each epoch |
-//! | `Z` | patient ‖ level ‖ epoch ‖ height | zone map of one block: for each of its index chunks of the level holding records of the epoch, its key time, first seq and the lowest and highest of those records' ciphertexts |
+//! | `I` | patient ‖ key time ‖ first seq | the same chunk's index: fix times and, per level, the ciphertexts sorted within each epoch |
+//! | `Z` | patient ‖ epoch ‖ height | zone map of one block (`zones.rs`): its chunks holding records of the epoch, and per level a few intervals covering their ciphertexts |
 //! | `O` | patient ‖ fix time ‖ seq | a record whose fix time is earlier than one already stored |
 //! | `P` | patient | summary: last seq, first and last fix time, count |
 //! | `A` | patient ‖ height ‖ index | (empty) an audit entry about the patient, at that position |
@@ -41,10 +41,9 @@ pub(crate) const AUDIT: u8 = b'A';
 pub(crate) const LEAVES: u8 = b'L';
 
 /// Most records described by one index chunk: a query reads one index chunk per 128 records
-/// of its window (~3.3 KiB: times and one level's ciphertexts), so a long window costs few
-/// reads, and slots fit a `u16`. Each level has its own chunks, contiguous by time, so an area
-/// query at one level reads none of the other levels' ciphertexts: cold, from a reopened store,
-/// the bytes read are what a query pays for.
+/// of its window (~15 KiB, all levels), so a long window costs few reads, and slots fit a
+/// `u16`. One key for all levels: a block of many patients' reports costs sled a key per
+/// patient, where one per level made the cluster's ingest 10 % slower.
 pub(crate) const INDEX_CHUNK_RECORDS: usize = 128;
 /// Most records in one record chunk (~4.5 KiB of reports): a query reads the record chunks that
 /// hold its answers, so small chunks keep a cold read close to the answers' own size, while one
@@ -80,29 +79,27 @@ pub(crate) fn records_key(patient: &PatientId, first: Seq) -> Vec<u8> {
     key(RECORDS, &[&patient.0, &first.0.to_be_bytes()])
 }
 
-/// Key of the level-`level` index of the chunk that starts at `first`; `key_time_ms` orders a
-/// level's chunks by time.
-pub(crate) fn index_key(patient: &PatientId, level: u8, key_time_ms: u64, first: Seq) -> Vec<u8> {
+/// Key of the index of the chunk that starts at `first`; `key_time_ms` orders chunks by time.
+pub(crate) fn index_key(patient: &PatientId, key_time_ms: u64, first: Seq) -> Vec<u8> {
     key(
         INDEX,
         &[
             &patient.0,
-            &[level],
             &key_time_ms.to_be_bytes(),
             &first.0.to_be_bytes(),
         ],
     )
 }
 
-/// Prefix of the zone maps of `patient`'s index chunks of `level` holding records of `epoch`.
-pub(crate) fn zones_prefix(patient: &PatientId, level: u8, epoch: u32) -> Vec<u8> {
-    key(ZONES, &[&patient.0, &[level], &epoch.to_be_bytes()])
+/// Prefix of the zone maps of `patient`'s chunks holding records of `epoch`.
+pub(crate) fn zones_prefix(patient: &PatientId, epoch: u32) -> Vec<u8> {
+    key(ZONES, &[&patient.0, &epoch.to_be_bytes()])
 }
 
-/// Key of the zone map of the block at `height` for `patient`, `level` and `epoch`: written
-/// once with the block, never rewritten, so a patient's day costs no growing value.
-pub(crate) fn zones_key(patient: &PatientId, level: u8, epoch: u32, height: Height) -> Vec<u8> {
-    let mut k = zones_prefix(patient, level, epoch);
+/// Key of the zone map of the block at `height` for `patient` and `epoch`: written once with the
+/// block, never rewritten, so a patient's day costs no growing value.
+pub(crate) fn zones_key(patient: &PatientId, epoch: u32, height: Height) -> Vec<u8> {
+    let mut k = zones_prefix(patient, epoch);
     k.extend_from_slice(&height.0.to_be_bytes());
     k
 }

@@ -16,6 +16,7 @@ mod query;
 mod skeleton;
 mod store;
 mod wal;
+mod zones;
 
 pub use error::StoreError;
 pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, Plan, Query};

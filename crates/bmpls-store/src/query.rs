@@ -2,24 +2,27 @@
 //! level-`d` ciphertext falls in given ranges within a time window. The store never sees a
 //! position: range bounds arrive already encrypted, one list per key epoch.
 //!
-//! Both window queries walk the patient's chunk indexes of one level (level 0 for a track) in
-//! time order from the chunk holding the window's start; in each chunk an area query finds its ranges by binary search among that
+//! Both window queries walk the patient's chunk indexes in time order from the chunk holding the
+//! window's start; in each chunk an area query finds its ranges by binary search among that
 //! epoch's sorted ciphertexts, so it costs a few probes per chunk plus its answers, and it stops
-//! once it has `limit` answers (later chunks hold only later records). Records that arrived with
-//! a fix time earlier than one already stored are found through their own entries and merged.
+//! once it has `limit` answers (later chunks hold only later records). For a long window, an
+//! area query turns to the zone maps (`zones.rs`) after its first chunks and reads only the
+//! chunks they name. Records that arrived with a fix time earlier than one already stored are
+//! found through their own entries and merged.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use bmpls_types::{Epoch, LevelIndex, LocationRecord, OpeCiphertext, PatientId, Seq};
 
-use crate::chunk::{IndexChunk, RecordChunk, zone_candidates};
+use crate::chunk::{IndexChunk, RecordChunk};
 use crate::error::StoreError;
 use crate::layout::{
     INDEX_CHUNK_RECORDS, be_u64, corrupt, index_key, open_value, out_of_order_key, trailing_seq,
     zones_prefix,
 };
 use crate::store::{Store, StoredRecord};
+use crate::zones;
 
 /// Most records one query returns.
 pub const MAX_RESULTS: usize = 10_000;
@@ -74,11 +77,11 @@ pub enum Plan {
     /// walked; a long one is walked for its first [`WALK_FIRST`] chunks, then read through the
     /// zone maps.
     Auto,
-    /// Walk the level's chunk indexes of the window in time order: best when the window holds
-    /// few chunks or the answers are dense in it.
+    /// Walk the chunk indexes of the window in time order: best when the window holds few
+    /// chunks or the answers are dense in it.
     TimeWalk,
-    /// Read the zone maps of each epoch of the ranges, then only the chunks whose lowest and
-    /// highest ciphertexts overlap a range: best for long windows and rarely visited areas.
+    /// Read the zone maps of each epoch of the ranges, then only the chunks whose intervals at
+    /// the query's level meet a range: best for long windows and rarely visited areas.
     Zones,
 }
 
@@ -88,8 +91,8 @@ pub enum Plan {
 const WALK_FIRST: usize = 64;
 
 /// A window is long for the planner when its estimated chunks exceed the walked ones plus this
-/// many times the epochs whose zone maps it would read (a few small values per epoch: one per
-/// block holding the patient's records of it; a chunk index is ~3.3 KiB).
+/// many times the epochs whose zone maps it would read (one value per block holding the
+/// patient's records of the epoch; a chunk index is ~15 KiB).
 const ZONE_PLAN_FACTOR: u64 = 4;
 
 /// A chunk index read: its key and stored value.
@@ -134,9 +137,8 @@ impl Store {
         if from_ms > to_ms || limit == 0 {
             return Ok(Vec::new());
         }
-        let window = (0, from_ms, to_ms);
         let chunks = self
-            .window_chunks(patient, window)
+            .window_chunks(patient, (from_ms, to_ms))
             .map(|r| r.map_err(Into::into));
         let hits = self.hits(
             patient,
@@ -183,11 +185,12 @@ impl Store {
         }
         let ranges = normalise(ranges);
         let level = level.0;
-        let select = |chunk: &IndexChunk<'_>| chunk.matching(&ranges, from_ms, to_ms);
+        let select =
+            |chunk: &IndexChunk<'_>| chunk.matching(usize::from(level), &ranges, from_ms, to_ms);
         let accept = |record: &LocationRecord| inside(&ranges, record, usize::from(level));
         let window = (from_ms, to_ms);
         let walk = self
-            .window_chunks(patient, (level, from_ms, to_ms))
+            .window_chunks(patient, (from_ms, to_ms))
             .map(|r| r.map_err(Into::into));
         let hits = match plan {
             Plan::TimeWalk => self.hits(patient, window, limit, walk, select, accept)?,
@@ -253,7 +256,7 @@ impl Store {
         Ok(chunks > WALK_FIRST as u64 + ZONE_PLAN_FACTOR * ranges.len() as u64)
     }
 
-    /// The level's chunk indexes that the zone maps of the ranges' epochs name as possibly
+    /// The chunk indexes that the zone maps of the ranges' epochs name as possibly
     /// matching, keyed at most `to_ms` and after the key `after`, in key order; each read when
     /// the query gets to it.
     fn zone_chunks<'a>(
@@ -266,16 +269,16 @@ impl Store {
     ) -> Result<impl Iterator<Item = ChunkItem> + 'a, StoreError> {
         let mut candidates = Vec::new();
         for (&epoch, list) in ranges {
-            for item in self.tree.scan_prefix(zones_prefix(patient, level, epoch)) {
+            for item in self.tree.scan_prefix(zones_prefix(patient, epoch)) {
                 let (key, value) = item?;
                 let payload = open_value(&value, "zone map", &key)?;
-                let found =
-                    zone_candidates(payload, list).ok_or_else(|| corrupt("zone map", &key))?;
+                let found = zones::candidates(payload, usize::from(level), list)
+                    .ok_or_else(|| corrupt("zone map", &key))?;
                 candidates.extend(
                     found
                         .into_iter()
                         .filter(|&(key_time, _)| key_time <= to_ms)
-                        .map(|(key_time, first)| index_key(patient, level, key_time, first)),
+                        .map(|(key_time, first)| index_key(patient, key_time, first)),
                 );
             }
         }
@@ -291,25 +294,25 @@ impl Store {
         }))
     }
 
-    /// The level's chunk indexes that may hold records of the window, in key (time) order: the
+    /// The chunk indexes that may hold records of the window, in key (time) order: the
     /// last chunk keyed before the window may hold its first records, then every chunk keyed
     /// inside it.
     fn window_chunks(
         &self,
         patient: &PatientId,
-        (level, from_ms, to_ms): (u8, u64, u64),
+        (from_ms, to_ms): (u64, u64),
     ) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
-        let start = index_key(patient, level, from_ms, Seq(0));
-        let end = index_key(patient, level, to_ms, Seq(u64::MAX));
+        let start = index_key(patient, from_ms, Seq(0));
+        let end = index_key(patient, to_ms, Seq(u64::MAX));
         let before = self
             .tree
-            .range(index_key(patient, level, 0, Seq(0))..start.clone())
+            .range(index_key(patient, 0, Seq(0))..start.clone())
             .next_back();
         before.into_iter().chain(self.tree.range(start..=end))
     }
 
     /// The earliest `limit` answers in the window, in (time, seq) order, read from `chunks`
-    /// (index chunks of the window's level in key order, read until `limit` answers are found):
+    /// (index chunks in key order, read until `limit` answers are found):
     /// `select` picks the answering slots of a chunk (`None` if the chunk is malformed),
     /// `accept` tests an out-of-order record.
     fn hits(

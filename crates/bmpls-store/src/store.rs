@@ -19,12 +19,13 @@ use crate::layout::{
     out_of_order_key, records_key, seal_value, trailing_seq, zones_key,
 };
 use crate::skeleton::Skeleton;
+use crate::zones::ZoneMap;
 
 /// sled's page cache: indexes of a large caseload should stay in memory on a validator.
 const CACHE_BYTES: u64 = 4 << 30;
 
 /// Version of the on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";
@@ -246,8 +247,8 @@ impl Store {
         records: &[(u32, &LocationRecord)],
     ) -> Result<(), StoreError> {
         let mut summary = self.summary(patient)?;
-        // This block's zone maps of the patient: (level, epoch) → entries.
-        let mut zones: BTreeMap<(u8, u32), Vec<u8>> = BTreeMap::new();
+        // This block's zone maps of the patient, by epoch.
+        let mut zones: BTreeMap<u32, ZoneMap> = BTreeMap::new();
         for chunk in records.chunks(INDEX_CHUNK_RECORDS) {
             let max_before = summary.map_or(0, |s| s.last_fix_ms);
             for (_, record) in chunk {
@@ -284,16 +285,13 @@ impl Store {
             }
             let first = chunk[0].1;
             let key_time = max_before.max(first.fix_time_ms);
-            let indexes = chunk::encode_indexes(chunk, max_before, RECORD_CHUNK_RECORDS);
-            for (level, (index, level_zones)) in (0u8..).zip(indexes) {
-                batch.insert(
-                    index_key(patient, level, key_time, first.seq),
-                    seal_value(&index),
-                );
-                for zone in &level_zones {
-                    let entries = zones.entry((level, zone.epoch)).or_default();
-                    chunk::push_zone_entry(entries, key_time, first.seq, zone);
-                }
+            let (index, chunk_zones) = chunk::encode_index(chunk, max_before, RECORD_CHUNK_RECORDS);
+            batch.insert(index_key(patient, key_time, first.seq), seal_value(&index));
+            for (epoch, per_level) in &chunk_zones {
+                zones
+                    .entry(*epoch)
+                    .or_default()
+                    .push(key_time, first.seq, per_level);
             }
             for part in chunk.chunks(RECORD_CHUNK_RECORDS) {
                 batch.insert(
@@ -302,11 +300,8 @@ impl Store {
                 );
             }
         }
-        for ((level, epoch), entries) in zones {
-            batch.insert(
-                zones_key(patient, level, epoch, height),
-                seal_value(&entries),
-            );
+        for (epoch, map) in zones {
+            batch.insert(zones_key(patient, epoch, height), seal_value(&map.encode()));
         }
         if let Some(summary) = summary {
             batch.insert(
