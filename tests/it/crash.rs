@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bmpls_it::{TestChain, chain_id, record};
-use bmpls_store::Store;
-use bmpls_types::{Height, PatientId, Seq, Transaction};
+use bmpls_it::{DAY_MS, TestChain, chain_id, record};
+use bmpls_store::{EpochRanges, Plan, Store};
+use bmpls_types::{Epoch, Height, LevelIndex, OpeCiphertext, PatientId, Seq, Transaction};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -130,6 +130,25 @@ fn check_intact(dir: &std::path::Path, acknowledged: u64, run: u32) {
             summary.count.min(10_000),
             "run {run}: time index torn"
         );
+        // Every record is found through the zone maps too: they are whole for every block.
+        let everywhere: Vec<EpochRanges> = (summary.first_fix_ms / DAY_MS
+            ..=summary.last_fix_ms / DAY_MS)
+            .map(|e| EpochRanges {
+                epoch: Epoch(e as u32),
+                ranges: vec![(OpeCiphertext(0), OpeCiphertext(u128::MAX))],
+            })
+            .collect();
+        let zoned = store
+            .within_planned(
+                &patient,
+                LevelIndex(0),
+                &everywhere,
+                (0, u64::MAX),
+                10_000,
+                Plan::Zones,
+            )
+            .expect("reads");
+        assert_eq!(zoned.len(), all.len(), "run {run}: zone maps torn");
     }
     for h in 1..=tip.0 {
         let block = store
