@@ -24,7 +24,6 @@ const HOME: (f64, f64) = (53.8008, -1.5491);
 const DAY_MS: u64 = 86_400_000;
 const START_MS: u64 = 20_454 * DAY_MS; // 2026-01-01
 const FIX_INTERVAL_MS: u64 = 30_000;
-const RECORDS_PER_BLOCK: usize = 1000;
 const NEIGHBOURHOOD: u8 = 2;
 
 fn main() {
@@ -32,6 +31,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    // BMPLS_BENCH_PER_BLOCK=n: the patient's records per block (1,000 unless set; a live
+    // cluster's blocks, a second apart, carry one fix of each patient every 30th block).
+    let per_block: usize = std::env::var("BMPLS_BENCH_PER_BLOCK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1000);
     let patient = PatientId([42; 16]);
     let master = MasterSecret::from_bytes([7; 32]);
     let levels = LevelSet::default_levels();
@@ -57,7 +63,7 @@ fn main() {
         let mut heading: f64 = 0.0;
         let mut chain = TestChain::new();
         let mut blocks = Vec::new();
-        let mut txs = Vec::with_capacity(RECORDS_PER_BLOCK);
+        let mut txs = Vec::with_capacity(per_block);
         for i in 0..records {
             if rng.gen_bool(0.3) {
                 heading += rng.gen_range(-0.6..0.6);
@@ -79,7 +85,7 @@ fn main() {
             };
             let record = reporter.build(&fix, Seq(i + 1), &mut rng).expect("builds");
             txs.push(Transaction::Report(record));
-            if txs.len() == RECORDS_PER_BLOCK || i + 1 == records {
+            if txs.len() == per_block || i + 1 == records {
                 blocks.push(chain.next(std::mem::take(&mut txs)));
             }
         }
@@ -95,7 +101,7 @@ fn main() {
         }
         let seconds = started.elapsed().as_secs_f64();
         println!(
-            "apply: {:.0} records/s ({:.1} blocks/s of {RECORDS_PER_BLOCK}, each flushed)",
+            "apply: {:.0} records/s ({:.1} blocks/s of {per_block}, each flushed)",
             records as f64 / seconds,
             blocks.len() as f64 / seconds
         );

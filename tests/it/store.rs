@@ -421,8 +421,9 @@ fn queries_equal_brute_force_for_narrow_and_wide_ranges() {
     }
 }
 
-/// A long window (12,000 records over about four days: ~94 full chunks, more than the 64
-/// walked first plus four per epoch) makes the planner walk and then turn to the zone maps.
+/// A long window (12,000 records over about four days in four blocks: 96 chunks, more than
+/// the 64 walked first plus four per zone map) makes the planner walk and then turn to the
+/// zone maps.
 /// Ciphertexts cluster by hour, as a patient's places do, so the zone maps skip chunks; areas
 /// the patient is often in, seldom in, and never in all give the filter's answer under every
 /// plan, at any limit.
@@ -449,7 +450,7 @@ fn long_windows_give_the_same_answers_under_every_plan() {
             Transaction::Report(r)
         })
         .collect();
-    let all = apply(&store, txs, 500);
+    let all = apply(&store, txs, 3000);
     let records = &all[&patient];
     let (from, to) = (start, start + 12_001 * 30_000);
     for level in [0, 2, 5] {

@@ -18,8 +18,7 @@ use bmpls_types::{Epoch, LevelIndex, LocationRecord, OpeCiphertext, PatientId, S
 use crate::chunk::{IndexChunk, RecordChunk};
 use crate::error::StoreError;
 use crate::layout::{
-    INDEX_CHUNK_RECORDS, be_u64, corrupt, index_key, open_value, out_of_order_key, trailing_seq,
-    zones_prefix,
+    be_u64, corrupt, index_key, open_value, out_of_order_key, trailing_seq, zones_prefix,
 };
 use crate::store::{Store, StoredRecord};
 use crate::zones;
@@ -91,8 +90,8 @@ pub enum Plan {
 const WALK_FIRST: usize = 64;
 
 /// A window is long for the planner when its estimated chunks exceed the walked ones plus this
-/// many times the epochs whose zone maps it would read (one value per block holding the
-/// patient's records of the epoch; a chunk index is ~15 KiB).
+/// many times the zone maps it would read (a zone map is a few hundred bytes per chunk it names,
+/// a full chunk index ~15 KiB).
 const ZONE_PLAN_FACTOR: u64 = 4;
 
 /// A chunk index read: its key and stored value.
@@ -198,7 +197,7 @@ impl Store {
                 let chunks = self.zone_chunks(patient, level, &ranges, to_ms, None)?;
                 self.hits(patient, window, limit, chunks, select, accept)?
             }
-            Plan::Auto if !self.is_long(patient, &ranges, from_ms, to_ms)? => {
+            Plan::Auto if !self.is_long(patient, from_ms, to_ms)? => {
                 self.hits(patient, window, limit, walk, select, accept)?
             }
             Plan::Auto => {
@@ -229,17 +228,12 @@ impl Store {
         self.fetch(patient, hits)
     }
 
-    /// Whether the window is long for the planner: its chunks, estimated from the patient's
-    /// count of records over its span of fix times (in full chunks), exceed those walked first
-    /// by more than [`ZONE_PLAN_FACTOR`] times the query's epochs, whose zone maps the query
-    /// would read instead.
-    fn is_long(
-        &self,
-        patient: &PatientId,
-        ranges: &RangeMap,
-        from_ms: u64,
-        to_ms: u64,
-    ) -> Result<bool, StoreError> {
+    /// Whether the window is long for the planner: its chunks exceed those walked first by more
+    /// than [`ZONE_PLAN_FACTOR`] times the zone maps the query would read instead. Both are
+    /// estimated from the patient's summary, in proportion to the window's share of its span of
+    /// fix times: chunks from its count of chunks, zone maps from its count of blocks (one per
+    /// block and epoch). With small blocks each chunk has its own zone map, and the walk wins.
+    fn is_long(&self, patient: &PatientId, from_ms: u64, to_ms: u64) -> Result<bool, StoreError> {
         let Some(summary) = self.summary(patient)? else {
             return Ok(false);
         };
@@ -251,9 +245,9 @@ impl Store {
             .min(summary.last_fix_ms)
             .saturating_add(1)
             .saturating_sub(from_ms.max(summary.first_fix_ms));
-        let records = (u128::from(summary.count) * u128::from(overlap) / u128::from(span)) as u64;
-        let chunks = records / INDEX_CHUNK_RECORDS as u64 + 1;
-        Ok(chunks > WALK_FIRST as u64 + ZONE_PLAN_FACTOR * ranges.len() as u64)
+        let share = |n: u64| (u128::from(n) * u128::from(overlap) / u128::from(span)) as u64;
+        let (chunks, zone_maps) = (share(summary.chunks), share(summary.blocks));
+        Ok(chunks > WALK_FIRST as u64 + ZONE_PLAN_FACTOR * zone_maps)
     }
 
     /// The chunk indexes that the zone maps of the ranges' epochs name as possibly

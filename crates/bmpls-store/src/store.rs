@@ -25,7 +25,7 @@ use crate::zones::ZoneMap;
 const CACHE_BYTES: u64 = 4 << 30;
 
 /// Version of the on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";
@@ -43,16 +43,22 @@ pub struct PatientSummary {
     pub last_fix_ms: u64,
     /// Records stored.
     pub count: u64,
+    /// Blocks that carried the patient's records (each wrote a zone map per epoch).
+    pub blocks: u64,
+    /// Index chunks written: with `blocks`, how big the patient's chunks are.
+    pub chunks: u64,
 }
 
 impl PatientSummary {
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(32);
+        let mut v = Vec::with_capacity(48);
         for x in [
             self.last_seq.0,
             self.first_fix_ms,
             self.last_fix_ms,
             self.count,
+            self.blocks,
+            self.chunks,
         ] {
             v.extend_from_slice(&x.to_be_bytes());
         }
@@ -60,12 +66,14 @@ impl PatientSummary {
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        (bytes.len() == 32).then_some(())?;
+        (bytes.len() == 48).then_some(())?;
         Some(Self {
             last_seq: Seq(be_u64(bytes, 0)?),
             first_fix_ms: be_u64(bytes, 8)?,
             last_fix_ms: be_u64(bytes, 16)?,
             count: be_u64(bytes, 24)?,
+            blocks: be_u64(bytes, 32)?,
+            chunks: be_u64(bytes, 40)?,
         })
     }
 }
@@ -266,6 +274,8 @@ impl Store {
                         first_fix_ms: time,
                         last_fix_ms: time,
                         count: 1,
+                        blocks: 0,
+                        chunks: 0,
                     },
                     Some(s) => {
                         if time < s.last_fix_ms {
@@ -279,6 +289,7 @@ impl Store {
                             first_fix_ms: s.first_fix_ms.min(time),
                             last_fix_ms: s.last_fix_ms.max(time),
                             count: s.count + 1,
+                            ..s
                         }
                     }
                 });
@@ -303,7 +314,9 @@ impl Store {
         for (epoch, map) in zones {
             batch.insert(zones_key(patient, epoch, height), seal_value(&map.encode()));
         }
-        if let Some(summary) = summary {
+        if let Some(mut summary) = summary {
+            summary.blocks += 1;
+            summary.chunks += records.len().div_ceil(INDEX_CHUNK_RECORDS) as u64;
             batch.insert(
                 layout::key(PATIENT, &[&patient.0]),
                 seal_value(&summary.encode()),
