@@ -421,6 +421,115 @@ fn queries_equal_brute_force_for_narrow_and_wide_ranges() {
     }
 }
 
+/// Blocks of a few records each, as a live cluster makes them: the small chunks they write are
+/// compacted into full ones as each patient's run reaches 128 records. Every block still reads
+/// back as it was committed, every record names its own block and position, queries under
+/// every plan equal a filter, and few chunks remain.
+#[test]
+fn small_blocks_are_compacted_without_changing_any_answer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir);
+    let mut rng = StdRng::seed_from_u64(21);
+    let patients = [PatientId([5; 16]), PatientId([6; 16])];
+    let base = 20_000 * DAY_MS;
+    let mut chain = TestChain::new();
+    let mut blocks = Vec::new();
+    let mut next = [1u64; 2];
+    let mut time = [base; 2];
+    while next[0] <= 1500 {
+        let mut txs = Vec::new();
+        for _ in 0..rng.gen_range(1..=6) {
+            let p = rng.gen_range(0..2);
+            // Now and then a fix earlier than the last (a phone's clock corrected).
+            time[p] = if rng.gen_bool(0.05) {
+                time[p].saturating_sub(rng.gen_range(0..600_000)).max(base)
+            } else {
+                time[p] + rng.gen_range(10_000..60_000)
+            };
+            let mut r = record(patients[p], next[p], time[p], &mut rng);
+            let hour = (time[p] / 3_600_000) as u128;
+            r.cells = BoundedVec::new(
+                (0..bmpls_it::LEVELS)
+                    .map(|_| OpeCiphertext((hour % 7) << 120 | rng.gen_range(0..1u128 << 100)))
+                    .collect(),
+            )
+            .expect("six");
+            txs.push(Transaction::Report(r));
+            next[p] += 1;
+        }
+        let (block, cert) = chain.next(txs);
+        store.apply_block(&block, &cert).expect("applies");
+        blocks.push(block.get().clone());
+    }
+    drop(store);
+    let store = open(&dir);
+    let mut records: BTreeMap<PatientId, Vec<LocationRecord>> = BTreeMap::new();
+    for (i, block) in blocks.iter().enumerate() {
+        let height = Height(i as u64 + 1);
+        assert_eq!(store.block(height).expect("reads").as_ref(), Some(block));
+        for (index, tx) in block.txs.iter().enumerate() {
+            let Transaction::Report(r) = tx else { continue };
+            let stored = store
+                .record(&r.patient, r.seq)
+                .expect("reads")
+                .expect("exists");
+            assert_eq!(
+                (stored.height, stored.index, &stored.record),
+                (height, index as u32, r)
+            );
+            records.entry(r.patient).or_default().push(r.clone());
+        }
+    }
+    for patient in patients {
+        let all = &records[&patient];
+        let summary = store.summary(&patient).expect("reads").expect("exists");
+        assert_eq!(summary.count, all.len() as u64);
+        // Without compaction every block's records of a patient would be a chunk of their own
+        // (about 700 each); compacted, two per 128 records at most, plus the open run's.
+        assert!(
+            summary.chunks <= 2 * summary.count / 128 + 128,
+            "{} chunks for {} records",
+            summary.chunks,
+            summary.count
+        );
+        let (from, to) = (base, base + 2000 * 60_000);
+        let track: Vec<Seq> = store
+            .track(&patient, from, to, 10_000)
+            .expect("reads")
+            .iter()
+            .map(|r| r.record.seq)
+            .collect();
+        assert_eq!(track, brute_track(all, from, to));
+        for (level, hour) in [(0, 3u128), (2, 5), (5, 0)] {
+            let ranges: Vec<EpochRanges> = (from / DAY_MS..=to / DAY_MS)
+                .map(|e| EpochRanges {
+                    epoch: Epoch(e as u32),
+                    ranges: vec![(
+                        OpeCiphertext(hour << 120),
+                        OpeCiphertext((hour << 120) | (1 << 100)),
+                    )],
+                })
+                .collect();
+            let expected = brute(all, level, &ranges, from, to);
+            assert!(!expected.is_empty(), "the area is visited");
+            for limit in [10_000, 50] {
+                let got = within_every_plan(&store, &patient, level, &ranges, (from, to), limit);
+                assert_eq!(got, expected[..expected.len().min(limit)]);
+            }
+        }
+    }
+}
+
+/// The brute-force answer of a `track` query: in (time, seq) order.
+fn brute_track(records: &[LocationRecord], from: u64, to: u64) -> Vec<Seq> {
+    let mut sorted: Vec<&LocationRecord> = records
+        .iter()
+        .filter(|r| (from..=to).contains(&r.fix_time_ms))
+        .collect();
+    sorted.sort_by_key(|r| (r.fix_time_ms, r.seq));
+    sorted.into_iter().map(|r| r.seq).collect()
+}
+
 /// A long window (12,000 records over about four days in four blocks: 96 chunks, more than
 /// the 64 walked first plus four per zone map) makes the planner walk and then turn to the
 /// zone maps.

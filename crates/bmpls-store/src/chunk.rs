@@ -2,8 +2,9 @@
 //! (`R`, up to `RECORD_CHUNK_RECORDS`) and described by index chunks (`I`, up to
 //! `INDEX_CHUNK_RECORDS`) that queries read instead of the records.
 //!
-//! Record chunk payload: `height u64 ‖ count u16 ‖ count × (position u32 ‖ len u32 ‖ record)`,
-//! the record in its canonical encoding and `position` its index among the block's transactions.
+//! Record chunk payload: `count u16 ‖ count × (height u64 ‖ position u32 ‖ len u32 ‖ record)`,
+//! the record in its canonical encoding, committed at `height` as transaction `position` of its
+//! block (a compacted chunk holds records of several blocks).
 //!
 //! Index chunk payload: `first seq u64 ‖ max before u64 ‖ count u16 ‖ records per record chunk
 //! u16 ‖ count × fix time u64 ‖
@@ -30,13 +31,13 @@ const ENTRY_LEN: usize = 18;
 /// Encrypted ranges of one epoch, sorted and merged: inclusive `(low, high)`.
 pub(crate) type Ranges = [(u128, u128)];
 
-/// The payload of a record chunk.
-pub(crate) fn encode_records(height: Height, records: &[(u32, &LocationRecord)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(10 + records.len() * 300);
-    out.extend_from_slice(&height.0.to_be_bytes());
+/// The payload of a record chunk: each record with its block's height and its position there.
+pub(crate) fn encode_records(records: &[(Height, u32, &LocationRecord)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + records.len() * 310);
     out.extend_from_slice(&(records.len() as u16).to_be_bytes());
-    for (position, record) in records {
+    for (height, position, record) in records {
         let encoded = record.encode();
+        out.extend_from_slice(&height.0.to_be_bytes());
         out.extend_from_slice(&position.to_be_bytes());
         out.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
         out.extend_from_slice(&encoded);
@@ -107,10 +108,9 @@ pub(crate) type ChunkZones = BTreeMap<u32, Vec<Vec<(u128, u128)>>>;
 pub(crate) struct RecordChunk {
     value: sled::IVec,
     key: Vec<u8>,
-    height: Height,
     first: Seq,
-    /// Position in the block and byte range of each record's encoding in `value`.
-    entries: Vec<(u32, Range<usize>)>,
+    /// Block height, position in the block and byte range of each record's encoding in `value`.
+    entries: Vec<(Height, u32, Range<usize>)>,
 }
 
 impl RecordChunk {
@@ -121,23 +121,22 @@ impl RecordChunk {
         let offset = value.len() - payload.len();
         let mut r = Reader::new(payload);
         let parsed = (|| {
-            let height = Height(r.u64()?);
             let count = usize::from(r.u16()?);
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
+                let height = Height(r.u64()?);
                 let position = r.u32()?;
                 let len = r.u32()? as usize;
                 let start = offset + payload.len() - r.remaining();
                 r.take(len)?;
-                entries.push((position, start..start + len));
+                entries.push((height, position, start..start + len));
             }
-            (r.is_empty() && count > 0).then_some((height, entries))
+            (r.is_empty() && count > 0).then_some(entries)
         })();
-        let (height, entries) = parsed.ok_or_else(|| corrupt(WHAT, &key))?;
+        let entries = parsed.ok_or_else(|| corrupt(WHAT, &key))?;
         Ok(Self {
             value,
             key,
-            height,
             first,
             entries,
         })
@@ -150,18 +149,28 @@ impl RecordChunk {
             .is_some_and(|slot| slot < self.entries.len() as u64)
     }
 
+    /// Every record of the chunk, decoded, in sequence order.
+    pub(crate) fn records(&self) -> Result<Vec<StoredRecord>, StoreError> {
+        (0..self.entries.len() as u64)
+            .map(|slot| {
+                self.get(Seq(self.first.0 + slot))?
+                    .ok_or_else(|| corrupt("record in a chunk", &self.key))
+            })
+            .collect()
+    }
+
     /// The record `seq`, decoded; `None` if the chunk does not hold it.
     pub(crate) fn get(&self, seq: Seq) -> Result<Option<StoredRecord>, StoreError> {
         if !self.holds(seq) {
             return Ok(None);
         }
-        let (position, range) = &self.entries[(seq.0 - self.first.0) as usize];
+        let (height, position, range) = &self.entries[(seq.0 - self.first.0) as usize];
         let record = LocationRecord::decode(&self.value[range.clone()])
             .ok()
             .filter(|r| r.seq == seq)
             .ok_or_else(|| corrupt("record in a chunk", &self.key))?;
         Ok(Some(StoredRecord {
-            height: self.height,
+            height: *height,
             index: *position,
             record,
         }))

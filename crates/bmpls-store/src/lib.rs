@@ -13,6 +13,7 @@ mod chunk;
 mod error;
 mod layout;
 mod query;
+mod runs;
 mod skeleton;
 mod store;
 mod wal;

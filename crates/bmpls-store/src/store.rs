@@ -11,21 +11,19 @@ use bmpls_types::{
     PatientId, Seq, Transaction,
 };
 
-use crate::chunk::{self, RecordChunk};
+use crate::chunk::RecordChunk;
 use crate::error::StoreError;
 use crate::layout::{
-    self, BLOCK, CERT, INDEX_CHUNK_RECORDS, LEAVES, META, PATIENT, RECORD_CHUNK_RECORDS,
-    SEGMENT_BYTES, TX, be_u32, be_u64, corrupt, height_key, index_key, open_value,
-    out_of_order_key, records_key, seal_value, trailing_seq, zones_key,
+    self, BLOCK, CERT, LEAVES, META, PATIENT, SEGMENT_BYTES, TX, be_u32, be_u64, corrupt,
+    height_key, open_value, records_key, seal_value, trailing_seq,
 };
 use crate::skeleton::Skeleton;
-use crate::zones::ZoneMap;
 
 /// sled's page cache: indexes of a large caseload should stay in memory on a validator.
 const CACHE_BYTES: u64 = 4 << 30;
 
 /// Version of the on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";
@@ -47,11 +45,28 @@ pub struct PatientSummary {
     pub blocks: u64,
     /// Index chunks written: with `blocks`, how big the patient's chunks are.
     pub chunks: u64,
+    /// The patient's latest chunks, each of one small block, not yet compacted.
+    pub(crate) open: OpenRun,
+}
+
+/// A run of small chunks at the end of a patient's records, each written by a block that carried
+/// fewer than [`crate::layout::INDEX_CHUNK_RECORDS`] of them (and so one chunk and one zone map per epoch).
+/// Once it holds that many records it is rewritten as full chunks (`runs.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OpenRun {
+    /// Its first sequence number; 0 when there is no run.
+    pub(crate) first: u64,
+    /// The key time of its first chunk.
+    pub(crate) key_time_ms: u64,
+    /// The patient's latest fix time before it.
+    pub(crate) max_before_ms: u64,
+    /// Blocks that wrote its chunks.
+    pub(crate) blocks: u64,
 }
 
 impl PatientSummary {
-    fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(48);
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(80);
         for x in [
             self.last_seq.0,
             self.first_fix_ms,
@@ -59,6 +74,10 @@ impl PatientSummary {
             self.count,
             self.blocks,
             self.chunks,
+            self.open.first,
+            self.open.key_time_ms,
+            self.open.max_before_ms,
+            self.open.blocks,
         ] {
             v.extend_from_slice(&x.to_be_bytes());
         }
@@ -66,7 +85,7 @@ impl PatientSummary {
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        (bytes.len() == 48).then_some(())?;
+        (bytes.len() == 80).then_some(())?;
         Some(Self {
             last_seq: Seq(be_u64(bytes, 0)?),
             first_fix_ms: be_u64(bytes, 8)?,
@@ -74,6 +93,12 @@ impl PatientSummary {
             count: be_u64(bytes, 24)?,
             blocks: be_u64(bytes, 32)?,
             chunks: be_u64(bytes, 40)?,
+            open: OpenRun {
+                first: be_u64(bytes, 48)?,
+                key_time_ms: be_u64(bytes, 56)?,
+                max_before_ms: be_u64(bytes, 64)?,
+                blocks: be_u64(bytes, 72)?,
+            },
         })
     }
 }
@@ -242,86 +267,6 @@ impl Store {
         batch.insert(layout::key(META, &[META_TIP]), seal_value(&tip));
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
-        Ok(())
-    }
-
-    /// Adds one patient's reports of a block to the batch: checked sequence numbers, chunks of
-    /// records and their indexes, out-of-order entries, and the updated summary.
-    fn stage_run(
-        &self,
-        batch: &mut sled::Batch,
-        height: Height,
-        patient: &PatientId,
-        records: &[(u32, &LocationRecord)],
-    ) -> Result<(), StoreError> {
-        let mut summary = self.summary(patient)?;
-        // This block's zone maps of the patient, by epoch.
-        let mut zones: BTreeMap<u32, ZoneMap> = BTreeMap::new();
-        for chunk in records.chunks(INDEX_CHUNK_RECORDS) {
-            let max_before = summary.map_or(0, |s| s.last_fix_ms);
-            for (_, record) in chunk {
-                let last = summary.map_or(0, |s| s.last_seq.0);
-                if record.seq.0 != last + 1 {
-                    return Err(StoreError::Sequence {
-                        last,
-                        got: record.seq.0,
-                    });
-                }
-                let time = record.fix_time_ms;
-                summary = Some(match summary {
-                    None => PatientSummary {
-                        last_seq: record.seq,
-                        first_fix_ms: time,
-                        last_fix_ms: time,
-                        count: 1,
-                        blocks: 0,
-                        chunks: 0,
-                    },
-                    Some(s) => {
-                        if time < s.last_fix_ms {
-                            batch.insert(
-                                out_of_order_key(patient, time, record.seq),
-                                seal_value(&[]),
-                            );
-                        }
-                        PatientSummary {
-                            last_seq: record.seq,
-                            first_fix_ms: s.first_fix_ms.min(time),
-                            last_fix_ms: s.last_fix_ms.max(time),
-                            count: s.count + 1,
-                            ..s
-                        }
-                    }
-                });
-            }
-            let first = chunk[0].1;
-            let key_time = max_before.max(first.fix_time_ms);
-            let (index, chunk_zones) = chunk::encode_index(chunk, max_before, RECORD_CHUNK_RECORDS);
-            batch.insert(index_key(patient, key_time, first.seq), seal_value(&index));
-            for (epoch, per_level) in &chunk_zones {
-                zones
-                    .entry(*epoch)
-                    .or_default()
-                    .push(key_time, first.seq, per_level);
-            }
-            for part in chunk.chunks(RECORD_CHUNK_RECORDS) {
-                batch.insert(
-                    records_key(patient, part[0].1.seq),
-                    seal_value(&chunk::encode_records(height, part)),
-                );
-            }
-        }
-        for (epoch, map) in zones {
-            batch.insert(zones_key(patient, epoch, height), seal_value(&map.encode()));
-        }
-        if let Some(mut summary) = summary {
-            summary.blocks += 1;
-            summary.chunks += records.len().div_ceil(INDEX_CHUNK_RECORDS) as u64;
-            batch.insert(
-                layout::key(PATIENT, &[&patient.0]),
-                seal_value(&summary.encode()),
-            );
-        }
         Ok(())
     }
 
