@@ -34,6 +34,9 @@ impl Store {
         patient: &PatientId,
         records: &[(u32, &LocationRecord)],
     ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let before = self.summary(patient)?;
         let mut summary = before;
         for (_, record) in records {
@@ -81,7 +84,10 @@ impl Store {
         let run_len = if open.first == 0 {
             0
         } else {
-            summary.last_seq.0 + 1 - open.first
+            // A run starting after the patient's last record is a damaged summary.
+            (summary.last_seq.0 + 1)
+                .checked_sub(open.first)
+                .ok_or_else(|| corrupt("patient summary", &layout::key(PATIENT, &[&patient.0])))?
         };
         if small && open.first != 0 && run_len >= INDEX_CHUNK_RECORDS as u64 {
             // Compact: the open run and this block's records, as full chunks.
