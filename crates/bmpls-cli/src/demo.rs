@@ -304,14 +304,7 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             ask: Ask::Track,
             limit: args.fixes as u32,
         };
-        let seen = crate::carer::ask(
-            &nodes,
-            query.clone(),
-            &validators,
-            &levels,
-            &viewer.keystore,
-        )
-        .await?;
+        let seen = crate::carer::ask(&nodes, query, &validators, &levels, &viewer.keystore).await?;
         nodes.close().await;
         anyhow::ensure!(
             seen.records.len() == fixes.len(),
@@ -379,14 +372,8 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         ask: area,
         limit: args.fixes as u32,
     };
-    let inside = crate::carer::ask(
-        &nodes,
-        query.clone(),
-        &validators,
-        &levels,
-        &viewers[1].keystore,
-    )
-    .await?;
+    let inside =
+        crate::carer::ask(&nodes, query, &validators, &levels, &viewers[1].keystore).await?;
     nodes.close().await;
     println!(
         "   the operator's area query for the zone (the nodes compare ciphertexts only): {} of {} records in the zone's cells, verified",

@@ -136,9 +136,7 @@ impl Store {
         if from_ms > to_ms || limit == 0 {
             return Ok(Vec::new());
         }
-        let chunks = self
-            .window_chunks(patient, (from_ms, to_ms))
-            .map(|r| r.map_err(Into::into));
+        let chunks = self.window_chunks(patient, (from_ms, to_ms));
         let hits = self.hits(
             patient,
             (from_ms, to_ms),
@@ -188,9 +186,7 @@ impl Store {
             |chunk: &IndexChunk<'_>| chunk.matching(usize::from(level), &ranges, from_ms, to_ms);
         let accept = |record: &LocationRecord| inside(&ranges, record, usize::from(level));
         let window = (from_ms, to_ms);
-        let walk = self
-            .window_chunks(patient, (from_ms, to_ms))
-            .map(|r| r.map_err(Into::into));
+        let walk = self.window_chunks(patient, (from_ms, to_ms));
         let hits = match plan {
             Plan::TimeWalk => self.hits(patient, window, limit, walk, select, accept)?,
             Plan::Zones => {
@@ -295,14 +291,17 @@ impl Store {
         &self,
         patient: &PatientId,
         (from_ms, to_ms): (u64, u64),
-    ) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
+    ) -> impl Iterator<Item = ChunkItem> {
         let start = index_key(patient, from_ms, Seq(0));
         let end = index_key(patient, to_ms, Seq(u64::MAX));
         let before = self
             .tree
             .range(index_key(patient, 0, Seq(0))..start.clone())
             .next_back();
-        before.into_iter().chain(self.tree.range(start..=end))
+        before
+            .into_iter()
+            .chain(self.tree.range(start..=end))
+            .map(|item| item.map_err(Into::into))
     }
 
     /// The earliest `limit` answers in the window, in (time, seq) order, read from `chunks`

@@ -203,9 +203,9 @@ fn stage_chunks(
         let view: Vec<(u32, &LocationRecord)> = chunk.iter().map(|&(_, i, r)| (i, r)).collect();
         let (index, chunk_zones) = chunk::encode_index(&view, max_before, RECORD_CHUNK_RECORDS);
         batch.insert(index_key(patient, key_time, first.seq), seal_value(&index));
-        for (epoch, per_level) in &chunk_zones {
+        for (epoch, per_level) in chunk_zones {
             zones
-                .entry(*epoch)
+                .entry(epoch)
                 .or_default()
                 .push(key_time, first.seq, per_level);
         }

@@ -54,15 +54,16 @@ pub(crate) struct ZoneMap {
 
 impl ZoneMap {
     /// Adds the chunk keyed `(key_time_ms, first)` with each level's intervals.
-    pub(crate) fn push(&mut self, key_time_ms: u64, first: Seq, per_level: &[Vec<(u128, u128)>]) {
+    pub(crate) fn push(&mut self, key_time_ms: u64, first: Seq, per_level: Vec<Vec<(u128, u128)>>) {
         let before = self.chunks.len();
         self.chunks.push((key_time_ms, first));
         if self.levels.len() < per_level.len() {
             self.levels
                 .resize(per_level.len(), vec![Vec::new(); before]);
         }
-        for (level, list) in self.levels.iter_mut().enumerate() {
-            list.push(per_level.get(level).cloned().unwrap_or_default());
+        let mut given = per_level.into_iter();
+        for list in &mut self.levels {
+            list.push(given.next().unwrap_or_default());
         }
     }
 
@@ -138,8 +139,8 @@ mod tests {
 
         let mut map = ZoneMap::default();
         // Chunk 1 at levels 0 and 1; chunk 2 at level 0 only.
-        map.push(10, Seq(1), &[wide.clone(), vec![(7, 7)]]);
-        map.push(20, Seq(200), &[intervals(&[40, 40])]);
+        map.push(10, Seq(1), vec![wide, vec![(7, 7)]]);
+        map.push(20, Seq(200), vec![intervals(&[40, 40])]);
         let payload = map.encode();
         let found = |level: usize, ranges: &Ranges| {
             candidates(&payload, level, ranges).expect("well formed")
