@@ -4,9 +4,8 @@
 
 use bmpls_crypto::{SigningKey, Validator, ValidatorSet, Verified, certify, merkle, verify_block};
 use bmpls_types::{
-    Block, BlockHash, BlockHeader, BoundedVec, Canonical, ChainId, CommitCertificate, Epoch,
-    Height, LocationRecord, OpeCiphertext, PatientId, Round, Seq, SignatureBytes, Transaction,
-    ValidatorId,
+    Block, BlockHash, BlockHeader, BoundedVec, ChainId, CommitCertificate, Epoch, Height,
+    LocationRecord, OpeCiphertext, PatientId, Round, Seq, SignatureBytes, Transaction, ValidatorId,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -69,7 +68,6 @@ impl TestChain {
     /// The next block of `txs`, verified, with its certificate.
     pub fn next(&mut self, txs: Vec<Transaction>) -> (Verified<Block>, CommitCertificate) {
         self.height += 1;
-        let encoded: Vec<Vec<u8>> = txs.iter().map(Canonical::encode).collect();
         let block = Block {
             header: BlockHeader {
                 chain_id: chain_id(),
@@ -77,7 +75,7 @@ impl TestChain {
                 prev_hash: self.prev,
                 time_ms: 1_790_000_000_000 + self.height,
                 proposer: ValidatorId(self.keys[(self.height % 4) as usize].public().0),
-                tx_root: merkle::root(&encoded),
+                tx_root: merkle::tx_root(&txs),
                 tx_count: txs.len() as u32,
             },
             txs: BoundedVec::new(txs).expect("within the block limit"),

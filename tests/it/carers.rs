@@ -11,7 +11,7 @@ use bmpls_net::query::{
     Answer, Ask, AuditOutcome, AuditRequest, Query, QueryOutcome, Unauthorized,
 };
 use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
-use bmpls_types::{LevelIndex, OpeCiphertext, QueryKind, Role, Seq, Transaction, TxHash};
+use bmpls_types::{Finer, LevelIndex, OpeCiphertext, QueryKind, Role, Seq, Transaction, TxHash};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -55,7 +55,7 @@ impl World {
 /// `answer` with its records edited by `edit` (what a byzantine node could send).
 fn edit_records(
     answer: &Answer,
-    edit: impl FnOnce(&mut Vec<bmpls_net::query::ProvedTx>),
+    edit: impl FnOnce(&mut Vec<bmpls_net::query::ProvedRecord>),
 ) -> Answer {
     let mut records = answer.records.to_vec();
     edit(&mut records);
@@ -246,31 +246,22 @@ async fn carers_scenario() {
             assert_ne!(derived.expose_secret(), finer.expose_secret());
         }
     }
-    let record = match &answer.records[0].tx {
-        Transaction::Report(r) => r.clone(),
-        _ => unreachable!("verified as a report"),
-    };
-    for coarse in 3..world.levels.len() as u8 {
-        let key = keys.epoch_key(coarse, epoch).expect("coarser keys derive");
-        let seal = bmpls_crypto::SealKey::from_bytes(*key.seal_key().expose_secret());
+    // What reached it is its level and coarser ones only: no finer ciphertext, no sealed fix.
+    for proved in answer.records.iter() {
+        assert_eq!(proved.view.level, DISTRICT);
+        assert_eq!(proved.view.cells.len(), world.levels.len() - 3);
         assert!(
-            bmpls_crypto::seal::open_fix(
-                &seal,
-                &record.sealed,
-                &record.patient,
-                record.seq,
-                record.epoch
-            )
-            .is_err(),
-            "a level-{coarse} key does not open the exact fix"
+            proved.view.sealed().is_none(),
+            "no sealed fix in a district answer"
         );
     }
 
     // The GP with an exact grant gets the exact fixes.
     let exact = track(gp_hash, EXACT, window.0, window.1);
     let (_, mut outcomes) = gp_nodes.query(vec![exact.clone()]).await.expect("answer");
+    let gp_answer = world.outcome(outcomes.remove(0));
     let seen_gp = verify_answer(
-        world.outcome(outcomes.remove(0)),
+        gp_answer.clone(),
         &exact,
         &world.validators,
         &world.levels,
@@ -281,6 +272,32 @@ async fn carers_scenario() {
         let exact = record.exact.expect("exact fix");
         assert_eq!(i64::from(exact.lat_e7), (fix.lat * 1e7).round() as i64);
         assert_eq!(i64::from(exact.lon_e7), (fix.lon * 1e7).round() as i64);
+    }
+    // The district answer holds none of the finer ciphertexts or sealed fixes the GP's holds
+    // (searched in its bytes), and a coarse key does not open a sealed fix.
+    let district_bytes = borsh::to_vec(&answer).expect("encodes");
+    for proved in gp_answer.records.iter() {
+        let view = &proved.view;
+        assert_eq!(view.level, EXACT);
+        for finer in &view.cells[..3] {
+            let bytes = borsh::to_vec(finer).expect("encodes");
+            assert!(
+                !district_bytes.windows(bytes.len()).any(|w| w == bytes),
+                "a finer ciphertext of record {} reached the district carer",
+                view.seq.0
+            );
+        }
+        let sealed = view.sealed().expect("the GP gets the sealed fix");
+        assert!(!district_bytes.windows(sealed.len()).any(|w| w == sealed));
+        for coarse in 3..world.levels.len() as u8 {
+            let key = keys.epoch_key(coarse, epoch).expect("coarser keys derive");
+            let seal = bmpls_crypto::SealKey::from_bytes(*key.seal_key().expose_secret());
+            assert!(
+                bmpls_crypto::seal::open_fix(&seal, sealed, &view.patient, view.seq, view.epoch)
+                    .is_err(),
+                "a level-{coarse} key does not open the exact fix"
+            );
+        }
     }
 
     // An area: a box around the first half of the walk, at district level.
@@ -365,13 +382,36 @@ async fn carers_scenario() {
     // A byzantine node's answers are caught: an altered record, one dropped from the middle,
     // an invented one, a forged header.
     let altered = edit_records(&answer, |records| {
-        if let Transaction::Report(r) = &mut records[5].tx {
-            let mut cells = r.cells.to_vec();
-            cells[3] = OpeCiphertext(cells[3].0 + 1);
-            r.cells = bmpls_types::BoundedVec::new(cells).expect("bounded");
-        }
+        let view = &mut records[5].view;
+        let mut cells = view.cells.to_vec();
+        cells[0] = OpeCiphertext(cells[0].0 + 1);
+        view.cells = bmpls_types::BoundedVec::new(cells).expect("bounded");
     });
     assert!(verify_answer(altered, &query, &world.validators, &world.levels, &district).is_err());
+    let rehidden = edit_records(&answer, |records| {
+        if let Finer::Hidden(below) = &mut records[2].view.finer {
+            below.0[0] ^= 1;
+        }
+    });
+    assert!(
+        verify_answer(
+            rehidden,
+            &query,
+            &world.validators,
+            &world.levels,
+            &district
+        )
+        .is_err(),
+        "a view whose hidden levels were altered is caught"
+    );
+    let recut = edit_records(&answer, |records| {
+        let view = gp_answer.records[1].view.clone();
+        records[1].view = view;
+    });
+    assert!(
+        verify_answer(recut, &query, &world.validators, &world.levels, &district).is_err(),
+        "a record cut to another level than asked is refused"
+    );
     let dropped = edit_records(&answer, |records| {
         records.remove(7);
     });
@@ -383,7 +423,7 @@ async fn carers_scenario() {
     fake.fix_time_ms += 1;
     let fake_record = forger.build(&fake, Seq(4), &mut rng).expect("record");
     let invented = edit_records(&answer, |records| {
-        records[3].tx = Transaction::Report(fake_record);
+        records[3].view = fake_record.view(DISTRICT);
     });
     assert!(
         verify_answer(

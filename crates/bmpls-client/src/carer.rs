@@ -12,6 +12,8 @@
 //! reporter key the chain had in force for it, lies in the window asked, and (for an area)
 //! matches the encrypted ranges; a track must hold consecutive sequence numbers, so a record
 //! dropped from its middle shows. Only then are the records decrypted with the grant's keys.
+//! Records arrive as views cut to the level asked: the carer never receives a finer level's
+//! ciphertext, nor the sealed fix unless it asked at level 0 (exact).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +24,7 @@ use bmpls_crypto::keyfile::{read_secret, write_secret};
 use bmpls_crypto::wrap::unwrap_grant_keys;
 use bmpls_crypto::{
     AgreementSecret, CryptoError, SealKey, SigningKey, ValidatorSet, Verified, verify_header,
-    verify_inclusion, verify_records,
+    verify_inclusion, verify_view_inclusion, verify_views,
 };
 use bmpls_grid::{CellIndex, LevelSet};
 use bmpls_net::query::{Answer, Ask, Query};
@@ -377,25 +379,34 @@ pub fn verify_answer(
     let mut ciphers: BTreeMap<u32, OpeCipher> = BTreeMap::new();
 
     // Every record proved into its block, then all their signatures checked as one batch.
-    let mut proved_records = Vec::with_capacity(answer.records.len());
+    let mut proved_views = Vec::with_capacity(answer.records.len());
     let mut heights = Vec::with_capacity(answer.records.len());
     for proved in answer.records.iter() {
-        let committed = prove(proved, "record inclusion")?;
+        let header = headers
+            .get(proved.block as usize)
+            .ok_or_else(|| wrong("record inclusion names a block the answer lacks"))?;
+        let committed = verify_view_inclusion(header, proved.view.clone(), &proved.proof).map_err(
+            |source| AnswerError::Proof {
+                what: "record inclusion",
+                source,
+            },
+        )?;
         heights.push(committed.height());
-        let Transaction::Report(record) = committed.into_inner() else {
-            return Err(wrong("a record that is not a report"));
-        };
-        if record.patient != query.patient {
+        let view = committed.into_inner();
+        if view.patient != query.patient {
             return Err(wrong("a record of another patient"));
         }
+        if view.level != query.level {
+            return Err(wrong("a record cut to another level than asked"));
+        }
         let key = keys
-            .range(..=record.seq.0)
+            .range(..=view.seq.0)
             .next_back()
             .map(|(_, k)| *k)
             .ok_or_else(|| wrong("no reporter key for a record"))?;
-        proved_records.push((record, key));
+        proved_views.push((view, key));
     }
-    let verified = verify_records(proved_records).map_err(|(_, source)| AnswerError::Proof {
+    let verified = verify_views(proved_views).map_err(|(_, source)| AnswerError::Proof {
         what: "record signature",
         source,
     })?;
@@ -410,8 +421,7 @@ pub fn verify_answer(
             )));
         }
         let ciphertext = record
-            .cells
-            .get(usize::from(level))
+            .cell(query.level)
             .ok_or_else(|| wrong("a record without the level asked"))?
             .0;
         if let Ask::Within(epochs) = &query.ask {
@@ -447,10 +457,13 @@ pub fn verify_answer(
                 .epoch_key(0, KeyEpoch(record.epoch.0))
                 .map_err(|e| AnswerError::Keys(e.to_string()))?;
             let seal = SealKey::from_bytes(*key.seal_key().expose_secret());
+            let sealed = record
+                .sealed()
+                .ok_or_else(|| wrong("an exact record without its sealed fix"))?;
             Some(
                 bmpls_crypto::seal::open_fix(
                     &seal,
-                    &record.sealed,
+                    sealed,
                     &record.patient,
                     record.seq,
                     record.epoch,

@@ -480,14 +480,13 @@ impl<W: WalStorage> Host<W> {
         let txs =
             self.mempool
                 .take_block(&self.ledger, params.max_block_txs, params.max_block_bytes);
-        let encoded: Vec<Vec<u8>> = txs.iter().map(Canonical::encode).collect();
         let header = BlockHeader {
             chain_id: self.ledger.chain_id().clone(),
             height: height.into(),
             prev_hash: self.ledger.tip(),
             time_ms: self.now_ms.max(self.ledger.tip_time_ms() + 1),
             proposer: self.address.0,
-            tx_root: bmpls_crypto::merkle::root(&encoded),
+            tx_root: bmpls_crypto::merkle::tx_root(&txs),
             tx_count: txs.len() as u32,
         };
         // `take_block` stops at `max_block_txs`, which validation bounds by MAX_BLOCK_TXS.

@@ -251,12 +251,7 @@ impl Ledger {
         if !self.validators.contains(&header.proposer) {
             return Err(BlockRefusal::Header("proposer is not a validator"));
         }
-        let encoded: Vec<Vec<u8>> = block
-            .txs
-            .iter()
-            .map(bmpls_types::Canonical::encode)
-            .collect();
-        if bmpls_crypto::merkle::root(&encoded) != header.tx_root
+        if bmpls_crypto::merkle::tx_root(&block.txs) != header.tx_root
             || header.tx_count as usize != block.txs.len()
         {
             return Err(BlockRefusal::TxRoot);

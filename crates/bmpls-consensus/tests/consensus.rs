@@ -101,7 +101,6 @@ fn enrol(ledger: &mut Ledger, operator: &SigningKey) -> Patient {
 }
 
 fn one_block(ledger: &Ledger, txs: Vec<Transaction>, proposer: &SigningKey) -> bmpls_types::Block {
-    let encoded: Vec<Vec<u8>> = txs.iter().map(Canonical::encode).collect();
     bmpls_types::Block {
         header: bmpls_types::BlockHeader {
             chain_id: ledger.chain_id().clone(),
@@ -109,7 +108,7 @@ fn one_block(ledger: &Ledger, txs: Vec<Transaction>, proposer: &SigningKey) -> b
             prev_hash: ledger.tip(),
             time_ms: ledger.tip_time_ms() + 1,
             proposer: bmpls_types::ValidatorId(proposer.public().0),
-            tx_root: bmpls_crypto::merkle::root(&encoded),
+            tx_root: bmpls_crypto::merkle::tx_root(&txs),
             tx_count: txs.len() as u32,
         },
         txs: BoundedVec::new(txs).expect("small"),

@@ -17,6 +17,10 @@ pub enum CryptoError {
     /// A Merkle proof that does not lead to the root.
     #[error("Merkle proof does not match the root")]
     BadProof,
+    /// A record view whose parts do not fit together (a sealed fix above level 0, too many
+    /// levels).
+    #[error("record view is malformed")]
+    BadView,
     /// A block whose transactions do not hash to its `tx_root` or `tx_count`.
     #[error("block transactions do not match the header")]
     BadTxRoot,

@@ -13,13 +13,14 @@ pub fn tagged_hash(tag: &[u8], bytes: &[u8]) -> Hash32 {
     Hash32(h.finalize().into())
 }
 
-/// The hash naming a transaction (what `Revoke` refers to and `tx_index` is keyed by).
+/// The hash naming a transaction (what `Revoke` refers to and `tx_index` is keyed by): of its
+/// leaf bytes, so a report is named by its record's digest.
 pub fn tx_hash(tx: &Transaction) -> TxHash {
-    // `tagged_hash(TX_TAG, &tx.encode())`, streamed into the hasher (no copy of the record).
+    // `tagged_hash(TX_TAG, &tx.leaf_bytes())`, streamed into the hasher (no copy of the record).
     let mut h = Sha256::new();
     h.update(b"bmpls/v1/hash/tx");
     h.update([0u8]);
-    tx.encode_to(&mut h)
+    tx.leaf_encode_to(&mut h)
         .expect("hashing a transaction cannot fail");
     TxHash(h.finalize().into())
 }

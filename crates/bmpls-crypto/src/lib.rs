@@ -20,6 +20,6 @@ pub use sign::{SigningKey, verify_transactions};
 pub use validators::{Validator, ValidatorSet};
 pub use verified::{
     Committed, Verified, certify, precommit_bytes, verify_block, verify_header, verify_inclusion,
-    verify_record, verify_records,
+    verify_record, verify_records, verify_view_inclusion, verify_views,
 };
 pub use wrap::AgreementSecret;

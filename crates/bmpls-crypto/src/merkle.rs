@@ -30,15 +30,29 @@ pub fn leaf_hash(leaf: &[u8]) -> Hash32 {
     Hash32(h.finalize().into())
 }
 
-/// The leaf hash of a transaction: [`leaf_hash`] of its canonical encoding, streamed into the
-/// hasher (no copy of the transaction).
+/// The leaf hash of a transaction: [`leaf_hash`] of its leaf bytes
+/// ([`bmpls_types::Transaction::leaf_encode_to`]: the canonical encoding, a report's record as
+/// its digest), streamed into the hasher (no copy of the transaction).
 pub fn tx_leaf_hash(tx: &bmpls_types::Transaction) -> Hash32 {
-    use bmpls_types::Canonical;
     let mut h = Sha256::new();
     h.update([0u8]);
-    tx.encode_to(&mut h)
+    tx.leaf_encode_to(&mut h)
         .expect("hashing a transaction cannot fail");
     Hash32(h.finalize().into())
+}
+
+/// The leaf hash of a report whose record has `digest` (what [`tx_leaf_hash`] gives for the
+/// whole report).
+pub fn report_leaf_hash(digest: &bmpls_types::RecordDigest) -> Hash32 {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    bmpls_types::report_leaf_encode_to(digest, &mut h).expect("hashing a digest cannot fail");
+    Hash32(h.finalize().into())
+}
+
+/// The root a block's header names for `txs`.
+pub fn tx_root(txs: &[bmpls_types::Transaction]) -> Hash32 {
+    MerkleTree::from_leaf_hashes(txs.iter().map(tx_leaf_hash).collect()).root()
 }
 
 fn node_hash(left: &Hash32, right: &Hash32) -> Hash32 {
@@ -163,11 +177,20 @@ pub fn prove<T: AsRef<[u8]>>(leaves: &[T], index: usize) -> Option<InclusionProo
 
 /// Checks that `leaf` is at `proof.index` of the tree with `root` (RFC 9162 §2.1.3.2).
 pub fn verify(root: &Hash32, leaf: &[u8], proof: &InclusionProof) -> Result<(), CryptoError> {
+    verify_leaf_hash(root, leaf_hash(leaf), proof)
+}
+
+/// [`verify`] for a leaf given by its [`leaf_hash`].
+pub fn verify_leaf_hash(
+    root: &Hash32,
+    leaf_hash: Hash32,
+    proof: &InclusionProof,
+) -> Result<(), CryptoError> {
     if proof.index >= proof.size {
         return Err(CryptoError::BadProof);
     }
     let (mut fnode, mut snode) = (proof.index, proof.size - 1);
-    let mut hash = leaf_hash(leaf);
+    let mut hash = leaf_hash;
     for sibling in proof.path.iter() {
         if snode == 0 {
             return Err(CryptoError::BadProof);

@@ -3,7 +3,7 @@
 
 use bmpls_types::{
     Block, BlockHeader, Canonical, CommitCertificate, Height, LocationRecord, PrecommitTarget,
-    PublicKeyBytes, Signed, Transaction,
+    PublicKeyBytes, RecordView, Signed, Transaction,
 };
 
 use crate::error::CryptoError;
@@ -58,13 +58,22 @@ pub fn verify_records(
         .iter()
         .map(|(record, key)| (*key, record.signing_bytes(), record.sig))
         .collect();
-    if !batch.is_empty() && verify_batch(&batch).is_err() {
-        for (index, (key, bytes, sig)) in batch.iter().enumerate() {
-            verify_bytes(key, bytes, sig, "location record").map_err(|e| (index, e))?;
-        }
-        return Err((0, CryptoError::BadSignature("location record batch")));
-    }
+    check_batch(&batch, "location record")?;
     Ok(records.into_iter().map(|(r, _)| Verified(r)).collect())
+}
+
+/// Checks `batch` as one Ed25519 batch; on failure names the first bad signature by position.
+fn check_batch(
+    batch: &[(PublicKeyBytes, Vec<u8>, bmpls_types::SignatureBytes)],
+    what: &'static str,
+) -> Result<(), (usize, CryptoError)> {
+    if !batch.is_empty() && verify_batch(batch).is_err() {
+        for (index, (key, bytes, sig)) in batch.iter().enumerate() {
+            verify_bytes(key, bytes, sig, what).map_err(|e| (index, e))?;
+        }
+        return Err((0, CryptoError::BadSignature(what)));
+    }
+    Ok(())
 }
 
 /// Checks that `block` is exactly what `cert` commits: the transactions hash to the header's
@@ -77,8 +86,7 @@ pub fn verify_block(
     cert: &CommitCertificate,
     validators: &ValidatorSet,
 ) -> Result<Verified<Block>, CryptoError> {
-    let encoded: Vec<Vec<u8>> = block.txs.iter().map(Canonical::encode).collect();
-    if merkle::root(&encoded) != block.header.tx_root
+    if merkle::tx_root(&block.txs) != block.header.tx_root
         || block.header.tx_count as usize != block.txs.len()
     {
         return Err(CryptoError::BadTxRoot);
@@ -132,7 +140,7 @@ impl<T> Committed<T> {
 
 /// Checks that `tx` is in the committed block of `header`: the proof is for a tree of the
 /// header's `tx_count` leaves (a proof's size is otherwise unchecked by the path alone) and
-/// leads from the transaction's canonical encoding to the header's `tx_root`.
+/// leads from the transaction's leaf bytes to the header's `tx_root`.
 pub fn verify_inclusion(
     header: &Verified<BlockHeader>,
     tx: Transaction,
@@ -141,12 +149,46 @@ pub fn verify_inclusion(
     if proof.size != u64::from(header.tx_count) {
         return Err(CryptoError::BadProof);
     }
-    merkle::verify(&header.tx_root, &tx.encode(), proof)?;
+    merkle::verify_leaf_hash(&header.tx_root, merkle::tx_leaf_hash(&tx), proof)?;
     Ok(Committed {
         height: header.height,
         position: proof.index,
         value: tx,
     })
+}
+
+/// Checks that the record `view` was cut from is a report in the committed block of `header`,
+/// as [`verify_inclusion`] does for a whole transaction. The reporter's signature is checked
+/// apart ([`verify_views`]), because only the ledger knows the key in force.
+pub fn verify_view_inclusion(
+    header: &Verified<BlockHeader>,
+    view: RecordView,
+    proof: &InclusionProof,
+) -> Result<Committed<RecordView>, CryptoError> {
+    if proof.size != u64::from(header.tx_count) {
+        return Err(CryptoError::BadProof);
+    }
+    let digest = view.digest().ok_or(CryptoError::BadView)?;
+    merkle::verify_leaf_hash(&header.tx_root, merkle::report_leaf_hash(&digest), proof)?;
+    Ok(Committed {
+        height: header.height,
+        position: proof.index,
+        value: view,
+    })
+}
+
+/// Checks the reporter's signature of the record each view was cut from, each under its key,
+/// as one Ed25519 batch; on failure, the first bad view is named by its position.
+pub fn verify_views(
+    views: Vec<(RecordView, PublicKeyBytes)>,
+) -> Result<Vec<Verified<RecordView>>, (usize, CryptoError)> {
+    let mut batch = Vec::with_capacity(views.len());
+    for (index, (view, key)) in views.iter().enumerate() {
+        let digest = view.digest().ok_or((index, CryptoError::BadView))?;
+        batch.push((*key, digest.signing_bytes(), view.sig));
+    }
+    check_batch(&batch, "location record")?;
+    Ok(views.into_iter().map(|(v, _)| Verified(v)).collect())
 }
 
 /// Checks the certificate of `header` (its chain, hash, height and quorum of signatures).

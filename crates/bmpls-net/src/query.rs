@@ -5,7 +5,9 @@
 //! not revoked). An answer carries every record with its Merkle inclusion proof and, once per
 //! block, the block header with its commit certificate, plus the patient's enrolment and key
 //! rotations proved the same way, so that the carer can check each record's signature under
-//! the reporter key the chain says was in force. The node is not trusted: the client verifies
+//! the reporter key the chain says was in force. Records travel as views: the level asked and
+//! coarser ones, a hash for the finer ones (the sealed fix only at level 0). The node is not
+//! trusted: the client verifies
 //! all of it (`bmpls_client::carer`).
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -13,7 +15,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use bmpls_crypto::merkle::InclusionProof;
 use bmpls_types::{
     BlockHeader, BoundedVec, CommitCertificate, Epoch, Height, LevelIndex, OpeCiphertext,
-    PatientId, Transaction, TxHash,
+    PatientId, RecordView, Transaction, TxHash,
 };
 
 use crate::proto::MAX_REASON_BYTES;
@@ -89,6 +91,18 @@ pub struct ProvedTx {
     pub proof: InclusionProof,
 }
 
+/// A record, cut to the level asked, with the inclusion proof of its report in one of the
+/// answer's blocks.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProvedRecord {
+    /// The record as a carer at the query's level may see it.
+    pub view: RecordView,
+    /// Index into [`Answer::blocks`] of the block that holds it.
+    pub block: u32,
+    /// The inclusion proof of its report in that block.
+    pub proof: InclusionProof,
+}
+
 /// A node's answer to one query.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Answer {
@@ -100,8 +114,8 @@ pub struct Answer {
     pub grant: ProvedTx,
     /// The patient's enrolment, then each key rotation, in chain order.
     pub keys: BoundedVec<ProvedTx, MAX_KEY_TXS>,
-    /// The records, in fix-time order.
-    pub records: BoundedVec<ProvedTx, MAX_ANSWER_RECORDS>,
+    /// The records, in fix-time order, each cut to the query's level.
+    pub records: BoundedVec<ProvedRecord, MAX_ANSWER_RECORDS>,
     /// Whether the limit cut the answer short.
     pub more: bool,
 }

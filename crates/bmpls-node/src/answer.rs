@@ -1,6 +1,8 @@
 //! Carers' queries: the grant check against the committed state, then the store query and the
 //! proofs the carer verifies. A validator never decrypts: an area query arrives as encrypted
-//! ranges, compared with stored ciphertexts as integers.
+//! ranges, compared with stored ciphertexts as integers. An answer carries each record cut to
+//! the level asked (`LocationRecord::view`): finer ciphertexts and the sealed fix (below level 0)
+//! stay on the node.
 //!
 //! The check ([`authorize`]) runs on the core task, which owns the ledger; the answer
 //! ([`answer`]) reads the store on a blocking thread.
@@ -9,11 +11,11 @@ use std::collections::BTreeMap;
 
 use bmpls_consensus::{GrantTerms, Ledger};
 use bmpls_net::query::{
-    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, MAX_ANSWER_RECORDS, ProvedTx, Query,
-    QueryOutcome, Unauthorized,
+    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, MAX_ANSWER_RECORDS, ProvedRecord,
+    ProvedTx, Query, QueryOutcome, Unauthorized,
 };
 use bmpls_store::{EpochRanges, Store, StoreError, StoredRecord};
-use bmpls_types::{BoundedVec, Height, PublicKeyBytes, Transaction, TxHash};
+use bmpls_types::{BoundedVec, Height, LevelIndex, PublicKeyBytes, Transaction, TxHash};
 
 /// What a query may read, once its grant is checked.
 #[derive(Clone, Debug)]
@@ -164,7 +166,7 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
         .collect::<Result<Vec<_>, _>>()?;
     let records = records
         .iter()
-        .map(|r| prover.proved((r.height, r.index)))
+        .map(|r| prover.proved_view((r.height, r.index), query.level))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Answer {
         at_height: permit.at_height,
@@ -259,5 +261,24 @@ impl Prover {
         self.proved
             .remove(&at)
             .ok_or(StoreError::QueryTooLarge("an unproved position"))
+    }
+
+    /// The proof of the report at `at`, its record cut to what a carer at `level` may see.
+    fn proved_view(
+        &mut self,
+        at: (Height, u32),
+        level: LevelIndex,
+    ) -> Result<ProvedRecord, StoreError> {
+        let ProvedTx { tx, block, proof } = self.proved(at)?;
+        let Transaction::Report(record) = tx else {
+            return Err(StoreError::QueryTooLarge(
+                "a record position that is not a report",
+            ));
+        };
+        Ok(ProvedRecord {
+            view: record.view(level),
+            block,
+            proof,
+        })
     }
 }

@@ -9,8 +9,8 @@ use bmpls_consensus::signing::{proposal_bytes, vote_bytes};
 use bmpls_consensus::{Message, NilOrVal, SignedProposal, SignedVote};
 use bmpls_crypto::SigningKey;
 use bmpls_types::{
-    BlockHash, BoundedVec, Canonical, ChainId, LocationRecord, OpeCiphertext, PatientId, Seq,
-    SignatureBytes, Transaction,
+    BlockHash, BoundedVec, ChainId, LocationRecord, OpeCiphertext, PatientId, Seq, SignatureBytes,
+    Transaction,
 };
 
 /// How a byzantine validator misbehaves.
@@ -60,8 +60,7 @@ pub fn tamper(
             let mut bad = p.clone();
             let mut txs = bad.block.txs.clone().into_inner();
             txs.push(invalid_report(rng));
-            let encoded: Vec<Vec<u8>> = txs.iter().map(Canonical::encode).collect();
-            bad.block.header.tx_root = bmpls_crypto::merkle::root(&encoded);
+            bad.block.header.tx_root = bmpls_crypto::merkle::tx_root(&txs);
             bad.block.header.tx_count = txs.len() as u32;
             bad.block.txs = BoundedVec::new(txs).unwrap_or_else(|_| BoundedVec::empty());
             same(&Message::Proposal(resign_proposal(bad, chain_id, key)))

@@ -17,8 +17,9 @@ pub enum StoreError {
     },
     /// The directory holds a store of another schema version.
     #[error(
-        "schema version {found} on disk, this build reads {expected} (there is no migration: \
-         the store must be rebuilt in an empty folder)"
+        "schema version {found} on disk, this build reads {expected}; there is no migration: \
+         move the data folder aside and start the validator on an empty one, and it catches up \
+         from its peers (a store of the older version is unreadable by this build)"
     )]
     Schema {
         /// Version found.

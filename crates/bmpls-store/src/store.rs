@@ -22,8 +22,9 @@ use crate::skeleton::Skeleton;
 /// sled's page cache: indexes of a large caseload should stay in memory on a validator.
 const CACHE_BYTES: u64 = 4 << 30;
 
-/// Version of the on-disk layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 8;
+/// Version of the on-disk layout this build reads and writes. 9: wire version 2 (records signed
+/// and leaf-hashed through their digest), so every stored value and leaf hash changed.
+pub const SCHEMA_VERSION: u32 = 9;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";

@@ -12,8 +12,9 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::limits::MAX_ENCODED_BYTES;
 
-/// Version byte leading every encoding.
-pub const WIRE_VERSION: u8 = 1;
+/// Version byte leading every encoding. Version 2: a record is signed and put in its block's
+/// Merkle tree through its digest (the level chain), so answers carry only granted levels.
+pub const WIRE_VERSION: u8 = 2;
 
 /// Why bytes did not decode.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

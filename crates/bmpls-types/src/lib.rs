@@ -1,7 +1,8 @@
 //! Shared vocabulary of bmpls: identifiers, units, limits, records, transactions, blocks, and
 //! the canonical encoding of what travels between reporters, carers and validators. Pure: no
-//! I/O, no clock, no cryptography (signatures and hashes are computed in `bmpls-crypto`; this
-//! crate says which bytes they cover).
+//! I/O, no clock, no signatures (they are made and checked in `bmpls-crypto`; this crate says
+//! which bytes they cover). The one hash here is the level chain a record's signature covers
+//! (`record.rs`), because what is signed must be defined beside the record.
 #![forbid(unsafe_code)]
 
 mod block;
@@ -22,9 +23,9 @@ pub use ids::{
     AgreementKey, BlockHash, CarerId, Epoch, Hash32, Height, LevelIndex, OpeCiphertext, PatientId,
     PublicKeyBytes, Round, Seq, SignatureBytes, TxHash, ValidatorId,
 };
-pub use record::LocationRecord;
+pub use record::{Finer, LocationRecord, RecordDigest, RecordView, level_chain};
 pub use signed::Signed;
 pub use tx::{
     Audit, EnrolCarer, EnrolPatient, FenceEpoch, Grant, QueryKind, Revoke, Role, RotateReporterKey,
-    SetFence, Transaction,
+    SetFence, Transaction, report_leaf_encode_to,
 };

@@ -3,12 +3,13 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::bounded::{BoundedString, BoundedVec};
+use crate::encoding::WIRE_VERSION;
 use crate::ids::{
     AgreementKey, CarerId, Epoch, Height, LevelIndex, OpeCiphertext, PatientId, PublicKeyBytes,
     Seq, SignatureBytes, TxHash, ValidatorId,
 };
 use crate::limits::{MAX_FENCE_EPOCHS, MAX_FENCE_RANGES, MAX_PURPOSE_BYTES, MAX_WRAPPED_KEY_BYTES};
-use crate::record::LocationRecord;
+use crate::record::{LocationRecord, RecordDigest};
 use crate::signed::Signed;
 
 /// A ledger transaction.
@@ -223,7 +224,31 @@ signed! {
     Audit => b"bmpls/v1/sig/audit",
 }
 
+/// Borsh's tag of [`Transaction::Report`] (its variant index), checked by a test.
+const REPORT_TAG: u8 = 3;
+
 impl Transaction {
+    /// What the transaction's Merkle leaf and hash cover: its canonical encoding, except that a
+    /// report stands as its record's [`RecordDigest`] (so an answer proves a record from a
+    /// [`crate::RecordView`] that lacks the finer levels).
+    pub fn leaf_encode_to<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        match self {
+            Self::Report(record) => report_leaf_encode_to(&record.digest(), writer),
+            other => {
+                writer.write_all(&[WIRE_VERSION])?;
+                other.serialize(writer)
+            }
+        }
+    }
+
+    /// [`Transaction::leaf_encode_to`] into a vector.
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.leaf_encode_to(&mut out)
+            .expect("serialising into a Vec cannot fail");
+        out
+    }
+
     /// The bytes the transaction's signature covers (see [`Signed::signing_bytes`]).
     pub fn signing_bytes(&self) -> Vec<u8> {
         match self {
@@ -265,4 +290,14 @@ impl Transaction {
             Self::Audit(t) => Some(&t.patient),
         }
     }
+}
+
+/// The leaf bytes of a report whose record has `digest`: what [`Transaction::leaf_encode_to`]
+/// writes for it, for a reader that has only a view of the record.
+pub fn report_leaf_encode_to<W: std::io::Write>(
+    digest: &RecordDigest,
+    writer: &mut W,
+) -> std::io::Result<()> {
+    writer.write_all(&[WIRE_VERSION, REPORT_TAG])?;
+    digest.serialize(writer)
 }

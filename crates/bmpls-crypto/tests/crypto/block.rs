@@ -3,11 +3,11 @@
 use bmpls_crypto::hash::block_hash;
 use bmpls_crypto::{
     CryptoError, SigningKey, Validator, ValidatorSet, merkle, precommit_bytes, verify_block,
-    verify_header, verify_inclusion, verify_transactions,
+    verify_header, verify_inclusion, verify_transactions, verify_view_inclusion, verify_views,
 };
 use bmpls_types::{
-    Block, BlockHash, BlockHeader, BoundedVec, Canonical, ChainId, CommitCertificate, Height,
-    PrecommitTarget, Round, Transaction, ValidatorId,
+    Block, BlockHash, BlockHeader, BoundedVec, Canonical, ChainId, CommitCertificate, Finer,
+    Height, LevelIndex, PrecommitTarget, Round, Transaction, ValidatorId,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -47,7 +47,6 @@ fn chain() -> Chain {
             Transaction::Report(record)
         })
         .collect();
-    let encoded: Vec<Vec<u8>> = txs.iter().map(Canonical::encode).collect();
     let block = Block {
         header: BlockHeader {
             chain_id: chain_id(),
@@ -55,7 +54,7 @@ fn chain() -> Chain {
             prev_hash: BlockHash([1; 32]),
             time_ms: 7,
             proposer: ValidatorId(keys[1].public().0),
-            tx_root: merkle::root(&encoded),
+            tx_root: merkle::tx_root(&txs),
             tx_count: 3,
         },
         txs: BoundedVec::new(txs).expect("small"),
@@ -238,12 +237,8 @@ fn a_transaction_proves_its_place_in_a_committed_header() {
     let c = chain();
     let cert = certificate(&c, &[0, 2, 3]);
     let header = verify_header(c.block.header.clone(), &cert, &c.set).expect("committed");
-    let tree = merkle::MerkleTree::new(
-        &c.block
-            .txs
-            .iter()
-            .map(Canonical::encode)
-            .collect::<Vec<_>>(),
+    let tree = merkle::MerkleTree::from_leaf_hashes(
+        c.block.txs.iter().map(merkle::tx_leaf_hash).collect(),
     );
     for (index, tx) in c.block.txs.iter().enumerate() {
         let proof = tree.prove(index).expect("in range");
@@ -271,5 +266,71 @@ fn a_transaction_proves_its_place_in_a_committed_header() {
     assert_eq!(
         verify_header(altered, &cert, &c.set).map(|_| ()),
         Err(CryptoError::CertificateMismatch)
+    );
+}
+
+/// A carer receives a record cut to its level: every cut proves the same leaf and carries the
+/// reporter's signature, and a cut whose parts were changed proves nothing.
+#[test]
+fn a_record_view_at_any_level_proves_and_verifies_and_changes_are_caught() {
+    let c = chain();
+    let cert = certificate(&c, &[0, 1, 2]);
+    let header = verify_header(c.block.header.clone(), &cert, &c.set).expect("committed");
+    let tree = merkle::MerkleTree::from_leaf_hashes(
+        c.block.txs.iter().map(merkle::tx_leaf_hash).collect(),
+    );
+    let Transaction::Report(record) = &c.block.txs[1] else {
+        unreachable!("the test chain holds reports")
+    };
+    let proof = tree.prove(1).expect("in range");
+    let reporter = c.reporter.public();
+    for level in 0..=record.cells.len() as u8 {
+        let view = record.view(LevelIndex(level));
+        assert_eq!(view.level, LevelIndex(level));
+        assert_eq!(
+            view.sealed().is_some(),
+            level == 0,
+            "the sealed fix only at level 0"
+        );
+        assert_eq!(view.cells.len(), record.cells.len() - usize::from(level));
+        assert_eq!(view.digest().expect("consistent"), record.digest());
+        let committed = verify_view_inclusion(&header, view.clone(), &proof).expect("proved");
+        assert_eq!(committed.position(), 1);
+        assert!(verify_views(vec![(view.clone(), reporter)]).is_ok());
+
+        let mut other_proof = proof.clone();
+        other_proof.index = 0;
+        assert_eq!(
+            verify_view_inclusion(&header, view.clone(), &other_proof).map(|_| ()),
+            Err(CryptoError::BadProof)
+        );
+        let mut later = view.clone();
+        later.fix_time_ms += 1;
+        assert!(verify_view_inclusion(&header, later.clone(), &proof).is_err());
+        assert!(verify_views(vec![(later, reporter)]).is_err());
+        if let Some(first) = view.cells.first() {
+            let mut moved = view.clone();
+            let mut cells = moved.cells.to_vec();
+            cells[0] = bmpls_types::OpeCiphertext(first.0 ^ 1);
+            moved.cells = BoundedVec::new(cells).expect("bounded");
+            assert!(verify_view_inclusion(&header, moved, &proof).is_err());
+        }
+        // Claiming a level other than the cut's breaks the chain.
+        let mut relabelled = view.clone();
+        relabelled.level = LevelIndex(level.wrapping_add(1));
+        assert!(verify_view_inclusion(&header, relabelled, &proof).is_err());
+    }
+    // A sealed fix above level 0, or a hidden chain at level 0, is malformed.
+    let mut sealed_high = record.view(LevelIndex(1));
+    sealed_high.finer = Finer::Sealed(record.sealed.clone());
+    assert_eq!(
+        verify_view_inclusion(&header, sealed_high, &proof).map(|_| ()),
+        Err(CryptoError::BadView)
+    );
+    let mut hidden_low = record.view(LevelIndex(0));
+    hidden_low.finer = Finer::Hidden(bmpls_types::Hash32([0; 32]));
+    assert_eq!(
+        verify_views(vec![(hidden_low, reporter)]).map(|_| ()),
+        Err((0, CryptoError::BadView))
     );
 }

@@ -67,8 +67,10 @@ fn block() -> Block {
 fn golden_bytes() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden.txt");
     let actual = format!(
-        "record {}\nblock {}\n",
+        "record {}\ndigest {}\nleaf {}\nblock {}\n",
         hex::encode(record(1).encode()),
+        hex::encode(record(1).digest().signing_bytes()),
+        hex::encode(Transaction::Report(record(1)).leaf_bytes()),
         hex::encode(block().encode())
     );
     if std::env::var_os("BMPLS_WRITE_GOLDEN").is_some() {
@@ -100,12 +102,14 @@ fn values_round_trip() {
 fn malformed_input_is_refused() {
     let bytes = record(3).encode();
     assert_eq!(LocationRecord::decode(&[]), Err(DecodeError::Empty));
-    let mut other_version = bytes.clone();
-    other_version[0] = 2;
-    assert_eq!(
-        LocationRecord::decode(&other_version),
-        Err(DecodeError::Version(2))
-    );
+    for version in [1, 3] {
+        let mut other_version = bytes.clone();
+        other_version[0] = version;
+        assert_eq!(
+            LocationRecord::decode(&other_version),
+            Err(DecodeError::Version(version))
+        );
+    }
     for cut in 1..bytes.len() {
         assert!(
             LocationRecord::decode(&bytes[..cut]).is_err(),
@@ -135,7 +139,7 @@ fn malformed_input_is_refused() {
 #[test]
 fn a_length_prefix_over_the_bound_is_refused_before_reading() {
     // patient, seq, time, epoch, then a cell count of 2^32 − 1.
-    let mut bytes = vec![1u8];
+    let mut bytes = vec![bmpls_types::WIRE_VERSION];
     bytes.extend_from_slice(&[0; 16 + 8 + 8 + 4]);
     bytes.extend_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(
@@ -143,7 +147,7 @@ fn a_length_prefix_over_the_bound_is_refused_before_reading() {
         Err(DecodeError::Malformed { .. })
     ));
     // Seventeen levels: one over the limit.
-    let mut bytes = vec![1u8];
+    let mut bytes = vec![bmpls_types::WIRE_VERSION];
     bytes.extend_from_slice(&[0; 16 + 8 + 8 + 4]);
     bytes.extend_from_slice(&((MAX_LEVELS + 1) as u32).to_le_bytes());
     bytes.extend_from_slice(&vec![0; 16 * (MAX_LEVELS + 1)]);
@@ -185,11 +189,49 @@ proptest! {
     /// the encoding without its last 64 bytes: nothing but the signature is left uncovered.
     #[test]
     fn signatures_cover_every_other_byte(tx in arb::transaction()) {
+        // A report is signed through its record's digest (the next property).
+        prop_assume!(!matches!(tx, Transaction::Report(_)));
         let encoded = tx.encode();
         let body = &encoded[1..];
         let signed = tx.signing_bytes();
         prop_assert!(signed.ends_with(&body[1..body.len() - 64]), "covers the fields");
         prop_assert_eq!(&body[body.len() - 64..], &tx.signature().0[..]);
+    }
+
+    /// A record's signature covers its digest, and the digest every field but the signature:
+    /// a change to any ciphertext, the sealed fix or a field in the clear changes what is signed,
+    /// and every view of the record gives the same digest.
+    #[test]
+    fn a_record_signature_covers_every_level_and_the_sealed_fix(
+        r in arb::record(),
+        which in 0usize..64,
+        flip in 1u8..=255,
+    ) {
+        let signed = r.signing_bytes();
+        prop_assert_eq!(&signed, &r.digest().signing_bytes());
+        for level in 0..=r.cells.len() as u8 {
+            prop_assert_eq!(r.view(LevelIndex(level)).digest(), Some(r.digest()));
+        }
+        let mut changed = r.clone();
+        if r.cells.is_empty() || which % 2 == 0 {
+            let mut sealed = changed.sealed.to_vec();
+            if sealed.is_empty() {
+                sealed.push(flip);
+            } else {
+                let i = which % sealed.len();
+                sealed[i] ^= flip;
+            }
+            changed.sealed = BoundedVec::new(sealed).expect("same length or one byte");
+        } else {
+            let mut cells = changed.cells.to_vec();
+            let i = which % cells.len();
+            cells[i].0 ^= u128::from(flip);
+            changed.cells = BoundedVec::new(cells).expect("same length");
+        }
+        prop_assert_ne!(changed.signing_bytes(), signed);
+        let mut later = r.clone();
+        later.fix_time_ms ^= u64::from(flip);
+        prop_assert_ne!(later.signing_bytes(), r.signing_bytes());
     }
 
     /// Random bytes, with and without a valid version byte in front, give a value or an error.
