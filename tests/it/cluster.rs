@@ -159,7 +159,7 @@ impl Cluster {
 
     pub fn trust(&self) -> Trust {
         let ids: Vec<ValidatorId> = self.nodes.iter().map(|n| n.id).collect();
-        Trust::load(&self.dir.path().join("certs/ca.pem"), &ids).expect("trust")
+        Trust::load(&self.dir.path().join("certs/ca.pem"), &chain(), &ids).expect("trust")
     }
 
     pub fn operator(&self) -> SigningKey {
@@ -172,7 +172,7 @@ impl Cluster {
                 .dir
                 .path()
                 .join(format!("data/{}/store", self.nodes[i].name)),
-            &bmpls_types::ChainId::new("bmpls-it").expect("short"),
+            &chain(),
         )
         .expect("open a stopped node's store")
     }
@@ -634,7 +634,8 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
         assert!(peer_link_refused(&stranger, &trust, cluster.peer_addrs[0], target).await);
 
         // A client that pins another CA does not talk to the node.
-        let other_trust = Trust::from_pem(&foreign_ca.pem().cert, &[target]).expect("other trust");
+        let other_trust =
+            Trust::from_pem(&foreign_ca.pem().cert, &chain(), &[target]).expect("other trust");
         let misled = Client::new(
             cluster.client_addrs[0],
             &other_trust,
@@ -661,8 +662,15 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
             "{answer:?}"
         );
         // An unknown message type: a well-signed envelope whose request tag is unknown.
+        let node0 = client.node().await.expect("connected");
+        assert_eq!(
+            node0, cluster.nodes[0].id,
+            "the client knows whom it talks to"
+        );
         let mut envelope = Envelope {
             client: phone.key.public(),
+            chain: chain(),
+            node: node0,
             nonce: [7; 16],
             sent_ms: now_ms(),
             request: Request::Status,
@@ -670,7 +678,8 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
         };
         phone.key.sign(&mut envelope);
         let mut bytes = envelope.encode();
-        bytes[1 + 32 + 16 + 8] = 0x7f;
+        let chain_len = 4 + chain().as_str().len();
+        bytes[1 + 32 + chain_len + 32 + 16 + 8] = 0x7f;
         let answer = client.call_raw(&bytes).await.expect("an answer");
         assert!(malformed(answer.clone()), "{answer:?}");
         // A replayed request: the same signed envelope twice.
@@ -687,6 +696,23 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
             .await
             .expect("an answer");
         assert_eq!(again, Response::Error(RequestError::Replayed));
+        // A request signed for one validator, replayed by it to another, is refused there;
+        // so is one signed for another chain (staging's request on production).
+        let other_node = &clients(&cluster, &phone.key)[1];
+        let mut for_node0 = envelope.clone();
+        for_node0.nonce = [9; 16];
+        phone.key.sign(&mut for_node0);
+        let replayed = other_node
+            .call_raw(&for_node0.encode())
+            .await
+            .expect("an answer");
+        assert_eq!(replayed, Response::Error(RequestError::Misaddressed));
+        let mut staging = envelope.clone();
+        staging.nonce = [10; 16];
+        staging.chain = bmpls_types::ChainId::new("bmpls-staging").expect("short");
+        phone.key.sign(&mut staging);
+        let crossed = client.call_raw(&staging.encode()).await.expect("an answer");
+        assert_eq!(crossed, Response::Error(RequestError::Misaddressed));
 
         // A replayed record: committed once, refused the second time.
         let record = phone.reports(1);
@@ -709,4 +735,8 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
         let next = submit(&clients, &[0], phone.reports(1)).await;
         assert!(matches!(next[0], Submitted::Committed { .. }), "{next:?}");
     });
+}
+
+fn chain() -> bmpls_types::ChainId {
+    bmpls_types::ChainId::new("bmpls-it").expect("short")
 }

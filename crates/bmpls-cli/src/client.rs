@@ -41,7 +41,7 @@ impl Consortium {
     pub(crate) fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
         let genesis = self.genesis()?;
         let ids: Vec<ValidatorId> = genesis.names.iter().map(|(_, id)| *id).collect();
-        let trust = Trust::load(&self.ca, &ids)?;
+        let trust = Trust::load(&self.ca, genesis.validators.crypto().chain_id(), &ids)?;
         Ok(Nodes::new(&self.nodes, &trust, key)?)
     }
 }

@@ -8,7 +8,7 @@ use rand::RngCore;
 use tokio::sync::Mutex;
 
 use bmpls_crypto::SigningKey;
-use bmpls_types::{Canonical, DecodeError, SignatureBytes};
+use bmpls_types::{Canonical, DecodeError, SignatureBytes, ValidatorId};
 
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::limits::{
@@ -46,9 +46,11 @@ pub enum ClientError {
 pub struct Client {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
+    trust: Trust,
     addr: SocketAddr,
     key: SigningKey,
-    connection: Mutex<Option<quinn::Connection>>,
+    /// The open connection and the validator its certificate names.
+    connection: Mutex<Option<(quinn::Connection, ValidatorId)>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -76,6 +78,7 @@ impl Client {
         Ok(Self {
             endpoint,
             config,
+            trust: trust.clone(),
             addr,
             key,
             connection: Mutex::new(None),
@@ -87,10 +90,14 @@ impl Client {
         self.addr
     }
 
-    /// Signs and sends `request`, and returns the node's answer.
+    /// Signs and sends `request`, and returns the node's answer. The envelope names the chain
+    /// and the validator at the other end of the connection, so it is good for that node only.
     pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
+        let (connection, node) = self.connection(3).await?;
         let mut envelope = Envelope {
             client: self.key.public(),
+            chain: self.trust.chain().clone(),
+            node,
             nonce: {
                 let mut nonce = [0u8; 16];
                 rand::thread_rng().fill_bytes(&mut nonce);
@@ -103,12 +110,25 @@ impl Client {
             sig: SignatureBytes::UNSIGNED,
         };
         self.key.sign(&mut envelope);
-        self.call_raw(&envelope.encode()).await
+        self.exchange(connection, &envelope.encode()).await
     }
 
     /// Sends `bytes` as one request frame as they are (tests send garbage through this).
     pub async fn call_raw(&self, bytes: &[u8]) -> Result<Response, ClientError> {
-        let connection = self.connection(3).await?;
+        let (connection, _) = self.connection(3).await?;
+        self.exchange(connection, bytes).await
+    }
+
+    /// The validator this client is connected to (dialling it if need be).
+    pub async fn node(&self) -> Result<ValidatorId, ClientError> {
+        Ok(self.connection(3).await?.1)
+    }
+
+    async fn exchange(
+        &self,
+        connection: quinn::Connection,
+        bytes: &[u8],
+    ) -> Result<Response, ClientError> {
         let exchange = async {
             let (mut send, mut recv) = connection
                 .open_bi()
@@ -139,7 +159,7 @@ impl Client {
 
     /// Closes the connection.
     pub async fn close(&self) {
-        if let Some(c) = self.connection.lock().await.take() {
+        if let Some((c, _)) = self.connection.lock().await.take() {
             c.close(0u32.into(), b"bye");
         }
         // Close frames go out at once; waiting out the whole drain period (3 PTO) gains nothing.
@@ -150,17 +170,20 @@ impl Client {
         let mut slot = self.connection.lock().await;
         if slot
             .as_ref()
-            .is_some_and(|c| c.stable_id() == broken.stable_id())
+            .is_some_and(|(c, _)| c.stable_id() == broken.stable_id())
         {
             *slot = None;
         }
     }
 
     /// The open connection, or a new one after up to `attempts` dials with backoff.
-    async fn connection(&self, attempts: u32) -> Result<quinn::Connection, ClientError> {
+    async fn connection(
+        &self,
+        attempts: u32,
+    ) -> Result<(quinn::Connection, ValidatorId), ClientError> {
         let mut slot = self.connection.lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| c.close_reason().is_none()) {
-            return Ok(c.clone());
+        if let Some(open) = slot.as_ref().filter(|(c, _)| c.close_reason().is_none()) {
+            return Ok(open.clone());
         }
         let mut backoff = BACKOFF_MIN;
         let mut last = String::new();
@@ -180,8 +203,13 @@ impl Client {
                 Err(_) => last = format!("no handshake within {CONNECT_TIMEOUT:?}"),
                 Ok(Err(e)) => last = e.to_string(),
                 Ok(Ok(c)) => {
-                    *slot = Some(c.clone());
-                    return Ok(c);
+                    // The handshake checked that the certificate names a genesis validator.
+                    let Some(node) = tls::peer_member(&c, &self.trust) else {
+                        last = "the certificate names no genesis validator".into();
+                        continue;
+                    };
+                    *slot = Some((c.clone(), node));
+                    return Ok((c, node));
                 }
             }
         }

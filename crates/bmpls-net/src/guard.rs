@@ -135,6 +135,8 @@ mod tests {
     fn envelope(key: &SigningKey, nonce: u8, sent_ms: u64) -> Envelope {
         let mut e = Envelope {
             client: key.public(),
+            chain: bmpls_types::ChainId::new("guard-test").expect("short"),
+            node: bmpls_types::ValidatorId([3; 32]),
             nonce: [nonce; 16],
             sent_ms,
             request: Request::Submit(BoundedVec::empty()),

@@ -1,15 +1,17 @@
 //! What a client asks a node and what the node answers, in the canonical encoding.
 //!
 //! Every request travels in an [`Envelope`] signed by the client's Ed25519 key, with a random
-//! nonce and the client's clock: a node refuses a bad signature, a time outside
+//! nonce and the client's clock, naming the chain and the validator it is for: a node refuses a
+//! request for another chain or node (so a validator cannot replay a carer's request to its
+//! peers, nor a request cross from staging to production), a bad signature, a time outside
 //! [`crate::limits::CLOCK_WINDOW_MS`], and a nonce it has seen.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use bmpls_types::limits::MAX_TX_BYTES;
 use bmpls_types::{
-    BoundedString, BoundedVec, Canonical, Hash32, PublicKeyBytes, SignatureBytes, Signed,
-    Transaction, TxHash,
+    BoundedString, BoundedVec, Canonical, ChainId, Hash32, PublicKeyBytes, SignatureBytes, Signed,
+    Transaction, TxHash, ValidatorId,
 };
 
 use crate::limits::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_SUBMIT_BATCH};
@@ -38,6 +40,10 @@ pub enum Request {
 pub struct Envelope {
     /// The client's key, which signs.
     pub client: PublicKeyBytes,
+    /// The chain the request is for.
+    pub chain: ChainId,
+    /// The validator the request is for (the one whose certificate the client's TLS checked).
+    pub node: ValidatorId,
     /// Random, never reused by this client.
     pub nonce: [u8; 16],
     /// The client's clock when it sent the request, in Unix milliseconds.
@@ -156,6 +162,8 @@ pub enum RequestError {
     Busy,
     /// The node is shutting down.
     ShuttingDown,
+    /// The request names another chain or another validator than this one.
+    Misaddressed,
 }
 
 impl std::fmt::Display for RequestError {
@@ -173,6 +181,9 @@ impl std::fmt::Display for RequestError {
             }
             Self::Busy => write!(f, "the node is busy"),
             Self::ShuttingDown => write!(f, "the node is shutting down"),
+            Self::Misaddressed => {
+                write!(f, "the request is for another chain or another validator")
+            }
         }
     }
 }

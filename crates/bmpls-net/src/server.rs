@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 use tracing::debug;
 
-use bmpls_types::{Canonical, PublicKeyBytes};
+use bmpls_types::{Canonical, ChainId, PublicKeyBytes, ValidatorId};
 
 use crate::NetError;
 use crate::frame::{FrameError, read_frame, write_frame};
@@ -28,6 +28,12 @@ pub trait Handler: Send + Sync + 'static {
         client: PublicKeyBytes,
         request: Request,
     ) -> impl Future<Output = Response> + Send;
+}
+
+/// Whom requests must name: this chain and this validator.
+struct Addressee {
+    chain: ChainId,
+    node: ValidatorId,
 }
 
 /// The running listener. Dropping it stops accepting.
@@ -49,10 +55,12 @@ fn now_ms() -> u64 {
 }
 
 impl ClientServer {
-    /// Listens on `listen` with `identity` and serves requests with `handler`.
+    /// Listens on `listen` with `identity` and serves requests with `handler`: requests that
+    /// name `chain` and this validator, `node`.
     pub fn start<H: Handler>(
         listen: SocketAddr,
         identity: &Identity,
+        (chain, node): (ChainId, ValidatorId),
         handler: Arc<H>,
     ) -> Result<Self, NetError> {
         let config = tls::client_server(identity)?;
@@ -62,7 +70,8 @@ impl ClientServer {
                 source,
             })?;
         let guard = Arc::new(Guard::new());
-        let task = tokio::spawn(accept(endpoint.clone(), handler, guard));
+        let addressee = Arc::new(Addressee { chain, node });
+        let task = tokio::spawn(accept(endpoint.clone(), handler, guard, addressee));
         Ok(Self { endpoint, task })
     }
 
@@ -81,18 +90,30 @@ impl ClientServer {
     }
 }
 
-async fn accept<H: Handler>(endpoint: quinn::Endpoint, handler: Arc<H>, guard: Arc<Guard>) {
+async fn accept<H: Handler>(
+    endpoint: quinn::Endpoint,
+    handler: Arc<H>,
+    guard: Arc<Guard>,
+    addressee: Arc<Addressee>,
+) {
     let mut connections = JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         let handler = handler.clone();
         let guard = guard.clone();
+        let addressee = addressee.clone();
         connections.spawn(async move {
             let Ok(connection) = incoming.await else {
                 return;
             };
             let mut streams = JoinSet::new();
             while let Ok((send, recv)) = connection.accept_bi().await {
-                streams.spawn(serve(send, recv, handler.clone(), guard.clone()));
+                streams.spawn(serve(
+                    send,
+                    recv,
+                    handler.clone(),
+                    guard.clone(),
+                    addressee.clone(),
+                ));
                 while streams.try_join_next().is_some() {}
             }
         });
@@ -105,8 +126,9 @@ async fn serve<H: Handler>(
     mut recv: quinn::RecvStream,
     handler: Arc<H>,
     guard: Arc<Guard>,
+    addressee: Arc<Addressee>,
 ) {
-    let response = match admit(&mut recv, &guard).await {
+    let response = match admit(&mut recv, &guard, &addressee).await {
         Ok(envelope) => handler.handle(envelope.client, envelope.request).await,
         Err(None) => return,
         Err(Some(error)) => {
@@ -125,6 +147,7 @@ async fn serve<H: Handler>(
 async fn admit(
     recv: &mut quinn::RecvStream,
     guard: &Guard,
+    addressee: &Addressee,
 ) -> Result<Envelope, Option<RequestError>> {
     let bytes = match read_frame(recv, MAX_REQUEST_BYTES).await {
         Ok(bytes) => bytes,
@@ -141,6 +164,9 @@ async fn admit(
     };
     let envelope =
         Envelope::decode(&bytes).map_err(|e| Some(RequestError::Malformed(reason(e))))?;
+    if envelope.chain != addressee.chain || envelope.node != addressee.node {
+        return Err(Some(RequestError::Misaddressed));
+    }
     guard.admit(&envelope, now_ms()).map_err(Some)?;
     Ok(envelope)
 }

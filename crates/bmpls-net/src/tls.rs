@@ -23,7 +23,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
-use bmpls_types::ValidatorId;
+use bmpls_types::{ChainId, ValidatorId};
 
 use crate::limits::{ALPN, IDLE_TIMEOUT, KEEP_ALIVE, MAX_CLIENT_STREAMS, MAX_PEER_STREAMS};
 
@@ -122,25 +122,36 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 #[derive(Clone, Debug)]
 pub struct Trust {
     roots: Arc<RootCertStore>,
+    chain: ChainId,
     members: Arc<Vec<(ValidatorId, ServerName<'static>)>>,
 }
 
 impl Trust {
-    /// The CA certificate(s) in the PEM file at `ca`, and the genesis validators.
-    pub fn load(ca: &Path, validators: &[ValidatorId]) -> Result<Self, TlsError> {
-        Self::new(read_certs(ca)?, validators)
+    /// The CA certificate(s) in the PEM file at `ca`, and the chain's genesis validators.
+    pub fn load(ca: &Path, chain: &ChainId, validators: &[ValidatorId]) -> Result<Self, TlsError> {
+        Self::new(read_certs(ca)?, chain, validators)
     }
 
     /// From PEM text of the CA certificate.
-    pub fn from_pem(ca: &str, validators: &[ValidatorId]) -> Result<Self, TlsError> {
+    pub fn from_pem(
+        ca: &str,
+        chain: &ChainId,
+        validators: &[ValidatorId],
+    ) -> Result<Self, TlsError> {
         let certs = CertificateDer::pem_slice_iter(ca.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(config_error)?;
-        Self::new(certs, validators)
+        Self::new(certs, chain, validators)
+    }
+
+    /// The chain whose validators these are: every signed request names it.
+    pub fn chain(&self) -> &ChainId {
+        &self.chain
     }
 
     fn new(
         cas: Vec<CertificateDer<'static>>,
+        chain: &ChainId,
         validators: &[ValidatorId],
     ) -> Result<Self, TlsError> {
         let mut roots = RootCertStore::empty();
@@ -153,6 +164,7 @@ impl Trust {
         let members = validators.iter().map(|v| (*v, server_name(v))).collect();
         Ok(Self {
             roots: Arc::new(roots),
+            chain: chain.clone(),
             members: Arc::new(members),
         })
     }
@@ -171,6 +183,7 @@ impl Trust {
     fn only(&self, id: &ValidatorId) -> Self {
         Self {
             roots: self.roots.clone(),
+            chain: self.chain.clone(),
             members: Arc::new(vec![(*id, server_name(id))]),
         }
     }

@@ -96,7 +96,12 @@ impl LocalCluster {
     /// What a client trusts: the cluster's CA and its validators.
     pub fn trust(&self) -> Result<Trust, NodeError> {
         let ids: Vec<ValidatorId> = self.provisioned.iter().map(|p| p.id).collect();
-        Ok(Trust::load(&self.dir.join("certs/ca.pem"), &ids)?)
+        let validators = self.validators()?;
+        Ok(Trust::load(
+            &self.dir.join("certs/ca.pem"),
+            validators.chain_id(),
+            &ids,
+        )?)
     }
 
     /// The genesis validators, as a client checks certificates against them.

@@ -79,9 +79,9 @@ impl Node {
             .iter()
             .map(|v| v.id)
             .collect();
-        let trust = Trust::load(&config.tls.ca, &members)?;
-
         let chain_id = config.genesis.validators.crypto().chain_id().clone();
+        let trust = Trust::load(&config.tls.ca, &chain_id, &members)?;
+
         let store = Arc::new(Store::open(&config.data_dir.join("store"), &chain_id)?);
         let wal = SledWal::open(&config.data_dir.join("wal"))?;
         let (ledger, alerts) = state_from_store(config, &store)?;
@@ -107,6 +107,7 @@ impl Node {
         let server = ClientServer::start(
             config.listen_clients,
             &identity,
+            (chain_id.clone(), config.id),
             Arc::new(Service { commands }),
         )?;
         let client_addr = server
