@@ -194,6 +194,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The local cluster's ports must be free: a cluster left running (another run, a reader's
+/// tour) would answer the walkthrough's commands with other certificates, a confusing failure.
+fn ports_are_free() {
+    for port in (7101..=7104).chain(7201..=7204) {
+        if let Err(e) = std::net::UdpSocket::bind(("127.0.0.1", port)) {
+            panic!("UDP port {port} is taken ({e}): stop the bmpls cluster that holds it first");
+        }
+    }
+    for port in 9101..=9104 {
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            panic!("TCP port {port} is taken ({e}): stop the bmpls cluster that holds it first");
+        }
+    }
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -224,6 +239,7 @@ fn the_walkthroughs_of_the_readme_and_docs_run_as_written() {
             );
         }
     }
+    ports_are_free();
     let dir = tempfile::tempdir().expect("temp dir");
     copy_dir(&root.join("config"), &dir.path().join("config"));
     copy_dir(&root.join("examples"), &dir.path().join("examples"));
