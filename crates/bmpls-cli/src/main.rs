@@ -29,49 +29,121 @@ enum Command {
     /// The whole system in one process, on nothing but this binary: four validators on
     /// loopback QUIC, a patient's walk, three carers at three precisions, verified answers,
     /// the safe-zone exit, and a picture (SVG) of what each carer saw.
+    ///
+    /// Takes seconds and needs nothing but this binary; the cluster lives in a temporary folder
+    /// unless --keep names one.
+    ///
+    /// Example: `bmpls demo --picture walk.svg --keep demo-cluster`
     Demo(demo::DemoArgs),
     /// Create or rotate the consortium's CA, validator keys and certificates, and genesis.
+    ///
+    /// Example: `bmpls certs init --out certs/local --nodes 4` (the local cluster's defaults),
+    /// then `bmpls certs rotate --dir certs/local --name node2` to replace node2's TLS certificate.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
     /// Run a validator: consensus over QUIC, the sled store, the client service. Stops
     /// gracefully on SIGTERM or Ctrl-C; restarting resumes from its data folder.
+    ///
+    /// Logs go to stderr (RUST_LOG sets the level; default info). Addresses in the configuration
+    /// are IP:port; paths are relative to the configuration file.
+    ///
+    /// Example: `bmpls node --config config/node1.toml 2> data/node1.log &`
     Node(node::NodeArgs),
     /// Show each validator's chain, height, tip and mempool depth.
+    ///
+    /// Asks every --node given (default: 127.0.0.1:7201 only) and prints one line per node,
+    /// "unreachable" for a node that does not answer.
+    ///
+    /// Example: `bmpls status --node 127.0.0.1:7201 --node 127.0.0.1:7202`
     Status(client::StatusArgs),
     /// Create and enrol a patient's keystore.
+    ///
+    /// `patient new` prints the patient's pseudonym (32 hex digits), which carers give to `query
+    /// --patient-id`; it is also in the keystore's patient.toml.
+    ///
+    /// Example: `bmpls patient new --out patients/alice`, then `bmpls patient enrol --patient
+    /// patients/alice --operator-key certs/local/node1/validator.key`
     #[command(subcommand)]
     Patient(client::PatientCommand),
     /// Create and enrol a carer's keystore (GP, family, telecare operator, insurer, researcher).
+    ///
+    /// Example: `bmpls carer new --out carers/op --role telecare`, then `bmpls carer enrol --carer
+    /// carers/op --operator-key certs/local/node1/validator.key`
     #[command(subcommand)]
     Carer(carer::CarerCommand),
     /// As a patient's custodian, grant a carer one precision level over a window of days,
     /// for a validity period; the keys are wrapped to the carer with HPKE.
+    ///
+    /// Defaults: today's data (--days 1), usable for 30 days. Prints the grant's hash (64 hex
+    /// digits) on its first line: the carer names it in `query --grant`, the custodian in `revoke`.
+    ///
+    /// Example: `bmpls grant --patient patients/alice --carer carers/op/carer.toml --level
+    /// neighbourhood --days 1 --valid-days 30 --purpose "telecare alarm service"`
     Grant(carer::GrantArgs),
     /// As a patient's custodian, revoke a grant; nodes refuse its carer once it commits.
+    ///
+    /// Example: `bmpls revoke --patient patients/alice --grant "$GRANT"` (the hash `bmpls grant`
+    /// printed on its first line)
     Revoke(carer::RevokeArgs),
     /// As a carer, ask the validators for a patient's records (the last one, a track, or those
     /// in a box, circle or GeoJSON polygon) at a granted level; every answer is verified against the commit
     /// certificates and Merkle proofs before it is decrypted and printed.
+    ///
+    /// Defaults: a track (every record) of today, up to 1000 records, as a table. --box is
+    /// longitude first (west,south,east,north); --circle is latitude first (lat,lon,metres).
+    ///
+    /// Example: `bmpls query --carer carers/op --patient-id "$PATIENT" --grant "$GRANT" --level
+    /// neighbourhood --circle 52.3731,4.8922,300 --format csv`
     Query(carer::QueryArgs),
     /// As a patient's custodian, set a safe zone for a carer's alerts: covered at the carer's
     /// level and encrypted per key epoch, so validators test records without learning it.
+    ///
+    /// Defaults: today only, Enter/Exit after 2 records on the other side, Missing after three
+    /// 60 s intervals of silence.
+    ///
+    /// Example: `bmpls fence --patient patients/alice --carer carers/op/carer.toml --level
+    /// neighbourhood --circle 52.3731,4.8922,500 --interval-s 600`
     Fence(alerts::FenceArgs),
     /// As a carer, wait for geofence alerts (Enter, Exit, Missing) and print them as they
     /// commit; resumes from the last height on another validator if one stops answering.
+    ///
+    /// Defaults: from height 1, until interrupted (--count stops after that many alerts).
+    ///
+    /// Example: `bmpls watch --carer carers/op --node 127.0.0.1:7201 --node 127.0.0.1:7202`
     Watch(alerts::WatchArgs),
     /// As a patient's custodian, read the audit trail: which validator answered which carer's
     /// query about the patient, when, at which level, over which window (verified).
+    ///
+    /// Defaults: from height 1, at most 1000 entries.
+    ///
+    /// Example: `bmpls audit --patient patients/alice`
     Audit(carer::AuditArgs),
     /// Encrypt and sign one GPS fix (or every fix of an OwnTracks, GPX or GeoJSON file, with
     /// --from) with the patient's keys and submit it; returns once the records are committed and
     /// flushed on the answering validator.
+    ///
+    /// Defaults: one fix at the current time with 10 m accuracy. Units: --lat/--lon in degrees,
+    /// --time-ms in Unix milliseconds; in files, OwnTracks `tst` is in seconds, GPX `<time>` and
+    /// GeoJSON `time` are RFC 3339 (a GeoJSON number is Unix milliseconds).
+    ///
+    /// Examples: `bmpls report --patient patients/alice --lat 52.3731 --lon 4.8922`;
+    /// `bmpls report --patient patients/alice --from examples/walk.gpx`
     Report(client::ReportArgs),
     /// Measure the speed of bmpls components on this machine.
+    ///
+    /// Build with --release first; `bench query` stores a million records (minutes, and disk).
+    ///
+    /// Example: `target/release/bmpls bench ingest --records 20000`
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Run the deterministic consensus simulator: validators over a seeded virtual network with
     /// crashes, partitions and byzantine faults, checking agreement, validity, no double signing
     /// and liveness. A failing test prints the command that replays it here.
+    ///
+    /// Defaults: one random scenario, seed 0.
+    ///
+    /// Examples: `bmpls sim --scenario n4f1_partition_heal`; `bmpls sim --scenario random --seed
+    /// 749`
     Sim(sim::SimArgs),
 }
 
