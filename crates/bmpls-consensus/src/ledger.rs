@@ -101,6 +101,15 @@ pub enum TxRefusal {
     /// The same transaction twice.
     #[error("transaction {0} is already in the block or the pool")]
     Duplicate(TxHash),
+    /// A key it registers (named) is not a curve point or is of small order: under the ZIP 215
+    /// verification rules anyone could sign anything under it.
+    #[error("the {0} key is malformed or of small order")]
+    WeakKey(&'static str),
+}
+
+/// Refuses a key that may not be registered (see `bmpls_crypto::sign::check_public_key`).
+fn registrable(key: &PublicKeyBytes, what: &'static str) -> Result<(), TxRefusal> {
+    bmpls_crypto::sign::check_public_key(key).map_err(|_| TxRefusal::WeakKey(what))
 }
 
 /// Why a proposed block is invalid.
@@ -391,6 +400,8 @@ impl<'a> Overlay<'a> {
                 if t.epoch_length_ms == 0 {
                     return Err(TxRefusal::Invalid("epoch length"));
                 }
+                registrable(&t.reporter_key, "reporter")?;
+                registrable(&t.custodian_key, "custodian")?;
                 self.changes.patients.insert(
                     t.patient,
                     PatientState {
@@ -411,6 +422,7 @@ impl<'a> Overlay<'a> {
                 if self.carer_known(&t.carer) {
                     return Err(TxRefusal::CarerExists(t.carer));
                 }
+                registrable(&t.identity_key, "carer identity")?;
                 self.changes.carers.insert(t.carer, t.identity_key);
                 Ok(t.operator)
             }
@@ -421,6 +433,7 @@ impl<'a> Overlay<'a> {
                         "rotation must take effect at the next report",
                     ));
                 }
+                registrable(&t.new_reporter_key, "new reporter")?;
                 let signer = state.custodian_key;
                 state.reporter_key = t.new_reporter_key;
                 self.changes.patients.insert(t.patient, state);

@@ -141,6 +141,7 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
             TxRefusal::UnknownPatient(_) | TxRefusal::UnknownCarer(_) => RefusalCode::NotEnrolled,
             TxRefusal::PatientExists(_) | TxRefusal::CarerExists(_) => RefusalCode::AlreadyEnrolled,
             TxRefusal::BadSignature => RefusalCode::BadSignature,
+            TxRefusal::WeakKey(_) => RefusalCode::WeakKey,
             TxRefusal::NotAnOperator | TxRefusal::NotANode => RefusalCode::NotAuthorised,
             TxRefusal::Levels { .. } | TxRefusal::Invalid(_) | TxRefusal::UnknownGrant(_) => {
                 RefusalCode::Invalid
