@@ -62,7 +62,7 @@ pub(crate) enum Command {
     Query {
         client: PublicKeyBytes,
         queries: Vec<Query>,
-        reply: oneshot::Sender<Vec<QueryOutcome>>,
+        reply: oneshot::Sender<Result<Vec<QueryOutcome>, bmpls_net::RequestError>>,
     },
     Audit {
         client: PublicKeyBytes,
