@@ -213,6 +213,25 @@ impl Ledger {
         })
     }
 
+    /// Every key that signs requests or transactions here: the validators' (operators'), the
+    /// enrolled patients' reporter keys (current ones) and custodian keys, and the enrolled
+    /// carers' identity keys. A node's request guard limits these as known clients.
+    pub fn client_keys(&self) -> impl Iterator<Item = PublicKeyBytes> + '_ {
+        let validators = self
+            .validators
+            .crypto()
+            .validators()
+            .iter()
+            .map(|v| v.id.public_key());
+        let patients = self
+            .patients
+            .values()
+            .flat_map(|p| [p.reporter_key, p.custodian_key]);
+        validators
+            .chain(patients)
+            .chain(self.carers.values().copied())
+    }
+
     /// Hashes of the patient's enrolment and key rotations, in chain order.
     pub fn key_transactions(&self, patient: &PatientId) -> &[TxHash] {
         self.key_txs.get(patient).map_or(&[], Vec::as_slice)

@@ -15,7 +15,7 @@ use bmpls_types::{Canonical, PublicKeyBytes};
 
 use crate::NetError;
 use crate::frame::{FrameError, read_frame, write_frame};
-use crate::guard::Guard;
+use crate::guard::{Guard, KnownClients};
 use crate::limits::{CLOSE_WAIT, MAX_REQUEST_BYTES};
 use crate::proto::{Envelope, Request, RequestError, Response, reason};
 use crate::tls::{self, Identity};
@@ -49,11 +49,13 @@ fn now_ms() -> u64 {
 }
 
 impl ClientServer {
-    /// Listens on `listen` with `identity` and serves requests with `handler`.
+    /// Listens on `listen` with `identity` and serves requests with `handler`; the keys in
+    /// `known` are limited as enrolled clients, every other key harder (see [`crate::guard`]).
     pub fn start<H: Handler>(
         listen: SocketAddr,
         identity: &Identity,
         handler: Arc<H>,
+        known: KnownClients,
     ) -> Result<Self, NetError> {
         let config = tls::client_server(identity)?;
         let endpoint =
@@ -61,7 +63,7 @@ impl ClientServer {
                 addr: listen,
                 source,
             })?;
-        let guard = Arc::new(Guard::new());
+        let guard = Arc::new(Guard::with_known(known));
         let task = tokio::spawn(accept(endpoint.clone(), handler, guard));
         Ok(Self { endpoint, task })
     }

@@ -16,6 +16,7 @@ use bmpls_consensus::{
 use bmpls_crypto::hash::tx_hash;
 use bmpls_crypto::{SigningKey, Verified};
 use bmpls_net::alert::{WatchOutcome, WatchRequest};
+use bmpls_net::guard::KnownClients;
 use bmpls_net::proto::reason;
 use bmpls_net::query::{AuditOutcome, AuditRequest, Query, QueryOutcome};
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
@@ -114,6 +115,8 @@ pub(crate) struct Driver {
     next_batch: u64,
     waiting: HashMap<TxHash, (u64, usize)>,
     next_height: Option<NextHeight>,
+    /// The client keys the request guard limits as known; grows as enrolments commit.
+    known: KnownClients,
 }
 
 fn now_ms() -> u64 {
@@ -126,6 +129,16 @@ fn refusal(code: RefusalCode, why: impl std::fmt::Display) -> Submitted {
     Submitted::Refused {
         code,
         reason: reason(why),
+    }
+}
+
+/// The client keys a committed transaction registers (the request guard's known keys).
+fn registered_keys(tx: &Transaction) -> Vec<PublicKeyBytes> {
+    match tx {
+        Transaction::EnrolPatient(t) => vec![t.reporter_key, t.custodian_key],
+        Transaction::EnrolCarer(t) => vec![t.identity_key],
+        Transaction::RotateReporterKey(t) => vec![t.new_reporter_key],
+        _ => Vec::new(),
     }
 }
 
@@ -160,6 +173,7 @@ impl Driver {
         peers: Peers,
         policy: BlockPolicy,
         metrics: Arc<Metrics>,
+        known: KnownClients,
     ) -> Self {
         Self {
             engine,
@@ -175,6 +189,7 @@ impl Driver {
             next_batch: 0,
             waiting: HashMap::new(),
             next_height: None,
+            known,
         }
     }
 
@@ -496,6 +511,8 @@ impl Driver {
             .commit_latency
             .observe(now_ms().saturating_sub(block.header.time_ms) as f64 / 1000.0);
         self.metrics.mempool.set(self.engine.mempool_len() as i64);
+        self.known
+            .extend(block.txs.iter().flat_map(registered_keys));
         let fired = self.alerts.on_block(&block);
         if !fired.is_empty() {
             self.metrics.alerts.inc_by(fired.len() as u64);
