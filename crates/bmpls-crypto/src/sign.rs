@@ -121,11 +121,14 @@ fn batch_weights(items: &[(PublicKeyBytes, Vec<u8>, SignatureBytes)]) -> rand_ch
 }
 
 /// Checks that `key` may be registered (as a reporter, custodian, carer, operator or validator
-/// key): a curve point outside the small-order subgroup. Under the ZIP 215 rules anyone can
-/// sign anything under a small-order key, so such a key is refused wherever one is registered.
+/// key): the canonical encoding of a curve point outside the small-order subgroup. Under the
+/// ZIP 215 rules anyone can sign anything under a small-order key, so such a key is refused
+/// wherever one is registered; a non-canonical encoding (which ZIP 215 would accept) is
+/// refused too, so that one registered point has one byte string.
 pub fn check_public_key(key: &PublicKeyBytes) -> Result<(), CryptoError> {
     let point = curve25519_dalek::edwards::CompressedEdwardsY(key.0)
         .decompress()
+        .filter(|p| p.compress().to_bytes() == key.0)
         .ok_or(CryptoError::BadPublicKey)?;
     if point.is_small_order() {
         return Err(CryptoError::WeakPublicKey);

@@ -91,6 +91,15 @@ fn small_order_keys_are_refused_for_registration_and_mixed_order_keys_are_not() 
         let signer = TorsionSigner::new(&bytes64(&mut rng), torsion);
         assert_eq!(check_public_key(&signer.public()), Ok(()));
     }
+    // A non-canonical encoding of a large-order point: y = p + 3 (y = 3 is on the curve, and
+    // ZIP 215 would decode the encoding), is refused as malformed.
+    let mut non_canonical = [0xffu8; 32];
+    non_canonical[0] = 0xed + 3;
+    non_canonical[31] = 0x7f;
+    assert_eq!(
+        check_public_key(&PublicKeyBytes(non_canonical)),
+        Err(CryptoError::BadPublicKey)
+    );
     // A y coordinate with no point on the curve.
     let mut not_a_point = [0u8; 32];
     not_a_point[0] = 2;
