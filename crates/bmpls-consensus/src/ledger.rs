@@ -101,6 +101,15 @@ pub enum TxRefusal {
     /// The same transaction twice.
     #[error("transaction {0} is already in the block or the pool")]
     Duplicate(TxHash),
+    /// A key it registers (named) is not a curve point or is of small order: under the ZIP 215
+    /// verification rules anyone could sign anything under it.
+    #[error("the {0} key is malformed or of small order")]
+    WeakKey(&'static str),
+}
+
+/// Refuses a key that may not be registered (see `bmpls_crypto::sign::check_public_key`).
+fn registrable(key: &PublicKeyBytes, what: &'static str) -> Result<(), TxRefusal> {
+    bmpls_crypto::sign::check_public_key(key).map_err(|_| TxRefusal::WeakKey(what))
 }
 
 /// Why a proposed block is invalid.
@@ -202,6 +211,25 @@ impl Ledger {
         self.grants.range(first..=last).any(|(_, g)| {
             g.standing && g.carer == *carer && (g.valid_from_ms..g.valid_until_ms).contains(&now_ms)
         })
+    }
+
+    /// Every key that signs requests or transactions here: the validators' (operators'), the
+    /// enrolled patients' reporter keys (current ones) and custodian keys, and the enrolled
+    /// carers' identity keys. A node's request guard limits these as known clients.
+    pub fn client_keys(&self) -> impl Iterator<Item = PublicKeyBytes> + '_ {
+        let validators = self
+            .validators
+            .crypto()
+            .validators()
+            .iter()
+            .map(|v| v.id.public_key());
+        let patients = self
+            .patients
+            .values()
+            .flat_map(|p| [p.reporter_key, p.custodian_key]);
+        validators
+            .chain(patients)
+            .chain(self.carers.values().copied())
     }
 
     /// Hashes of the patient's enrolment and key rotations, in chain order.
@@ -386,6 +414,8 @@ impl<'a> Overlay<'a> {
                 if t.epoch_length_ms == 0 {
                     return Err(TxRefusal::Invalid("epoch length"));
                 }
+                registrable(&t.reporter_key, "reporter")?;
+                registrable(&t.custodian_key, "custodian")?;
                 self.changes.patients.insert(
                     t.patient,
                     PatientState {
@@ -406,6 +436,7 @@ impl<'a> Overlay<'a> {
                 if self.carer_known(&t.carer) {
                     return Err(TxRefusal::CarerExists(t.carer));
                 }
+                registrable(&t.identity_key, "carer identity")?;
                 self.changes.carers.insert(t.carer, t.identity_key);
                 Ok(t.operator)
             }
@@ -416,6 +447,7 @@ impl<'a> Overlay<'a> {
                         "rotation must take effect at the next report",
                     ));
                 }
+                registrable(&t.new_reporter_key, "new reporter")?;
                 let signer = state.custodian_key;
                 state.reporter_key = t.new_reporter_key;
                 self.changes.patients.insert(t.patient, state);

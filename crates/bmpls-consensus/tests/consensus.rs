@@ -11,6 +11,8 @@ use bmpls_types::{
 };
 use proptest::prelude::*;
 
+mod verdicts;
+
 const GENESIS: &str = include_str!("../../../config/genesis.toml");
 
 fn genesis() -> Genesis {

@@ -11,6 +11,9 @@ pub enum CryptoError {
     /// Bytes that are not a valid public key.
     #[error("malformed public key")]
     BadPublicKey,
+    /// A public key of small order, under which anyone can sign anything: never registered.
+    #[error("public key of small order")]
+    WeakPublicKey,
     /// Bytes that are not a valid secret key.
     #[error("malformed secret key")]
     BadSecretKey,

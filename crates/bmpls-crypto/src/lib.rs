@@ -1,7 +1,7 @@
 //! Cryptography of bmpls on well-kept crates: Ed25519 signatures with domain separation
-//! (`ed25519-dalek`), SHA-256 Merkle trees and inclusion proofs (RFC 6962 style), the AEAD that
-//! seals the exact fix (ChaCha20-Poly1305), HPKE wrapping of grant keys (RFC 9180, `hpke`), and
-//! [`Verified`] proof types. Pure: no I/O, no clock; randomness comes in as an argument.
+//! (`ed25519-dalek` signs, `ed25519-zebra` verifies by the ZIP 215 rules), SHA-256 Merkle trees
+//! and inclusion proofs (RFC 6962 style), the AEAD that seals the exact fix (ChaCha20-Poly1305),
+//! HPKE wrapping of grant keys (RFC 9180, `hpke`), and [`Verified`] proof types. Pure: no I/O, no clock; randomness comes in as an argument.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -10,6 +10,8 @@ pub mod keyfile;
 pub mod merkle;
 pub mod seal;
 pub mod sign;
+#[cfg(feature = "torsion")]
+pub mod torsion;
 mod validators;
 mod verified;
 pub mod wrap;

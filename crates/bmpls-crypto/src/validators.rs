@@ -24,14 +24,19 @@ pub struct ValidatorSet {
 }
 
 impl ValidatorSet {
-    /// Checks that the set is non-empty, within limits, has distinct identifiers and positive
-    /// powers whose sum fits in a `u64`.
+    /// Checks that the set is non-empty, within limits, has distinct identifiers that are valid
+    /// keys of large order (see [`crate::sign::check_public_key`]) and positive powers whose sum
+    /// fits in a `u64`.
     pub fn new(chain_id: ChainId, mut validators: Vec<Validator>) -> Result<Self, CryptoError> {
         if validators.is_empty() || validators.len() > MAX_VALIDATORS {
             return Err(CryptoError::ValidatorSet("size"));
         }
         if validators.iter().any(|v| v.power == 0) {
             return Err(CryptoError::ValidatorSet("zero voting power"));
+        }
+        for v in &validators {
+            crate::sign::check_public_key(&v.id.public_key())
+                .map_err(|_| CryptoError::ValidatorSet("a key is malformed or of small order"))?;
         }
         validators.sort_by_key(|v| v.id);
         if validators.windows(2).any(|w| w[0].id == w[1].id) {

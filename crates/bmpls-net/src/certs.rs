@@ -100,7 +100,9 @@ impl Ca {
         dn.push(DnType::OrganizationName, "bmpls consortium");
         dn.push(DnType::CommonName, name);
         params.distinguished_name = dn;
-        params.is_ca = IsCa::ExplicitNoCa;
+        // No BasicConstraints at all: `cA FALSE` is its default, and DER forbids encoding a
+        // default (rcgen's `ExplicitNoCa` does), which strict parsers in other TLS stacks refuse.
+        params.is_ca = IsCa::NoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -115,5 +117,82 @@ impl Ca {
             cert: cert.pem(),
             key: key.serialize_pem(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The BasicConstraints of a PEM certificate, as raw DER (the extension's OCTET STRING
+    /// content), if it has one.
+    fn basic_constraints(pem: &str) -> Option<Vec<u8>> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("PEM");
+        let (rest, cert) = x509_parser::parse_x509_certificate(&pem.contents).expect("X.509");
+        assert!(rest.is_empty(), "trailing bytes after the certificate");
+        cert.extensions()
+            .iter()
+            .find(|e| e.oid == x509_parser::oid_registry::OID_X509_EXT_BASIC_CONSTRAINTS)
+            .map(|e| e.value.to_vec())
+    }
+
+    /// Reads one DER TLV (short or long definite length) and returns (tag, content, rest).
+    fn tlv(bytes: &[u8]) -> (u8, &[u8], &[u8]) {
+        let (&tag, bytes) = bytes.split_first().expect("a tag");
+        let (&first, mut bytes) = bytes.split_first().expect("a length");
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let count = usize::from(first & 0x7f);
+            assert!((1..=2).contains(&count), "length of {count} bytes");
+            let (len, rest) = bytes.split_at(count);
+            bytes = rest;
+            let len = len.iter().fold(0usize, |acc, b| acc << 8 | usize::from(*b));
+            assert!(len >= 0x80, "DER: a long form for a short length");
+            len
+        };
+        let (content, rest) = bytes.split_at(len);
+        (tag, content, rest)
+    }
+
+    /// Checks BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLen INTEGER
+    /// OPTIONAL } by the DER rules; returns whether it says cA TRUE.
+    fn check_der_basic_constraints(value: &[u8]) -> bool {
+        let (tag, mut content, rest) = tlv(value);
+        assert_eq!(tag, 0x30, "a SEQUENCE");
+        assert!(rest.is_empty(), "trailing bytes after the SEQUENCE");
+        let mut ca = false;
+        if content.first() == Some(&0x01) {
+            let (_, boolean, after) = tlv(content);
+            assert_eq!(
+                boolean,
+                [0xff],
+                "DER: cA FALSE is the default and must be omitted"
+            );
+            ca = true;
+            content = after;
+        }
+        if !content.is_empty() {
+            let (tag, _, after) = tlv(content);
+            assert_eq!(tag, 0x02, "pathLenConstraint is an INTEGER");
+            assert!(after.is_empty(), "nothing after pathLenConstraint");
+        }
+        ca
+    }
+
+    #[test]
+    fn certificates_encode_basic_constraints_by_the_der_rules() {
+        let ca = Ca::generate("bmpls-test").expect("CA");
+        let ca_constraints = basic_constraints(&ca.pem().cert).expect("a CA says it is one");
+        assert!(
+            check_der_basic_constraints(&ca_constraints),
+            "the CA says cA TRUE"
+        );
+        let pair = ca
+            .issue_validator("node1", &ValidatorId([9; 32]))
+            .expect("validator certificate");
+        if let Some(value) = basic_constraints(&pair.cert) {
+            assert!(!check_der_basic_constraints(&value), "a validator is no CA");
+        }
     }
 }

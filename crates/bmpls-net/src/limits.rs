@@ -48,15 +48,33 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How far a request's timestamp may be from the node's clock, either way.
 pub const CLOCK_WINDOW_MS: u64 = 30_000;
 
-/// Request nonces remembered (each for [`CLOCK_WINDOW_MS`] either side); when full, requests
-/// are refused as busy rather than forgetting a nonce early.
-pub const MAX_NONCES: usize = 1 << 20;
+/// How long a request nonce is remembered: a request sent at `now + window` is still
+/// acceptable until `now + 2 × window`.
+pub const NONCE_LIFETIME_MS: u64 = 2 * CLOCK_WINDOW_MS;
 
 /// Sustained requests per second per client key.
 pub const CLIENT_RATE_PER_S: u32 = 200;
 
 /// Requests a client key may make in a burst above the sustained rate.
 pub const CLIENT_BURST: u32 = 400;
+
+/// Nonces remembered for one key the node knows (an enrolled patient's or carer's key, a
+/// validator's): as many as the key's rate allows in a nonce's lifetime, so this cap never
+/// binds before the rate limit does. When any nonce cap is reached, requests are refused as
+/// busy rather than forgetting a nonce early.
+pub const MAX_NONCES_PER_KEY: usize =
+    CLIENT_BURST as usize + CLIENT_RATE_PER_S as usize * (NONCE_LIFETIME_MS / 1000) as usize;
+
+/// Nonces remembered for all known keys together.
+pub const MAX_KNOWN_NONCES: usize = 1 << 20;
+
+/// Nonces remembered for one key the node does not know: nobody enrolled it, so it is anyone's
+/// and it is limited hardest (a few requests per nonce lifetime: a status check, a first try).
+pub const MAX_NONCES_PER_UNKNOWN_KEY: usize = 16;
+
+/// Nonces remembered for all unknown keys together: a flood of fresh keys fills this table
+/// alone, never the known keys' one.
+pub const MAX_UNKNOWN_NONCES: usize = 1 << 16;
 
 /// Client keys whose rate is tracked; the least recently seen are forgotten first.
 pub const MAX_TRACKED_CLIENTS: usize = 100_000;
@@ -75,6 +93,17 @@ const _: () = assert!(MAX_PEER_FRAME_BYTES > MAX_BLOCK_BYTES);
 const _: () = assert!(KEEP_ALIVE.as_millis() * 3 <= IDLE_TIMEOUT.as_millis());
 const _: () = assert!(BACKOFF_MIN.as_millis() < BACKOFF_MAX.as_millis());
 const _: () = assert!(CLIENT_BURST >= CLIENT_RATE_PER_S);
+const _: () = assert!(NONCE_LIFETIME_MS >= 2 * CLOCK_WINDOW_MS);
+// A known key at full rate fits its own cap, and many such keys fit the known keys' table.
+const _: () = assert!(
+    MAX_NONCES_PER_KEY as u64
+        >= CLIENT_BURST as u64 + CLIENT_RATE_PER_S as u64 * NONCE_LIFETIME_MS / 1000
+);
+const _: () = assert!(MAX_KNOWN_NONCES >= 64 * MAX_NONCES_PER_KEY);
+// Unknown keys are limited harder than known ones, each and together.
+const _: () = assert!(MAX_NONCES_PER_UNKNOWN_KEY < MAX_NONCES_PER_KEY);
+const _: () = assert!(MAX_UNKNOWN_NONCES >= 1024 * MAX_NONCES_PER_UNKNOWN_KEY);
+const _: () = assert!(MAX_UNKNOWN_NONCES < MAX_KNOWN_NONCES);
 
 /// Bytes asked for each UDP socket's receive and send buffers. The default (about 208 KiB on
 /// Linux) overflows when a block of a few hundred KiB or a query answer arrives while the

@@ -98,6 +98,9 @@ pub enum RefusalCode {
     Timeout = 9,
     /// The node is shutting down.
     ShuttingDown = 10,
+    /// A key the transaction registers is malformed or of small order (anyone could sign
+    /// under it).
+    WeakKey = 11,
 }
 
 /// The outcome of one submitted transaction.

@@ -15,7 +15,7 @@ use bmpls_types::{Canonical, ChainId, PublicKeyBytes, ValidatorId};
 
 use crate::NetError;
 use crate::frame::{FrameError, read_frame, write_frame};
-use crate::guard::Guard;
+use crate::guard::{Guard, KnownClients};
 use crate::limits::{CLOSE_WAIT, MAX_REQUEST_BYTES};
 use crate::proto::{Envelope, Request, RequestError, Response, reason};
 use crate::tls::{self, Identity};
@@ -56,12 +56,14 @@ fn now_ms() -> u64 {
 
 impl ClientServer {
     /// Listens on `listen` with `identity` and serves requests with `handler`: requests that
-    /// name `chain` and this validator, `node`.
+    /// name `chain` and this validator, `node`. The keys in `known` are limited as enrolled
+    /// clients, every other key harder (see [`crate::guard`]).
     pub fn start<H: Handler>(
         listen: SocketAddr,
         identity: &Identity,
         (chain, node): (ChainId, ValidatorId),
         handler: Arc<H>,
+        known: KnownClients,
     ) -> Result<Self, NetError> {
         let config = tls::client_server(identity)?;
         let endpoint =
@@ -69,7 +71,7 @@ impl ClientServer {
                 addr: listen,
                 source,
             })?;
-        let guard = Arc::new(Guard::new());
+        let guard = Arc::new(Guard::with_known(known));
         let addressee = Arc::new(Addressee { chain, node });
         let task = tokio::spawn(accept(endpoint.clone(), handler, guard, addressee));
         Ok(Self { endpoint, task })

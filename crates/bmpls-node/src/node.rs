@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use bmpls_consensus::{Engine, Ledger};
+use bmpls_net::guard::KnownClients;
 use bmpls_net::{ClientServer, Identity, PeerConfig, Peers, Trust};
 use bmpls_store::{SledWal, Store};
 use bmpls_types::{Height, ValidatorId};
@@ -91,6 +92,10 @@ impl Node {
             .map_or(0, |d| d.as_millis() as u64);
         // The key also signs the audit entries of the queries this node answers.
         let auditor = bmpls_crypto::SigningKey::from_seed(&key.to_seed());
+        // The request guard limits enrolled keys apart from strangers; the driver adds keys as
+        // enrolments commit.
+        let known = KnownClients::new();
+        known.extend(ledger.client_keys());
         let (engine, initial) = Engine::start(config.genesis.clone(), key, ledger, wal, now_ms)?;
 
         let (peers, inbound) = Peers::start(PeerConfig {
@@ -109,6 +114,7 @@ impl Node {
             &identity,
             (chain_id.clone(), config.id),
             Arc::new(Service { commands }),
+            known.clone(),
         )?;
         let client_addr = server
             .local_addr()
@@ -130,6 +136,7 @@ impl Node {
             peers,
             config.blocks,
             metrics.clone(),
+            known,
         );
         let driver = tokio::spawn(driver.run(initial, inbound, command_rx, shutdown_rx));
         info!(

@@ -51,6 +51,7 @@ impl Handler for Service {
                     reply,
                 })
                 .await
+                .and_then(|answered| answered)
                 .map(|outcomes| {
                     Response::Answers(BoundedVec::new(outcomes).expect("one outcome per query"))
                 }),

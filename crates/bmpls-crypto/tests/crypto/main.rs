@@ -2,6 +2,7 @@
 
 mod block;
 mod secrecy;
+mod torsion;
 
 use bmpls_crypto::sign::{verify, verify_batch};
 use bmpls_crypto::{CryptoError, SigningKey, merkle, verify_record};

@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use tracing::debug;
+use tracing::warn;
 
-use bmpls_consensus::{Message, Refusal, TxRefusal};
+use bmpls_consensus::{Engine, Message, Refusal, TxRefusal, WalStorage};
+use bmpls_net::RequestError;
 use bmpls_net::alert::{
     MAX_WATCH_EVENTS, MAX_WATCH_WAIT_MS, SignedAlert, WatchAnswer, WatchOutcome, WatchRequest,
 };
@@ -31,7 +32,7 @@ impl Driver {
         &mut self,
         client: PublicKeyBytes,
         queries: Vec<Query>,
-        reply: oneshot::Sender<Vec<QueryOutcome>>,
+        reply: oneshot::Sender<Result<Vec<QueryOutcome>, RequestError>>,
     ) {
         let now = now_ms();
         let mut audits = Vec::new();
@@ -57,23 +58,21 @@ impl Driver {
                 (query, permit)
             })
             .collect();
+        // Fail closed: no answer leaves unless the audit entry of every allowed query is in
+        // the mempool (or already was). A refused entry (a full mempool during an ingest
+        // burst, which a carer can itself cause) refuses the whole request with `Busy`, which
+        // the carer may retry; entries admitted meanwhile stay, so an entry may outnumber the
+        // answers it stands for, never the reverse.
         if !audits.is_empty() {
-            let mut admitted = Vec::new();
-            for (tx, outcome) in audits
-                .clone()
-                .into_iter()
-                .zip(self.engine.submit_all(audits))
-            {
-                match outcome {
-                    Ok(_) => admitted.push(tx),
-                    // The same query at the same height is one audit entry.
-                    Err(Refusal::Rule(TxRefusal::Duplicate(_))) => {}
-                    Err(why) => debug!(error = %why, "audit entry not admitted"),
-                }
-            }
+            let AuditAdmission { admitted, refused } = admit_audits(&mut self.engine, audits);
             if let Ok(txs) = BoundedVec::new(admitted) {
                 self.peers
                     .broadcast(Message::Transactions(txs).encode().into());
+            }
+            if let Some(why) = refused {
+                warn!(error = %why, "audit entry not admitted: the queries are not answered");
+                let _ = reply.send(Err(RequestError::Busy));
+                return;
             }
         }
         let store = self.store.clone();
@@ -99,7 +98,7 @@ impl Driver {
                     outcome
                 })
                 .collect();
-            let _ = reply.send(outcomes);
+            let _ = reply.send(Ok(outcomes));
         });
     }
 
@@ -235,5 +234,102 @@ impl Driver {
         };
         self.auditor.sign(&mut audit);
         Transaction::Audit(audit)
+    }
+}
+
+/// The outcome of submitting a request's audit entries.
+#[derive(Debug)]
+struct AuditAdmission {
+    /// Entries newly in the mempool, to gossip.
+    admitted: Vec<Transaction>,
+    /// The first refusal other than "already waiting", if any: then no query may be answered.
+    refused: Option<Refusal>,
+}
+
+/// Submits the audit entries of a request's allowed queries. The same query at the same
+/// height is one entry, so an entry already waiting counts as admitted.
+fn admit_audits<W: WalStorage>(engine: &mut Engine<W>, audits: Vec<Transaction>) -> AuditAdmission {
+    let mut admission = AuditAdmission {
+        admitted: Vec::new(),
+        refused: None,
+    };
+    for (tx, outcome) in audits.clone().into_iter().zip(engine.submit_all(audits)) {
+        match outcome {
+            Ok(_) => admission.admitted.push(tx),
+            Err(Refusal::Rule(TxRefusal::Duplicate(_))) => {}
+            Err(why) => {
+                admission.refused.get_or_insert(why);
+            }
+        }
+    }
+    admission
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bmpls_consensus::{Genesis, Ledger, MemoryWal};
+    use bmpls_crypto::SigningKey;
+    use bmpls_types::{LevelIndex, PatientId};
+
+    const GENESIS: &str = include_str!("../../../../config/genesis.toml");
+
+    /// An engine of the shipped genesis whose mempool holds at most `mempool_txs`.
+    fn engine(mempool_txs: usize) -> Engine<MemoryWal> {
+        let text = GENESIS
+            .replace(
+                "mempool_txs = 100000",
+                &format!("mempool_txs = {mempool_txs}"),
+            )
+            .replace(
+                "max_block_txs = 5000",
+                &format!("max_block_txs = {mempool_txs}"),
+            );
+        let genesis = Genesis::from_toml(&text).expect("genesis");
+        let ledger = Ledger::genesis(genesis.validators.clone(), genesis.genesis_time_ms);
+        let now = genesis.genesis_time_ms;
+        Engine::start(
+            genesis,
+            SigningKey::from_seed(&[1; 32]),
+            ledger,
+            MemoryWal::default(),
+            now,
+        )
+        .expect("starts")
+        .0
+    }
+
+    fn audit_of(node: &SigningKey, from_ms: u64) -> Transaction {
+        let mut audit = Audit {
+            node: ValidatorId(node.public().0),
+            carer: CarerId([3; 16]),
+            patient: PatientId([7; 16]),
+            query: QueryKind::Track,
+            level: LevelIndex(0),
+            from_ms,
+            to_ms: from_ms + 1,
+            at_height: Height(0),
+            sig: SignatureBytes::UNSIGNED,
+        };
+        node.sign(&mut audit);
+        Transaction::Audit(audit)
+    }
+
+    #[test]
+    fn a_full_mempool_refuses_the_queries_and_a_waiting_entry_does_not() {
+        let node = SigningKey::from_seed(&[1; 32]);
+        let mut engine = engine(2);
+        let first = admit_audits(&mut engine, vec![audit_of(&node, 1)]);
+        assert_eq!((first.admitted.len(), first.refused), (1, None));
+        // The same query again: its entry is already waiting, which is enough.
+        let again = admit_audits(&mut engine, vec![audit_of(&node, 1)]);
+        assert_eq!((again.admitted.len(), again.refused), (0, None));
+        // Two more queries, one of which no longer fits: the request is refused.
+        let full = admit_audits(&mut engine, vec![audit_of(&node, 2), audit_of(&node, 3)]);
+        assert_eq!(full.admitted.len(), 1);
+        assert!(
+            matches!(full.refused, Some(Refusal::Full { .. })),
+            "{full:?}"
+        );
     }
 }

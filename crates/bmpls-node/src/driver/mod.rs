@@ -16,6 +16,7 @@ use bmpls_consensus::{
 use bmpls_crypto::hash::tx_hash;
 use bmpls_crypto::{SigningKey, Verified};
 use bmpls_net::alert::{WatchOutcome, WatchRequest};
+use bmpls_net::guard::KnownClients;
 use bmpls_net::proto::reason;
 use bmpls_net::query::{AuditOutcome, AuditRequest, Query, QueryOutcome};
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
@@ -62,7 +63,7 @@ pub(crate) enum Command {
     Query {
         client: PublicKeyBytes,
         queries: Vec<Query>,
-        reply: oneshot::Sender<Vec<QueryOutcome>>,
+        reply: oneshot::Sender<Result<Vec<QueryOutcome>, bmpls_net::RequestError>>,
     },
     Audit {
         client: PublicKeyBytes,
@@ -114,6 +115,8 @@ pub(crate) struct Driver {
     next_batch: u64,
     waiting: HashMap<TxHash, (u64, usize)>,
     next_height: Option<NextHeight>,
+    /// The client keys the request guard limits as known; grows as enrolments commit.
+    known: KnownClients,
 }
 
 fn now_ms() -> u64 {
@@ -129,6 +132,16 @@ fn refusal(code: RefusalCode, why: impl std::fmt::Display) -> Submitted {
     }
 }
 
+/// The client keys a committed transaction registers (the request guard's known keys).
+fn registered_keys(tx: &Transaction) -> Vec<PublicKeyBytes> {
+    match tx {
+        Transaction::EnrolPatient(t) => vec![t.reporter_key, t.custodian_key],
+        Transaction::EnrolCarer(t) => vec![t.identity_key],
+        Transaction::RotateReporterKey(t) => vec![t.new_reporter_key],
+        _ => Vec::new(),
+    }
+}
+
 /// The wire code of a mempool refusal.
 pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
     match refusal {
@@ -141,6 +154,7 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
             TxRefusal::UnknownPatient(_) | TxRefusal::UnknownCarer(_) => RefusalCode::NotEnrolled,
             TxRefusal::PatientExists(_) | TxRefusal::CarerExists(_) => RefusalCode::AlreadyEnrolled,
             TxRefusal::BadSignature => RefusalCode::BadSignature,
+            TxRefusal::WeakKey(_) => RefusalCode::WeakKey,
             TxRefusal::NotAnOperator | TxRefusal::NotANode => RefusalCode::NotAuthorised,
             TxRefusal::Levels { .. } | TxRefusal::Invalid(_) | TxRefusal::UnknownGrant(_) => {
                 RefusalCode::Invalid
@@ -159,6 +173,7 @@ impl Driver {
         peers: Peers,
         policy: BlockPolicy,
         metrics: Arc<Metrics>,
+        known: KnownClients,
     ) -> Self {
         Self {
             engine,
@@ -174,6 +189,7 @@ impl Driver {
             next_batch: 0,
             waiting: HashMap::new(),
             next_height: None,
+            known,
         }
     }
 
@@ -495,6 +511,8 @@ impl Driver {
             .commit_latency
             .observe(now_ms().saturating_sub(block.header.time_ms) as f64 / 1000.0);
         self.metrics.mempool.set(self.engine.mempool_len() as i64);
+        self.known
+            .extend(block.txs.iter().flat_map(registered_keys));
         let fired = self.alerts.on_block(&block);
         if !fired.is_empty() {
             self.metrics.alerts.inc_by(fired.len() as u64);
