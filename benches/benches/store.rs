@@ -42,6 +42,7 @@ fn main() {
     let master = MasterSecret::from_bytes([7; 32]);
     let levels = LevelSet::default_levels();
     let mut reporter = Reporter::new(
+        chain_id(),
         patient,
         &master,
         SigningKey::from_seed(&[8; 32]),

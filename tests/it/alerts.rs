@@ -52,8 +52,8 @@ async fn scenario() {
     commit(
         &net.admin,
         vec![
-            patient.enrolment(&net.operator),
-            carer.enrolment(&net.operator),
+            patient.enrolment(&net.operator, net.validators.chain_id()),
+            carer.enrolment(&net.operator, net.validators.chain_id()),
         ],
     )
     .await;
@@ -61,6 +61,7 @@ async fn scenario() {
     let today = (now / DAY_MS * DAY_MS, now / DAY_MS * DAY_MS + DAY_MS - 1);
     let grant = patient
         .grant(
+            net.validators.chain_id(),
             carer.carer,
             &carer.agreement().public(),
             NEIGHBOURHOOD,
@@ -74,7 +75,15 @@ async fn scenario() {
     // expected (Missing after three seconds of block time without one).
     let cells = cover_circle(HOME.1, HOME.0, 400.0, depth, 128).expect("cover");
     let fence = patient
-        .fence(carer.carer, NEIGHBOURHOOD, &cells, today, 2, 1_000)
+        .fence(
+            net.validators.chain_id(),
+            carer.carer,
+            NEIGHBOURHOOD,
+            &cells,
+            today,
+            2,
+            1_000,
+        )
         .expect("fence");
     let committed = commit(&net.admin, vec![grant, fence]).await;
     let (grant_hash, fence_hash) = (committed[0].0, committed[1].0);
@@ -93,7 +102,9 @@ async fn scenario() {
     // Four fixes at home, then walking 3 km east: the exit is decided by the second record
     // outside the zone's cells.
     let phone = Nodes::new(&net.addrs, &net.trust, patient.reporter_key()).expect("clients");
-    let mut reporter = patient.reporter().expect("reporter");
+    let mut reporter = patient
+        .reporter(net.validators.chain_id())
+        .expect("reporter");
     let start = now_ms() - 60_000;
     let mut heights = Vec::new();
     for i in 0..8u64 {
@@ -158,7 +169,11 @@ async fn scenario() {
     ));
 
     // Once the grant is revoked, the carer receives nothing.
-    commit(&net.admin, vec![patient.revoke(grant_hash)]).await;
+    commit(
+        &net.admin,
+        vec![patient.revoke(net.validators.chain_id(), grant_hash)],
+    )
+    .await;
     let mut revoked = AlertStream::new(carer.carer, net.validators, Height(1));
     assert!(
         revoked

@@ -103,10 +103,10 @@ async fn carers_scenario() {
     commit(
         &net.admin,
         vec![
-            patient.enrolment(&net.operator),
-            other.enrolment(&net.operator),
-            district.enrolment(&net.operator),
-            gp.enrolment(&net.operator),
+            patient.enrolment(&net.operator, world.validators.chain_id()),
+            other.enrolment(&net.operator, world.validators.chain_id()),
+            district.enrolment(&net.operator, world.validators.chain_id()),
+            gp.enrolment(&net.operator, world.validators.chain_id()),
         ],
     )
     .await;
@@ -118,7 +118,9 @@ async fn carers_scenario() {
     // 140 fixes in small blocks: the store compacts the first 128 into full chunks, so the
     // answers below are proved from records read back from compacted chunks.
     let fixes = walk(start, 140);
-    let mut reporter = patient.reporter().expect("reporter");
+    let mut reporter = patient
+        .reporter(world.validators.chain_id())
+        .expect("reporter");
     let records: Vec<Transaction> = fixes
         .iter()
         .enumerate()
@@ -140,6 +142,7 @@ async fn carers_scenario() {
     let window = (day * DAY_MS, day * DAY_MS + DAY_MS - 1);
     let district_grant = patient
         .grant(
+            world.validators.chain_id(),
             district.carer,
             &district.agreement().public(),
             DISTRICT,
@@ -151,6 +154,7 @@ async fn carers_scenario() {
         .expect("grant");
     let gp_grant = patient
         .grant(
+            world.validators.chain_id(),
             gp.carer,
             &gp.agreement().public(),
             EXACT,
@@ -162,6 +166,7 @@ async fn carers_scenario() {
         .expect("grant");
     let expired_grant = patient
         .grant(
+            world.validators.chain_id(),
             gp.carer,
             &gp.agreement().public(),
             EXACT,
@@ -418,7 +423,9 @@ async fn carers_scenario() {
     let error = verify_answer(dropped, &query, &world.validators, &world.levels, &district)
         .expect_err("a gap is caught");
     assert!(error.to_string().contains("missing"), "{error}");
-    let mut forger = patient.reporter().expect("reporter");
+    let mut forger = patient
+        .reporter(world.validators.chain_id())
+        .expect("reporter");
     let mut fake = fixes[3];
     fake.fix_time_ms += 1;
     let fake_record = forger.build(&fake, Seq(4), &mut rng).expect("record");
@@ -477,7 +484,11 @@ async fn carers_scenario() {
     drop(area_answer);
 
     // After the revocation commits, the carer is refused.
-    commit(&net.admin, vec![patient.revoke(district_hash)]).await;
+    commit(
+        &net.admin,
+        vec![patient.revoke(world.validators.chain_id(), district_hash)],
+    )
+    .await;
     let (_, outcomes) = district_nodes
         .query(vec![query.clone()])
         .await

@@ -211,6 +211,7 @@ impl Phone {
         let key = SigningKey::generate(&mut rng);
         let master = MasterSecret::generate(&mut rng);
         let reporter = Reporter::new(
+            chain(),
             id,
             &master,
             SigningKey::from_seed(&key.to_seed()),
@@ -239,7 +240,7 @@ impl Phone {
             operator: PublicKeyBytes(operator.public().0),
             sig: SignatureBytes::UNSIGNED,
         };
-        operator.sign(&mut enrol);
+        operator.sign(&mut enrol, &chain());
         Transaction::EnrolPatient(enrol)
     }
 
@@ -676,7 +677,7 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
             request: Request::Status,
             sig: SignatureBytes::UNSIGNED,
         };
-        phone.key.sign(&mut envelope);
+        phone.key.sign(&mut envelope, &chain());
         let mut bytes = envelope.encode();
         let chain_len = 4 + chain().as_str().len();
         bytes[1 + 32 + chain_len + 32 + 16 + 8] = 0x7f;
@@ -685,7 +686,7 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
         // A replayed request: the same signed envelope twice.
         let mut envelope = envelope.clone();
         envelope.nonce = [8; 16];
-        phone.key.sign(&mut envelope);
+        phone.key.sign(&mut envelope, &chain());
         let first = client
             .call_raw(&envelope.encode())
             .await
@@ -701,7 +702,7 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
         let other_node = &clients(&cluster, &phone.key)[1];
         let mut for_node0 = envelope.clone();
         for_node0.nonce = [9; 16];
-        phone.key.sign(&mut for_node0);
+        phone.key.sign(&mut for_node0, &chain());
         let replayed = other_node
             .call_raw(&for_node0.encode())
             .await
@@ -710,7 +711,8 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
         let mut staging = envelope.clone();
         staging.nonce = [10; 16];
         staging.chain = bmpls_types::ChainId::new("bmpls-staging").expect("short");
-        phone.key.sign(&mut staging);
+        let staging_chain = staging.chain.clone();
+        phone.key.sign(&mut staging, &staging_chain);
         let crossed = client.call_raw(&staging.encode()).await.expect("an answer");
         assert_eq!(crossed, Response::Error(RequestError::Misaddressed));
 

@@ -75,8 +75,8 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
     commit(
         &net.admin,
         vec![
-            patient.enrolment(&net.operator),
-            gp.enrolment(&net.operator),
+            patient.enrolment(&net.operator, net.validators.chain_id()),
+            gp.enrolment(&net.operator, net.validators.chain_id()),
         ],
     )
     .await;
@@ -85,6 +85,7 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
     let today = (now / DAY_MS * DAY_MS, now / DAY_MS * DAY_MS + DAY_MS - 1);
     let grant = patient
         .grant(
+            net.validators.chain_id(),
             gp.carer,
             &gp.agreement().public(),
             LevelIndex(0),
@@ -97,7 +98,15 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
     let home = (51.8123457, 5.8345679);
     let zone = cover_circle(home.1, home.0, 200.0, levels.levels()[0].depth, 128).expect("zone");
     let fence = patient
-        .fence(gp.carer, LevelIndex(0), &zone, today, 1, 0)
+        .fence(
+            net.validators.chain_id(),
+            gp.carer,
+            LevelIndex(0),
+            &zone,
+            today,
+            1,
+            0,
+        )
         .expect("fence");
     let hashes = commit(&net.admin, vec![grant, fence]).await;
 
@@ -114,7 +123,9 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
             fix_time_ms: now - 60_000 + u64::from(i as u32) * 1_000,
         })
         .collect();
-    let mut reporter = patient.reporter().expect("reporter");
+    let mut reporter = patient
+        .reporter(net.validators.chain_id())
+        .expect("reporter");
     let records: Vec<_> = fixes
         .iter()
         .enumerate()

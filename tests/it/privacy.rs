@@ -35,6 +35,7 @@ fn fix(lat: f64, lon: f64, minute: u64) -> Fix {
 
 fn reporter() -> Reporter {
     Reporter::new(
+        chain_id(),
         PatientId([42; 16]),
         &MasterSecret::from_bytes([7; 32]),
         SigningKey::from_seed(&[8; 32]),

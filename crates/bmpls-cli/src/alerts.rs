@@ -81,6 +81,7 @@ pub fn fence(args: FenceArgs) -> anyhow::Result<()> {
     .ok_or_else(|| anyhow::anyhow!("give the safe zone as --circle, --box or --polygon"))?;
     let days = window(args.from.as_deref(), args.days)?;
     let tx = patient.fence(
+        &args.consortium.chain()?,
         card.carer,
         level,
         &cells,

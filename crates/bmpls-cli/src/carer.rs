@@ -263,7 +263,7 @@ pub fn carer(command: CarerCommand) -> anyhow::Result<()> {
             let (_, height) = submit(
                 &consortium,
                 &operator,
-                store.enrolment(&operator),
+                store.enrolment(&operator, &consortium.chain()?),
                 "enrolment",
             )?;
             println!(
@@ -288,6 +288,7 @@ pub fn grant(args: GrantArgs) -> anyhow::Result<()> {
     let now = now_ms()?;
     let valid = (now, now + args.valid_days * DAY_MS);
     let tx = patient.grant(
+        &args.consortium.chain()?,
         card.carer,
         &card.agreement_key,
         level,
@@ -316,7 +317,7 @@ pub fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
     let (_, height) = submit(
         &args.consortium,
         patient.reporter_key(),
-        patient.revoke(grant),
+        patient.revoke(&args.consortium.chain()?, grant),
         "revocation",
     )?;
     println!("grant {} revoked at height {height}", args.grant.trim());

@@ -13,7 +13,7 @@ use bmpls_consensus::Genesis;
 use bmpls_crypto::SigningKey;
 use bmpls_crypto::keyfile::read_signing_key;
 use bmpls_net::{Submitted, Trust};
-use bmpls_types::{Seq, Transaction, Trigger, ValidatorId};
+use bmpls_types::{ChainId, Seq, Transaction, Trigger, ValidatorId};
 
 /// How to reach the consortium (defaults: the local cluster of README "A local cluster").
 #[derive(Debug, Args)]
@@ -35,6 +35,11 @@ impl Consortium {
         let text = std::fs::read_to_string(&self.genesis)
             .with_context(|| format!("reading {}", self.genesis.display()))?;
         Genesis::from_toml(&text).with_context(|| format!("in {}", self.genesis.display()))
+    }
+
+    /// The chain the genesis names: what every transaction is signed for.
+    pub(crate) fn chain(&self) -> anyhow::Result<ChainId> {
+        Ok(self.genesis()?.validators.crypto().chain_id().clone())
     }
 
     /// Clients of the validators (inside a tokio runtime: the QUIC endpoint needs one).
@@ -182,7 +187,8 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             let operator = read_signing_key(&operator_key)?;
             let outcome = runtime()?.block_on(async {
                 let nodes = consortium.connect(&operator)?;
-                let outcome = nodes.submit(vec![store.enrolment(&operator)]).await;
+                let chain = consortium.chain()?;
+                let outcome = nodes.submit(vec![store.enrolment(&operator, &chain)]).await;
                 nodes.close().await;
                 anyhow::Ok(outcome?)
             })?;
@@ -215,7 +221,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         );
     }
     let store = PatientKeystore::open(&args.patient)?;
-    let mut reporter = store.reporter()?;
+    let mut reporter = store.reporter(&args.consortium.chain()?)?;
     let seq = store.next_seq()?;
     let (Some(lat), Some(lon)) = (args.lat, args.lon) else {
         anyhow::bail!("give --lat and --lon, or --from FILE");

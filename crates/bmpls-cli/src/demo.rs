@@ -193,8 +193,13 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         });
     }
     let admin = Nodes::new(&addrs, &trust, &operator)?;
-    let mut enrolments = vec![patient.enrolment(&operator)];
-    enrolments.extend(viewers.iter().map(|v| v.keystore.enrolment(&operator)));
+    let chain = validators.chain_id();
+    let mut enrolments = vec![patient.enrolment(&operator, chain)];
+    enrolments.extend(
+        viewers
+            .iter()
+            .map(|v| v.keystore.enrolment(&operator, chain)),
+    );
     commit(&admin, enrolments, "enrolment").await?;
     println!(
         "2. enrolled patient {} (a pseudonym) and three carers",
@@ -210,6 +215,7 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             .by_name(viewer.level)
             .context("the embedded levels name every demo level")?;
         let grant = patient.grant(
+            chain,
             viewer.keystore.carer,
             &viewer.keystore.agreement().public(),
             LevelIndex(level.0),
@@ -229,6 +235,7 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     let (op_level, op_entry) = levels.by_name(viewers[1].level).context("level")?;
     let zone = cover_circle(HOME.1, HOME.0, SAFE_ZONE_M, op_entry.depth, 128)?;
     let fence = patient.fence(
+        chain,
         viewers[1].keystore.carer,
         LevelIndex(op_level.0),
         &zone,
@@ -261,7 +268,7 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         "4. the custodian set a {SAFE_ZONE_M:.0} m safe zone around home for the telecare operator (encrypted: validators test each record against it without learning where it is); the operator watches"
     );
 
-    let mut reporter = patient.reporter()?;
+    let mut reporter = patient.reporter(chain)?;
     let records = fixes
         .iter()
         .enumerate()

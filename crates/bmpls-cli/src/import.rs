@@ -68,7 +68,7 @@ pub fn report_file(
     // Sequence numbers follow fix time, as a phone would have reported them.
     fixes.sort_by_key(|f| f.fix_time_ms);
 
-    let mut reporter = store.reporter()?;
+    let mut reporter = store.reporter(&consortium.chain()?)?;
     let first = store.next_seq()?;
     let bar = ProgressBar::new(fixes.len() as u64);
     bar.set_style(

@@ -22,7 +22,7 @@ use bmpls_node::BlockPolicy;
 use bmpls_node::local::LocalCluster;
 use bmpls_ope::keys::MasterSecret;
 use bmpls_types::{
-    EnrolPatient, PatientId, PublicKeyBytes, Seq, SignatureBytes, Transaction, Trigger,
+    ChainId, EnrolPatient, PatientId, PublicKeyBytes, Seq, SignatureBytes, Transaction, Trigger,
 };
 
 /// Options of `bmpls bench ingest`.
@@ -51,7 +51,10 @@ struct Phone {
     records: Vec<Transaction>,
 }
 
-fn phones(args: &IngestArgs) -> anyhow::Result<Vec<Phone>> {
+/// The bench cluster's chain id.
+const BENCH_CHAIN: &str = "bmpls-bench";
+
+fn phones(args: &IngestArgs, chain: &ChainId) -> anyhow::Result<Vec<Phone>> {
     let per_phone = args.records.div_ceil(args.reporters);
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
     let mut phones = Vec::with_capacity(args.reporters);
@@ -60,6 +63,7 @@ fn phones(args: &IngestArgs) -> anyhow::Result<Vec<Phone>> {
         let id = PatientId(rand::Rng::r#gen(&mut rng));
         let key = SigningKey::generate(&mut rng);
         let mut reporter = Reporter::new(
+            chain.clone(),
             id,
             &MasterSecret::generate(&mut rng),
             SigningKey::from_seed(&key.to_seed()),
@@ -90,7 +94,7 @@ fn phones(args: &IngestArgs) -> anyhow::Result<Vec<Phone>> {
     Ok(phones)
 }
 
-fn enrolment(phone: &Phone, operator: &SigningKey) -> Transaction {
+fn enrolment(phone: &Phone, operator: &SigningKey, chain: &ChainId) -> Transaction {
     let mut enrol = EnrolPatient {
         patient: phone.id,
         reporter_key: phone.key.public(),
@@ -100,7 +104,7 @@ fn enrolment(phone: &Phone, operator: &SigningKey) -> Transaction {
         operator: PublicKeyBytes(operator.public().0),
         sig: SignatureBytes::UNSIGNED,
     };
-    operator.sign(&mut enrol);
+    operator.sign(&mut enrol, chain);
     Transaction::EnrolPatient(enrol)
 }
 
@@ -124,7 +128,9 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
         crate::init_logs();
     }
     let started = Instant::now();
-    let phones = phones(args)?;
+    // The cluster is made with this chain id below; records are signed for it up front.
+    let chain = ChainId::new(BENCH_CHAIN).expect("a short literal");
+    let phones = phones(args, &chain)?;
     let built = started.elapsed();
     let total: usize = phones.iter().map(|p| p.records.len()).sum();
     println!(
@@ -140,13 +146,16 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
             min_interval_ms: args.min_block_interval_ms,
             empty_interval_ms: 1_000,
         };
-        let cluster = LocalCluster::start(dir.path(), args.nodes, "bmpls-bench", policy)
+        let cluster = LocalCluster::start(dir.path(), args.nodes, BENCH_CHAIN, policy)
             .await
             .context("starting the cluster")?;
         let addrs = cluster.client_addrs();
         let trust = cluster.trust()?;
         let operator = cluster.operator()?;
-        let enrolments: Vec<Transaction> = phones.iter().map(|p| enrolment(p, &operator)).collect();
+        let enrolments: Vec<Transaction> = phones
+            .iter()
+            .map(|p| enrolment(p, &operator, &chain))
+            .collect();
         let admin = Nodes::new(&addrs, &trust, &operator)?;
         for chunk in enrolments.chunks(MAX_SUBMIT_BATCH) {
             for outcome in admin.submit(chunk.to_vec()).await? {

@@ -24,6 +24,10 @@ const DAY_MS: u64 = 86_400_000;
 const STEP_MS: u64 = 30_000;
 const CENTRE: (f64, f64) = (52.37, 4.89);
 const NEIGHBOURHOOD: LevelIndex = LevelIndex(2);
+/// The query bench's chain: records are built for it before its cluster starts.
+const QUERY_CHAIN: &str = "bmpls-bench-query";
+/// The alert bench's chain.
+const ALERTS_CHAIN: &str = "bmpls-bench-alerts";
 
 /// Options of `bmpls bench query`.
 #[derive(Debug, Args)]
@@ -132,6 +136,8 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let carer = CarerKeystore::create(&dir.path().join("carer"), Role::TelecareOperator, &mut rng)?;
     let per = args.records / args.patients;
+    let query_chain = bmpls_types::ChainId::new(QUERY_CHAIN).expect("a short literal");
+    let query_chain = &query_chain;
     let end_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64 - 60_000;
 
     // Build every record first (OPE at six levels, sealing, signing), on every core.
@@ -149,7 +155,7 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
                     ps.iter()
                         .zip(ws)
                         .map(|(p, walk)| {
-                            let mut reporter = p.reporter()?;
+                            let mut reporter = p.reporter(query_chain)?;
                             let mut rng = StdRng::from_entropy();
                             walk.iter()
                                 .enumerate()
@@ -184,15 +190,15 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
 
     tokio::runtime::Runtime::new()?.block_on(async {
         let policy = BlockPolicy { min_interval_ms: 5, empty_interval_ms: 1_000 };
-        let cluster = LocalCluster::start(dir.path(), args.nodes, "bmpls-bench-query", policy).await?;
+        let cluster = LocalCluster::start(dir.path(), args.nodes, QUERY_CHAIN, policy).await?;
         let addrs = cluster.client_addrs();
         let trust = cluster.trust()?;
         let operator = cluster.operator()?;
         let validators = cluster.validators()?;
         let levels = LevelSet::from_toml(LEVELS)?;
         let admin = Nodes::new(&addrs, &trust, &operator)?;
-        let mut enrol: Vec<Transaction> = patients.iter().map(|p| p.enrolment(&operator)).collect();
-        enrol.push(carer.enrolment(&operator));
+        let mut enrol: Vec<Transaction> = patients.iter().map(|p| p.enrolment(&operator, query_chain)).collect();
+        enrol.push(carer.enrolment(&operator, query_chain));
         commit(&admin, enrol).await?;
 
         let bar = ProgressBar::new((per * args.patients) as u64);
@@ -226,7 +232,7 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
         let first = &patients[0];
         let window = (end_ms - (per as u64 - 1) * STEP_MS, end_ms);
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
-        let grant = first.grant(carer.carer, &carer.agreement().public(), NEIGHBOURHOOD, window, (now - 60_000, now + DAY_MS), "bench", &mut StdRng::from_entropy())?;
+        let grant = first.grant(query_chain, carer.carer, &carer.agreement().public(), NEIGHBOURHOOD, window, (now - 60_000, now + DAY_MS), "bench", &mut StdRng::from_entropy())?;
         let outcome = admin.submit(vec![grant]).await?;
         let Some(Submitted::Committed { tx: grant, .. }) = outcome.first().cloned() else {
             anyhow::bail!("grant refused: {outcome:?}");
@@ -298,7 +304,7 @@ pub fn run_alerts(args: &AlertBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let policy = BlockPolicy { min_interval_ms: 20, empty_interval_ms: 1_000 };
-        let cluster = LocalCluster::start(dir.path(), args.nodes, "bmpls-bench-alerts", policy).await?;
+        let cluster = LocalCluster::start(dir.path(), args.nodes, ALERTS_CHAIN, policy).await?;
         let addrs = cluster.client_addrs();
         let trust = cluster.trust()?;
         let operator = cluster.operator()?;
@@ -308,13 +314,14 @@ pub fn run_alerts(args: &AlertBenchArgs) -> anyhow::Result<()> {
         let patient = PatientKeystore::create(&dir.path().join("p"), LEVELS, DAY_MS, &mut rng)?;
         let carer = CarerKeystore::create(&dir.path().join("c"), Role::TelecareOperator, &mut rng)?;
         let admin = Nodes::new(&addrs, &trust, &operator)?;
-        commit(&admin, vec![patient.enrolment(&operator), carer.enrolment(&operator)]).await?;
+        let chain = &validators.chain_id().clone();
+        commit(&admin, vec![patient.enrolment(&operator, chain), carer.enrolment(&operator, chain)]).await?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
         let today = (now / DAY_MS * DAY_MS, now / DAY_MS * DAY_MS + DAY_MS - 1);
-        let grant = patient.grant(carer.carer, &carer.agreement().public(), NEIGHBOURHOOD, today, (now - 60_000, now + DAY_MS), "bench", &mut rng)?;
+        let grant = patient.grant(chain, carer.carer, &carer.agreement().public(), NEIGHBOURHOOD, today, (now - 60_000, now + DAY_MS), "bench", &mut rng)?;
         let depth = levels.levels()[2].depth;
         let zone = cover_circle(CENTRE.1, CENTRE.0, 300.0, depth, 128)?;
-        let fence = patient.fence(carer.carer, NEIGHBOURHOOD, &zone, today, 1, 0)?;
+        let fence = patient.fence(chain, carer.carer, NEIGHBOURHOOD, &zone, today, 1, 0)?;
         commit(&admin, vec![grant, fence]).await?;
 
         let watcher_nodes = Nodes::new(&addrs, &trust, carer.identity())?;
@@ -331,7 +338,7 @@ pub fn run_alerts(args: &AlertBenchArgs) -> anyhow::Result<()> {
             }
         });
         let phone = Nodes::new(&addrs, &trust, patient.reporter_key())?;
-        let mut reporter = patient.reporter()?;
+        let mut reporter = patient.reporter(chain)?;
         let mut latencies = Vec::with_capacity(args.alerts);
         let start = now - 600_000;
         for i in 0..=args.alerts {

@@ -43,11 +43,15 @@ pub fn verify_alerts(
             if validators.get(&signed.node).is_none() {
                 return Err(AnswerError::Wrong("an alert signed outside genesis".into()));
             }
-            verify(signed, &signed.node.public_key(), "alert").map_err(|source| {
-                AnswerError::Proof {
-                    what: "alert signature",
-                    source,
-                }
+            verify(
+                signed,
+                validators.chain_id(),
+                &signed.node.public_key(),
+                "alert",
+            )
+            .map_err(|source| AnswerError::Proof {
+                what: "alert signature",
+                source,
             })?;
             Ok(signed.event.clone())
         })

@@ -57,11 +57,15 @@ pub fn verify_audit(
                 "an entry by a node outside genesis".into(),
             ));
         }
-        verify(&audit, &audit.node.public_key(), "audit entry").map_err(|source| {
-            AnswerError::Proof {
-                what: "audit signature",
-                source,
-            }
+        verify(
+            &audit,
+            validators.chain_id(),
+            &audit.node.public_key(),
+            "audit entry",
+        )
+        .map_err(|source| AnswerError::Proof {
+            what: "audit signature",
+            source,
         })?;
         entries.push(AuditEntry {
             height: header.height,

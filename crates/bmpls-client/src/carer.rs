@@ -31,8 +31,8 @@ use bmpls_net::query::{Answer, Ask, Query};
 use bmpls_ope::keys::{Epoch as KeyEpoch, GrantKeys};
 use bmpls_ope::{OpeCipher, OpeParams};
 use bmpls_types::{
-    AgreementKey, BlockHeader, CarerId, EnrolCarer, ExactFix, Grant, Height, PublicKeyBytes, Role,
-    Seq, SignatureBytes, Transaction,
+    AgreementKey, BlockHeader, CarerId, ChainId, EnrolCarer, ExactFix, Grant, Height,
+    PublicKeyBytes, Role, Seq, SignatureBytes, Transaction,
 };
 
 use crate::keystore::KeystoreError;
@@ -159,8 +159,9 @@ impl CarerKeystore {
         &self.agreement
     }
 
-    /// The enrolment of this carer, signed by `operator` (a validator operator's key).
-    pub fn enrolment(&self, operator: &SigningKey) -> Transaction {
+    /// The enrolment of this carer on `chain`, signed by `operator` (a validator operator's
+    /// key).
+    pub fn enrolment(&self, operator: &SigningKey, chain: &ChainId) -> Transaction {
         let mut enrol = EnrolCarer {
             carer: self.carer,
             identity_key: self.identity.public(),
@@ -169,7 +170,7 @@ impl CarerKeystore {
             operator: PublicKeyBytes(operator.public().0),
             sig: SignatureBytes::UNSIGNED,
         };
-        operator.sign(&mut enrol);
+        operator.sign(&mut enrol, chain);
         Transaction::EnrolCarer(enrol)
     }
 }
@@ -406,9 +407,11 @@ pub fn verify_answer(
             .ok_or_else(|| wrong("no reporter key for a record"))?;
         proved_views.push((view, key));
     }
-    let verified = verify_views(proved_views).map_err(|(_, source)| AnswerError::Proof {
-        what: "record signature",
-        source,
+    let verified = verify_views(proved_views, validators.chain_id()).map_err(|(_, source)| {
+        AnswerError::Proof {
+            what: "record signature",
+            source,
+        }
     })?;
 
     let mut seen: Vec<Seen> = Vec::with_capacity(verified.len());

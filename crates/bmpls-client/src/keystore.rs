@@ -23,8 +23,9 @@ use bmpls_ope::keys::MasterSecret;
 use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
 use bmpls_types::limits::{MAX_FENCE_EPOCHS, MAX_FENCE_RANGES};
 use bmpls_types::{
-    AgreementKey, BoundedString, BoundedVec, CarerId, EnrolPatient, Epoch, FenceEpoch, Grant,
-    LevelIndex, PatientId, PublicKeyBytes, Revoke, SetFence, SignatureBytes, Transaction, TxHash,
+    AgreementKey, BoundedString, BoundedVec, CarerId, ChainId, EnrolPatient, Epoch, FenceEpoch,
+    Grant, LevelIndex, PatientId, PublicKeyBytes, Revoke, SetFence, SignatureBytes, Transaction,
+    TxHash,
 };
 
 use crate::{ReportError, Reporter};
@@ -192,8 +193,9 @@ impl PatientKeystore {
         &self.custodian
     }
 
-    /// The enrolment of this patient, signed by `operator` (a validator operator's key).
-    pub fn enrolment(&self, operator: &SigningKey) -> Transaction {
+    /// The enrolment of this patient on `chain`, signed by `operator` (a validator operator's
+    /// key).
+    pub fn enrolment(&self, operator: &SigningKey, chain: &ChainId) -> Transaction {
         let mut enrol = EnrolPatient {
             patient: self.patient,
             reporter_key: self.reporter.public(),
@@ -203,17 +205,18 @@ impl PatientKeystore {
             operator: PublicKeyBytes(operator.public().0),
             sig: SignatureBytes::UNSIGNED,
         };
-        operator.sign(&mut enrol);
+        operator.sign(&mut enrol, chain);
         Transaction::EnrolPatient(enrol)
     }
 
     /// A grant to `carer` (whose agreement key is `to`) of `level` over the data window
     /// `[from_ms, to_ms]` (widened to whole key epochs), valid over `valid`, signed by the
     /// custodian. The keys of the window's epoch-tree cover at `level` and every coarser level
-    /// are wrapped to the carer with HPKE; nothing finer leaves the keystore.
+    /// are wrapped to the carer with HPKE; nothing finer leaves the keystore. Signed for `chain`.
     #[allow(clippy::too_many_arguments)]
     pub fn grant(
         &self,
+        chain: &ChainId,
         carer: CarerId,
         to: &AgreementKey,
         level: LevelIndex,
@@ -251,7 +254,7 @@ impl PatientKeystore {
         };
         wrap_grant_keys(&mut grant, to, &keys.to_bytes(), rng)
             .map_err(|e| invalid(&e.to_string()))?;
-        self.custodian.sign(&mut grant);
+        self.custodian.sign(&mut grant, chain);
         Ok(Transaction::Grant(grant))
     }
 
@@ -259,10 +262,11 @@ impl PatientKeystore {
     /// [`MAX_FENCE_RANGES`]) encrypted under each key epoch of `[from_ms, to_ms]` (at most
     /// [`MAX_FENCE_EPOCHS`]); `debounce` consecutive records decide an entry or exit, and
     /// `Missing` fires after silence of a few `expected_interval_ms` (0: never). Signed by the
-    /// custodian.
+    /// custodian for `chain`.
     #[allow(clippy::too_many_arguments)]
     pub fn fence(
         &self,
+        chain: &ChainId,
         carer: CarerId,
         level: LevelIndex,
         cells: &[bmpls_grid::IndexRange],
@@ -316,24 +320,26 @@ impl PatientKeystore {
             expected_interval_ms,
             sig: SignatureBytes::UNSIGNED,
         };
-        self.custodian.sign(&mut fence);
+        self.custodian.sign(&mut fence, chain);
         Ok(Transaction::SetFence(fence))
     }
 
-    /// The revocation of the grant whose transaction hash is `grant`, signed by the custodian.
-    pub fn revoke(&self, grant: TxHash) -> Transaction {
+    /// The revocation of the grant whose transaction hash is `grant`, signed by the custodian
+    /// for `chain`.
+    pub fn revoke(&self, chain: &ChainId, grant: TxHash) -> Transaction {
         let mut revoke = Revoke {
             patient: self.patient,
             grant,
             sig: SignatureBytes::UNSIGNED,
         };
-        self.custodian.sign(&mut revoke);
+        self.custodian.sign(&mut revoke, chain);
         Transaction::Revoke(revoke)
     }
 
-    /// A reporter for this patient.
-    pub fn reporter(&self) -> Result<Reporter, KeystoreError> {
+    /// A reporter for this patient, signing records for `chain`.
+    pub fn reporter(&self, chain: &ChainId) -> Result<Reporter, KeystoreError> {
         Ok(Reporter::new(
+            chain.clone(),
             self.patient,
             &self.master,
             SigningKey::from_seed(&self.reporter.to_seed()),

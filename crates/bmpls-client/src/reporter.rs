@@ -10,8 +10,8 @@ use bmpls_grid::{CellIndex, GridError, LevelSet};
 use bmpls_ope::keys::{Epoch as KeyEpoch, KeyError, MasterSecret, PatientKeys};
 use bmpls_ope::{OpeCipher, OpeError, OpeParams};
 use bmpls_types::{
-    BoundedVec, Epoch, ExactFix, LocationRecord, OpeCiphertext, PatientId, Seq, SignatureBytes,
-    Trigger,
+    BoundedVec, ChainId, Epoch, ExactFix, LocationRecord, OpeCiphertext, PatientId, Seq,
+    SignatureBytes, Trigger,
 };
 use rand_core::CryptoRngCore;
 
@@ -61,6 +61,8 @@ pub enum ReportError {
 
 /// A patient's reporter: keys, levels, and the ciphers of the current epoch.
 pub struct Reporter {
+    /// The chain its records are signed for.
+    chain: ChainId,
     patient: PatientId,
     keys: PatientKeys,
     signing: SigningKey,
@@ -81,8 +83,9 @@ impl std::fmt::Debug for Reporter {
 }
 
 impl Reporter {
-    /// A reporter for `patient` with the hierarchy of `master` over `levels`.
+    /// A reporter for `patient` on `chain` with the hierarchy of `master` over `levels`.
     pub fn new(
+        chain: ChainId,
         patient: PatientId,
         master: &MasterSecret,
         signing: SigningKey,
@@ -94,6 +97,7 @@ impl Reporter {
         }
         let keys = PatientKeys::new(master, levels.len() as u8)?;
         Ok(Self {
+            chain,
             patient,
             keys,
             signing,
@@ -154,7 +158,7 @@ impl Reporter {
             sealed: BoundedVec::new(sealed).map_err(|_| ReportError::Measurement("sealed size"))?,
             sig: SignatureBytes::UNSIGNED,
         };
-        self.signing.sign(&mut record);
+        self.signing.sign(&mut record, &self.chain);
         Ok(record)
     }
 }

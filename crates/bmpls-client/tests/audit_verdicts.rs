@@ -43,13 +43,17 @@ fn mempool_proposal_check_and_audit_trail_agree_on_crafted_audit_signatures() {
         let mut crafted = audit(&keys[0], trial);
         let mut nonce = [0u8; 64];
         rng.fill(&mut nonce[..]);
-        crafted.sig = byzantine.sign(&crafted.signing_bytes(), &nonce, rng.gen_range(0..8));
+        crafted.sig = byzantine.sign(
+            &crafted.signing_bytes(ledger.chain_id()),
+            &nonce,
+            rng.gen_range(0..8),
+        );
         if trial % 5 == 4 {
             crafted.sig = non_canonical_s(&crafted.sig);
         }
         let alone = verify_bytes(
             &keys[0].public(),
-            &crafted.signing_bytes(),
+            &crafted.signing_bytes(ledger.chain_id()),
             &crafted.sig,
             "t",
         )
@@ -60,7 +64,7 @@ fn mempool_proposal_check_and_audit_trail_agree_on_crafted_audit_signatures() {
         for key in &keys[1..] {
             if rng.gen_bool(0.5) {
                 let mut honest = audit(key, trial);
-                key.sign(&mut honest);
+                key.sign(&mut honest, ledger.chain_id());
                 txs.push(Transaction::Audit(honest));
             }
         }

@@ -297,7 +297,7 @@ impl Ledger {
         for (index, (tx, signer)) in block.txs.iter().zip(signers).enumerate() {
             if known(&tx_hash(tx)) != Some(signer) {
                 unknown.push(index);
-                items.push((signer, tx.signing_bytes(), *tx.signature()));
+                items.push((signer, tx.signing_bytes(self.chain_id()), *tx.signature()));
             }
         }
         if items.is_empty() || bmpls_crypto::sign::verify_batch(&items).is_ok() {

@@ -97,7 +97,9 @@ impl Mempool {
         let items: Vec<_> = txs
             .iter()
             .zip(&signers)
-            .filter_map(|(tx, key)| key.map(|k| (k, tx.signing_bytes(), *tx.signature())))
+            .filter_map(|(tx, key)| {
+                key.map(|k| (k, tx.signing_bytes(ledger.chain_id()), *tx.signature()))
+            })
             .collect();
         let batch_ok = !items.is_empty() && verify_batch(&items).is_ok();
         txs.into_iter()
@@ -160,8 +162,13 @@ impl Mempool {
             other => Overlay::new(ledger).admit(other)?,
         };
         if verified != Some(signer) {
-            verify_bytes(&signer, &tx.signing_bytes(), tx.signature(), "transaction")
-                .map_err(|_| TxRefusal::BadSignature)?;
+            verify_bytes(
+                &signer,
+                &tx.signing_bytes(ledger.chain_id()),
+                tx.signature(),
+                "transaction",
+            )
+            .map_err(|_| TxRefusal::BadSignature)?;
         }
         if let Transaction::Report(record) = &tx {
             self.next_report.insert(record.patient, record.seq.0);

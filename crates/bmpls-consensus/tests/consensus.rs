@@ -15,6 +15,11 @@ mod verdicts;
 
 const GENESIS: &str = include_str!("../../../config/genesis.toml");
 
+/// The shipped genesis's chain, which every test transaction is signed for.
+fn chain() -> bmpls_types::ChainId {
+    genesis().validators.crypto().chain_id().clone()
+}
+
 fn genesis() -> Genesis {
     Genesis::from_toml(GENESIS).expect("the shipped genesis loads")
 }
@@ -87,7 +92,7 @@ fn enrol(ledger: &mut Ledger, operator: &SigningKey) -> Patient {
         operator: PublicKeyBytes(operator.public().0),
         sig: SignatureBytes::UNSIGNED,
     };
-    operator.sign(&mut tx);
+    operator.sign(&mut tx, &chain());
     let mut pool = Mempool::new(10, 1 << 20);
     pool.admit(Transaction::EnrolPatient(tx.clone()), ledger)
         .expect("an operator enrols");
@@ -127,7 +132,7 @@ fn report(patient: &Patient, seq: u64, levels: usize) -> Transaction {
         sealed: BoundedVec::empty(),
         sig: SignatureBytes::UNSIGNED,
     };
-    patient.reporter.sign(&mut record);
+    patient.reporter.sign(&mut record, &chain());
     Transaction::Report(record)
 }
 
@@ -248,8 +253,26 @@ fn blocks_breaking_a_rule_are_refused_by_every_validator() {
         operator: PublicKeyBytes(outsider.public().0),
         sig: SignatureBytes::UNSIGNED,
     };
-    outsider.sign(&mut tx);
+    outsider.sign(&mut tx, &chain());
     assert!(check(vec![Transaction::EnrolPatient(tx)]).is_err());
+    // A report signed for another chain (staging's, replayed on this one): by the patient's own
+    // key, yet refused by the block check and by the mempool.
+    let Transaction::Report(mut record) = report(&patient, 1, 2) else {
+        unreachable!("a report")
+    };
+    patient.reporter.sign(
+        &mut record,
+        &bmpls_types::ChainId::new("bmpls-staging").expect("short"),
+    );
+    let staging = Transaction::Report(record);
+    assert!(
+        check(vec![staging.clone()]).is_err(),
+        "another chain's signature"
+    );
+    assert!(
+        Mempool::new(10, 1 << 20).admit(staging, &ledger).is_err(),
+        "the mempool refuses it too"
+    );
     // A wrong root.
     let mut block = one_block(&ledger, vec![report(&patient, 1, 2)], &operator);
     block.header.tx_root.0[0] ^= 1;

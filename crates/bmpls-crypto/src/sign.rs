@@ -4,7 +4,7 @@
 //! same verdict on a signature whatever it is checked with. Keys are registered only if they
 //! pass [`check_public_key`].
 
-use bmpls_types::{PublicKeyBytes, SignatureBytes, Signed, Transaction};
+use bmpls_types::{ChainId, PublicKeyBytes, SignatureBytes, Signed, Transaction};
 use ed25519_dalek::Signer;
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
@@ -48,9 +48,9 @@ impl SigningKey {
         SignatureBytes(self.0.sign(message).to_bytes())
     }
 
-    /// Fills in the signature of `value`.
-    pub fn sign<T: Signed>(&self, value: &mut T) {
-        let signature = self.sign_bytes(&value.signing_bytes());
+    /// Fills in the signature of `value`, for `chain`.
+    pub fn sign<T: Signed>(&self, value: &mut T, chain: &ChainId) {
+        let signature = self.sign_bytes(&value.signing_bytes(chain));
         *value.signature_mut() = signature;
     }
 }
@@ -73,13 +73,14 @@ pub fn verify_bytes(
         .map_err(|_| CryptoError::BadSignature(what))
 }
 
-/// Verifies the signature of `value` under `key`.
+/// Verifies the signature of `value` for `chain` under `key`.
 pub fn verify<T: Signed>(
     value: &T,
+    chain: &ChainId,
     key: &PublicKeyBytes,
     what: &'static str,
 ) -> Result<(), CryptoError> {
-    verify_bytes(key, &value.signing_bytes(), value.signature(), what)
+    verify_bytes(key, &value.signing_bytes(chain), value.signature(), what)
 }
 
 /// Verifies many signatures at once (ZIP 215 batch verification, faster per signature than one
@@ -139,15 +140,19 @@ pub fn check_public_key(key: &PublicKeyBytes) -> Result<(), CryptoError> {
 /// Checks the signatures of a block's transactions in one batch. `signer` names the key each
 /// transaction must be signed by, which only the ledger's state knows (the patient's reporter
 /// or custodian key, the enrolling operator, the auditing node); `None` refuses the
-/// transaction. On failure the first bad transaction is named.
-pub fn verify_transactions<F>(txs: &[Transaction], mut signer: F) -> Result<(), CryptoError>
+/// transaction. Signatures are for `chain`. On failure the first bad transaction is named.
+pub fn verify_transactions<F>(
+    txs: &[Transaction],
+    chain: &ChainId,
+    mut signer: F,
+) -> Result<(), CryptoError>
 where
     F: FnMut(&Transaction) -> Option<PublicKeyBytes>,
 {
     let mut batch = Vec::with_capacity(txs.len());
     for (index, tx) in txs.iter().enumerate() {
         let key = signer(tx).ok_or(CryptoError::BadTransaction { index })?;
-        batch.push((key, tx.signing_bytes(), *tx.signature()));
+        batch.push((key, tx.signing_bytes(chain), *tx.signature()));
     }
     if verify_batch(&batch).is_ok() {
         return Ok(());

@@ -2,8 +2,8 @@
 //! forgot to verify a record or a block does not compile.
 
 use bmpls_types::{
-    Block, BlockHeader, Canonical, CommitCertificate, Height, LocationRecord, PrecommitTarget,
-    PublicKeyBytes, RecordView, Signed, Transaction,
+    Block, BlockHeader, Canonical, ChainId, CommitCertificate, Height, LocationRecord,
+    PrecommitTarget, PublicKeyBytes, RecordView, Signed, Transaction,
 };
 
 use crate::error::CryptoError;
@@ -40,12 +40,13 @@ impl<T> std::ops::Deref for Verified<T> {
     }
 }
 
-/// Checks a record's signature under the patient's reporter key.
+/// Checks a record's signature for `chain` under the patient's reporter key.
 pub fn verify_record(
     record: LocationRecord,
+    chain: &ChainId,
     reporter: &PublicKeyBytes,
 ) -> Result<Verified<LocationRecord>, CryptoError> {
-    verify(&record, reporter, "location record")?;
+    verify(&record, chain, reporter, "location record")?;
     Ok(Verified(record))
 }
 
@@ -53,10 +54,11 @@ pub fn verify_record(
 /// twice as fast per signature); on failure, the first bad record is named by its position.
 pub fn verify_records(
     records: Vec<(LocationRecord, PublicKeyBytes)>,
+    chain: &ChainId,
 ) -> Result<Vec<Verified<LocationRecord>>, (usize, CryptoError)> {
     let batch: Vec<_> = records
         .iter()
-        .map(|(record, key)| (*key, record.signing_bytes(), record.sig))
+        .map(|(record, key)| (*key, record.signing_bytes(chain), record.sig))
         .collect();
     check_batch(&batch, "location record")?;
     Ok(records.into_iter().map(|(r, _)| Verified(r)).collect())
@@ -181,11 +183,12 @@ pub fn verify_view_inclusion(
 /// as one Ed25519 batch; on failure, the first bad view is named by its position.
 pub fn verify_views(
     views: Vec<(RecordView, PublicKeyBytes)>,
+    chain: &ChainId,
 ) -> Result<Vec<Verified<RecordView>>, (usize, CryptoError)> {
     let mut batch = Vec::with_capacity(views.len());
     for (index, (view, key)) in views.iter().enumerate() {
         let digest = view.digest().ok_or((index, CryptoError::BadView))?;
-        batch.push((*key, digest.signing_bytes(), view.sig));
+        batch.push((*key, digest.signing_bytes(chain), view.sig));
     }
     check_batch(&batch, "location record")?;
     Ok(views.into_iter().map(|(v, _)| Verified(v)).collect())

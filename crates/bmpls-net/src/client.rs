@@ -109,7 +109,7 @@ impl Client {
             request,
             sig: SignatureBytes::UNSIGNED,
         };
-        self.key.sign(&mut envelope);
+        self.key.sign(&mut envelope, self.trust.chain());
         self.exchange(connection, &envelope.encode()).await
     }
 

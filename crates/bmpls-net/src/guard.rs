@@ -67,7 +67,8 @@ impl Guard {
         if skew_ms.unsigned_abs() > CLOCK_WINDOW_MS {
             return Err(RequestError::Stale { skew_ms });
         }
-        verify(envelope, &envelope.client, "request").map_err(|_| RequestError::BadSignature)?;
+        verify(envelope, &envelope.chain, &envelope.client, "request")
+            .map_err(|_| RequestError::BadSignature)?;
         self.rates
             .lock()
             .expect("rate table lock")
@@ -200,7 +201,8 @@ mod tests {
             request: Request::Submit(BoundedVec::empty()),
             sig: SignatureBytes::UNSIGNED,
         };
-        key.sign(&mut e);
+        let chain = e.chain.clone();
+        key.sign(&mut e, &chain);
         e
     }
 
@@ -237,7 +239,8 @@ mod tests {
     fn numbered(key: &SigningKey, i: u32, sent_ms: u64) -> Envelope {
         let mut e = envelope(key, 0, sent_ms);
         e.nonce[..4].copy_from_slice(&i.to_be_bytes());
-        key.sign(&mut e);
+        let chain = e.chain.clone();
+        key.sign(&mut e, &chain);
         e
     }
 
@@ -330,7 +333,8 @@ mod tests {
         for i in 0..CLIENT_BURST {
             let mut e = envelope(&key, 0, now);
             e.nonce[..4].copy_from_slice(&i.to_be_bytes());
-            key.sign(&mut e);
+            let chain = e.chain.clone();
+            key.sign(&mut e, &chain);
             assert_eq!(guard.admit(&e, now), Ok(()), "request {i}");
         }
         let e = envelope(&key, 0xff, now);

@@ -170,8 +170,12 @@ impl<'a> Sim<'a> {
         };
         let reference = Ledger::genesis(genesis.validators.clone(), 0);
         let operator = SigningKey::from_seed(&seeds[0]);
-        let (workload, enrolments) =
-            Workload::enrol(scenario.patients, &operator, &mut seed_rng(&mut rng));
+        let (workload, enrolments) = Workload::enrol(
+            scenario.patients,
+            reference.chain_id(),
+            &operator,
+            &mut seed_rng(&mut rng),
+        );
         let nodes = seeds
             .iter()
             .enumerate()

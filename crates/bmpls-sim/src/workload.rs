@@ -6,8 +6,8 @@ use rand::{Rng, RngCore};
 
 use bmpls_crypto::SigningKey;
 use bmpls_types::{
-    BoundedVec, EnrolPatient, Epoch, LocationRecord, OpeCiphertext, PatientId, PublicKeyBytes, Seq,
-    SignatureBytes, Transaction,
+    BoundedVec, ChainId, EnrolPatient, Epoch, LocationRecord, OpeCiphertext, PatientId,
+    PublicKeyBytes, Seq, SignatureBytes, Transaction,
 };
 
 /// Levels per simulated record.
@@ -22,14 +22,16 @@ pub struct Patient {
 
 /// Makes the workload's transactions.
 pub struct Workload {
+    chain: ChainId,
     patients: Vec<Patient>,
 }
 
 impl Workload {
-    /// `count` patients and the transactions enrolling them, signed by `operator` (a
+    /// `count` patients and the transactions enrolling them on `chain`, signed by `operator` (a
     /// validator's key).
     pub fn enrol(
         count: usize,
+        chain: &ChainId,
         operator: &SigningKey,
         rng: &mut impl RngCore,
     ) -> (Self, Vec<Transaction>) {
@@ -49,7 +51,7 @@ impl Workload {
                 operator: PublicKeyBytes(operator.public().0),
                 sig: SignatureBytes::UNSIGNED,
             };
-            operator.sign(&mut enrol);
+            operator.sign(&mut enrol, chain);
             txs.push(Transaction::EnrolPatient(enrol));
             patients.push(Patient {
                 id: PatientId(id),
@@ -57,7 +59,13 @@ impl Workload {
                 next_seq: 1,
             });
         }
-        (Self { patients }, txs)
+        (
+            Self {
+                chain: chain.clone(),
+                patients,
+            },
+            txs,
+        )
     }
 
     /// The next report of a random patient, signed by its reporter.
@@ -79,7 +87,7 @@ impl Workload {
             sealed: BoundedVec::new(sealed).ok()?,
             sig: SignatureBytes::UNSIGNED,
         };
-        patient.reporter.sign(&mut record);
+        patient.reporter.sign(&mut record, &self.chain);
         patient.next_seq += 1;
         Some(Transaction::Report(record))
     }

@@ -11,6 +11,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use sha2::{Digest, Sha256};
 
+use crate::block::ChainId;
 use crate::bounded::BoundedVec;
 use crate::ids::{Epoch, Hash32, LevelIndex, OpeCiphertext, PatientId, Seq, SignatureBytes};
 use crate::limits::{MAX_LEVELS, MAX_SEALED_BYTES};
@@ -152,8 +153,8 @@ impl Signed for LocationRecord {
     fn signature_mut(&mut self) -> &mut SignatureBytes {
         &mut self.sig
     }
-    fn signing_bytes(&self) -> Vec<u8> {
-        self.digest().signing_bytes()
+    fn signing_bytes(&self, chain: &ChainId) -> Vec<u8> {
+        self.digest().signing_bytes(chain)
     }
 }
 

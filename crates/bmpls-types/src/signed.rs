@@ -1,5 +1,5 @@
-//! What a signature covers: a domain-separation tag naming the signed type, then the canonical
-//! encoding of every field but the signature.
+//! What a signature covers: a domain-separation tag naming the signed type, the chain, then the
+//! canonical encoding of every field but the signature.
 //!
 //! Every signed type ends with its 64-byte signature field, so the encoding of "every field but
 //! the signature" is the value's encoding without its last 64 bytes: one encoder, no second
@@ -7,6 +7,7 @@
 
 use borsh::BorshSerialize;
 
+use crate::block::ChainId;
 use crate::encoding::WIRE_VERSION;
 use crate::ids::SignatureBytes;
 
@@ -21,12 +22,17 @@ pub trait Signed: BorshSerialize {
     /// The signature field, to fill in after signing.
     fn signature_mut(&mut self) -> &mut SignatureBytes;
 
-    /// The bytes the signature covers: tag, wire version, then every field but the signature.
-    fn signing_bytes(&self) -> Vec<u8> {
+    /// The bytes the signature covers: tag, wire version, the chain it is for, then every
+    /// field but the signature. Naming the chain means a transaction or request signed for one
+    /// consortium (staging) is not valid on another (production) that shares the keys.
+    fn signing_bytes(&self, chain: &ChainId) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::TAG.len() + 1024);
         out.extend_from_slice(Self::TAG);
         out.push(0);
         out.push(WIRE_VERSION);
+        chain
+            .serialize(&mut out)
+            .expect("serialising into a Vec cannot fail");
         let head = out.len();
         self.serialize(&mut out)
             .expect("serialising into a Vec cannot fail");

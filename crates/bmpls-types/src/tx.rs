@@ -249,17 +249,17 @@ impl Transaction {
         out
     }
 
-    /// The bytes the transaction's signature covers (see [`Signed::signing_bytes`]).
-    pub fn signing_bytes(&self) -> Vec<u8> {
+    /// The bytes the transaction's signature covers on `chain` (see [`Signed::signing_bytes`]).
+    pub fn signing_bytes(&self, chain: &crate::ChainId) -> Vec<u8> {
         match self {
-            Self::EnrolPatient(t) => t.signing_bytes(),
-            Self::EnrolCarer(t) => t.signing_bytes(),
-            Self::RotateReporterKey(t) => t.signing_bytes(),
-            Self::Report(t) => t.signing_bytes(),
-            Self::Grant(t) => t.signing_bytes(),
-            Self::Revoke(t) => t.signing_bytes(),
-            Self::SetFence(t) => t.signing_bytes(),
-            Self::Audit(t) => t.signing_bytes(),
+            Self::EnrolPatient(t) => t.signing_bytes(chain),
+            Self::EnrolCarer(t) => t.signing_bytes(chain),
+            Self::RotateReporterKey(t) => t.signing_bytes(chain),
+            Self::Report(t) => t.signing_bytes(chain),
+            Self::Grant(t) => t.signing_bytes(chain),
+            Self::Revoke(t) => t.signing_bytes(chain),
+            Self::SetFence(t) => t.signing_bytes(chain),
+            Self::Audit(t) => t.signing_bytes(chain),
         }
     }
 

@@ -17,7 +17,7 @@ use bmpls_types::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{genesis, one_block};
+use super::{chain, genesis, one_block};
 
 fn bytes64(rng: &mut StdRng) -> [u8; 64] {
     let mut out = [0u8; 64];
@@ -35,7 +35,7 @@ fn enrolment(patient: PatientId, reporter: PublicKeyBytes, operator: &SigningKey
         operator: operator.public(),
         sig: SignatureBytes::UNSIGNED,
     };
-    operator.sign(&mut tx);
+    operator.sign(&mut tx, &chain());
     Transaction::EnrolPatient(tx)
 }
 
@@ -86,7 +86,7 @@ fn mempool_proposal_and_block_checks_agree_on_every_crafted_signature() {
         .enumerate()
         .map(|(i, key)| {
             let mut record = first_report(PatientId([(kinds + i) as u8; 16]));
-            key.sign(&mut record);
+            key.sign(&mut record, &chain());
             Transaction::Report(record)
         })
         .collect();
@@ -94,7 +94,7 @@ fn mempool_proposal_and_block_checks_agree_on_every_crafted_signature() {
     for trial in 0..300 {
         let who = trial % kinds;
         let mut record = first_report(PatientId([who as u8; 16]));
-        let message = record.signing_bytes();
+        let message = record.signing_bytes(&chain());
         let torsion = rng.gen_range(0..8);
         let mut sig = crafted_signers[who].sign(&message, &bytes64(&mut rng), torsion);
         if rng.gen_bool(0.2) {
@@ -159,7 +159,7 @@ fn mempool_proposal_and_block_checks_agree_on_every_crafted_signature() {
             _ => None,
         };
         assert_eq!(
-            bmpls_crypto::verify_transactions(block.txs.as_slice(), signer).is_ok(),
+            bmpls_crypto::verify_transactions(block.txs.as_slice(), &chain(), signer).is_ok(),
             alone,
             "trial {trial} as a block batch"
         );
@@ -206,7 +206,7 @@ fn small_order_keys_are_refused_wherever_a_key_is_registered() {
             operator: operator.public(),
             sig: SignatureBytes::UNSIGNED,
         };
-        operator.sign(&mut custodian);
+        operator.sign(&mut custodian, &chain());
         check(Transaction::EnrolPatient(custodian), &empty, "custodian");
         let mut carer = EnrolCarer {
             carer: CarerId([3; 16]),
@@ -216,7 +216,7 @@ fn small_order_keys_are_refused_wherever_a_key_is_registered() {
             operator: operator.public(),
             sig: SignatureBytes::UNSIGNED,
         };
-        operator.sign(&mut carer);
+        operator.sign(&mut carer, &chain());
         check(Transaction::EnrolCarer(carer), &empty, "carer identity");
         let mut rotation = RotateReporterKey {
             patient: PatientId([0; 16]),
@@ -224,7 +224,7 @@ fn small_order_keys_are_refused_wherever_a_key_is_registered() {
             from_seq: Seq(1),
             sig: SignatureBytes::UNSIGNED,
         };
-        SigningKey::from_seed(&[43; 32]).sign(&mut rotation);
+        SigningKey::from_seed(&[43; 32]).sign(&mut rotation, &chain());
         check(
             Transaction::RotateReporterKey(rotation),
             &ledger,

@@ -43,7 +43,7 @@ fn chain() -> Chain {
         .map(|i| {
             let mut record = signed_record(&reporter);
             record.seq.0 += i;
-            reporter.sign(&mut record);
+            reporter.sign(&mut record, &chain_id());
             Transaction::Report(record)
         })
         .collect();
@@ -166,7 +166,7 @@ fn a_header_that_does_not_match_the_transactions_is_refused() {
     // A validly signed transaction that the header's root does not commit to.
     let mut other = signed_record(&c.reporter);
     other.seq.0 += 10;
-    c.reporter.sign(&mut other);
+    c.reporter.sign(&mut other, &chain_id());
     txs[1] = Transaction::Report(other);
     c.block.txs = BoundedVec::new(txs).expect("small");
     let cert = certificate(&c, &[0, 1, 2, 3]);
@@ -197,13 +197,16 @@ fn transaction_signatures_are_checked_as_a_batch_and_the_bad_one_named() {
     let c = chain();
     let reporter = c.reporter.public();
     let txs = c.block.txs.clone().into_inner();
-    assert_eq!(verify_transactions(&txs, |_| Some(reporter)), Ok(()));
     assert_eq!(
-        verify_transactions(&txs, |_| Some(c.keys[0].public())),
+        verify_transactions(&txs, &chain_id(), |_| Some(reporter)),
+        Ok(())
+    );
+    assert_eq!(
+        verify_transactions(&txs, &chain_id(), |_| Some(c.keys[0].public())),
         Err(CryptoError::BadTransaction { index: 0 })
     );
     assert_eq!(
-        verify_transactions(&txs, |tx| (tx != &txs[1]).then_some(reporter)),
+        verify_transactions(&txs, &chain_id(), |tx| (tx != &txs[1]).then_some(reporter)),
         Err(CryptoError::BadTransaction { index: 1 })
     );
     let mut tampered = txs.clone();
@@ -211,7 +214,7 @@ fn transaction_signatures_are_checked_as_a_batch_and_the_bad_one_named() {
         record.fix_time_ms += 1;
     }
     assert_eq!(
-        verify_transactions(&tampered, |_| Some(reporter)),
+        verify_transactions(&tampered, &chain_id(), |_| Some(reporter)),
         Err(CryptoError::BadTransaction { index: 2 })
     );
 }
@@ -296,7 +299,7 @@ fn a_record_view_at_any_level_proves_and_verifies_and_changes_are_caught() {
         assert_eq!(view.digest().expect("consistent"), record.digest());
         let committed = verify_view_inclusion(&header, view.clone(), &proof).expect("proved");
         assert_eq!(committed.position(), 1);
-        assert!(verify_views(vec![(view.clone(), reporter)]).is_ok());
+        assert!(verify_views(vec![(view.clone(), reporter)], &chain_id()).is_ok());
 
         let mut other_proof = proof.clone();
         other_proof.index = 0;
@@ -307,7 +310,7 @@ fn a_record_view_at_any_level_proves_and_verifies_and_changes_are_caught() {
         let mut later = view.clone();
         later.fix_time_ms += 1;
         assert!(verify_view_inclusion(&header, later.clone(), &proof).is_err());
-        assert!(verify_views(vec![(later, reporter)]).is_err());
+        assert!(verify_views(vec![(later, reporter)], &chain_id()).is_err());
         if let Some(first) = view.cells.first() {
             let mut moved = view.clone();
             let mut cells = moved.cells.to_vec();
@@ -330,7 +333,7 @@ fn a_record_view_at_any_level_proves_and_verifies_and_changes_are_caught() {
     let mut hidden_low = record.view(LevelIndex(0));
     hidden_low.finer = Finer::Hidden(bmpls_types::Hash32([0; 32]));
     assert_eq!(
-        verify_views(vec![(hidden_low, reporter)]).map(|_| ()),
+        verify_views(vec![(hidden_low, reporter)], &chain_id()).map(|_| ()),
         Err((0, CryptoError::BadView))
     );
 }

@@ -18,6 +18,11 @@ pub fn rng() -> StdRng {
     StdRng::seed_from_u64(11)
 }
 
+/// The chain the tests' values are signed for.
+pub fn chain() -> bmpls_types::ChainId {
+    bmpls_types::ChainId::new("test-chain").expect("short")
+}
+
 /// A small record signed by `key`.
 pub fn signed_record(key: &SigningKey) -> LocationRecord {
     let mut r = LocationRecord {
@@ -29,7 +34,7 @@ pub fn signed_record(key: &SigningKey) -> LocationRecord {
         sealed: BoundedVec::new(vec![9; 20]).expect("small"),
         sig: SignatureBytes::UNSIGNED,
     };
-    key.sign(&mut r);
+    key.sign(&mut r, &chain());
     r
 }
 
@@ -38,7 +43,7 @@ fn any_changed_byte_of_a_signed_record_fails() {
     let key = SigningKey::generate(&mut rng());
     let record = signed_record(&key);
     let public = key.public();
-    assert!(verify_record(record.clone(), &public).is_ok());
+    assert!(verify_record(record.clone(), &chain(), &public).is_ok());
     let bytes = record.encode();
     for i in 0..bytes.len() {
         for flip in [0x01u8, 0x80] {
@@ -46,7 +51,7 @@ fn any_changed_byte_of_a_signed_record_fails() {
             changed[i] ^= flip;
             if let Ok(decoded) = LocationRecord::decode(&changed) {
                 assert!(
-                    verify_record(decoded, &public).is_err(),
+                    verify_record(decoded, &chain(), &public).is_err(),
                     "byte {i} flip {flip:#x} still verifies"
                 );
             }
@@ -54,7 +59,7 @@ fn any_changed_byte_of_a_signed_record_fails() {
     }
     let other = SigningKey::generate(&mut StdRng::seed_from_u64(12));
     assert_eq!(
-        verify_record(record, &other.public()).map(|_| ()),
+        verify_record(record, &chain(), &other.public()).map(|_| ()),
         Err(CryptoError::BadSignature("location record"))
     );
 }
@@ -204,8 +209,11 @@ fn signatures_are_bound_to_their_type() {
     // differs.
     let tag_of_other = bmpls_types::Grant::TAG;
     let mut message = tag_of_other.to_vec();
-    message.extend_from_slice(&record.signing_bytes()[LocationRecord::TAG.len()..]);
+    message.extend_from_slice(&record.signing_bytes(&chain())[LocationRecord::TAG.len()..]);
     assert!(bmpls_crypto::sign::verify_bytes(&key.public(), &message, &record.sig, "x").is_err());
-    assert!(verify(&record, &key.public(), "record").is_ok());
+    assert!(verify(&record, &chain(), &key.public(), "record").is_ok());
+    // The same record is not valid on another chain (staging's on production).
+    let staging = bmpls_types::ChainId::new("staging").expect("short");
+    assert!(verify(&record, &staging, &key.public(), "record").is_err());
     assert!(!format!("{key:?}").contains(&format!("{:?}", key.to_seed().as_slice())));
 }

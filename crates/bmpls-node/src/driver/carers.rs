@@ -181,7 +181,7 @@ impl Driver {
                     node: ValidatorId(self.auditor.public().0),
                     sig: SignatureBytes::UNSIGNED,
                 };
-                self.auditor.sign(&mut signed);
+                self.auditor.sign(&mut signed, ledger.chain_id());
                 signed
             })
             .collect();
@@ -232,7 +232,8 @@ impl Driver {
             at_height: permit.at_height,
             sig: SignatureBytes::UNSIGNED,
         };
-        self.auditor.sign(&mut audit);
+        self.auditor
+            .sign(&mut audit, self.engine.ledger().chain_id());
         Transaction::Audit(audit)
     }
 }
@@ -311,7 +312,13 @@ mod tests {
             at_height: Height(0),
             sig: SignatureBytes::UNSIGNED,
         };
-        node.sign(&mut audit);
+        let chain = Genesis::from_toml(GENESIS)
+            .expect("genesis")
+            .validators
+            .crypto()
+            .chain_id()
+            .clone();
+        node.sign(&mut audit, &chain);
         Transaction::Audit(audit)
     }
 

@@ -10,6 +10,10 @@ use bmpls_types::{
 };
 use proptest::prelude::*;
 
+fn chain() -> ChainId {
+    ChainId::new("encoding-test").expect("short")
+}
+
 fn record(seed: u8) -> LocationRecord {
     LocationRecord {
         patient: PatientId([seed; 16]),
@@ -69,7 +73,7 @@ fn golden_bytes() {
     let actual = format!(
         "record {}\ndigest {}\nleaf {}\nblock {}\n",
         hex::encode(record(1).encode()),
-        hex::encode(record(1).digest().signing_bytes()),
+        hex::encode(record(1).digest().signing_bytes(&chain())),
         hex::encode(Transaction::Report(record(1)).leaf_bytes()),
         hex::encode(block().encode())
     );
@@ -158,14 +162,18 @@ fn a_length_prefix_over_the_bound_is_refused_before_reading() {
 #[test]
 fn signing_bytes_cover_everything_but_the_signature_under_a_tag() {
     let mut r = record(4);
-    let before = r.signing_bytes();
+    let before = r.signing_bytes(&chain());
     assert!(before.starts_with(LocationRecord::TAG));
     *r.signature_mut() = SignatureBytes([0x11; 64]);
-    assert_eq!(r.signing_bytes(), before, "the signature is not covered");
+    assert_eq!(
+        r.signing_bytes(&chain()),
+        before,
+        "the signature is not covered"
+    );
     r.seq = Seq(99);
-    assert_ne!(r.signing_bytes(), before, "a field is not covered");
+    assert_ne!(r.signing_bytes(&chain()), before, "a field is not covered");
     let g = grant();
-    assert!(g.signing_bytes().starts_with(Grant::TAG));
+    assert!(g.signing_bytes(&chain()).starts_with(Grant::TAG));
     assert_ne!(Grant::TAG, LocationRecord::TAG);
 }
 
@@ -193,8 +201,9 @@ proptest! {
         prop_assume!(!matches!(tx, Transaction::Report(_)));
         let encoded = tx.encode();
         let body = &encoded[1..];
-        let signed = tx.signing_bytes();
+        let signed = tx.signing_bytes(&chain());
         prop_assert!(signed.ends_with(&body[1..body.len() - 64]), "covers the fields");
+        prop_assert_ne!(signed, tx.signing_bytes(&ChainId::new("other").expect("short")), "covers the chain");
         prop_assert_eq!(&body[body.len() - 64..], &tx.signature().0[..]);
     }
 
@@ -207,8 +216,8 @@ proptest! {
         which in 0usize..64,
         flip in 1u8..=255,
     ) {
-        let signed = r.signing_bytes();
-        prop_assert_eq!(&signed, &r.digest().signing_bytes());
+        let signed = r.signing_bytes(&chain());
+        prop_assert_eq!(&signed, &r.digest().signing_bytes(&chain()));
         for level in 0..=r.cells.len() as u8 {
             prop_assert_eq!(r.view(LevelIndex(level)).digest(), Some(r.digest()));
         }
@@ -228,10 +237,10 @@ proptest! {
             cells[i].0 ^= u128::from(flip);
             changed.cells = BoundedVec::new(cells).expect("same length");
         }
-        prop_assert_ne!(changed.signing_bytes(), signed);
+        prop_assert_ne!(changed.signing_bytes(&chain()), signed);
         let mut later = r.clone();
         later.fix_time_ms ^= u64::from(flip);
-        prop_assert_ne!(later.signing_bytes(), r.signing_bytes());
+        prop_assert_ne!(later.signing_bytes(&chain()), r.signing_bytes(&chain()));
     }
 
     /// Random bytes, with and without a valid version byte in front, give a value or an error.
