@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bmpls_crypto::hash::tx_hash;
-use bmpls_types::limits::MAX_LEVELS;
+use bmpls_types::limits::{MAX_FIX_AHEAD_MS, MAX_LEVELS};
 use bmpls_types::{
     Block, BlockHash, CarerId, ChainId, Epoch, Height, LevelIndex, PatientId, PublicKeyBytes, Seq,
     Transaction, TxHash,
@@ -101,6 +101,37 @@ pub enum TxRefusal {
     /// The same transaction twice.
     #[error("transaction {0} is already in the block or the pool")]
     Duplicate(TxHash),
+    /// A report whose fix time lies more than [`MAX_FIX_AHEAD_MS`] ahead of the block's time
+    /// (or the validator's clock, in the pool): a time in the wrong unit.
+    #[error(
+        "report {seq} has fix time {fix_time_ms} ms since 1970, after {latest_ms}, the latest \
+         allowed (fix times are Unix milliseconds, at most a day ahead of the clock)"
+    )]
+    FixTimeAhead {
+        /// The report's sequence number.
+        seq: u64,
+        /// Its fix time.
+        fix_time_ms: u64,
+        /// The latest fix time allowed.
+        latest_ms: u64,
+    },
+}
+
+/// Refuses a report whose fix time lies more than [`MAX_FIX_AHEAD_MS`] after `clock_ms` (a
+/// block's time, or a validator's clock); other transactions pass.
+pub fn check_fix_time(tx: &Transaction, clock_ms: u64) -> Result<(), TxRefusal> {
+    let Transaction::Report(record) = tx else {
+        return Ok(());
+    };
+    let latest_ms = clock_ms.saturating_add(MAX_FIX_AHEAD_MS);
+    if record.fix_time_ms > latest_ms {
+        return Err(TxRefusal::FixTimeAhead {
+            seq: record.seq.0,
+            fix_time_ms: record.fix_time_ms,
+            latest_ms,
+        });
+    }
+    Ok(())
 }
 
 /// Why a proposed block is invalid.
@@ -264,8 +295,8 @@ impl Ledger {
         let mut overlay = Overlay::new(self);
         let mut signers = Vec::with_capacity(block.txs.len());
         for (index, tx) in block.txs.iter().enumerate() {
-            let signer = overlay
-                .admit(tx)
+            let signer = check_fix_time(tx, header.time_ms)
+                .and_then(|()| overlay.admit(tx))
                 .map_err(|refusal| BlockRefusal::Tx { index, refusal })?;
             signers.push(signer);
         }

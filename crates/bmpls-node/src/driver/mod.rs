@@ -142,9 +142,10 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
             TxRefusal::PatientExists(_) | TxRefusal::CarerExists(_) => RefusalCode::AlreadyEnrolled,
             TxRefusal::BadSignature => RefusalCode::BadSignature,
             TxRefusal::NotAnOperator | TxRefusal::NotANode => RefusalCode::NotAuthorised,
-            TxRefusal::Levels { .. } | TxRefusal::Invalid(_) | TxRefusal::UnknownGrant(_) => {
-                RefusalCode::Invalid
-            }
+            TxRefusal::Levels { .. }
+            | TxRefusal::Invalid(_)
+            | TxRefusal::UnknownGrant(_)
+            | TxRefusal::FixTimeAhead { .. } => RefusalCode::Invalid,
         },
     }
 }
