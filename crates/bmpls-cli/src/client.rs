@@ -108,7 +108,7 @@ pub struct ReportArgs {
     /// Horizontal accuracy in metres.
     #[arg(long, default_value_t = 10.0)]
     accuracy: f64,
-    /// Fix time in Unix milliseconds (default: now).
+    /// Fix time in Unix milliseconds (default: now), from 2000-01-01 to a day ahead of now.
     #[arg(long)]
     time_ms: Option<u64>,
     #[command(flatten)]
@@ -220,6 +220,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let (Some(lat), Some(lon)) = (args.lat, args.lon) else {
         anyhow::bail!("give --lat and --lon, or --from FILE");
     };
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
     let fix = Fix {
         lat,
         lon,
@@ -228,11 +229,9 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         speed_m_s: 0.0,
         battery_percent: 100,
         trigger: Trigger::Manual,
-        fix_time_ms: match args.time_ms {
-            Some(t) => t,
-            None => SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64,
-        },
+        fix_time_ms: args.time_ms.unwrap_or(now_ms),
     };
+    bmpls_client::check_fix_time(fix.fix_time_ms, now_ms).context("--time-ms")?;
     let record = reporter.build(&fix, Seq(seq), &mut rand::rngs::OsRng)?;
     let outcome = runtime()?.block_on(async {
         let nodes = args.consortium.connect(store.reporter_key())?;

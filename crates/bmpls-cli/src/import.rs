@@ -33,8 +33,16 @@ pub fn report_file(
         "{} is {size} bytes; at most {MAX_IMPORT_BYTES}",
         path.display()
     );
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // Bytes that are not UTF-8 spoil only their line (as U+FFFD), like any other bad line.
+    let text = String::from_utf8_lossy(&bytes);
+    anyhow::ensure!(
+        !text
+            .trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\0')
+            .is_empty(),
+        "{}: the file is empty: no fixes to report",
+        path.display()
+    );
     let passphrase = match passphrase_file {
         Some(file) => Some(zeroize::Zeroizing::new(
             std::fs::read_to_string(file)
@@ -47,7 +55,16 @@ pub fn report_file(
     let name = path.to_string_lossy();
     let format = Format::detect(&name, &text)
         .with_context(|| format!("{}: not OwnTracks JSON, GPX or GeoJSON", path.display()))?;
-    let imported = parse(&text, format, passphrase.as_deref().map(String::as_str))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let imported = parse(
+        &text,
+        format,
+        passphrase.as_deref().map(String::as_str),
+        now_ms,
+    )
+    .with_context(|| format!("{}", path.display()))?;
     let unit = if format == Format::GeoJson {
         "feature"
     } else {
@@ -63,7 +80,12 @@ pub fn report_file(
         units(imported.problems.len()),
         path.display()
     );
-    anyhow::ensure!(!imported.fixes.is_empty(), "{}: no fixes", path.display());
+    anyhow::ensure!(
+        !imported.fixes.is_empty(),
+        "{}: no fixes ({} not fixes)",
+        path.display(),
+        units(imported.problems.len())
+    );
     let mut fixes: Vec<_> = imported.fixes.into_iter().map(|(_, f)| f).collect();
     // Sequence numbers follow fix time, as a phone would have reported them.
     fixes.sort_by_key(|f| f.fix_time_ms);

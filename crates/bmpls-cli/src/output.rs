@@ -169,7 +169,13 @@ mod tests {
     #[test]
     fn exact_fixes_exported_as_geojson_import_back_unchanged() {
         let exported = answer(true);
-        let imported = parse(&geojson(&exported), Format::GeoJson, None).expect("parses");
+        let imported = parse(
+            &geojson(&exported),
+            Format::GeoJson,
+            None,
+            1_800_000_000_000,
+        )
+        .expect("parses");
         assert!(imported.problems.is_empty(), "{:?}", imported.problems);
         assert_eq!(imported.fixes.len(), exported.records.len());
         for ((_, fix), seen) in imported.fixes.iter().zip(&exported.records) {
@@ -183,7 +189,13 @@ mod tests {
     #[test]
     fn cells_export_as_polygons_and_csv_rows_and_do_not_import_as_fixes() {
         let exported = answer(false);
-        let imported = parse(&geojson(&exported), Format::GeoJson, None).expect("parses");
+        let imported = parse(
+            &geojson(&exported),
+            Format::GeoJson,
+            None,
+            1_800_000_000_000,
+        )
+        .expect("parses");
         assert!(imported.fixes.is_empty(), "a cell is not a fix");
         assert_eq!(imported.problems.len(), exported.records.len());
         let text = csv(&exported);
