@@ -245,10 +245,11 @@ pub fn carer(command: CarerCommand) -> anyhow::Result<()> {
             })?;
             let store = CarerKeystore::create(&out, role, &mut rand::rngs::OsRng)?;
             println!(
-                "carer {} in {}; enrol it with `bmpls carer enrol --carer {}`; a custodian grants it access with `bmpls grant --carer {}`",
+                "carer {} in {}\n  enrol it (an operator, with a validator's key): bmpls carer enrol --carer {} --operator-key {}\n  a custodian grants it access with: bmpls grant --carer {}",
                 hex::encode(store.carer.0),
                 out.display(),
                 out.display(),
+                crate::client::OPERATOR_KEY_EXAMPLE,
                 out.join("carer.toml").display()
             );
             Ok(())

@@ -46,6 +46,9 @@ impl Consortium {
     }
 }
 
+/// A validator's key file in the local cluster, as enrol hints name it.
+pub(crate) const OPERATOR_KEY_EXAMPLE: &str = "certs/local/node1/validator.key";
+
 /// Arguments of `bmpls status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -127,7 +130,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     runtime()?.block_on(async {
         let nodes = args.consortium.connect(&key)?;
-        for (addr, status) in nodes.statuses().await {
+        let statuses = nodes.statuses().await;
+        nodes.close().await;
+        for (addr, status) in &statuses {
             match status {
                 Ok(s) => println!(
                     "{addr}  chain {}  height {}  tip {}  mempool {}",
@@ -139,7 +144,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 Err(e) => println!("{addr}  unreachable: {e}"),
             }
         }
-        nodes.close().await;
+        // A health check: it fails when no node answers.
+        let answered = statuses.iter().filter(|(_, s)| s.is_ok()).count();
+        anyhow::ensure!(
+            answered > 0,
+            "no node answered (of {} asked)",
+            statuses.len()
+        );
         Ok(())
     })
 }
@@ -165,7 +176,7 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             };
             let store = PatientKeystore::create(&out, &text, epoch_ms, &mut rand::rngs::OsRng)?;
             println!(
-                "patient {} in {} ({} levels); enrol it with `bmpls patient enrol --patient {}`",
+                "patient {} in {} ({} levels)\n  enrol it (an operator, with a validator's key): bmpls patient enrol --patient {} --operator-key {OPERATOR_KEY_EXAMPLE}",
                 hex::encode(store.patient.0),
                 out.display(),
                 store.levels.len(),
