@@ -92,6 +92,9 @@ pub enum TxRefusal {
     /// The revoked grant does not exist for this patient.
     #[error("no grant {0} of this patient to revoke")]
     UnknownGrant(TxHash),
+    /// The grant was revoked already.
+    #[error("grant {0} is already revoked")]
+    AlreadyRevoked(TxHash),
     /// The audit is not signed by a validator.
     #[error("the auditing node is not a validator of this chain")]
     NotANode,
@@ -515,11 +518,16 @@ impl<'a> Overlay<'a> {
             Transaction::Revoke(t) => {
                 let state = self.enrolled(&t.patient)?;
                 let key = (t.patient, t.grant);
-                let granted = (self.ledger.grants.get(&key).is_some_and(|g| g.standing)
+                let exists =
+                    self.ledger.grants.contains_key(&key) || self.changes.grants.contains_key(&key);
+                if !exists {
+                    return Err(TxRefusal::UnknownGrant(t.grant));
+                }
+                let standing = (self.ledger.grants.get(&key).is_some_and(|g| g.standing)
                     || self.changes.grants.contains_key(&key))
                     && !self.changes.revoked.contains(&key);
-                if !granted {
-                    return Err(TxRefusal::UnknownGrant(t.grant));
+                if !standing {
+                    return Err(TxRefusal::AlreadyRevoked(t.grant));
                 }
                 self.changes.revoked.insert(key);
                 Ok(state.custodian_key)

@@ -131,6 +131,7 @@ impl Store {
                 .cache_capacity(CACHE_BYTES)
                 .segment_size(SEGMENT_BYTES)
                 .flush_every_ms(None),
+            dir,
         )?;
         let tree = db.open_tree("chain")?;
         let store = Self {

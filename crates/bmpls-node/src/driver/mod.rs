@@ -146,6 +146,8 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
             | TxRefusal::Invalid(_)
             | TxRefusal::UnknownGrant(_)
             | TxRefusal::FixTimeAhead { .. } => RefusalCode::Invalid,
+            // Asking for what is already so is a replay: nothing is left to do.
+            TxRefusal::AlreadyRevoked(_) => RefusalCode::Replay,
         },
     }
 }
