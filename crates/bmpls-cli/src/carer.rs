@@ -134,8 +134,14 @@ pub struct QueryArgs {
     /// The latest record of the window only.
     #[arg(long, conflicts_with_all = ["area_box", "circle", "polygon"])]
     last: bool,
-    /// Only records in this box: west,south,east,north in degrees.
-    #[arg(long = "box", value_name = "W,S,E,N", allow_hyphen_values = true)]
+    /// Only records in this box: west,south,east,north in degrees (longitude first, unlike
+    /// --circle).
+    #[arg(
+        long = "box",
+        value_name = "W,S,E,N",
+        allow_hyphen_values = true,
+        conflicts_with = "circle"
+    )]
     area_box: Option<String>,
     /// Only records in this circle: lat,lon,radius in metres.
     #[arg(long, value_name = "LAT,LON,METRES", allow_hyphen_values = true)]
@@ -405,6 +411,10 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
         result
     })?;
     crate::output::print_answer(&verified, args.format, depth);
+    if verified.records.is_empty() && args.area_box.is_some() {
+        // A box given latitude first is valid and empty more often than not.
+        eprintln!("no record in the box; note that --box is W,S,E,N (longitude first)");
+    }
     Ok(())
 }
 
@@ -531,6 +541,31 @@ pub(crate) fn polygon_file(path: &std::path::Path) -> anyhow::Result<geo::Polygo
     Ok(geo::Polygon::new(exterior, interiors))
 }
 
+/// `--box W,S,E,N`, checked: its latitudes must be latitudes and its south edge south of its
+/// north edge, which is how a box given latitude first (as `--circle` is) shows. A west edge
+/// east of the east edge is a box across the antimeridian, and allowed.
+fn box_arg(text: &str) -> anyhow::Result<[f64; 4]> {
+    let [w, s, e, n] = parse_numbers::<4>(text, "--box")?;
+    let hint = "--box is W,S,E,N: longitude first, unlike --circle";
+    for (name, lat) in [("south", s), ("north", n)] {
+        anyhow::ensure!(
+            (-90.0..=90.0).contains(&lat),
+            "--box: the {name} edge {lat} is not a latitude ({hint})"
+        );
+    }
+    for (name, lon) in [("west", w), ("east", e)] {
+        anyhow::ensure!(
+            (-180.0..=180.0).contains(&lon),
+            "--box: the {name} edge {lon} is not a longitude ({hint})"
+        );
+    }
+    anyhow::ensure!(
+        s <= n,
+        "--box: the south edge {s} is north of the north edge {n} ({hint})"
+    );
+    Ok([w, s, e, n])
+}
+
 /// The cells of `--circle`, `--box` or `--polygon` at `depth`, in at most `max` runs.
 pub(crate) fn area_arg(
     circle: Option<&str>,
@@ -547,8 +582,9 @@ pub(crate) fn area_arg(
         )?));
     }
     Ok(match (area_box, circle) {
-        (Some(b), _) => {
-            let [w, s, e, n] = parse_numbers::<4>(b, "--box")?;
+        (Some(_), Some(_)) => anyhow::bail!("give --box or --circle, not both"),
+        (Some(b), None) => {
+            let [w, s, e, n] = box_arg(b)?;
             Some(cover_lon_lat_box(w, s, e, n, depth, max)?)
         }
         (None, Some(c)) => {
@@ -562,6 +598,46 @@ pub(crate) fn area_arg(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_box_latitude_first_or_with_a_circle_is_refused_saying_why() {
+        assert_eq!(
+            box_arg("4.88,52.36,4.90,52.38").expect("lon first"),
+            [4.88, 52.36, 4.90, 52.38]
+        );
+        box_arg("179.5,-17,-179.5,-16").expect("across the antimeridian");
+        for (text, why) in [
+            (
+                "4.88,52.38,4.90,52.36",
+                "the south edge 52.38 is north of the north edge 52.36",
+            ),
+            (
+                "-33.9,151.2,-33.8,151.3",
+                "the south edge 151.2 is not a latitude",
+            ),
+            (
+                "4.88,52.36,190,52.38",
+                "the east edge 190 is not a longitude",
+            ),
+            ("4.88,52.36,4.90", "expected 4 comma-separated numbers"),
+        ] {
+            let error = box_arg(text).expect_err(text).to_string();
+            assert!(error.contains(why), "{text}: {error}");
+            assert!(
+                why.starts_with("expected") || error.contains("longitude first"),
+                "{error}"
+            );
+        }
+        let error = area_arg(
+            Some("52.37,4.89,100"),
+            Some("4.88,52.36,4.90,52.38"),
+            None,
+            16,
+            64,
+        )
+        .expect_err("both");
+        assert!(error.to_string().contains("not both"), "{error}");
+    }
 
     fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
         let path = dir.path().join(name);
