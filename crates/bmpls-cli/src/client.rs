@@ -253,6 +253,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     match outcome.first() {
         Some(Submitted::Committed { height, .. }) => {
             store.set_next_seq(seq + 1)?;
+            store.add_reported_times(&[fix.fix_time_ms])?;
             println!("record {seq} committed at height {height}");
             Ok(())
         }

@@ -86,9 +86,18 @@ pub fn report_file(
         path.display(),
         units(imported.problems.len())
     );
-    let mut fixes: Vec<_> = imported.fixes.into_iter().map(|(_, f)| f).collect();
-    // Sequence numbers follow fix time, as a phone would have reported them.
-    fixes.sort_by_key(|f| f.fix_time_ms);
+    let (fixes, repeated) = new_fixes(
+        imported.fixes.into_iter().map(|(_, f)| f).collect(),
+        &store.reported_times()?,
+    );
+    if fixes.is_empty() {
+        println!(
+            "{}: every fix was already reported ({} skipped)",
+            path.display(),
+            plural(repeated, "fix", "fixes")
+        );
+        return Ok(());
+    }
 
     let mut reporter = store.reporter()?;
     let first = store.next_seq()?;
@@ -113,7 +122,7 @@ pub fn report_file(
                         .with_context(|| format!("the fix at {} ms", fix.fix_time_ms))?;
                     batch.push(Transaction::Report(record));
                 }
-                for outcome in nodes.submit(batch).await? {
+                for (i, outcome) in nodes.submit(batch).await?.into_iter().enumerate() {
                     match outcome {
                         Submitted::Committed { height, .. } => {
                             next += 1;
@@ -121,11 +130,16 @@ pub fn report_file(
                         }
                         Submitted::Refused { code, reason } => {
                             store.set_next_seq(next)?;
+                            let times: Vec<u64> =
+                                chunk[..i].iter().map(|f| f.fix_time_ms).collect();
+                            store.add_reported_times(&times)?;
                             anyhow::bail!("record {next} refused ({code:?}): {}", reason.as_str());
                         }
                     }
                 }
                 store.set_next_seq(next)?;
+                let times: Vec<u64> = chunk.iter().map(|f| f.fix_time_ms).collect();
+                store.add_reported_times(&times)?;
                 bar.inc(chunk.len() as u64);
             }
             anyhow::Ok(())
@@ -135,10 +149,69 @@ pub fn report_file(
         result
     })?;
     bar.finish_and_clear();
+    let records = if next - first == 1 {
+        format!("record {first}")
+    } else {
+        format!("records {first} to {}", next - 1)
+    };
     println!(
-        "records {first} to {} committed (last at height {last_height}); {} skipped",
-        next - 1,
-        units(imported.problems.len())
+        "{records} committed (last at height {last_height}); {} skipped, {} already reported",
+        units(imported.problems.len()),
+        plural(repeated, "fix", "fixes")
     );
     Ok(())
+}
+
+/// The fixes to report, in fix-time order (sequence numbers follow fix time, as a phone would
+/// have reported them), and how many were left out: a fix whose time was already reported
+/// (the same file imported again) or that repeats one before it in the file is the same fix.
+fn new_fixes(
+    mut fixes: Vec<bmpls_client::Fix>,
+    reported: &std::collections::BTreeSet<u64>,
+) -> (Vec<bmpls_client::Fix>, usize) {
+    fixes.sort_by_key(|f| f.fix_time_ms);
+    let before = fixes.len();
+    fixes.dedup_by_key(|f| f.fix_time_ms);
+    fixes.retain(|f| !reported.contains(&f.fix_time_ms));
+    let left_out = before - fixes.len();
+    (fixes, left_out)
+}
+
+/// `n` and the noun in the number it needs.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(fix_time_ms: u64) -> bmpls_client::Fix {
+        bmpls_client::Fix {
+            lat: 52.37,
+            lon: 4.89,
+            accuracy_m: 5.0,
+            altitude_m: 0.0,
+            speed_m_s: 0.0,
+            battery_percent: 50,
+            trigger: bmpls_types::Trigger::Periodic,
+            fix_time_ms,
+        }
+    }
+
+    #[test]
+    fn fixes_already_reported_or_repeated_are_left_out_and_counted() {
+        let file = vec![at(30), at(10), at(20), at(10)];
+        let (fixes, left_out) = new_fixes(file.clone(), &Default::default());
+        let times: Vec<u64> = fixes.iter().map(|f| f.fix_time_ms).collect();
+        assert_eq!((times, left_out), (vec![10, 20, 30], 1));
+        // The same file again, after its fixes were reported: nothing new.
+        let reported = [10, 20, 30].into_iter().collect();
+        let (fixes, left_out) = new_fixes(file, &reported);
+        assert_eq!((fixes.len(), left_out), (0, 4));
+        let (fixes, left_out) = new_fixes(vec![at(20), at(40)], &reported);
+        assert_eq!((fixes.len(), left_out), (1, 1));
+        assert_eq!(plural(1, "fix", "fixes"), "1 fix");
+        assert_eq!(plural(2, "fix", "fixes"), "2 fixes");
+    }
 }
