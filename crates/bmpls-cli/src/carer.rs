@@ -202,8 +202,12 @@ pub(crate) fn iso(ms: u64) -> String {
 
 fn hash_arg(text: &str) -> anyhow::Result<TxHash> {
     let mut bytes = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut bytes)
-        .map_err(|_| anyhow::anyhow!("a grant hash is 64 hex digits"))?;
+    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "a grant hash is 64 hex digits, not {:?} (`bmpls grant` prints it in full)",
+            text.trim()
+        )
+    })?;
     Ok(TxHash(bytes))
 }
 
@@ -313,7 +317,27 @@ pub fn grant(args: GrantArgs) -> anyhow::Result<()> {
         iso(data.1),
         iso(valid.1)
     );
+    let carer_dir = args.carer.parent().unwrap_or(std::path::Path::new("."));
+    println!(
+        "  the carer asks with: {}",
+        query_hint(carer_dir, &patient.patient, &hash, &args.level)
+    );
     Ok(())
+}
+
+/// The `bmpls query` command a carer runs under a new grant, with the full ids to paste.
+fn query_hint(
+    carer_dir: &std::path::Path,
+    patient: &PatientId,
+    grant: &TxHash,
+    level: &str,
+) -> String {
+    format!(
+        "bmpls query --carer {} --patient-id {} --grant {} --level {level}",
+        carer_dir.display(),
+        hex::encode(patient.0),
+        hex::encode(grant.0)
+    )
 }
 
 /// `bmpls revoke`.
@@ -351,7 +375,12 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
     let (level, depth) = level_arg(&levels, &args.level)?;
     let mut id = [0u8; 16];
     hex::decode_to_slice(args.patient_id.trim(), &mut id)
-        .map_err(|_| anyhow::anyhow!("a patient id is 32 hex digits"))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "a patient id is 32 hex digits, not {:?} (`bmpls grant` and `bmpls patient new` print it in full)",
+                args.patient_id.trim()
+            )
+        })?;
     let grant = hash_arg(&args.grant)?;
     let (from_ms, to_ms) = window(args.from.as_deref(), args.days)?;
     anyhow::ensure!(
@@ -598,6 +627,31 @@ pub(crate) fn area_arg(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_printed_and_asked_for_in_full() {
+        let hint = query_hint(
+            std::path::Path::new("nurse"),
+            &PatientId([0xab; 16]),
+            &TxHash([0xcd; 32]),
+            "street",
+        );
+        assert_eq!(
+            hint,
+            format!(
+                "bmpls query --carer nurse --patient-id {} --grant {} --level street",
+                "ab".repeat(16),
+                "cd".repeat(32)
+            )
+        );
+        let error = hash_arg("a63d1d26…828")
+            .expect_err("abbreviated")
+            .to_string();
+        assert!(
+            error.contains("64 hex digits") && error.contains("in full"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn a_box_latitude_first_or_with_a_circle_is_refused_saying_why() {
