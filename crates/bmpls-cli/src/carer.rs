@@ -193,10 +193,14 @@ pub(crate) fn window(from: Option<&str>, days: u64) -> anyhow::Result<(u64, u64)
 }
 
 pub(crate) fn iso(ms: u64) -> String {
-    let format = time::format_description::well_known::Rfc3339;
+    // Always three fractional digits, so that times line up in a column (RFC 3339 still).
+    let format = time::format_description::parse(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z",
+    );
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&format).ok())
+        .zip(format.ok())
+        .and_then(|(t, format)| t.format(&format).ok())
         .unwrap_or_else(|| format!("{ms} ms"))
 }
 
@@ -627,6 +631,13 @@ pub(crate) fn area_arg(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_print_with_three_fractional_digits() {
+        assert_eq!(iso(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+        assert_eq!(iso(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
+        assert_eq!(iso(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
 
     #[test]
     fn ids_are_printed_and_asked_for_in_full() {

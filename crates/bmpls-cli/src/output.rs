@@ -8,9 +8,10 @@ use crate::carer::{Format, iso};
 pub(crate) fn print_answer(answer: &VerifiedAnswer, format: Format, depth: u8) {
     match format {
         Format::Table => {
+            let n = answer.records.len();
             println!(
-                "{} records, verified against the commit certificates (chain height {}){}",
-                answer.records.len(),
+                "{n} record{}, verified against the commit certificates (chain height {}){}",
+                if n == 1 { "" } else { "s" },
                 answer.at_height.0,
                 if answer.more {
                     "; more in the window: raise --limit"
@@ -202,7 +203,7 @@ mod tests {
         let rows: Vec<&str> = text.lines().collect();
         assert_eq!(rows.len(), 1 + exported.records.len());
         assert!(rows[0].starts_with("seq,time,height,west,south,east,north"));
-        assert!(rows[1].starts_with("1,2023-11-14T22:13:20Z,10,"));
+        assert!(rows[1].starts_with("1,2023-11-14T22:13:20.000Z,10,"));
         assert!(
             rows[1].ends_with(",,"),
             "no exact fix in a cell row: {}",
