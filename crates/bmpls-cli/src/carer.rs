@@ -465,9 +465,52 @@ pub(crate) async fn ask(
             Ok(verify_answer(*answer, &query, validators, levels, carer)
                 .with_context(|| format!("the answer of {addr} does not verify"))?)
         }
-        Some(QueryOutcome::Unauthorized(why)) => anyhow::bail!("refused by {addr}: {why}"),
+        Some(QueryOutcome::Unauthorized(why)) => {
+            anyhow::bail!("refused by {addr}: {}", refusal_text(&why, levels))
+        }
         Some(QueryOutcome::Failed(why)) => anyhow::bail!("{addr} failed: {}", why.as_str()),
         None => anyhow::bail!("{addr} gave no answer"),
+    }
+}
+
+/// A node's refusal for people: times as dates, levels by name.
+fn refusal_text(why: &bmpls_net::query::Unauthorized, levels: &LevelSet) -> String {
+    use bmpls_net::query::Unauthorized;
+    let level = |index: u8| {
+        levels
+            .levels()
+            .get(usize::from(index))
+            .map_or_else(|| format!("level {index}"), |l| l.name.clone())
+    };
+    match *why {
+        Unauthorized::OutsideValidity {
+            valid_from_ms,
+            valid_until_ms,
+            now_ms,
+        } => format!(
+            "the grant is valid from {} until {}, not now ({})",
+            iso(valid_from_ms),
+            iso(valid_until_ms),
+            iso(now_ms)
+        ),
+        Unauthorized::LevelTooFine { granted, asked } => format!(
+            "{} is finer than the granted level, {}",
+            level(asked),
+            level(granted)
+        ),
+        Unauthorized::OutsideWindow {
+            from_ms,
+            to_ms,
+            data_from_ms,
+            data_to_ms,
+        } => format!(
+            "the window {} to {} reaches outside the grant's data, {} to {}",
+            iso(from_ms),
+            iso(to_ms),
+            iso(data_from_ms),
+            iso(data_to_ms)
+        ),
+        ref other => other.to_string(),
     }
 }
 
@@ -631,6 +674,36 @@ pub(crate) fn area_arg(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_name_levels_and_dates() {
+        let levels =
+            LevelSet::from_toml(include_str!("../../../config/levels.toml")).expect("levels");
+        let text = refusal_text(
+            &bmpls_net::query::Unauthorized::LevelTooFine {
+                granted: 3,
+                asked: 2,
+            },
+            &levels,
+        );
+        assert_eq!(
+            text,
+            "neighbourhood is finer than the granted level, district"
+        );
+        let text = refusal_text(
+            &bmpls_net::query::Unauthorized::OutsideWindow {
+                from_ms: 1_700_000_000_000,
+                to_ms: 1_700_086_399_999,
+                data_from_ms: 1_700_092_800_000,
+                data_to_ms: 1_700_179_199_999,
+            },
+            &levels,
+        );
+        assert!(
+            text.starts_with("the window 2023-11-14T22:13:20.000Z to 2023-11-15T22:13:19.999Z"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn times_print_with_three_fractional_digits() {
