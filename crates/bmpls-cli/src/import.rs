@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use bmpls_client::PatientKeystore;
 use bmpls_client::import::{Format, MAX_IMPORT_BYTES, parse};
@@ -102,12 +102,7 @@ pub fn report_file(
     let mut reporter = store.reporter()?;
     let first = store.next_seq()?;
     let bar = ProgressBar::new(fixes.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} fixes committed ({per_sec})",
-        )?
-        .progress_chars("=> "),
-    );
+    bar.set_style(crate::output::progress_style("fixes committed")?);
     let mut rng = rand::rngs::OsRng;
     let mut next = first;
     let mut last_height = 0;

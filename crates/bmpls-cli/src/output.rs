@@ -4,6 +4,32 @@ use bmpls_client::VerifiedAnswer;
 
 use crate::carer::{Format, iso};
 
+/// The style of a progress bar counting `what`: elapsed time, bar, count, and the rate as a
+/// whole number per second (indicatif's own `{per_sec}` prints `3,587.6057/s`).
+pub(crate) fn progress_style(
+    what: &str,
+) -> Result<indicatif::ProgressStyle, indicatif::style::TemplateError> {
+    Ok(indicatif::ProgressStyle::with_template(&format!(
+        "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {what} ({{rate}})"
+    ))?
+    .with_key(
+        "rate",
+        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}", rate(state.per_sec()));
+        },
+    )
+    .progress_chars("=> "))
+}
+
+/// A rate per second as a whole number (one decimal below 10).
+fn rate(per_sec: f64) -> String {
+    if per_sec < 10.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{per_sec:.0}/s")
+    }
+}
+
 /// Prints `answer` in `format`; `depth` is the level's cell depth, for the table.
 pub(crate) fn print_answer(answer: &VerifiedAnswer, format: Format, depth: u8) {
     match format {
@@ -124,6 +150,13 @@ mod tests {
     };
 
     use super::*;
+
+    #[test]
+    fn rates_print_as_whole_numbers() {
+        assert_eq!(rate(3_587.605_7), "3588/s");
+        assert_eq!(rate(2.345), "2.3/s");
+        progress_style("fixes committed").expect("the template parses");
+    }
 
     fn answer(exact: bool) -> VerifiedAnswer {
         let records = (0..5u64)
