@@ -96,10 +96,11 @@ pub fn fence(args: FenceArgs) -> anyhow::Result<()> {
     )?;
     let (hash, height) = submit(&args.consortium, patient.custodian_key(), tx, "fence")?;
     println!(
-        "fence {} committed at height {height}: carer {} is alerted on Enter/Exit ({} records) and Missing ({} s of silence), {} to {}",
+        "fence {} committed at height {height}: carer {} is alerted on Enter/Exit (after {} record{}) and Missing ({} s of silence), {} to {}",
         hex::encode(hash.0),
         hex::encode(card.carer.0),
         args.debounce.max(1),
+        if args.debounce.max(1) == 1 { "" } else { "s" },
         3 * args.interval_s,
         iso(days.0),
         iso(days.1)

@@ -548,8 +548,9 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
             .map_or_else(|| hex::encode(&id.0[..8]), |(name, _)| name.clone())
     };
     println!(
-        "{} audit entries, verified (each signed by its validator and proved into a committed block){}",
+        "{} audit entr{}, verified (each signed by its validator and proved into a committed block){}",
         entries.len(),
+        if entries.len() == 1 { "y" } else { "ies" },
         if more {
             "; more: raise --limit or --from-height"
         } else {
