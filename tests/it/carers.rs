@@ -494,6 +494,24 @@ async fn carers_scenario() {
         .await
         .expect("answer");
     assert_eq!(refusal(&outcomes[0]), &Unauthorized::Revoked);
+    // Revoking it again says so, and an unknown grant is another refusal.
+    let again = net
+        .admin
+        .submit(vec![
+            patient.revoke(world.validators.chain_id(), district_hash),
+            patient.revoke(world.validators.chain_id(), TxHash([7; 32])),
+        ])
+        .await
+        .expect("submitted");
+    let reasons: Vec<String> = again
+        .iter()
+        .map(|o| match o {
+            bmpls_net::Submitted::Refused { reason, .. } => reason.as_str().to_string(),
+            other => panic!("not refused: {other:?}"),
+        })
+        .collect();
+    assert!(reasons[0].contains("is already revoked"), "{reasons:?}");
+    assert!(reasons[1].contains("no grant"), "{reasons:?}");
 
     // Every answered query became an audit entry on the chain, which the patient's custodian
     // reads (verified) and nobody else may.

@@ -9,4 +9,5 @@ mod crash;
 mod logs;
 mod privacy;
 mod store;
+mod tracks;
 mod wal;

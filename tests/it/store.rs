@@ -187,6 +187,31 @@ fn a_block_that_does_not_extend_the_tip_is_refused() {
 }
 
 #[test]
+fn a_store_in_use_says_another_node_is_using_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = open(&dir);
+    let error = Store::open(dir.path(), &chain_id()).expect_err("locked by the first");
+    assert!(
+        matches!(&error, StoreError::Locked(path) if path == dir.path()),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(text.starts_with("another node is using"), "{text}");
+    assert!(!text.contains("WouldBlock"), "{text}");
+    drop(first);
+    let log = tempfile::tempdir().expect("temp dir");
+    let wal = bmpls_store::SledWal::open(log.path()).expect("opens");
+    assert!(
+        matches!(
+            bmpls_store::SledWal::open(log.path()),
+            Err(StoreError::Locked(_))
+        ),
+        "a log in use is locked too"
+    );
+    drop(wal);
+}
+
+#[test]
 fn another_chain_or_schema_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     drop(open(&dir));

@@ -28,11 +28,17 @@ pub struct FenceArgs {
     /// The safe zone: a circle lat,lon,radius in metres.
     #[arg(long, value_name = "LAT,LON,METRES", allow_hyphen_values = true)]
     circle: Option<String>,
-    /// The safe zone: a box west,south,east,north in degrees.
-    #[arg(long = "box", value_name = "W,S,E,N", allow_hyphen_values = true)]
+    /// The safe zone: a box west,south,east,north in degrees (longitude first, unlike
+    /// --circle).
+    #[arg(
+        long = "box",
+        value_name = "W,S,E,N",
+        allow_hyphen_values = true,
+        conflicts_with = "circle"
+    )]
     area_box: Option<String>,
     /// The safe zone: a GeoJSON Polygon file (geometry, Feature or FeatureCollection).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["area_box", "circle"])]
     polygon: Option<PathBuf>,
     /// First day the fence applies to, YYYY-MM-DD in UTC (default: today).
     #[arg(long)]
@@ -91,10 +97,11 @@ pub fn fence(args: FenceArgs) -> anyhow::Result<()> {
     )?;
     let (hash, height) = submit(&args.consortium, patient.custodian_key(), tx, "fence")?;
     println!(
-        "fence {} committed at height {height}: carer {} is alerted on Enter/Exit ({} records) and Missing ({} s of silence), {} to {}",
+        "fence {} committed at height {height}: carer {} is alerted on Enter/Exit (after {} record{}) and Missing ({} s of silence), {} to {}",
         hex::encode(hash.0),
         hex::encode(card.carer.0),
         args.debounce.max(1),
+        if args.debounce.max(1) == 1 { "" } else { "s" },
         3 * args.interval_s,
         iso(days.0),
         iso(days.1)

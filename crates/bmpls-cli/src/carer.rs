@@ -134,8 +134,14 @@ pub struct QueryArgs {
     /// The latest record of the window only.
     #[arg(long, conflicts_with_all = ["area_box", "circle", "polygon"])]
     last: bool,
-    /// Only records in this box: west,south,east,north in degrees.
-    #[arg(long = "box", value_name = "W,S,E,N", allow_hyphen_values = true)]
+    /// Only records in this box: west,south,east,north in degrees (longitude first, unlike
+    /// --circle).
+    #[arg(
+        long = "box",
+        value_name = "W,S,E,N",
+        allow_hyphen_values = true,
+        conflicts_with = "circle"
+    )]
     area_box: Option<String>,
     /// Only records in this circle: lat,lon,radius in metres.
     #[arg(long, value_name = "LAT,LON,METRES", allow_hyphen_values = true)]
@@ -187,17 +193,25 @@ pub(crate) fn window(from: Option<&str>, days: u64) -> anyhow::Result<(u64, u64)
 }
 
 pub(crate) fn iso(ms: u64) -> String {
-    let format = time::format_description::well_known::Rfc3339;
+    // Always three fractional digits, so that times line up in a column (RFC 3339 still).
+    let format = time::format_description::parse(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z",
+    );
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&format).ok())
+        .zip(format.ok())
+        .and_then(|(t, format)| t.format(&format).ok())
         .unwrap_or_else(|| format!("{ms} ms"))
 }
 
 fn hash_arg(text: &str) -> anyhow::Result<TxHash> {
     let mut bytes = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut bytes)
-        .map_err(|_| anyhow::anyhow!("a grant hash is 64 hex digits"))?;
+    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "a grant hash is 64 hex digits, not {:?} (`bmpls grant` prints it in full)",
+            text.trim()
+        )
+    })?;
     Ok(TxHash(bytes))
 }
 
@@ -245,10 +259,11 @@ pub fn carer(command: CarerCommand) -> anyhow::Result<()> {
             })?;
             let store = CarerKeystore::create(&out, role, &mut rand::rngs::OsRng)?;
             println!(
-                "carer {} in {}; enrol it with `bmpls carer enrol --carer {}`; a custodian grants it access with `bmpls grant --carer {}`",
+                "carer {} in {}\n  enrol it (an operator, with a validator's key): bmpls carer enrol --carer {} --operator-key {}\n  a custodian grants it access with: bmpls grant --carer {}",
                 hex::encode(store.carer.0),
                 out.display(),
                 out.display(),
+                crate::client::OPERATOR_KEY_EXAMPLE,
                 out.join("carer.toml").display()
             );
             Ok(())
@@ -307,7 +322,27 @@ pub fn grant(args: GrantArgs) -> anyhow::Result<()> {
         iso(data.1),
         iso(valid.1)
     );
+    let carer_dir = args.carer.parent().unwrap_or(std::path::Path::new("."));
+    println!(
+        "  the carer asks with: {}",
+        query_hint(carer_dir, &patient.patient, &hash, &args.level)
+    );
     Ok(())
+}
+
+/// The `bmpls query` command a carer runs under a new grant, with the full ids to paste.
+fn query_hint(
+    carer_dir: &std::path::Path,
+    patient: &PatientId,
+    grant: &TxHash,
+    level: &str,
+) -> String {
+    format!(
+        "bmpls query --carer {} --patient-id {} --grant {} --level {level}",
+        carer_dir.display(),
+        hex::encode(patient.0),
+        hex::encode(grant.0)
+    )
 }
 
 /// `bmpls revoke`.
@@ -345,7 +380,12 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
     let (level, depth) = level_arg(&levels, &args.level)?;
     let mut id = [0u8; 16];
     hex::decode_to_slice(args.patient_id.trim(), &mut id)
-        .map_err(|_| anyhow::anyhow!("a patient id is 32 hex digits"))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "a patient id is 32 hex digits, not {:?} (`bmpls grant` and `bmpls patient new` print it in full)",
+                args.patient_id.trim()
+            )
+        })?;
     let grant = hash_arg(&args.grant)?;
     let (from_ms, to_ms) = window(args.from.as_deref(), args.days)?;
     anyhow::ensure!(
@@ -405,6 +445,10 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
         result
     })?;
     crate::output::print_answer(&verified, args.format, depth);
+    if verified.records.is_empty() && args.area_box.is_some() {
+        // A box given latitude first is valid and empty more often than not.
+        eprintln!("no record in the box; note that --box is W,S,E,N (longitude first)");
+    }
     Ok(())
 }
 
@@ -422,9 +466,52 @@ pub(crate) async fn ask(
             Ok(verify_answer(*answer, &query, validators, levels, carer)
                 .with_context(|| format!("the answer of {addr} does not verify"))?)
         }
-        Some(QueryOutcome::Unauthorized(why)) => anyhow::bail!("refused by {addr}: {why}"),
+        Some(QueryOutcome::Unauthorized(why)) => {
+            anyhow::bail!("refused by {addr}: {}", refusal_text(&why, levels))
+        }
         Some(QueryOutcome::Failed(why)) => anyhow::bail!("{addr} failed: {}", why.as_str()),
         None => anyhow::bail!("{addr} gave no answer"),
+    }
+}
+
+/// A node's refusal for people: times as dates, levels by name.
+fn refusal_text(why: &bmpls_net::query::Unauthorized, levels: &LevelSet) -> String {
+    use bmpls_net::query::Unauthorized;
+    let level = |index: u8| {
+        levels
+            .levels()
+            .get(usize::from(index))
+            .map_or_else(|| format!("level {index}"), |l| l.name.clone())
+    };
+    match *why {
+        Unauthorized::OutsideValidity {
+            valid_from_ms,
+            valid_until_ms,
+            now_ms,
+        } => format!(
+            "the grant is valid from {} until {}, not now ({})",
+            iso(valid_from_ms),
+            iso(valid_until_ms),
+            iso(now_ms)
+        ),
+        Unauthorized::LevelTooFine { granted, asked } => format!(
+            "{} is finer than the granted level, {}",
+            level(asked),
+            level(granted)
+        ),
+        Unauthorized::OutsideWindow {
+            from_ms,
+            to_ms,
+            data_from_ms,
+            data_to_ms,
+        } => format!(
+            "the window {} to {} reaches outside the grant's data, {} to {}",
+            iso(from_ms),
+            iso(to_ms),
+            iso(data_from_ms),
+            iso(data_to_ms)
+        ),
+        ref other => other.to_string(),
     }
 }
 
@@ -462,8 +549,9 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
             .map_or_else(|| hex::encode(&id.0[..8]), |(name, _)| name.clone())
     };
     println!(
-        "{} audit entries, verified (each signed by its validator and proved into a committed block){}",
+        "{} audit entr{}, verified (each signed by its validator and proved into a committed block){}",
         entries.len(),
+        if entries.len() == 1 { "y" } else { "ies" },
         if more {
             "; more: raise --limit or --from-height"
         } else {
@@ -531,6 +619,31 @@ pub(crate) fn polygon_file(path: &std::path::Path) -> anyhow::Result<geo::Polygo
     Ok(geo::Polygon::new(exterior, interiors))
 }
 
+/// `--box W,S,E,N`, checked: its latitudes must be latitudes and its south edge south of its
+/// north edge, which is how a box given latitude first (as `--circle` is) shows. A west edge
+/// east of the east edge is a box across the antimeridian, and allowed.
+fn box_arg(text: &str) -> anyhow::Result<[f64; 4]> {
+    let [w, s, e, n] = parse_numbers::<4>(text, "--box")?;
+    let hint = "--box is W,S,E,N: longitude first, unlike --circle";
+    for (name, lat) in [("south", s), ("north", n)] {
+        anyhow::ensure!(
+            (-90.0..=90.0).contains(&lat),
+            "--box: the {name} edge {lat} is not a latitude ({hint})"
+        );
+    }
+    for (name, lon) in [("west", w), ("east", e)] {
+        anyhow::ensure!(
+            (-180.0..=180.0).contains(&lon),
+            "--box: the {name} edge {lon} is not a longitude ({hint})"
+        );
+    }
+    anyhow::ensure!(
+        s <= n,
+        "--box: the south edge {s} is north of the north edge {n} ({hint})"
+    );
+    Ok([w, s, e, n])
+}
+
 /// The cells of `--circle`, `--box` or `--polygon` at `depth`, in at most `max` runs.
 pub(crate) fn area_arg(
     circle: Option<&str>,
@@ -547,8 +660,9 @@ pub(crate) fn area_arg(
         )?));
     }
     Ok(match (area_box, circle) {
-        (Some(b), _) => {
-            let [w, s, e, n] = parse_numbers::<4>(b, "--box")?;
+        (Some(_), Some(_)) => anyhow::bail!("give --box or --circle, not both"),
+        (Some(b), None) => {
+            let [w, s, e, n] = box_arg(b)?;
             Some(cover_lon_lat_box(w, s, e, n, depth, max)?)
         }
         (None, Some(c)) => {
@@ -562,6 +676,108 @@ pub(crate) fn area_arg(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_name_levels_and_dates() {
+        let levels =
+            LevelSet::from_toml(include_str!("../../../config/levels.toml")).expect("levels");
+        let text = refusal_text(
+            &bmpls_net::query::Unauthorized::LevelTooFine {
+                granted: 3,
+                asked: 2,
+            },
+            &levels,
+        );
+        assert_eq!(
+            text,
+            "neighbourhood is finer than the granted level, district"
+        );
+        let text = refusal_text(
+            &bmpls_net::query::Unauthorized::OutsideWindow {
+                from_ms: 1_700_000_000_000,
+                to_ms: 1_700_086_399_999,
+                data_from_ms: 1_700_092_800_000,
+                data_to_ms: 1_700_179_199_999,
+            },
+            &levels,
+        );
+        assert!(
+            text.starts_with("the window 2023-11-14T22:13:20.000Z to 2023-11-15T22:13:19.999Z"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn times_print_with_three_fractional_digits() {
+        assert_eq!(iso(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+        assert_eq!(iso(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
+        assert_eq!(iso(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn ids_are_printed_and_asked_for_in_full() {
+        let hint = query_hint(
+            std::path::Path::new("nurse"),
+            &PatientId([0xab; 16]),
+            &TxHash([0xcd; 32]),
+            "street",
+        );
+        assert_eq!(
+            hint,
+            format!(
+                "bmpls query --carer nurse --patient-id {} --grant {} --level street",
+                "ab".repeat(16),
+                "cd".repeat(32)
+            )
+        );
+        let error = hash_arg("a63d1d26…828")
+            .expect_err("abbreviated")
+            .to_string();
+        assert!(
+            error.contains("64 hex digits") && error.contains("in full"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_box_latitude_first_or_with_a_circle_is_refused_saying_why() {
+        assert_eq!(
+            box_arg("4.88,52.36,4.90,52.38").expect("lon first"),
+            [4.88, 52.36, 4.90, 52.38]
+        );
+        box_arg("179.5,-17,-179.5,-16").expect("across the antimeridian");
+        for (text, why) in [
+            (
+                "4.88,52.38,4.90,52.36",
+                "the south edge 52.38 is north of the north edge 52.36",
+            ),
+            (
+                "-33.9,151.2,-33.8,151.3",
+                "the south edge 151.2 is not a latitude",
+            ),
+            (
+                "4.88,52.36,190,52.38",
+                "the east edge 190 is not a longitude",
+            ),
+            ("4.88,52.36,4.90", "expected 4 comma-separated numbers"),
+        ] {
+            let error = box_arg(text).expect_err(text).to_string();
+            assert!(error.contains(why), "{text}: {error}");
+            assert!(
+                why.starts_with("expected") || error.contains("longitude first"),
+                "{error}"
+            );
+        }
+        let error = area_arg(
+            Some("52.37,4.89,100"),
+            Some("4.88,52.36,4.90,52.38"),
+            None,
+            16,
+            64,
+        )
+        .expect_err("both");
+        assert!(error.to_string().contains("not both"), "{error}");
+    }
 
     fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
         let path = dir.path().join(name);

@@ -51,6 +51,9 @@ impl Consortium {
     }
 }
 
+/// A validator's key file in the local cluster, as enrol hints name it.
+pub(crate) const OPERATOR_KEY_EXAMPLE: &str = "certs/local/node1/validator.key";
+
 /// Arguments of `bmpls status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -113,7 +116,7 @@ pub struct ReportArgs {
     /// Horizontal accuracy in metres.
     #[arg(long, default_value_t = 10.0)]
     accuracy: f64,
-    /// Fix time in Unix milliseconds (default: now).
+    /// Fix time in Unix milliseconds (default: now), from 2000-01-01 to a day ahead of now.
     #[arg(long)]
     time_ms: Option<u64>,
     #[command(flatten)]
@@ -132,7 +135,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     runtime()?.block_on(async {
         let nodes = args.consortium.connect(&key)?;
-        for (addr, status) in nodes.statuses().await {
+        let statuses = nodes.statuses().await;
+        nodes.close().await;
+        for (addr, status) in &statuses {
             match status {
                 Ok(s) => println!(
                     "{addr}  chain {}  height {}  tip {}  mempool {}",
@@ -144,7 +149,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 Err(e) => println!("{addr}  unreachable: {e}"),
             }
         }
-        nodes.close().await;
+        // A health check: it fails when no node answers.
+        let answered = statuses.iter().filter(|(_, s)| s.is_ok()).count();
+        anyhow::ensure!(
+            answered > 0,
+            "no node answered (of {} asked)",
+            statuses.len()
+        );
         Ok(())
     })
 }
@@ -170,7 +181,7 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             };
             let store = PatientKeystore::create(&out, &text, epoch_ms, &mut rand::rngs::OsRng)?;
             println!(
-                "patient {} in {} ({} levels); enrol it with `bmpls patient enrol --patient {}`",
+                "patient {} in {} ({} levels)\n  enrol it (an operator, with a validator's key): bmpls patient enrol --patient {} --operator-key {OPERATOR_KEY_EXAMPLE}",
                 hex::encode(store.patient.0),
                 out.display(),
                 store.levels.len(),
@@ -226,6 +237,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let (Some(lat), Some(lon)) = (args.lat, args.lon) else {
         anyhow::bail!("give --lat and --lon, or --from FILE");
     };
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
     let fix = Fix {
         lat,
         lon,
@@ -234,11 +246,9 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         speed_m_s: 0.0,
         battery_percent: 100,
         trigger: Trigger::Manual,
-        fix_time_ms: match args.time_ms {
-            Some(t) => t,
-            None => SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64,
-        },
+        fix_time_ms: args.time_ms.unwrap_or(now_ms),
     };
+    bmpls_client::check_fix_time(fix.fix_time_ms, now_ms).context("--time-ms")?;
     let record = reporter.build(&fix, Seq(seq), &mut rand::rngs::OsRng)?;
     let outcome = runtime()?.block_on(async {
         let nodes = args.consortium.connect(store.reporter_key())?;
@@ -249,6 +259,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     match outcome.first() {
         Some(Submitted::Committed { height, .. }) => {
             store.set_next_seq(seq + 1)?;
+            store.add_reported_times(&[fix.fix_time_ms])?;
             println!("record {seq} committed at height {height}");
             Ok(())
         }

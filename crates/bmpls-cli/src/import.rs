@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use bmpls_client::PatientKeystore;
 use bmpls_client::import::{Format, MAX_IMPORT_BYTES, parse};
@@ -33,8 +33,16 @@ pub fn report_file(
         "{} is {size} bytes; at most {MAX_IMPORT_BYTES}",
         path.display()
     );
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // Bytes that are not UTF-8 spoil only their line (as U+FFFD), like any other bad line.
+    let text = String::from_utf8_lossy(&bytes);
+    anyhow::ensure!(
+        !text
+            .trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\0')
+            .is_empty(),
+        "{}: the file is empty: no fixes to report",
+        path.display()
+    );
     let passphrase = match passphrase_file {
         Some(file) => Some(zeroize::Zeroizing::new(
             std::fs::read_to_string(file)
@@ -47,7 +55,16 @@ pub fn report_file(
     let name = path.to_string_lossy();
     let format = Format::detect(&name, &text)
         .with_context(|| format!("{}: not OwnTracks JSON, GPX or GeoJSON", path.display()))?;
-    let imported = parse(&text, format, passphrase.as_deref().map(String::as_str))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let imported = parse(
+        &text,
+        format,
+        passphrase.as_deref().map(String::as_str),
+        now_ms,
+    )
+    .with_context(|| format!("{}", path.display()))?;
     let unit = if format == Format::GeoJson {
         "feature"
     } else {
@@ -63,20 +80,29 @@ pub fn report_file(
         units(imported.problems.len()),
         path.display()
     );
-    anyhow::ensure!(!imported.fixes.is_empty(), "{}: no fixes", path.display());
-    let mut fixes: Vec<_> = imported.fixes.into_iter().map(|(_, f)| f).collect();
-    // Sequence numbers follow fix time, as a phone would have reported them.
-    fixes.sort_by_key(|f| f.fix_time_ms);
+    anyhow::ensure!(
+        !imported.fixes.is_empty(),
+        "{}: no fixes ({} not fixes)",
+        path.display(),
+        units(imported.problems.len())
+    );
+    let (fixes, repeated) = new_fixes(
+        imported.fixes.into_iter().map(|(_, f)| f).collect(),
+        &store.reported_times()?,
+    );
+    if fixes.is_empty() {
+        println!(
+            "{}: every fix was already reported ({} skipped)",
+            path.display(),
+            plural(repeated, "fix", "fixes")
+        );
+        return Ok(());
+    }
 
     let mut reporter = store.reporter(&consortium.chain()?)?;
     let first = store.next_seq()?;
     let bar = ProgressBar::new(fixes.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} fixes committed ({per_sec})",
-        )?
-        .progress_chars("=> "),
-    );
+    bar.set_style(crate::output::progress_style("fixes committed")?);
     let mut rng = rand::rngs::OsRng;
     let mut next = first;
     let mut last_height = 0;
@@ -91,7 +117,7 @@ pub fn report_file(
                         .with_context(|| format!("the fix at {} ms", fix.fix_time_ms))?;
                     batch.push(Transaction::Report(record));
                 }
-                for outcome in nodes.submit(batch).await? {
+                for (i, outcome) in nodes.submit(batch).await?.into_iter().enumerate() {
                     match outcome {
                         Submitted::Committed { height, .. } => {
                             next += 1;
@@ -99,11 +125,16 @@ pub fn report_file(
                         }
                         Submitted::Refused { code, reason } => {
                             store.set_next_seq(next)?;
+                            let times: Vec<u64> =
+                                chunk[..i].iter().map(|f| f.fix_time_ms).collect();
+                            store.add_reported_times(&times)?;
                             anyhow::bail!("record {next} refused ({code:?}): {}", reason.as_str());
                         }
                     }
                 }
                 store.set_next_seq(next)?;
+                let times: Vec<u64> = chunk.iter().map(|f| f.fix_time_ms).collect();
+                store.add_reported_times(&times)?;
                 bar.inc(chunk.len() as u64);
             }
             anyhow::Ok(())
@@ -113,10 +144,69 @@ pub fn report_file(
         result
     })?;
     bar.finish_and_clear();
+    let records = if next - first == 1 {
+        format!("record {first}")
+    } else {
+        format!("records {first} to {}", next - 1)
+    };
     println!(
-        "records {first} to {} committed (last at height {last_height}); {} skipped",
-        next - 1,
-        units(imported.problems.len())
+        "{records} committed (last at height {last_height}); {} skipped, {} already reported",
+        units(imported.problems.len()),
+        plural(repeated, "fix", "fixes")
     );
     Ok(())
+}
+
+/// The fixes to report, in fix-time order (sequence numbers follow fix time, as a phone would
+/// have reported them), and how many were left out: a fix whose time was already reported
+/// (the same file imported again) or that repeats one before it in the file is the same fix.
+fn new_fixes(
+    mut fixes: Vec<bmpls_client::Fix>,
+    reported: &std::collections::BTreeSet<u64>,
+) -> (Vec<bmpls_client::Fix>, usize) {
+    fixes.sort_by_key(|f| f.fix_time_ms);
+    let before = fixes.len();
+    fixes.dedup_by_key(|f| f.fix_time_ms);
+    fixes.retain(|f| !reported.contains(&f.fix_time_ms));
+    let left_out = before - fixes.len();
+    (fixes, left_out)
+}
+
+/// `n` and the noun in the number it needs.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(fix_time_ms: u64) -> bmpls_client::Fix {
+        bmpls_client::Fix {
+            lat: 52.37,
+            lon: 4.89,
+            accuracy_m: 5.0,
+            altitude_m: 0.0,
+            speed_m_s: 0.0,
+            battery_percent: 50,
+            trigger: bmpls_types::Trigger::Periodic,
+            fix_time_ms,
+        }
+    }
+
+    #[test]
+    fn fixes_already_reported_or_repeated_are_left_out_and_counted() {
+        let file = vec![at(30), at(10), at(20), at(10)];
+        let (fixes, left_out) = new_fixes(file.clone(), &Default::default());
+        let times: Vec<u64> = fixes.iter().map(|f| f.fix_time_ms).collect();
+        assert_eq!((times, left_out), (vec![10, 20, 30], 1));
+        // The same file again, after its fixes were reported: nothing new.
+        let reported = [10, 20, 30].into_iter().collect();
+        let (fixes, left_out) = new_fixes(file, &reported);
+        assert_eq!((fixes.len(), left_out), (0, 4));
+        let (fixes, left_out) = new_fixes(vec![at(20), at(40)], &reported);
+        assert_eq!((fixes.len(), left_out), (1, 1));
+        assert_eq!(plural(1, "fix", "fixes"), "1 fix");
+        assert_eq!(plural(2, "fix", "fixes"), "2 fixes");
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -166,9 +166,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
 
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} records committed ({per_sec})")
-                .expect("template")
-                .progress_chars("=> "),
+            crate::output::progress_style("records committed").expect("template"),
         );
         let latencies = Arc::new(Mutex::new(Vec::new()));
         let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));

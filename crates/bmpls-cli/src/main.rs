@@ -52,7 +52,8 @@ enum Command {
     /// Show each validator's chain, height, tip and mempool depth.
     ///
     /// Asks every --node given (default: 127.0.0.1:7201 only) and prints one line per node,
-    /// "unreachable" for a node that does not answer.
+    /// "unreachable" for a node that does not answer. Exits non-zero when no validator answers,
+    /// so that it can serve as a health check.
     ///
     /// Example: `bmpls status --node 127.0.0.1:7201 --node 127.0.0.1:7202`
     Status(client::StatusArgs),
@@ -161,8 +162,57 @@ pub(crate) fn init_logs() {
         .try_init();
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // A user's mistake is one line, without a backtrace even under RUST_BACKTRACE=1 (which
+        // many shells set): the backtrace says where bmpls noticed, not what to do.
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line, each said once: a cause whose text the line already
+/// holds is left out (libraries often repeat their source's message in their own).
+fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Makes a closed stdout (`bmpls … | head -1`) end the program quietly, as SIGPIPE would in a
+/// C program: Rust ignores SIGPIPE, so `println!` panics on a broken pipe, and restoring the
+/// signal's default takes unsafe code, which this crate forbids.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Certs(command) => certs::run(command),

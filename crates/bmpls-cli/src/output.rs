@@ -4,13 +4,40 @@ use bmpls_client::VerifiedAnswer;
 
 use crate::carer::{Format, iso};
 
+/// The style of a progress bar counting `what`: elapsed time, bar, count, and the rate as a
+/// whole number per second (indicatif's own `{per_sec}` prints `3,587.6057/s`).
+pub(crate) fn progress_style(
+    what: &str,
+) -> Result<indicatif::ProgressStyle, indicatif::style::TemplateError> {
+    Ok(indicatif::ProgressStyle::with_template(&format!(
+        "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {what} ({{rate}})"
+    ))?
+    .with_key(
+        "rate",
+        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}", rate(state.per_sec()));
+        },
+    )
+    .progress_chars("=> "))
+}
+
+/// A rate per second as a whole number (one decimal below 10).
+fn rate(per_sec: f64) -> String {
+    if per_sec < 10.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{per_sec:.0}/s")
+    }
+}
+
 /// Prints `answer` in `format`; `depth` is the level's cell depth, for the table.
 pub(crate) fn print_answer(answer: &VerifiedAnswer, format: Format, depth: u8) {
     match format {
         Format::Table => {
+            let n = answer.records.len();
             println!(
-                "{} records, verified against the commit certificates (chain height {}){}",
-                answer.records.len(),
+                "{n} record{}, verified against the commit certificates (chain height {}){}",
+                if n == 1 { "" } else { "s" },
                 answer.at_height.0,
                 if answer.more {
                     "; more in the window: raise --limit"
@@ -124,6 +151,13 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn rates_print_as_whole_numbers() {
+        assert_eq!(rate(3_587.605_7), "3588/s");
+        assert_eq!(rate(2.345), "2.3/s");
+        progress_style("fixes committed").expect("the template parses");
+    }
+
     fn answer(exact: bool) -> VerifiedAnswer {
         let records = (0..5u64)
             .map(|i| {
@@ -169,7 +203,13 @@ mod tests {
     #[test]
     fn exact_fixes_exported_as_geojson_import_back_unchanged() {
         let exported = answer(true);
-        let imported = parse(&geojson(&exported), Format::GeoJson, None).expect("parses");
+        let imported = parse(
+            &geojson(&exported),
+            Format::GeoJson,
+            None,
+            1_800_000_000_000,
+        )
+        .expect("parses");
         assert!(imported.problems.is_empty(), "{:?}", imported.problems);
         assert_eq!(imported.fixes.len(), exported.records.len());
         for ((_, fix), seen) in imported.fixes.iter().zip(&exported.records) {
@@ -183,14 +223,20 @@ mod tests {
     #[test]
     fn cells_export_as_polygons_and_csv_rows_and_do_not_import_as_fixes() {
         let exported = answer(false);
-        let imported = parse(&geojson(&exported), Format::GeoJson, None).expect("parses");
+        let imported = parse(
+            &geojson(&exported),
+            Format::GeoJson,
+            None,
+            1_800_000_000_000,
+        )
+        .expect("parses");
         assert!(imported.fixes.is_empty(), "a cell is not a fix");
         assert_eq!(imported.problems.len(), exported.records.len());
         let text = csv(&exported);
         let rows: Vec<&str> = text.lines().collect();
         assert_eq!(rows.len(), 1 + exported.records.len());
         assert!(rows[0].starts_with("seq,time,height,west,south,east,north"));
-        assert!(rows[1].starts_with("1,2023-11-14T22:13:20Z,10,"));
+        assert!(rows[1].starts_with("1,2023-11-14T22:13:20.000Z,10,"));
         assert!(
             rows[1].ends_with(",,"),
             "no exact fix in a cell row: {}",

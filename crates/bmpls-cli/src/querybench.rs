@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use bmpls_client::{
@@ -202,7 +202,7 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
         commit(&admin, enrol).await?;
 
         let bar = ProgressBar::new((per * args.patients) as u64);
-        bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} records stored ({per_sec})")?.progress_chars("=> "));
+        bar.set_style(crate::output::progress_style("records stored")?);
         let clock = Instant::now();
         let mut tasks = Vec::new();
         for (p, recs) in patients.iter().zip(records) {

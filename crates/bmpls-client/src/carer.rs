@@ -10,10 +10,18 @@
 //! carries a commit certificate of a quorum of the genesis validators, every transaction is
 //! proved into its block, the grant is the one asked under, each record is signed by the
 //! reporter key the chain had in force for it, lies in the window asked, and (for an area)
-//! matches the encrypted ranges; a track must hold consecutive sequence numbers, so a record
-//! dropped from its middle shows. Only then are the records decrypted with the grant's keys.
+//! matches the encrypted ranges. A track is the records whose fix time is in the window, in
+//! (fix time, seq) order; since reports flushed out of order make their sequence numbers
+//! non-consecutive in that order, the node adds as exclusion evidence the records whose seq
+//! lies between answered ones but whose fix time is outside the window (or that the limit cut
+//! off). The evidence is proved and signed like the records and must really be excluded; the
+//! records and evidence together must hold consecutive sequence numbers, so a record dropped
+//! from between them shows. The evidence is then dropped, and only the records are decrypted
+//! with the grant's keys. A record withheld from either end of the track's run of sequence
+//! numbers does not show: the carer cannot know where the run should start or end.
 //! Records arrive as views cut to the level asked: the carer never receives a finer level's
-//! ciphertext, nor the sealed fix unless it asked at level 0 (exact).
+//! ciphertext, nor the sealed fix unless it asked at level 0 (exact); exclusion evidence arrives
+//! cut past the last level, with no ciphertext at all.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -379,10 +387,23 @@ pub fn verify_answer(
         .depth;
     let mut ciphers: BTreeMap<u32, OpeCipher> = BTreeMap::new();
 
-    // Every record proved into its block, then all their signatures checked as one batch.
-    let mut proved_views = Vec::with_capacity(answer.records.len());
-    let mut heights = Vec::with_capacity(answer.records.len());
-    for proved in answer.records.iter() {
+    if !matches!(query.ask, Ask::Track) && !answer.excluded.is_empty() {
+        return Err(wrong("exclusion evidence in an answer that is not a track"));
+    }
+    if answer.records.len() + answer.excluded.len() > query.limit as usize {
+        return Err(wrong("more records than the limit"));
+    }
+    // Every record and piece of exclusion evidence proved into its block, then all their
+    // signatures checked as one batch.
+    let count = answer.records.len() + answer.excluded.len();
+    let mut proved_views = Vec::with_capacity(count);
+    let mut heights = Vec::with_capacity(count);
+    for (i, proved) in answer
+        .records
+        .iter()
+        .chain(answer.excluded.iter())
+        .enumerate()
+    {
         let header = headers
             .get(proved.block as usize)
             .ok_or_else(|| wrong("record inclusion names a block the answer lacks"))?;
@@ -392,12 +413,16 @@ pub fn verify_answer(
                 source,
             },
         )?;
+        let evidence = i >= answer.records.len();
+        if evidence && !proved.view.cells.is_empty() {
+            return Err(wrong("exclusion evidence that carries ciphertexts"));
+        }
         heights.push(committed.height());
         let view = committed.into_inner();
         if view.patient != query.patient {
             return Err(wrong("a record of another patient"));
         }
-        if view.level != query.level {
+        if !evidence && view.level != query.level {
             return Err(wrong("a record cut to another level than asked"));
         }
         let key = keys
@@ -407,12 +432,19 @@ pub fn verify_answer(
             .ok_or_else(|| wrong("no reporter key for a record"))?;
         proved_views.push((view, key));
     }
-    let verified = verify_views(proved_views, validators.chain_id()).map_err(|(_, source)| {
-        AnswerError::Proof {
-            what: "record signature",
-            source,
-        }
-    })?;
+    let mut verified =
+        verify_views(proved_views, validators.chain_id()).map_err(|(_, source)| {
+            AnswerError::Proof {
+                what: "record signature",
+                source,
+            }
+        })?;
+    let excluded: Vec<_> = verified
+        .split_off(answer.records.len())
+        .into_iter()
+        .map(|r| (r.get().fix_time_ms, r.get().seq, r.get().epoch))
+        .collect();
+    heights.truncate(answer.records.len());
 
     let mut seen: Vec<Seen> = Vec::with_capacity(verified.len());
     for (record, height) in verified.iter().zip(heights) {
@@ -496,19 +528,8 @@ pub fn verify_answer(
     }
     match query.ask {
         Ask::Last if seen.len() > 1 => return Err(wrong("more than one last record")),
-        Ask::Track => {
-            if let Some(gap) = seen.windows(2).find(|w| w[1].seq.0 != w[0].seq.0 + 1) {
-                return Err(wrong(format!(
-                    "records {} to {} are missing from the track",
-                    gap[0].seq.0 + 1,
-                    gap[1].seq.0.saturating_sub(1)
-                )));
-            }
-        }
+        Ask::Track => check_track(&seen, &excluded, query, &grant, answer.more)?,
         _ => {}
-    }
-    if seen.len() > query.limit as usize {
-        return Err(wrong("more records than the limit"));
     }
     if epoch_length_ms == 0 {
         return Err(wrong("the answer lacks the patient's enrolment"));
@@ -520,4 +541,63 @@ pub fn verify_answer(
         records: seen,
         more: answer.more,
     })
+}
+
+/// A track's continuity: every piece of exclusion evidence is excluded for a reason the carer
+/// can check (fix time outside the window, epoch outside the grant's data window, or after the
+/// last answered record when the limit cut the answer) and lies between answered records, and
+/// the answered records and the evidence together hold consecutive sequence numbers, so a
+/// record withheld from between them shows as a gap.
+fn check_track(
+    seen: &[Seen],
+    excluded: &[(u64, Seq, bmpls_types::Epoch)],
+    query: &Query,
+    grant: &Grant,
+    more: bool,
+) -> Result<(), AnswerError> {
+    let last = seen.last().map(|s| (s.fix_time_ms, s.seq));
+    let (Some(low), Some(high)) = (
+        seen.iter().map(|s| s.seq).min(),
+        seen.iter().map(|s| s.seq).max(),
+    ) else {
+        if excluded.is_empty() {
+            return Ok(());
+        }
+        return Err(wrong("exclusion evidence without a record"));
+    };
+    for &(fix_time_ms, seq, epoch) in excluded {
+        let outside = !(query.from_ms..=query.to_ms).contains(&fix_time_ms)
+            || !(grant.data_from..=grant.data_to).contains(&epoch)
+            || (more && Some((fix_time_ms, seq)) > last);
+        if !outside {
+            return Err(wrong(format!(
+                "record {} is in the window but given as excluded",
+                seq.0
+            )));
+        }
+        if seq <= low || seq >= high {
+            return Err(wrong(format!(
+                "record {} is given as excluded but is not between answered records",
+                seq.0
+            )));
+        }
+    }
+    let mut seqs: Vec<u64> = seen
+        .iter()
+        .map(|s| s.seq.0)
+        .chain(excluded.iter().map(|e| e.1.0))
+        .collect();
+    seqs.sort_unstable();
+    if let Some(w) = seqs.windows(2).find(|w| w[0] == w[1]) {
+        return Err(wrong(format!("record {} is given twice", w[0])));
+    }
+    if let Some(gap) = seqs.windows(2).find(|w| w[1] != w[0] + 1) {
+        let (first, last) = (gap[0] + 1, gap[1] - 1);
+        return Err(wrong(if first == last {
+            format!("record {first} is missing from the track")
+        } else {
+            format!("records {first} to {last} are missing from the track")
+        }));
+    }
+    Ok(())
 }

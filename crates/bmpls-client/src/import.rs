@@ -1,8 +1,13 @@
 //! Fixes from the files phones and trackers already write: OwnTracks JSON (`location` and
 //! `transition` messages, one per line, as the recorder stores them or as raw payloads, and
 //! `encrypted` payloads opened with the user's passphrase), GPX tracks, and GeoJSON points (as
-//! `bmpls query --format geojson` writes exact fixes). Parsing is pure: text in, fixes out, and
-//! every input that does not become a fix is reported with where it is, never dropped silently.
+//! `bmpls query --format geojson` writes exact fixes). Parsing is pure: text and the clock in,
+//! fixes out, and every input that does not become a fix is reported with where it is, never
+//! dropped silently: a line without a message, a position or measurement out of range, a fix
+//! time that is implausible (before [`MIN_FIX_TIME_MS`] or more than [`MAX_FIX_AHEAD_MS`] ahead
+//! of the clock, which is how a time in the wrong unit shows). Only a document that is not the
+//! format at all (GPX, GeoJSON) is refused whole. A UTF-8 byte order mark is skipped; a line
+//! with NUL bytes is a bad line.
 
 use base64::Engine;
 use crypto_secretbox::aead::{Aead, KeyInit};
@@ -10,6 +15,7 @@ use crypto_secretbox::{Key, Nonce, XSalsa20Poly1305};
 use zeroize::Zeroizing;
 
 use bmpls_types::Trigger;
+use bmpls_types::limits::{MAX_FIX_AHEAD_MS, MIN_FIX_TIME_MS};
 
 use crate::Fix;
 
@@ -28,7 +34,8 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format of `name` by its extension, else by its first non-blank character.
+    /// The format of `name` by its extension, else by its content: its first non-blank
+    /// character, or an OwnTracks `_type` or a `<gpx` element after a garbage first line.
     pub fn detect(name: &str, text: &str) -> Option<Self> {
         let lower = name.to_ascii_lowercase();
         if lower.ends_with(".gpx") {
@@ -40,14 +47,18 @@ impl Format {
         if lower.ends_with(".rec") || lower.ends_with(".jsonl") || lower.ends_with(".owntracks") {
             return Some(Self::OwnTracks);
         }
-        let start = text.trim_start();
+        let start = text.trim_start_matches(['\u{feff}', '\0']).trim_start();
         if start.starts_with('<') {
             Some(Self::Gpx)
         } else if start.contains("\"FeatureCollection\"") || start.contains("\"Feature\"") {
             Some(Self::GeoJson)
-        } else if start.starts_with('{') || start.chars().next().is_some_and(|c| c.is_ascii_digit())
+        } else if start.starts_with('{')
+            || start.chars().next().is_some_and(|c| c.is_ascii_digit())
+            || start.contains("\"_type\"")
         {
             Some(Self::OwnTracks)
+        } else if start.contains("<gpx") {
+            Some(Self::Gpx)
         } else {
             None
         }
@@ -79,20 +90,100 @@ pub enum ImportError {
     },
 }
 
-/// Parses `text` as `format`; `passphrase` opens OwnTracks `encrypted` payloads.
+/// Parses `text` as `format`; `passphrase` opens OwnTracks `encrypted` payloads; `now_ms` (the
+/// clock, ms since 1970) bounds the fix times accepted.
 pub fn parse(
     text: &str,
     format: Format,
     passphrase: Option<&str>,
+    now_ms: u64,
 ) -> Result<Imported, ImportError> {
     if text.len() > MAX_IMPORT_BYTES {
         return Err(ImportError::TooLarge(text.len()));
     }
-    match format {
-        Format::OwnTracks => Ok(owntracks(text, passphrase)),
-        Format::Gpx => gpx(text),
-        Format::GeoJson => geojson(text),
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = match format {
+        Format::OwnTracks => owntracks(text, passphrase, now_ms),
+        // A whole-document format: NUL padding left by a crash at its end is not the document.
+        Format::Gpx => gpx(text.trim_end_matches(['\0']), now_ms)?,
+        Format::GeoJson => geojson(text.trim_end_matches(['\0']), now_ms)?,
+    };
+    // Positions and measurements out of range become bad lines, with their line.
+    let mut fixes = Vec::with_capacity(out.fixes.len());
+    for (at, fix) in out.fixes {
+        match check_measurements(&fix) {
+            Ok(()) => fixes.push((at, fix)),
+            Err(why) => out.problems.push((at, why)),
+        }
     }
+    out.fixes = fixes;
+    out.problems.sort_by_key(|(at, _)| *at);
+    Ok(out)
+}
+
+/// Why a fix's position or measurements cannot be reported, in the terms of the file.
+fn check_measurements(fix: &Fix) -> Result<(), String> {
+    let range = |what: &str, v: f64, min: f64, max: f64| {
+        if v.is_finite() && (min..=max).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!("{what} {v} is out of range ({min} to {max})"))
+        }
+    };
+    range("lat", fix.lat, -90.0, 90.0)?;
+    range("lon", fix.lon, -180.0, 180.0)?;
+    range("accuracy", fix.accuracy_m, 0.0, 4.0e7)?;
+    range("altitude", fix.altitude_m, -2.0e6, 2.0e6)?;
+    range("speed", fix.speed_m_s, 0.0, 4.0e7)?;
+    crate::reporter::check_fix(fix).map_err(|e| e.to_string())
+}
+
+/// Why a fix time (ms since 1970) is implausible against the clock `now_ms`, if it is.
+fn implausible_ms(time_ms: u64, now_ms: u64) -> Option<&'static str> {
+    if time_ms < MIN_FIX_TIME_MS {
+        Some("before 2000-01-01")
+    } else if time_ms > now_ms.saturating_add(MAX_FIX_AHEAD_MS) {
+        Some("more than a day in the future")
+    } else {
+        None
+    }
+}
+
+/// A number of seconds (`unit_ms` 1000) or milliseconds (1) as ms since 1970, if it is a
+/// plausible fix time.
+fn plausible(value: f64, unit_ms: f64, now_ms: u64) -> Option<u64> {
+    let ms = value * unit_ms;
+    if !ms.is_finite() || ms < 0.0 || ms > u64::MAX as f64 {
+        return None;
+    }
+    let ms = ms.round() as u64;
+    implausible_ms(ms, now_ms).is_none().then_some(ms)
+}
+
+/// A fix time given as a number in `unit` (`"s"` or `"ms"`), checked; the reason names the
+/// unit expected and says when the other unit fits.
+fn time_in_unit(what: &str, value: f64, seconds: bool, now_ms: u64) -> Result<u64, String> {
+    let (unit_ms, name, other_ms, other) = if seconds {
+        (1000.0, "Unix seconds", 1.0, "milliseconds")
+    } else {
+        (1.0, "Unix milliseconds", 1000.0, "seconds")
+    };
+    if let Some(ms) = plausible(value, unit_ms, now_ms) {
+        return Ok(ms);
+    }
+    if plausible(value, other_ms, now_ms).is_some() {
+        return Err(format!(
+            "{what} {value} looks like {other}; it must be {name}"
+        ));
+    }
+    let when = if value * unit_ms < MIN_FIX_TIME_MS as f64 {
+        "before 2000-01-01"
+    } else {
+        "more than a day in the future"
+    };
+    Err(format!(
+        "{what} {value} is out of range: {when} ({what} is {name})"
+    ))
 }
 
 fn fix(lat: f64, lon: f64, time_ms: u64, trigger: Trigger) -> Fix {
@@ -112,11 +203,26 @@ fn number(value: &serde_json::Value, key: &str) -> Option<f64> {
     value.get(key).and_then(serde_json::Value::as_f64)
 }
 
-fn owntracks(text: &str, passphrase: Option<&str>) -> Imported {
+/// A required number: missing, or present but not a number, are told apart.
+fn required(value: &serde_json::Value, key: &str) -> Result<f64, String> {
+    match value.get(key) {
+        None | Some(serde_json::Value::Null) => Err(format!("no {key}")),
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| format!("{key} is not a number: {v}")),
+    }
+}
+
+fn owntracks(text: &str, passphrase: Option<&str>, now_ms: u64) -> Imported {
     let mut out = Imported::default();
     for (index, line) in text.lines().enumerate() {
         let line_no = index + 1;
         if line.trim().is_empty() {
+            continue;
+        }
+        if line.contains('\0') {
+            out.problems
+                .push((line_no, "NUL bytes on the line, not a message".into()));
             continue;
         }
         // The recorder's .rec lines: `time \t topic-or-* \t {json}`.
@@ -125,7 +231,7 @@ fn owntracks(text: &str, passphrase: Option<&str>) -> Imported {
                 .push((line_no, "no JSON object on the line".into()));
             continue;
         };
-        match owntracks_message(&line[start..], passphrase, 0) {
+        match owntracks_message(&line[start..], passphrase, 0, now_ms) {
             Ok(fix) => out.fixes.push((line_no, fix)),
             Err(why) => out.problems.push((line_no, why)),
         }
@@ -133,7 +239,12 @@ fn owntracks(text: &str, passphrase: Option<&str>) -> Imported {
     out
 }
 
-fn owntracks_message(json: &str, passphrase: Option<&str>, depth: u8) -> Result<Fix, String> {
+fn owntracks_message(
+    json: &str,
+    passphrase: Option<&str>,
+    depth: u8,
+    now_ms: u64,
+) -> Result<Fix, String> {
     let value: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
     let kind = value
@@ -147,18 +258,24 @@ fn owntracks_message(json: &str, passphrase: Option<&str>, depth: u8) -> Result<
                 .get("data")
                 .and_then(serde_json::Value::as_str)
                 .ok_or("an encrypted message without data")?;
-            let passphrase = passphrase.ok_or("encrypted: give the passphrase")?;
+            let passphrase = passphrase
+                .ok_or("encrypted: give the passphrase (bmpls report --passphrase-file FILE)")?;
             let opened = open_encrypted(data, passphrase)?;
-            return owntracks_message(&opened, Some(passphrase), depth + 1);
+            return owntracks_message(&opened, Some(passphrase), depth + 1, now_ms);
         }
         other => return Err(format!("skipped: a {other:?} message, not a position")),
     }
-    let lat = number(&value, "lat").ok_or("no lat")?;
-    let lon = number(&value, "lon").ok_or("no lon")?;
-    let tst = value
-        .get("tst")
-        .and_then(serde_json::Value::as_u64)
-        .ok_or("no tst (the fix time in Unix seconds)")?;
+    let lat = required(&value, "lat")?;
+    let lon = required(&value, "lon")?;
+    let tst = match value.get("tst") {
+        None | Some(serde_json::Value::Null) => {
+            return Err("no tst (the fix time in Unix seconds)".into());
+        }
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| format!("tst is not a number (Unix seconds): {v}"))?,
+    };
+    let time_ms = time_in_unit("tst", tst, true, now_ms)?;
     let trigger = if kind == "transition" {
         Trigger::Region
     } else {
@@ -169,7 +286,7 @@ fn owntracks_message(json: &str, passphrase: Option<&str>, depth: u8) -> Result<
             _ => Trigger::Periodic,
         }
     };
-    let mut f = fix(lat, lon, tst.saturating_mul(1000), trigger);
+    let mut f = fix(lat, lon, time_ms, trigger);
     f.accuracy_m = number(&value, "acc").unwrap_or(0.0);
     f.altitude_m = number(&value, "alt").unwrap_or(0.0);
     // OwnTracks gives km/h.
@@ -207,10 +324,26 @@ fn rfc3339_ms(text: &str) -> Option<u64> {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-/// A GPX point being read: its line, its position (or why it has none), elevation and time.
-type GpxPoint = (usize, Result<(f64, f64), String>, Option<f64>, Option<u64>);
+/// An RFC 3339 time, checked against the clock.
+fn rfc3339_checked(what: &str, text: &str, now_ms: u64) -> Result<u64, String> {
+    let ms = rfc3339_ms(text)
+        .ok_or_else(|| format!("{what} {:?} is not an RFC 3339 time", text.trim()))?;
+    match implausible_ms(ms, now_ms) {
+        None => Ok(ms),
+        Some(why) => Err(format!("{what} {} is out of range: {why}", text.trim())),
+    }
+}
 
-fn gpx(text: &str) -> Result<Imported, ImportError> {
+/// A GPX point being read: its line, its position (or why it has none), and the text of its
+/// `<ele>` and `<time>` children.
+type GpxPoint = (
+    usize,
+    Result<(f64, f64), String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn gpx(text: &str, now_ms: u64) -> Result<Imported, ImportError> {
     use quick_xml::events::Event;
     let malformed = |reason: String| ImportError::Malformed {
         format: "GPX",
@@ -265,29 +398,28 @@ fn gpx(text: &str) -> Result<Imported, ImportError> {
                     _ => None,
                 };
             }
-            Event::Text(t) => {
+            // A child's text may come in pieces (text, CDATA sections): they are joined.
+            Event::Text(_) | Event::CData(_) => {
                 if let (Some(name), Some((_, _, ele, time))) = (field, point.as_mut()) {
-                    let value = t.unescape().map(|v| v.into_owned()).unwrap_or_default();
-                    match name {
-                        "ele" => *ele = value.trim().parse().ok(),
-                        _ => *time = rfc3339_ms(&value),
-                    }
+                    let piece = match &event {
+                        Event::Text(t) => t
+                            .unescape()
+                            .map(|v| v.into_owned())
+                            .map_err(|e| malformed(format!("line {}: {e}", line_at(offset))))?,
+                        Event::CData(c) => String::from_utf8_lossy(c).into_owned(),
+                        _ => String::new(),
+                    };
+                    let slot = if name == "ele" { ele } else { time };
+                    slot.get_or_insert_with(String::new).push_str(&piece);
                 }
             }
             Event::End(e) => {
                 field = None;
                 if matches!(e.local_name().as_ref(), b"trkpt" | b"rtept" | b"wpt") {
                     if let Some((line, position, ele, time)) = point.take() {
-                        match (position, time) {
-                            (Err(why), _) => out.problems.push((line, why)),
-                            (Ok(_), None) => out
-                                .problems
-                                .push((line, "a point without a valid <time>".into())),
-                            (Ok((lat, lon)), Some(ms)) => {
-                                let mut f = fix(lat, lon, ms, Trigger::Periodic);
-                                f.altitude_m = ele.unwrap_or(0.0);
-                                out.fixes.push((line, f));
-                            }
+                        match gpx_point(position, ele, time, now_ms) {
+                            Ok(f) => out.fixes.push((line, f)),
+                            Err(why) => out.problems.push((line, why)),
                         }
                     }
                 }
@@ -302,7 +434,27 @@ fn gpx(text: &str) -> Result<Imported, ImportError> {
     Ok(out)
 }
 
-fn geojson(text: &str) -> Result<Imported, ImportError> {
+/// A GPX point from its position and the text of its `<ele>` and `<time>`.
+fn gpx_point(
+    position: Result<(f64, f64), String>,
+    ele: Option<String>,
+    time: Option<String>,
+    now_ms: u64,
+) -> Result<Fix, String> {
+    let (lat, lon) = position?;
+    let time = time.ok_or("a point without a <time>")?;
+    let ms = rfc3339_checked("<time>", &time, now_ms)?;
+    let mut f = fix(lat, lon, ms, Trigger::Periodic);
+    if let Some(ele) = ele {
+        f.altitude_m = ele
+            .trim()
+            .parse()
+            .map_err(|_| format!("<ele> {:?} is not a number (metres)", ele.trim()))?;
+    }
+    Ok(f)
+}
+
+fn geojson(text: &str, now_ms: u64) -> Result<Imported, ImportError> {
     let malformed = |reason: String| ImportError::Malformed {
         format: "GeoJSON",
         reason,
@@ -355,14 +507,29 @@ fn geojson(text: &str) -> Result<Imported, ImportError> {
         let props = feature.get("properties");
         let prop = |key: &str| props.and_then(|p| p.get(key));
         let time = match prop("time").or_else(|| prop("timestamp")) {
-            Some(serde_json::Value::String(s)) => rfc3339_ms(s),
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            _ => None,
+            Some(serde_json::Value::String(s)) => rfc3339_checked("time", s, now_ms),
+            // GeoJSON names no unit: Unix milliseconds and Unix seconds are both written, and
+            // their plausible ranges (2000 to a day from now) do not overlap.
+            Some(serde_json::Value::Number(n)) => {
+                let value = n.as_f64().unwrap_or(f64::NAN);
+                plausible(value, 1.0, now_ms)
+                    .or_else(|| plausible(value, 1000.0, now_ms))
+                    .ok_or_else(|| {
+                        format!(
+                            "time {n} is neither Unix milliseconds nor Unix seconds from \
+                             2000-01-01 to a day from now"
+                        )
+                    })
+            }
+            Some(other) => Err(format!("time {other} is not an RFC 3339 time or a number")),
+            None => Err("no time property (RFC 3339, Unix ms or Unix s)".into()),
         };
-        let Some(time) = time else {
-            out.problems
-                .push((number_of, "no time property (RFC 3339 or Unix ms)".into()));
-            continue;
+        let time = match time {
+            Ok(time) => time,
+            Err(why) => {
+                out.problems.push((number_of, why));
+                continue;
+            }
         };
         let mut f = fix(lat, lon, time, Trigger::Periodic);
         f.altitude_m = coords
@@ -382,6 +549,203 @@ fn geojson(text: &str) -> Result<Imported, ImportError> {
 mod tests {
     use super::*;
 
+    /// The clock of these tests: 2025-11-24.
+    const NOW_MS: u64 = 1_764_000_000_000;
+
+    /// The problems of `got` as (line, reason) with reasons cut to what they must contain.
+    fn check_problems(got: &Imported, expected: &[(usize, &str)]) {
+        let lines: Vec<usize> = got.problems.iter().map(|(l, _)| *l).collect();
+        let want: Vec<usize> = expected.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, want, "{:?}", got.problems);
+        for ((_, why), (_, part)) in got.problems.iter().zip(expected) {
+            assert!(why.contains(part), "{why:?} should say {part:?}");
+        }
+    }
+
+    #[test]
+    fn an_out_of_range_point_is_skipped_with_its_line_in_every_format() {
+        let owntracks = concat!(
+            "{\"_type\":\"location\",\"lat\":52.37,\"lon\":4.89,\"tst\":1700000000}\n",
+            "{\"_type\":\"location\",\"lat\":200,\"lon\":4.89,\"tst\":1700000010}\n",
+            "{\"_type\":\"location\",\"lat\":52.37,\"lon\":184,\"tst\":1700000020}\n",
+            "{\"_type\":\"location\",\"lat\":52.37,\"lon\":4.89,\"tst\":1700000030,\"acc\":-1}\n",
+            "{\"_type\":\"location\",\"lat\":52.38,\"lon\":4.89,\"tst\":1700000040}\n",
+        );
+        let got = parse(owntracks, Format::OwnTracks, None, NOW_MS).expect("parses");
+        assert_eq!(
+            got.fixes.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+            [1, 5]
+        );
+        check_problems(
+            &got,
+            &[
+                (2, "lat 200 is out of range"),
+                (3, "lon 184 is out of range"),
+                (4, "accuracy -1 is out of range"),
+            ],
+        );
+        let gpx = r#"<gpx version="1.1">
+<trk><trkseg>
+<trkpt lat="200" lon="4.89"><time>2023-11-14T22:13:20Z</time></trkpt>
+<trkpt lat="52.37" lon="4.89"><time>2023-11-14T22:13:30Z</time></trkpt>
+</trkseg></trk></gpx>"#;
+        let got = parse(gpx, Format::Gpx, None, NOW_MS).expect("parses");
+        assert_eq!(got.fixes.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [4]);
+        check_problems(&got, &[(3, "lat 200 is out of range")]);
+        let geojson = r#"{"type":"FeatureCollection","features":[
+          {"type":"Feature","geometry":{"type":"Point","coordinates":[184,52.37]},"properties":{"time":"2023-11-14T22:13:20Z"}},
+          {"type":"Feature","geometry":{"type":"Point","coordinates":[4.89,52.37]},"properties":{"time":"2023-11-14T22:13:20Z","accuracy_m":-1}},
+          {"type":"Feature","geometry":{"type":"Point","coordinates":[4.89,52.37]},"properties":{"time":"2023-11-14T22:13:20Z"}}
+        ]}"#;
+        let got = parse(geojson, Format::GeoJson, None, NOW_MS).expect("parses");
+        assert_eq!(got.fixes.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [3]);
+        check_problems(
+            &got,
+            &[
+                (1, "lon 184 is out of range"),
+                (2, "accuracy -1 is out of range"),
+            ],
+        );
+    }
+
+    #[test]
+    fn owntracks_reasons_name_what_is_wrong_and_the_unit_expected() {
+        let text = concat!(
+            "{\"_type\":\"location\",\"lat\":\"52.37\",\"lon\":4.89,\"tst\":1700000000}\n",
+            "{\"_type\":\"location\",\"lat\":52.37,\"lon\":4.89,\"tst\":-5}\n",
+            "{\"_type\":\"location\",\"lat\":52.37,\"lon\":4.89,\"tst\":1e10}\n",
+            "{\"_type\":\"location\",\"lat\":52.37,\"lon\":4.89,\"tst\":1700000000000}\n",
+            "{\"_type\":\"location\",\"lat\":52.37,\"lon\":4.89,\"tst\":\"soon\"}\n",
+            "{\"_type\":\"location\",\"lat\":52.37,\"lon\":4.89,\"tst\":1700000000.5}\n",
+            "{\"_type\":\"encrypted\",\"data\":\"AAAA\"}\n",
+        );
+        let got = parse(text, Format::OwnTracks, None, NOW_MS).expect("parses");
+        assert_eq!(got.fixes.len(), 1);
+        assert_eq!(got.fixes[0].1.fix_time_ms, 1_700_000_000_500);
+        check_problems(
+            &got,
+            &[
+                (1, "lat is not a number"),
+                (
+                    2,
+                    "tst -5 is out of range: before 2000-01-01 (tst is Unix seconds)",
+                ),
+                (
+                    3,
+                    "tst 10000000000 is out of range: more than a day in the future",
+                ),
+                (4, "looks like milliseconds; it must be Unix seconds"),
+                (5, "tst is not a number"),
+                (7, "--passphrase-file"),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_garbage_first_line_a_bom_and_nul_bytes_are_bad_lines_not_a_bad_file() {
+        let good = "{\"_type\":\"location\",\"lat\":52.37,\"lon\":4.89,\"tst\":1700000000}";
+        for first in ["garbage", "\u{feff}garbage", "\0\0\0\0"] {
+            let text = format!("{first}\n{good}\n\0\0\0\n{good}\n");
+            let format = Format::detect("upload.txt", &text);
+            assert_eq!(format, Some(Format::OwnTracks), "{first:?}");
+            let got = parse(&text, Format::OwnTracks, None, NOW_MS).expect("parses");
+            assert_eq!(got.fixes.len(), 2, "{:?}", got.problems);
+            assert_eq!(
+                got.problems.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+                [1, 3]
+            );
+        }
+        let with_bom = format!("\u{feff}{good}\n");
+        let got = parse(&with_bom, Format::OwnTracks, None, NOW_MS).expect("parses");
+        assert_eq!((got.fixes.len(), got.problems.len()), (1, 0));
+        let gpx = "\u{feff}<gpx><trk><trkseg><trkpt lat=\"52.37\" lon=\"4.89\"><time>2023-11-14T22:13:20Z</time></trkpt></trkseg></trk></gpx>\0\0";
+        assert_eq!(Format::detect("x", gpx), Some(Format::Gpx));
+        let got = parse(gpx, Format::Gpx, None, NOW_MS).expect("a BOM and NUL padding");
+        assert_eq!(got.fixes.len(), 1, "{:?}", got.problems);
+    }
+
+    #[test]
+    fn gpx_times_in_cdata_or_with_entities_and_a_bad_elevation() {
+        let text = r#"<gpx version="1.1"><trk><trkseg>
+<trkpt lat="52.37" lon="4.89"><time><![CDATA[2023-11-14T22:13:20Z]]></time></trkpt>
+<trkpt lat="52.37" lon="4.89"><time>2023&#45;11-14T22:13:30Z</time></trkpt>
+<trkpt lat="52.37" lon="4.89"><ele>high</ele><time>2023-11-14T22:13:40Z</time></trkpt>
+<trkpt lat="52.37" lon="4.89"><time>1970-01-01T00:00:05Z</time></trkpt>
+<trkpt lat="52.37" lon="4.89"><time>yesterday</time></trkpt>
+</trkseg></trk></gpx>"#;
+        let got = parse(text, Format::Gpx, None, NOW_MS).expect("parses");
+        let times: Vec<u64> = got.fixes.iter().map(|(_, f)| f.fix_time_ms).collect();
+        assert_eq!(times, [1_700_000_000_000, 1_700_000_010_000]);
+        check_problems(
+            &got,
+            &[
+                (4, "<ele> \"high\" is not a number"),
+                (5, "before 2000-01-01"),
+                (6, "\"yesterday\" is not an RFC 3339 time"),
+            ],
+        );
+    }
+
+    #[test]
+    fn geojson_times_in_seconds_or_milliseconds_and_unparseable_ones() {
+        let feature = |time: &str| {
+            format!(
+                r#"{{"type":"Feature","geometry":{{"type":"Point","coordinates":[4.89,52.37]}},"properties":{{"timestamp":{time}}}}}"#
+            )
+        };
+        let features: Vec<String> = [
+            "1700000000",
+            "1700000000000",
+            "\"yesterday\"",
+            "5",
+            "99999999999999",
+        ]
+        .iter()
+        .map(|t| feature(t))
+        .collect();
+        let text = format!(
+            r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+            features.join(",")
+        );
+        let got = parse(&text, Format::GeoJson, None, NOW_MS).expect("parses");
+        let times: Vec<u64> = got.fixes.iter().map(|(_, f)| f.fix_time_ms).collect();
+        assert_eq!(
+            times,
+            [1_700_000_000_000, 1_700_000_000_000],
+            "seconds, then ms"
+        );
+        check_problems(
+            &got,
+            &[
+                (3, "\"yesterday\" is not an RFC 3339 time"),
+                (4, "neither Unix milliseconds nor Unix seconds"),
+                (5, "neither Unix milliseconds nor Unix seconds"),
+            ],
+        );
+    }
+
+    #[test]
+    fn implausible_fix_times_are_refused_naming_the_unit() {
+        for (time, why) in [
+            (0, "before 2000-01-01"),
+            (1_700_000_000, "Unix seconds, not milliseconds?"),
+            (99_999_999_999_999, "more than a day in the future"),
+            (
+                NOW_MS + MAX_FIX_AHEAD_MS + 1,
+                "more than a day in the future",
+            ),
+        ] {
+            let error = crate::check_fix_time(time, NOW_MS).expect_err("implausible");
+            let text = error.to_string();
+            assert!(
+                text.contains(why) && text.contains("Unix milliseconds"),
+                "{text}"
+            );
+        }
+        crate::check_fix_time(NOW_MS + MAX_FIX_AHEAD_MS, NOW_MS).expect("a day ahead");
+        crate::check_fix_time(MIN_FIX_TIME_MS, NOW_MS).expect("2000-01-01");
+    }
+
     #[test]
     fn owntracks_locations_transitions_recorder_lines_and_bad_lines() {
         let text = concat!(
@@ -393,7 +757,7 @@ mod tests {
             "garbage\n",
             "{\"_type\":\"location\",\"lat\":52.1,\n",
         );
-        let got = parse(text, Format::OwnTracks, None).expect("parses");
+        let got = parse(text, Format::OwnTracks, None, NOW_MS).expect("parses");
         assert_eq!(got.fixes.len(), 2);
         let (line, first) = &got.fixes[0];
         assert_eq!(*line, 1);
@@ -428,11 +792,11 @@ mod tests {
         let data =
             base64::engine::general_purpose::STANDARD.encode([nonce.as_slice(), &sealed].concat());
         let line = format!("{{\"_type\":\"encrypted\",\"data\":\"{data}\"}}\n");
-        let got = parse(&line, Format::OwnTracks, Some("s3cret")).expect("parses");
+        let got = parse(&line, Format::OwnTracks, Some("s3cret"), NOW_MS).expect("parses");
         assert_eq!(got.fixes.len(), 1, "{:?}", got.problems);
         assert_eq!((got.fixes[0].1.lat, got.fixes[0].1.lon), (48.8584, 2.2945));
         for (pass, why) in [(None, "passphrase"), (Some("wrong"), "does not open")] {
-            let got = parse(&line, Format::OwnTracks, pass).expect("parses");
+            let got = parse(&line, Format::OwnTracks, pass, NOW_MS).expect("parses");
             assert!(got.fixes.is_empty());
             assert!(got.problems[0].1.contains(why), "{:?}", got.problems);
         }
@@ -450,7 +814,7 @@ mod tests {
     <trkpt lat="52.3761" lon="4.8962"><time>yesterday</time></trkpt>
   </trkseg></trk>
 </gpx>"#;
-        let got = parse(text, Format::Gpx, None).expect("parses");
+        let got = parse(text, Format::Gpx, None, NOW_MS).expect("parses");
         assert_eq!(got.fixes.len(), 2);
         assert_eq!(got.fixes[0].0, 4);
         assert_eq!(got.fixes[0].1.fix_time_ms, 1_700_000_000_000);
@@ -458,8 +822,8 @@ mod tests {
         assert_eq!(got.fixes[1].1.fix_time_ms, 1_700_000_030_500);
         let lines: Vec<usize> = got.problems.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, vec![6, 7, 8], "{:?}", got.problems);
-        assert!(parse("<html></html>", Format::Gpx, None).is_err());
-        assert!(parse("<gpx><trk>", Format::Gpx, None).is_ok_and(|i| i.fixes.is_empty()));
+        assert!(parse("<html></html>", Format::Gpx, None, NOW_MS).is_err());
+        assert!(parse("<gpx><trk>", Format::Gpx, None, NOW_MS).is_ok_and(|i| i.fixes.is_empty()));
     }
 
     #[test]
@@ -471,7 +835,7 @@ mod tests {
           {"type":"Feature","geometry":{"type":"Point","coordinates":[4.9]},"properties":{"time":1}},
           {"type":"Feature","geometry":{"type":"Point","coordinates":[4.9,52.3]},"properties":{}}
         ]}"#;
-        let got = parse(text, Format::GeoJson, None).expect("parses");
+        let got = parse(text, Format::GeoJson, None, NOW_MS).expect("parses");
         assert_eq!(got.fixes.len(), 2);
         assert_eq!(
             (
@@ -484,7 +848,7 @@ mod tests {
         assert_eq!(got.fixes[1].1.fix_time_ms, 1_700_000_030_000);
         let numbers: Vec<usize> = got.problems.iter().map(|(n, _)| *n).collect();
         assert_eq!(numbers, vec![3, 4, 5]);
-        assert!(parse("[1,2]", Format::GeoJson, None).is_err());
+        assert!(parse("[1,2]", Format::GeoJson, None, NOW_MS).is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! custodian.key    grants, revokes, sets fences (secret; a custodian keeps it off the phone)
 //! master.key       the root of the patient's location keys (secret)
 //! next_seq         the sequence number of the next record
+//! reported_times   the fix times already reported (8 bytes each, big-endian), so that a file
+//!                  imported twice is not reported twice
 //! ```
 //!
 //! Secret files are created owner-only and refused when others can read them.
@@ -357,6 +359,35 @@ impl PatientKeystore {
             .map_err(|_| file_error(&path, "not a number"))
     }
 
+    /// The fix times already reported from this keystore (none if it never reported). Two
+    /// fixes of one patient at the same millisecond are one fix reported twice.
+    pub fn reported_times(&self) -> Result<std::collections::BTreeSet<u64>, KeystoreError> {
+        let path = self.dir.join("reported_times");
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(file_error(&path, e)),
+        };
+        // A crash mid-append leaves a partial last entry: that fix was not committed.
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_be_bytes(c.try_into().unwrap_or_default()))
+            .collect())
+    }
+
+    /// Adds `times` to the fix times already reported (after their records committed).
+    pub fn add_reported_times(&self, times: &[u64]) -> Result<(), KeystoreError> {
+        use std::io::Write;
+        let path = self.dir.join("reported_times");
+        let bytes: Vec<u8> = times.iter().flat_map(|t| t.to_be_bytes()).collect();
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_data()))
+            .map_err(|e| file_error(&path, e))
+    }
+
     /// Records that `next` is the sequence number of the next record (written atomically).
     pub fn set_next_seq(&self, next: u64) -> Result<(), KeystoreError> {
         let path = self.dir.join("next_seq");
@@ -371,6 +402,24 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn reported_fix_times_are_remembered() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("alice");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let levels = include_str!("../../../config/levels.toml");
+        let store =
+            PatientKeystore::create(&path, levels, DEFAULT_EPOCH_MS, &mut rng).expect("create");
+        assert!(store.reported_times().expect("none yet").is_empty());
+        store.add_reported_times(&[5, 3]).expect("add");
+        store.add_reported_times(&[7]).expect("add");
+        let times = PatientKeystore::open(&path)
+            .expect("open")
+            .reported_times()
+            .expect("read");
+        assert_eq!(times.into_iter().collect::<Vec<_>>(), [3, 5, 7]);
+    }
 
     #[test]
     fn a_created_keystore_opens_with_the_same_keys() {

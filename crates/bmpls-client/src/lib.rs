@@ -16,7 +16,7 @@ pub use audit::{AuditEntry, verify_audit};
 pub use carer::{AnswerError, CarerKeystore, Seen, VerifiedAnswer, open_grant, verify_answer};
 pub use keystore::PatientKeystore;
 pub use network::{NetworkError, Nodes};
-pub use reporter::{Fix, ReportError, Reporter};
+pub use reporter::{Fix, ReportError, Reporter, check_fix, check_fix_time};
 
 mod query;
 

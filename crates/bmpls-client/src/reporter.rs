@@ -9,6 +9,7 @@ use bmpls_crypto::{SealKey, SigningKey};
 use bmpls_grid::{CellIndex, GridError, LevelSet};
 use bmpls_ope::keys::{Epoch as KeyEpoch, KeyError, MasterSecret, PatientKeys};
 use bmpls_ope::{OpeCipher, OpeError, OpeParams};
+use bmpls_types::limits::{MAX_FIX_AHEAD_MS, MIN_FIX_TIME_MS};
 use bmpls_types::{
     BoundedVec, ChainId, Epoch, ExactFix, LocationRecord, OpeCiphertext, PatientId, Seq,
     SignatureBytes, Trigger,
@@ -48,6 +49,17 @@ pub enum ReportError {
     /// The fix time is beyond the last epoch.
     #[error("fix time out of range")]
     Time,
+    /// The fix time is implausible against the clock: a time in the wrong unit.
+    #[error(
+        "fix time {fix_time_ms} is {why}: fix times are Unix milliseconds, from 2000-01-01 to \
+         a day ahead of the clock"
+    )]
+    ImplausibleTime {
+        /// The fix time given.
+        fix_time_ms: u64,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// Key derivation failed.
     #[error("keys: {0}")]
     Keys(#[from] KeyError),
@@ -164,6 +176,32 @@ impl Reporter {
 }
 
 /// The fixed-width integer form of a fix, checking every measurement.
+/// Checks that `fix` can become a record: a valid position and measurements in range.
+pub fn check_fix(fix: &Fix) -> Result<(), ReportError> {
+    exact_fix(fix).map(|_| ())
+}
+
+/// Checks that `fix_time_ms` is plausible against the clock `now_ms`: not before
+/// [`MIN_FIX_TIME_MS`] nor more than [`MAX_FIX_AHEAD_MS`] ahead (as the ledger checks against
+/// the block's time). Seconds given as milliseconds land in 1970; milliseconds given as
+/// microseconds or scaled twice, thousands of years ahead.
+pub fn check_fix_time(fix_time_ms: u64, now_ms: u64) -> Result<(), ReportError> {
+    let why = if fix_time_ms < MIN_FIX_TIME_MS {
+        if fix_time_ms.saturating_mul(1000) >= MIN_FIX_TIME_MS
+            && fix_time_ms.saturating_mul(1000) <= now_ms.saturating_add(MAX_FIX_AHEAD_MS)
+        {
+            "before 2000-01-01 (Unix seconds, not milliseconds?)"
+        } else {
+            "before 2000-01-01"
+        }
+    } else if fix_time_ms > now_ms.saturating_add(MAX_FIX_AHEAD_MS) {
+        "more than a day in the future"
+    } else {
+        return Ok(());
+    };
+    Err(ReportError::ImplausibleTime { fix_time_ms, why })
+}
+
 fn exact_fix(fix: &Fix) -> Result<ExactFix, ReportError> {
     CellIndex::from_lon_lat(fix.lon, fix.lat, 0)?;
     let scaled = |v: f64, factor: f64, what: &'static str, min: f64, max: f64| {

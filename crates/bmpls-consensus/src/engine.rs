@@ -230,11 +230,13 @@ impl<W: WalStorage> Engine<W> {
 
     /// Admits a transaction to the mempool (checked against the ledger; signature verified).
     pub fn submit(&mut self, tx: Transaction) -> Result<TxHash, Refusal> {
+        self.host.mempool.set_clock(self.host.now_ms);
         self.host.mempool.admit(tx, &self.host.ledger)
     }
 
     /// Admits transactions in order, their signatures verified as one batch.
     pub fn submit_all(&mut self, txs: Vec<Transaction>) -> Vec<Result<TxHash, Refusal>> {
+        self.host.mempool.set_clock(self.host.now_ms);
         self.host.mempool.admit_all(txs, &self.host.ledger)
     }
 
@@ -355,6 +357,7 @@ impl<W: WalStorage> Engine<W> {
             Message::SyncRequest(_) => return,
             Message::Transactions(txs) => {
                 // Refusals are expected: a transaction already held or committed.
+                self.host.mempool.set_clock(self.host.now_ms);
                 let _ = self
                     .host
                     .mempool
@@ -477,14 +480,18 @@ impl<W: WalStorage> Host<W> {
             return value.clone();
         }
         let params = &self.genesis.params;
-        let txs =
-            self.mempool
-                .take_block(&self.ledger, params.max_block_txs, params.max_block_bytes);
+        let time_ms = self.now_ms.max(self.ledger.tip_time_ms() + 1);
+        let txs = self.mempool.take_block(
+            &self.ledger,
+            time_ms,
+            params.max_block_txs,
+            params.max_block_bytes,
+        );
         let header = BlockHeader {
             chain_id: self.ledger.chain_id().clone(),
             height: height.into(),
             prev_hash: self.ledger.tip(),
-            time_ms: self.now_ms.max(self.ledger.tip_time_ms() + 1),
+            time_ms,
             proposer: self.address.0,
             tx_root: bmpls_crypto::merkle::tx_root(&txs),
             tx_count: txs.len() as u32,

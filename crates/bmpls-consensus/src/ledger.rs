@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bmpls_crypto::hash::tx_hash;
-use bmpls_types::limits::MAX_LEVELS;
+use bmpls_types::limits::{MAX_FIX_AHEAD_MS, MAX_LEVELS};
 use bmpls_types::{
     Block, BlockHash, CarerId, ChainId, Epoch, Height, LevelIndex, PatientId, PublicKeyBytes, Seq,
     Transaction, TxHash,
@@ -92,6 +92,9 @@ pub enum TxRefusal {
     /// The revoked grant does not exist for this patient.
     #[error("no grant {0} of this patient to revoke")]
     UnknownGrant(TxHash),
+    /// The grant was revoked already.
+    #[error("grant {0} is already revoked")]
+    AlreadyRevoked(TxHash),
     /// The audit is not signed by a validator.
     #[error("the auditing node is not a validator of this chain")]
     NotANode,
@@ -105,6 +108,37 @@ pub enum TxRefusal {
     /// verification rules anyone could sign anything under it.
     #[error("the {0} key is malformed or of small order")]
     WeakKey(&'static str),
+    /// A report whose fix time lies more than [`MAX_FIX_AHEAD_MS`] ahead of the block's time
+    /// (or the validator's clock, in the pool): a time in the wrong unit.
+    #[error(
+        "report {seq} has fix time {fix_time_ms} ms since 1970, after {latest_ms}, the latest \
+         allowed (fix times are Unix milliseconds, at most a day ahead of the clock)"
+    )]
+    FixTimeAhead {
+        /// The report's sequence number.
+        seq: u64,
+        /// Its fix time.
+        fix_time_ms: u64,
+        /// The latest fix time allowed.
+        latest_ms: u64,
+    },
+}
+
+/// Refuses a report whose fix time lies more than [`MAX_FIX_AHEAD_MS`] after `clock_ms` (a
+/// block's time, or a validator's clock); other transactions pass.
+pub fn check_fix_time(tx: &Transaction, clock_ms: u64) -> Result<(), TxRefusal> {
+    let Transaction::Report(record) = tx else {
+        return Ok(());
+    };
+    let latest_ms = clock_ms.saturating_add(MAX_FIX_AHEAD_MS);
+    if record.fix_time_ms > latest_ms {
+        return Err(TxRefusal::FixTimeAhead {
+            seq: record.seq.0,
+            fix_time_ms: record.fix_time_ms,
+            latest_ms,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a key that may not be registered (see `bmpls_crypto::sign::check_public_key`).
@@ -287,8 +321,8 @@ impl Ledger {
         let mut overlay = Overlay::new(self);
         let mut signers = Vec::with_capacity(block.txs.len());
         for (index, tx) in block.txs.iter().enumerate() {
-            let signer = overlay
-                .admit(tx)
+            let signer = check_fix_time(tx, header.time_ms)
+                .and_then(|()| overlay.admit(tx))
                 .map_err(|refusal| BlockRefusal::Tx { index, refusal })?;
             signers.push(signer);
         }
@@ -511,11 +545,16 @@ impl<'a> Overlay<'a> {
             Transaction::Revoke(t) => {
                 let state = self.enrolled(&t.patient)?;
                 let key = (t.patient, t.grant);
-                let granted = (self.ledger.grants.get(&key).is_some_and(|g| g.standing)
+                let exists =
+                    self.ledger.grants.contains_key(&key) || self.changes.grants.contains_key(&key);
+                if !exists {
+                    return Err(TxRefusal::UnknownGrant(t.grant));
+                }
+                let standing = (self.ledger.grants.get(&key).is_some_and(|g| g.standing)
                     || self.changes.grants.contains_key(&key))
                     && !self.changes.revoked.contains(&key);
-                if !granted {
-                    return Err(TxRefusal::UnknownGrant(t.grant));
+                if !standing {
+                    return Err(TxRefusal::AlreadyRevoked(t.grant));
                 }
                 self.changes.revoked.insert(key);
                 Ok(state.custodian_key)

@@ -46,6 +46,9 @@ pub struct Mempool {
     bytes: usize,
     /// Highest report sequence number admitted per patient, beyond the ledger's.
     next_report: BTreeMap<PatientId, u64>,
+    /// The validator's clock, ms, if the engine has told it: reports whose fix time lies too far
+    /// ahead of it are refused on admission ([`crate::check_fix_time`]).
+    clock_ms: Option<u64>,
 }
 
 impl Mempool {
@@ -58,7 +61,13 @@ impl Mempool {
             hashes: HashMap::new(),
             bytes: 0,
             next_report: BTreeMap::new(),
+            clock_ms: None,
         }
+    }
+
+    /// Sets the validator's clock, ms, against which admitted reports' fix times are checked.
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.clock_ms = Some(now_ms);
     }
 
     /// Transactions waiting.
@@ -130,6 +139,9 @@ impl Mempool {
         if self.hashes.contains_key(&hash) {
             return Err(TxRefusal::Duplicate(hash).into());
         }
+        if let Some(clock_ms) = self.clock_ms {
+            crate::check_fix_time(&tx, clock_ms)?;
+        }
         let signer = match &tx {
             Transaction::Report(record) => {
                 let state = ledger
@@ -185,11 +197,13 @@ impl Mempool {
         self.hashes.get(hash).copied()
     }
 
-    /// The transactions of the next block: in arrival order, each valid after the ones before
-    /// it, within the block limits. What does not fit, or is not valid yet, stays.
+    /// The transactions of the next block, whose time is `time_ms`: in arrival order, each
+    /// valid after the ones before it, within the block limits. What does not fit, or is not
+    /// valid yet (a fix time too far ahead of the block's), stays.
     pub fn take_block(
         &self,
         ledger: &Ledger,
+        time_ms: u64,
         max_txs: usize,
         max_bytes: usize,
     ) -> Vec<Transaction> {
@@ -203,7 +217,9 @@ impl Mempool {
             if bytes + entry.bytes > max_bytes {
                 continue;
             }
-            if overlay.admit(&entry.tx).is_ok() {
+            let valid =
+                crate::check_fix_time(&entry.tx, time_ms).and_then(|()| overlay.admit(&entry.tx));
+            if valid.is_ok() {
                 bytes += entry.bytes;
                 chosen.push(entry.tx.clone());
             }

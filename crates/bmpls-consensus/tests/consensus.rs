@@ -2,7 +2,7 @@
 //! mempool.
 
 use bmpls_consensus::{
-    ConfigError, Genesis, Ledger, Mempool, Message, Refusal, TxRefusal, WalRecord,
+    BlockRefusal, ConfigError, Genesis, Ledger, Mempool, Message, Refusal, TxRefusal, WalRecord,
 };
 use bmpls_crypto::SigningKey;
 use bmpls_types::{
@@ -193,7 +193,7 @@ fn the_mempool_admits_reports_in_sequence_and_refuses_replays_gaps_and_forgeries
     ));
 
     // The proposer takes both reports; once committed, a replay of either is refused.
-    let txs = pool.take_block(&ledger, 100, 1 << 20);
+    let txs = pool.take_block(&ledger, ledger.tip_time_ms() + 1, 100, 1 << 20);
     assert_eq!(txs.len(), 2);
     let block = one_block(&ledger, txs, &operator);
     ledger
@@ -210,6 +210,75 @@ fn the_mempool_admits_reports_in_sequence_and_refuses_replays_gaps_and_forgeries
             ..
         }))
     ));
+}
+
+/// `report` with its fix time set to `fix_time_ms`, signed again.
+fn report_at(patient: &Patient, seq: u64, fix_time_ms: u64) -> Transaction {
+    let Transaction::Report(mut record) = report(patient, seq, 2) else {
+        unreachable!("a report")
+    };
+    record.fix_time_ms = fix_time_ms;
+    patient.reporter.sign(&mut record, &chain());
+    Transaction::Report(record)
+}
+
+#[test]
+fn fix_times_far_ahead_of_the_block_time_are_refused() {
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let operator = SigningKey::from_seed(&[1; 32]);
+    let patient = enrol(&mut ledger, &operator);
+    let block_time = ledger.tip_time_ms() + 1;
+    let latest = block_time + bmpls_types::limits::MAX_FIX_AHEAD_MS;
+    // OwnTracks seconds read as milliseconds, ×1000 again: the year 58,900.
+    let year_58900 = 1_795_000_000_000_000;
+
+    // The ledger refuses the block, whatever the validator's clock says (only the block's
+    // time counts), and accepts a fix at the limit.
+    let ahead = one_block(&ledger, vec![report_at(&patient, 1, latest + 1)], &operator);
+    assert_eq!(ahead.header.time_ms, block_time);
+    let refusal = ledger
+        .check_block(&ahead, u64::MAX, year_58900)
+        .expect_err("a fix time a day and a millisecond ahead");
+    assert!(
+        matches!(
+            refusal,
+            BlockRefusal::Tx {
+                index: 0,
+                refusal: TxRefusal::FixTimeAhead { seq: 1, .. }
+            }
+        ),
+        "{refusal}"
+    );
+    assert!(
+        refusal.to_string().contains("Unix milliseconds"),
+        "{refusal}"
+    );
+    let at_limit = one_block(&ledger, vec![report_at(&patient, 1, latest)], &operator);
+    ledger
+        .check_block(&at_limit, u64::MAX, block_time)
+        .expect("a fix time a day ahead is allowed");
+
+    // The pool refuses it once it knows the clock, and the proposer leaves out what an
+    // unclocked pool took, with the reports after it.
+    let mut pool = Mempool::new(100, 1 << 20);
+    pool.admit(report_at(&patient, 1, year_58900), &ledger)
+        .expect("a pool without a clock checks no time");
+    pool.admit(report_at(&patient, 2, block_time), &ledger)
+        .expect("the next report");
+    assert!(
+        pool.take_block(&ledger, block_time, 100, 1 << 20)
+            .is_empty()
+    );
+    let mut clocked = Mempool::new(100, 1 << 20);
+    clocked.set_clock(block_time);
+    assert!(matches!(
+        clocked.admit(report_at(&patient, 1, year_58900), &ledger),
+        Err(Refusal::Rule(TxRefusal::FixTimeAhead { .. }))
+    ));
+    clocked
+        .admit(report_at(&patient, 1, latest), &ledger)
+        .expect("at the limit");
 }
 
 #[test]

@@ -46,7 +46,8 @@ pub struct Query {
     pub to_ms: u64,
     /// Which records.
     pub ask: Ask,
-    /// At most this many records (1 to [`MAX_ANSWER_RECORDS`]).
+    /// At most this many records, a track's exclusion evidence included (1 to
+    /// [`MAX_ANSWER_RECORDS`]).
     pub limit: u32,
 }
 
@@ -55,7 +56,9 @@ pub struct Query {
 pub enum Ask {
     /// The latest record in the window.
     Last,
-    /// Every record in the window.
+    /// Every record in the window, in (fix time, sequence number) order, with the exclusion
+    /// evidence ([`Answer::excluded`]) that lets the carer see that none is missing even when
+    /// fix times do not follow sequence numbers.
     Track,
     /// The records in the window whose ciphertext at the query's level lies in one of the
     /// ranges of its epoch (an area, covered and encrypted by the carer).
@@ -114,8 +117,17 @@ pub struct Answer {
     pub grant: ProvedTx,
     /// The patient's enrolment, then each key rotation, in chain order.
     pub keys: BoundedVec<ProvedTx, MAX_KEY_TXS>,
-    /// The records, in fix-time order, each cut to the query's level.
+    /// The records, in (fix time, sequence number) order, each cut to the query's level.
     pub records: BoundedVec<ProvedRecord, MAX_ANSWER_RECORDS>,
+    /// A track's exclusion evidence: every record whose sequence number lies between two of
+    /// [`Answer::records`] but that is not one of them, because its fix time is outside the
+    /// window (reports flushed out of order), its epoch is outside the grant's data window, or
+    /// the limit cut the answer before it. Proved and signed like the records, but cut past
+    /// the last level: no ciphertext at all, only the sequence number, fix time and epoch, so
+    /// the carer checks that the sequence numbers of both together are consecutive and learns
+    /// nothing of where those records are. Records and evidence together count against the
+    /// query's limit. Empty for other asks.
+    pub excluded: BoundedVec<ProvedRecord, MAX_ANSWER_RECORDS>,
     /// Whether the limit cut the answer short.
     pub more: bool,
 }

@@ -4,6 +4,15 @@
 //! the level asked (`LocationRecord::view`): finer ciphertexts and the sealed fix (below level 0)
 //! stay on the node.
 //!
+//! A track is the records whose fix time is in the window (and epoch in the grant's data
+//! window), in (fix time, seq) order. Phones flush backlogs out of order, so their sequence
+//! numbers need not be consecutive in that order: the answer adds, as exclusion evidence, every
+//! record whose seq lies between two answered ones but is not answered (its fix time or epoch
+//! is outside, or the limit cut the answer before it), so the carer checks that answer and
+//! evidence together hold a consecutive run of sequence numbers and sees a dropped record.
+//! Answer and evidence together are at most the query's limit: the answer is the longest
+//! prefix whose span of sequence numbers fits ([`span_prefix`]).
+//!
 //! The check ([`authorize`]) runs on the core task, which owns the ledger; the answer
 //! ([`answer`]) reads the store on a blocking thread.
 
@@ -150,14 +159,38 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
         }
     };
     records.retain(|r| in_window(r));
-    let more = records.len() > limit;
-    records.truncate(limit);
+    let (records, excluded, more) = match &query.ask {
+        Ask::Track => {
+            let kept = span_prefix(&records, limit);
+            let more = kept < records.len();
+            records.truncate(kept);
+            let excluded = exclusion_evidence(store, &query.patient, &records)?;
+            // Each piece of evidence must be excluded for a reason the carer can check; one
+            // that is not means the store's track missed a record of the window.
+            let last = records.last().map(|r| (r.record.fix_time_ms, r.record.seq));
+            if let Some(e) = excluded.iter().find(|e| {
+                in_window(e) && !(more && Some((e.record.fix_time_ms, e.record.seq)) > last)
+            }) {
+                return Err(StoreError::Corrupt {
+                    what: "a track that misses a record of its window",
+                    key: format!("seq {}", e.record.seq.0),
+                });
+            }
+            (records, excluded, more)
+        }
+        _ => {
+            let more = records.len() > limit;
+            records.truncate(limit);
+            (records, Vec::new(), more)
+        }
+    };
 
     // Positions to prove: the grant, the key transactions, the records.
     let mut wanted = vec![permit.grant_at];
     wanted.extend(&permit.keys_at);
     wanted.extend(records.iter().map(|r| (r.height, r.index)));
-    let mut prover = Prover::new(store, &wanted, &records)?;
+    wanted.extend(excluded.iter().map(|r| (r.height, r.index)));
+    let mut prover = Prover::new(store, &wanted, records.iter().chain(&excluded))?;
     let grant = prover.proved(permit.grant_at)?;
     let keys = permit
         .keys_at
@@ -168,14 +201,56 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
         .iter()
         .map(|r| prover.proved_view((r.height, r.index), query.level))
         .collect::<Result<Vec<_>, _>>()?;
+    // Evidence is cut past the last level: it shows a record's seq, fix time and epoch, which
+    // is all the carer checks, and no ciphertext of a record outside the window asked.
+    let excluded = excluded
+        .iter()
+        .map(|r| prover.proved_view((r.height, r.index), LevelIndex(u8::MAX)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Answer {
         at_height: permit.at_height,
         blocks: BoundedVec::new(prover.blocks).map_err(|_| bad("too many blocks"))?,
         grant,
         keys: BoundedVec::new(keys).map_err(|_| bad("too many key transactions"))?,
         records: BoundedVec::new(records).map_err(|_| bad("too many records"))?,
+        excluded: BoundedVec::new(excluded).map_err(|_| bad("too much exclusion evidence"))?,
         more,
     })
+}
+
+/// How many of a track's first records (in (fix time, seq) order) fit in `limit` with their
+/// exclusion evidence: records and evidence together are every record of the prefix's span of
+/// sequence numbers, so the longest prefix whose span is at most `limit`. The first record
+/// always fits, so a carer paging through a window always moves on.
+fn span_prefix(records: &[StoredRecord], limit: usize) -> usize {
+    let mut span: Option<(u64, u64)> = None;
+    for (i, r) in records.iter().enumerate() {
+        let seq = r.record.seq.0;
+        let (low, high) = span.map_or((seq, seq), |(l, h)| (l.min(seq), h.max(seq)));
+        if i > 0 && high - low >= limit as u64 {
+            return i;
+        }
+        span = Some((low, high));
+    }
+    records.len()
+}
+
+/// The records whose sequence numbers lie between the lowest and highest of `records` but are
+/// not among them: a track's exclusion evidence (see [`Answer::excluded`]).
+fn exclusion_evidence(
+    store: &Store,
+    patient: &bmpls_types::PatientId,
+    records: &[StoredRecord],
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let answered: std::collections::BTreeSet<u64> =
+        records.iter().map(|r| r.record.seq.0).collect();
+    let (Some(&low), Some(&high)) = (answered.first(), answered.last()) else {
+        return Ok(Vec::new());
+    };
+    let gaps = (low..=high)
+        .filter(|s| !answered.contains(s))
+        .map(bmpls_types::Seq);
+    store.records_at(patient, gaps)
 }
 
 /// The audit entries about `request.patient`, proved. The caller checked that the patient's
@@ -189,7 +264,7 @@ pub(crate) fn audit_answer(
         request.from_height,
         request.limit as usize,
     )?;
-    let mut prover = Prover::new(store, &positions, &[])?;
+    let mut prover = Prover::new(store, &positions, [])?;
     let entries = positions
         .iter()
         .map(|&at| prover.proved(at))
@@ -214,13 +289,15 @@ struct Prover {
 }
 
 impl Prover {
-    fn new(
+    fn new<'a>(
         store: &Store,
         wanted: &[(Height, u32)],
-        records: &[StoredRecord],
+        records: impl IntoIterator<Item = &'a StoredRecord>,
     ) -> Result<Self, StoreError> {
-        let known: BTreeMap<(Height, u32), &StoredRecord> =
-            records.iter().map(|r| ((r.height, r.index), r)).collect();
+        let known: BTreeMap<(Height, u32), &StoredRecord> = records
+            .into_iter()
+            .map(|r| ((r.height, r.index), r))
+            .collect();
         let mut by_height: BTreeMap<Height, Vec<u32>> = BTreeMap::new();
         for &(height, index) in wanted {
             by_height.entry(height).or_default().push(index);

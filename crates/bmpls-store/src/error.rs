@@ -7,6 +7,9 @@ pub enum StoreError {
     /// sled reported an error (I/O, or its own corruption detection).
     #[error("database: {0}")]
     Database(#[from] sled::Error),
+    /// Another process holds the database's lock: most often the same node started twice.
+    #[error("another node is using {}: its database is locked (is this node already running?)", .0.display())]
+    Locked(std::path::PathBuf),
     /// A stored value failed its checksum or does not decode: the disk is not what was written.
     #[error("corrupt {what} at key {key}")]
     Corrupt {

@@ -232,19 +232,22 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Opens a sled database, waiting up to [`LOCK_WAIT`] for its file lock: a handle of the same
 /// database just dropped in this process (a restarted node in a test, say) can hold the lock
-/// while sled's I/O threads finish. Any other error, or a lock still held after the wait
-/// (another process owns the store), is returned as it is.
-pub(crate) fn open_sled(config: &sled::Config) -> Result<sled::Db, sled::Error> {
+/// while sled's I/O threads finish. A lock still held after the wait (another process owns
+/// the database in `dir`) is [`StoreError::Locked`]; any other error is returned as it is.
+pub(crate) fn open_sled(
+    config: &sled::Config,
+    dir: &std::path::Path,
+) -> Result<sled::Db, crate::StoreError> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match config.open() {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(crate::StoreError::Locked(dir.to_path_buf()));
+                }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            other => return other,
+            other => return Ok(other?),
         }
     }
 }

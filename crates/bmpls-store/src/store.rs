@@ -132,6 +132,7 @@ impl Store {
                 .cache_capacity(CACHE_BYTES)
                 .segment_size(SEGMENT_BYTES)
                 .flush_every_ms(None),
+            dir,
         )?;
         let tree = db.open_tree("chain")?;
         let store = Self {
@@ -407,6 +408,30 @@ impl Store {
             None => Ok(None),
             Some(chunk) => chunk.get(seq),
         }
+    }
+
+    /// The records `(patient, seq)` for each of `seqs` (ascending), reading each record chunk
+    /// once: what a track's exclusion evidence needs (a run of sequence numbers). A sequence
+    /// number the store does not hold is refused as [`StoreError::Corrupt`]: callers ask only
+    /// for numbers between two stored ones, and the store keeps each patient's consecutive.
+    pub fn records_at(
+        &self,
+        patient: &PatientId,
+        seqs: impl IntoIterator<Item = Seq>,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut current: Option<RecordChunk> = None;
+        for seq in seqs {
+            let chunk = match current.take() {
+                Some(c) if c.holds(seq) => Some(c),
+                _ => self.chunk_holding(patient, seq)?,
+            };
+            let missing = || corrupt("record in a patient's sequence", &records_key(patient, seq));
+            let chunk = chunk.ok_or_else(missing)?;
+            out.push(chunk.get(seq)?.ok_or_else(missing)?);
+            current = Some(chunk);
+        }
+        Ok(out)
     }
 
     /// The record chunk of `patient` that holds `seq`, if any.

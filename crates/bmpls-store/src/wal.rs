@@ -19,7 +19,8 @@ pub struct SledWal {
 impl SledWal {
     /// Opens (or creates) the log in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = crate::layout::open_sled(&sled::Config::new().path(dir).flush_every_ms(None))?;
+        let db =
+            crate::layout::open_sled(&sled::Config::new().path(dir).flush_every_ms(None), dir)?;
         // Sequence numbers continue after the last entry, whatever its height.
         let next = match db.iter().keys().next_back() {
             Some(key) => {

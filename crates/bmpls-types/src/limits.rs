@@ -34,6 +34,15 @@ pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_HEADER_BYTES: usize = 512;
 /// Largest encoded commit certificate: every validator's 32-byte key and 64-byte signature.
 pub const MAX_CERTIFICATE_BYTES: usize = 64 + MAX_VALIDATORS * (32 + 64);
+/// Earliest fix time clients accept, ms since the Unix epoch: 2000-01-01T00:00:00Z. An earlier
+/// time is a unit mistake (Unix seconds read as milliseconds: 1970) or a device without a clock.
+/// The ledger does not apply it: a chain's clock may start anywhere (the simulator's at 1 ms).
+pub const MIN_FIX_TIME_MS: u64 = 946_684_800_000;
+/// How far a fix time may lie ahead of the clock, ms: one day, room for a device whose clock or
+/// time zone is wrong; further ahead is a unit mistake (milliseconds read as seconds: the year
+/// 58,900). Clients measure it from their clock; the ledger from the block's time, so that
+/// every validator decides alike.
+pub const MAX_FIX_AHEAD_MS: u64 = 86_400_000;
 /// Largest encoded value of any kind (the decoder refuses longer input outright).
 pub const MAX_ENCODED_BYTES: usize = MAX_BLOCK_BYTES;
 

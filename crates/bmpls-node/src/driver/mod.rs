@@ -156,9 +156,12 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
             TxRefusal::BadSignature => RefusalCode::BadSignature,
             TxRefusal::WeakKey(_) => RefusalCode::WeakKey,
             TxRefusal::NotAnOperator | TxRefusal::NotANode => RefusalCode::NotAuthorised,
-            TxRefusal::Levels { .. } | TxRefusal::Invalid(_) | TxRefusal::UnknownGrant(_) => {
-                RefusalCode::Invalid
-            }
+            TxRefusal::Levels { .. }
+            | TxRefusal::Invalid(_)
+            | TxRefusal::UnknownGrant(_)
+            | TxRefusal::FixTimeAhead { .. } => RefusalCode::Invalid,
+            // Asking for what is already so is a replay: nothing is left to do.
+            TxRefusal::AlreadyRevoked(_) => RefusalCode::Replay,
         },
     }
 }
