@@ -5,7 +5,9 @@
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OreError {
     /// A domain needs 1..=64 bits and an even block size in 2..=8.
-    #[error("no domain of {bits} bits in blocks of {block_bits} bits (need 1..=64 bits, even blocks of 2..=8)")]
+    #[error(
+        "no domain of {bits} bits in blocks of {block_bits} bits (need 1..=64 bits, even blocks of 2..=8)"
+    )]
     InvalidDomain {
         /// Requested plaintext bits.
         bits: u8,
@@ -63,7 +65,9 @@ pub enum OreError {
     },
     /// Slot keys or comparison values of the wrong count or range handed to
     /// [`crate::RightCiphertext::from_slots`] (a bug in the caller).
-    #[error("right ciphertext assembled from {got} slots, the domain has {expected}, or a value is not mod 3")]
+    #[error(
+        "right ciphertext assembled from {got} slots, the domain has {expected}, or a value is not mod 3"
+    )]
     BadSlots {
         /// Slots the domain has.
         expected: usize,

@@ -52,6 +52,17 @@
 //! the first non-zero difference is selected with `subtle`'s constant-time selection, so the
 //! time does not depend on where the plaintexts differ.
 //!
+//! A left and a right ciphertext compare:
+//!
+//! ```
+//! use bmpls_ore_compare::{LeftCiphertext, OreError, RightCiphertext, compare};
+//! fn order(a: &LeftCiphertext, b: &RightCiphertext) -> Result<std::cmp::Ordering, OreError> {
+//!     compare(a, b)
+//! }
+//! ```
+//!
+//! but two right ones do not, neither through `compare` nor as values with an ordering:
+//!
 //! ```compile_fail
 //! // Two right ciphertexts cannot be compared: `compare` takes a left one first.
 //! fn order(a: &bmpls_ore_compare::RightCiphertext, b: &bmpls_ore_compare::RightCiphertext) {
@@ -78,7 +89,9 @@ use std::cmp::Ordering;
 
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-pub use domain::{DEFAULT_BLOCK_BITS, Domain, MAX_BITS, MAX_BLOCK_BITS, MAX_BLOCKS, MIN_BLOCK_BITS};
+pub use domain::{
+    DEFAULT_BLOCK_BITS, Domain, MAX_BITS, MAX_BLOCK_BITS, MAX_BLOCKS, MIN_BLOCK_BITS,
+};
 pub use error::OreError;
 pub use left::{LeftBlock, LeftCiphertext};
 pub use right::RightCiphertext;

@@ -201,13 +201,26 @@ proptest! {
 #[test]
 fn known_answers() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/kat.txt");
-    let mut lines = vec!["# bits block_bits x left_hex right_hex (secret 0x5a x 32, TestRng seed = x)".to_owned()];
-    for (bits, block_bits) in [(50u8, 6u8), (38, 6), (32, 6), (50, 2), (50, 4), (50, 8), (64, 8), (5, 4)] {
+    let mut lines = vec![
+        "# bits block_bits x left_hex right_hex (secret 0x5a x 32, TestRng seed = x)".to_owned(),
+    ];
+    for (bits, block_bits) in [
+        (50u8, 6u8),
+        (38, 6),
+        (32, 6),
+        (50, 2),
+        (50, 4),
+        (50, 8),
+        (64, 8),
+        (5, 4),
+    ] {
         let key = key(bits, block_bits);
         let max = key.domain().max_plaintext();
         for x in [0, 1, max / 3, max - 1, max] {
             let left = key.encrypt_left(x).expect("in domain");
-            let right = key.encrypt_right(x, &mut TestRng::new(x)).expect("in domain");
+            let right = key
+                .encrypt_right(x, &mut TestRng::new(x))
+                .expect("in domain");
             lines.push(format!(
                 "{bits} {block_bits} {x} {} {}",
                 hex::encode(left.as_bytes()),
@@ -276,8 +289,12 @@ fn left_ciphertexts_are_deterministic() {
 /// One secret under two domains gives unrelated keys.
 #[test]
 fn keys_are_bound_to_their_domain() {
-    let a = OreKey::new(&SECRET, domain(50, 6)).encrypt_left(5).expect("in domain");
-    let b = OreKey::new(&SECRET, domain(50, 4)).encrypt_left(5).expect("in domain");
+    let a = OreKey::new(&SECRET, domain(50, 6))
+        .encrypt_left(5)
+        .expect("in domain");
+    let b = OreKey::new(&SECRET, domain(50, 4))
+        .encrypt_left(5)
+        .expect("in domain");
     assert_ne!(a.as_bytes()[5..21], b.as_bytes()[5..21]);
 }
 
@@ -287,7 +304,10 @@ fn plaintexts_outside_the_domain_are_refused() {
     let mut rng = StdRng::seed_from_u64(5);
     let err = Err(OreError::PlaintextOutOfDomain { bits: 50 });
     assert_eq!(key.encrypt_left(1 << 50), err);
-    assert_eq!(key.encrypt_right(u64::MAX, &mut rng).map(|_| ()), err.map(|_: LeftCiphertext| ()));
+    assert_eq!(
+        key.encrypt_right(u64::MAX, &mut rng).map(|_| ()),
+        err.map(|_: LeftCiphertext| ())
+    );
     assert!(key.encrypt_left((1 << 50) - 1).is_ok());
 }
 
@@ -297,15 +317,27 @@ fn ciphertexts_of_different_domains_do_not_compare() {
     let left = key(50, 6).encrypt_left(1).expect("in domain");
     let right = key(50, 4).encrypt_right(1, &mut rng).expect("in domain");
     assert_eq!(compare(&left, &right), Err(OreError::DomainMismatch));
-    assert_eq!(in_range(&left, &left, &right), Err(OreError::DomainMismatch));
+    assert_eq!(
+        in_range(&left, &left, &right),
+        Err(OreError::DomainMismatch)
+    );
 }
 
 #[test]
 fn in_range_is_the_closed_interval() {
     let key = key(32, 6);
     let mut rng = StdRng::seed_from_u64(7);
-    let (lo, hi) = (key.encrypt_left(100).expect("in"), key.encrypt_left(200).expect("in"));
-    for (y, inside) in [(99, false), (100, true), (150, true), (200, true), (201, false)] {
+    let (lo, hi) = (
+        key.encrypt_left(100).expect("in"),
+        key.encrypt_left(200).expect("in"),
+    );
+    for (y, inside) in [
+        (99, false),
+        (100, true),
+        (150, true),
+        (200, true),
+        (201, false),
+    ] {
         let right = key.encrypt_right(y, &mut rng).expect("in domain");
         assert_eq!(in_range(&lo, &hi, &right), Ok(inside), "y = {y}");
     }
@@ -326,33 +358,82 @@ fn malformed_encodings_are_typed_errors() {
     let key = key(50, 6);
     let mut rng = StdRng::seed_from_u64(8);
     let left = key.encrypt_left(12345).expect("in domain").to_bytes();
-    let right = key.encrypt_right(12345, &mut rng).expect("in domain").to_bytes();
+    let right = key
+        .encrypt_right(12345, &mut rng)
+        .expect("in domain")
+        .to_bytes();
     assert_eq!((left.len(), right.len()), (157, 124));
     for (is_left, good) in [(true, &left), (false, &right)] {
         let len = good.len();
         for cut in 0..len {
             let needed = if cut < 4 { 4 } else { len };
-            check_parse(is_left, &good[..cut], OreError::Truncated { needed, got: cut });
+            check_parse(
+                is_left,
+                &good[..cut],
+                OreError::Truncated { needed, got: cut },
+            );
         }
         let mut long = good.clone();
         long.push(0);
-        check_parse(is_left, &long, OreError::TrailingBytes { expected: len, extra: 1 });
+        check_parse(
+            is_left,
+            &long,
+            OreError::TrailingBytes {
+                expected: len,
+                extra: 1,
+            },
+        );
         let mut version = good.clone();
         version[0] = 2;
         check_parse(is_left, &version, OreError::UnknownVersion(2));
         let mut odd = good.clone();
         odd[3] = 5;
-        check_parse(is_left, &odd, OreError::InvalidDomain { bits: 50, block_bits: 5 });
+        check_parse(
+            is_left,
+            &odd,
+            OreError::InvalidDomain {
+                bits: 50,
+                block_bits: 5,
+            },
+        );
         let mut wide = good.clone();
         wide[2] = 65;
-        check_parse(is_left, &wide, OreError::InvalidDomain { bits: 65, block_bits: 6 });
+        check_parse(
+            is_left,
+            &wide,
+            OreError::InvalidDomain {
+                bits: 65,
+                block_bits: 6,
+            },
+        );
     }
-    check_parse(false, &left, OreError::WrongKind { expected: "right", found: b'L' });
-    check_parse(true, &right, OreError::WrongKind { expected: "left", found: b'R' });
+    check_parse(
+        false,
+        &left,
+        OreError::WrongKind {
+            expected: "right",
+            found: b'L',
+        },
+    );
+    check_parse(
+        true,
+        &right,
+        OreError::WrongKind {
+            expected: "left",
+            found: b'R',
+        },
+    );
     // 49 bits in 6-bit blocks: the last block has 2 slots, not 4, so one packed byte fewer.
     let mut narrower = right.clone();
     narrower[2] = 49;
-    check_parse(false, &narrower, OreError::TrailingBytes { expected: 123, extra: 1 });
+    check_parse(
+        false,
+        &narrower,
+        OreError::TrailingBytes {
+            expected: 123,
+            extra: 1,
+        },
+    );
     // The last block of 50 bits has 2 bits: slot 4 is outside it.
     let mut slot = left.clone();
     slot[4 + 8 * 17] = 4;
@@ -372,12 +453,21 @@ fn malformed_encodings_are_typed_errors() {
 fn debug_prints_no_key_material() {
     let key = OreKey::new(&[0xab; 32], domain(50, 6));
     let shown = format!("{key:?}");
-    assert_eq!(shown, r#"OreKey { domain: Domain { bits: 50, block_bits: 6 }, keys: "<redacted>" }"#);
+    assert_eq!(
+        shown,
+        r#"OreKey { domain: Domain { bits: 50, block_bits: 6 }, keys: "<redacted>" }"#
+    );
     let mut rng = StdRng::seed_from_u64(9);
     let left = format!("{:?}", key.encrypt_left(1).expect("in domain"));
     let right = format!("{:?}", key.encrypt_right(1, &mut rng).expect("in domain"));
-    assert_eq!(left, "LeftCiphertext { domain: Domain { bits: 50, block_bits: 6 }, .. }");
-    assert_eq!(right, "RightCiphertext { domain: Domain { bits: 50, block_bits: 6 }, .. }");
+    assert_eq!(
+        left,
+        "LeftCiphertext { domain: Domain { bits: 50, block_bits: 6 }, .. }"
+    );
+    assert_eq!(
+        right,
+        "RightCiphertext { domain: Domain { bits: 50, block_bits: 6 }, .. }"
+    );
 }
 
 /// The order is what `compare` reports for the left one first; the reversed question needs a
@@ -387,6 +477,12 @@ fn order_is_of_the_left_against_the_right() {
     let key = key(38, 6);
     let mut rng = StdRng::seed_from_u64(10);
     let right = key.encrypt_right(10, &mut rng).expect("in domain");
-    assert_eq!(compare(&key.encrypt_left(9).expect("in"), &right), Ok(Ordering::Less));
-    assert_eq!(compare(&key.encrypt_left(11).expect("in"), &right), Ok(Ordering::Greater));
+    assert_eq!(
+        compare(&key.encrypt_left(9).expect("in"), &right),
+        Ok(Ordering::Less)
+    );
+    assert_eq!(
+        compare(&key.encrypt_left(11).expect("in"), &right),
+        Ok(Ordering::Greater)
+    );
 }
