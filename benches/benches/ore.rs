@@ -1,9 +1,13 @@
 //! Order-revealing encryption: right and left encryption and one comparison at the level sizes
 //! bmpls uses (50 bits = exact, 38 = street, 32 = neighbourhood), for every block size, so that
-//! the default block size is chosen by measurement. Sizes are printed before the timings.
+//! the default block size is chosen by measurement. Sizes are printed before the timings, and
+//! raw AES (64 blocks, pipelined) is timed first: on a shared machine it shows what a core gave
+//! at the time, since the ORE's cost is mostly AES.
 //! Run with `cargo bench -p bmpls-benches --bench ore -- --warm-up-time 1 --measurement-time 2`.
 #![allow(missing_docs)]
 
+use aes::cipher::{BlockEncrypt, KeyInit};
+use aes::{Aes128Enc, Aes256Enc};
 use bmpls_ore::{Domain, LeftCiphertext, OreKey, RightCiphertext, compare};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::StdRng;
@@ -38,6 +42,24 @@ fn sizes() {
             .collect();
         println!("  block_bits {block_bits}: {}", row.join(", "));
     }
+}
+
+fn aes_reference(c: &mut Criterion) {
+    let mut group = c.benchmark_group("aes");
+    group.throughput(Throughput::Elements(64));
+    let mut blocks = [aes::Block::default(); 64];
+    let aes128 = Aes128Enc::new(&[1u8; 16].into());
+    group.bench_function("aes128_64_blocks", |b| {
+        b.iter(|| aes128.encrypt_blocks(&mut blocks))
+    });
+    let aes256 = Aes256Enc::new(&[1u8; 32].into());
+    group.bench_function("aes256_64_blocks", |b| {
+        b.iter(|| aes256.encrypt_blocks(&mut blocks))
+    });
+    group.bench_function("aes128_key_schedule", |b| {
+        b.iter(|| Aes128Enc::new(&std::hint::black_box([2u8; 16]).into()))
+    });
+    group.finish();
 }
 
 fn ore(c: &mut Criterion) {
@@ -83,5 +105,5 @@ fn ore(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ore);
+criterion_group!(benches, aes_reference, ore);
 criterion_main!(benches);

@@ -141,14 +141,13 @@ fn compare_under(oracle: &Oracle, left: &LeftCiphertext, right: &RightCiphertext
         *slot = domain.slot_offset(i) + h;
     }
     oracle.apply(&mut images[..blocks]);
-    // `result` keeps the first non-zero difference: 0 equal, 1 greater, 2 less.
+    // From the last block to the first, a block that differs overrides what the blocks after
+    // it said, so the first differing block decides; every block is read and selected without
+    // a branch. `result`: 0 equal, 1 greater, 2 less.
     let mut result = 0u8;
-    let mut found = subtle::Choice::from(0);
-    for (image, &slot) in images.iter().zip(&slots).take(blocks) {
+    for (image, &slot) in images[..blocks].iter().zip(&slots[..blocks]).rev() {
         let difference = (right.slot(slot) + 3 - hash::trit(image)) % 3;
-        let differs = !difference.ct_eq(&0);
-        result.conditional_assign(&difference, differs & !found);
-        found |= differs;
+        result = u8::conditional_select(&difference, &result, difference.ct_eq(&0));
     }
     match result {
         0 => Ordering::Equal,

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use zeroize::Zeroize;
+
 use crate::hash::{self, BATCH, Block, Oracle};
 use crate::wire::{self, HEADER_LEN, KIND_RIGHT};
 use crate::{Domain, MAX_BITS, MAX_BLOCK_BITS, OreError};
@@ -59,15 +61,21 @@ impl RightCiphertext {
     }
 
     /// Assembles a right ciphertext: slot `t` (over all blocks, block by block) holds
-    /// `cmp[t] + H(slot_keys[t], nonce) mod 3`. This is the last step of
+    /// `cmp[t] + H(slot key t, nonce) mod 3`. This is the last step of
     /// `bmpls_ore::OreKey::encrypt_right`, which computes the slot keys and comparison values
     /// from the key and the plaintext; `H` lives here because the comparison needs it too.
-    pub fn from_slots(
+    /// The slot keys come as an iterator so that the caller's AES output needs no copy.
+    pub fn from_slots<K>(
         domain: Domain,
         nonce: [u8; 16],
-        slot_keys: &[[u8; 16]],
+        slot_keys: K,
         cmp: &[u8],
-    ) -> Result<Self, OreError> {
+    ) -> Result<Self, OreError>
+    where
+        K: IntoIterator<Item = [u8; 16]>,
+        K::IntoIter: ExactSizeIterator,
+    {
+        let mut slot_keys = slot_keys.into_iter();
         let slots = domain.total_slots();
         if slot_keys.len() != slots || cmp.len() != slots || cmp.iter().any(|&v| v >= 3) {
             return Err(OreError::BadSlots {
@@ -81,15 +89,21 @@ impl RightCiphertext {
         let packed = &mut encoded[HEADER_LEN + NONCE_LEN..];
         let oracle = Oracle::new(&nonce);
         let mut batch = [Block::default(); BATCH];
-        for (start, keys) in (0..slots).step_by(BATCH).zip(slot_keys.chunks(BATCH)) {
-            for (block, key) in batch.iter_mut().zip(keys) {
-                *block = (*key).into();
+        for start in (0..slots).step_by(BATCH) {
+            let count = BATCH.min(slots - start);
+            for (block, key) in batch[..count].iter_mut().zip(&mut slot_keys) {
+                *block = key.into();
             }
-            oracle.apply(&mut batch[..keys.len()]);
-            for (t, image) in (start..).zip(&batch[..keys.len()]) {
+            oracle.apply(&mut batch[..count]);
+            for (t, image) in (start..).zip(&batch[..count]) {
                 let value = (cmp[t] + hash::trit(image)) % 3;
                 packed[t / PER_BYTE] += value * POW3[t % PER_BYTE];
             }
+        }
+        // The batch ends holding masks, which with the ciphertext would give the comparison
+        // values away.
+        for block in &mut batch {
+            block.as_mut_slice().zeroize();
         }
         Ok(Self { domain, encoded })
     }

@@ -101,7 +101,7 @@ fn toy_right(d: Domain, y: u64, nonce: [u8; 16]) -> RightCiphertext {
             });
         }
     }
-    RightCiphertext::from_slots(d, nonce, &keys, &cmp).expect("valid slots")
+    RightCiphertext::from_slots(d, nonce, keys, &cmp).expect("valid slots")
 }
 
 proptest! {
@@ -146,7 +146,7 @@ fn assembly_checks_its_inputs() {
     );
     let keys = vec![[0u8; 16]; d.total_slots()];
     assert_eq!(
-        RightCiphertext::from_slots(d, [0; 16], &keys[1..], &[0; 35]).map(|_| ()),
+        RightCiphertext::from_slots(d, [0; 16], keys[1..].iter().copied(), &[0; 35]).map(|_| ()),
         Err(OreError::BadSlots {
             expected: 36,
             got: 35
@@ -155,7 +155,7 @@ fn assembly_checks_its_inputs() {
     let mut cmp = vec![0u8; 36];
     cmp[7] = 3;
     assert_eq!(
-        RightCiphertext::from_slots(d, [0; 16], &keys, &cmp).map(|_| ()),
+        RightCiphertext::from_slots(d, [0; 16], keys, &cmp).map(|_| ()),
         Err(OreError::BadSlots {
             expected: 36,
             got: 36

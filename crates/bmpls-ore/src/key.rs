@@ -115,11 +115,10 @@ impl OreKey {
         }
         // One call for all slot keys, so that AES-NI pipelines them.
         self.prf.encrypt_blocks(inputs.as_mut_slice());
-        let keys: Zeroizing<Vec<[u8; 16]>> =
-            Zeroizing::new(inputs.iter().map(|block| (*block).into()).collect());
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
-        RightCiphertext::from_slots(self.domain, nonce, &keys, &cmp)
+        let keys = inputs.iter().map(|block| <[u8; 16]>::from(*block));
+        RightCiphertext::from_slots(self.domain, nonce, keys, &cmp)
     }
 }
 
