@@ -32,12 +32,14 @@ impl Oracle {
     }
 
     /// Replaces each slot key in `blocks` by its AES image; [`trit`] then reads `H` off it.
+    #[inline]
     pub(crate) fn apply(&self, blocks: &mut [Block]) {
         self.aes.encrypt_blocks(blocks);
     }
 }
 
 /// `H` from an AES image: its first 8 bytes, little-endian, mod 3.
+#[inline]
 pub(crate) fn trit(image: &Block) -> u8 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&image[..8]);

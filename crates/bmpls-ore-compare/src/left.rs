@@ -93,12 +93,14 @@ impl LeftCiphertext {
         self.domain
     }
 
-    /// Block `i`'s slot and key.
-    pub(crate) fn block(&self, i: usize) -> (usize, [u8; 16]) {
+    /// Block `i`'s slot and its 16-byte key.
+    #[inline]
+    pub(crate) fn block(&self, i: usize) -> (usize, &[u8]) {
         let at = HEADER_LEN + i * BLOCK_LEN;
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&self.encoded[at + 1..at + BLOCK_LEN]);
-        (usize::from(self.encoded[at]), key)
+        (
+            usize::from(self.encoded[at]),
+            &self.encoded[at + 1..at + BLOCK_LEN],
+        )
     }
 }
 

@@ -137,7 +137,7 @@ fn compare_under(oracle: &Oracle, left: &LeftCiphertext, right: &RightCiphertext
     let mut slots = [0usize; MAX_BLOCKS];
     for (i, (image, slot)) in images.iter_mut().zip(&mut slots).take(blocks).enumerate() {
         let (h, key) = left.block(i);
-        *image = key.into();
+        image.copy_from_slice(key);
         *slot = domain.slot_offset(i) + h;
     }
     oracle.apply(&mut images[..blocks]);

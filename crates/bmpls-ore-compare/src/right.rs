@@ -153,6 +153,7 @@ impl RightCiphertext {
     }
 
     /// The masked value of slot `t`.
+    #[inline]
     pub(crate) fn slot(&self, t: usize) -> u8 {
         let byte = self.encoded[HEADER_LEN + NONCE_LEN + t / PER_BYTE];
         DIGITS[usize::from(byte)][t % PER_BYTE]

@@ -35,8 +35,9 @@ pub(crate) fn permutation(aes: &Aes256Enc, block: usize, prefix: u64, perm: &mut
 /// Uniform 32-bit words from the counter-mode stream of one (block, prefix).
 struct Words<'a> {
     aes: &'a Aes256Enc,
-    /// Counter block without its counter: purpose, block index, prefix.
-    base: [u8; 16],
+    /// Counter block without its counter, as a big-endian integer: purpose, block index,
+    /// prefix (an integer, not bytes in memory, for the reason `key::slot_base` gives).
+    base: u128,
     counter: u32,
     buffer: [aes::Block; BATCH],
     /// Next unread word of `buffer`; `BATCH * WORDS_PER_BLOCK` when it is spent.
@@ -45,11 +46,11 @@ struct Words<'a> {
 
 impl<'a> Words<'a> {
     fn new(aes: &'a Aes256Enc, block: usize, prefix: u64) -> Self {
-        let mut base = [0u8; 16];
-        base[0] = PURPOSE_PRP;
-        // At most `MAX_BLOCKS` = 32 blocks.
-        base[1] = block as u8;
-        base[2..10].copy_from_slice(&prefix.to_be_bytes());
+        // Bytes: purpose, block index (at most `MAX_BLOCKS` = 32), prefix (8, big-endian),
+        // zeros, counter (4, big-endian).
+        let base = (u128::from(PURPOSE_PRP) << 120)
+            | ((block as u128) << 112)
+            | (u128::from(prefix) << 48);
         Self {
             aes,
             base,
@@ -62,10 +63,8 @@ impl<'a> Words<'a> {
     fn word(&mut self) -> u32 {
         if self.next == BATCH * WORDS_PER_BLOCK {
             for block in &mut self.buffer {
-                let mut input = self.base;
-                input[12..].copy_from_slice(&self.counter.to_be_bytes());
+                *block = (self.base | u128::from(self.counter)).to_be_bytes().into();
                 self.counter += 1;
-                *block = input.into();
             }
             self.aes.encrypt_blocks(&mut self.buffer);
             self.next = 0;
@@ -76,15 +75,18 @@ impl<'a> Words<'a> {
         u32::from_le_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]])
     }
 
-    /// A uniform integer below `bound` (1..=256), exactly: Lemire's multiply-and-reject, which
-    /// rejects fewer than one draw in 2^24.
+    /// A uniform integer below `bound` (1..=256), exactly: Lemire's nearly divisionless
+    /// multiply-and-reject. The division that gives the rejection threshold is needed only when
+    /// the low half of the product falls below `bound` (fewer than one draw in 2^24), and it
+    /// rejects fewer still.
     fn below(&mut self, bound: u32) -> u32 {
-        let threshold = bound.wrapping_neg() % bound;
-        loop {
-            let product = u64::from(self.word()) * u64::from(bound);
-            if (product as u32) >= threshold {
-                return (product >> 32) as u32;
+        let mut product = u64::from(self.word()) * u64::from(bound);
+        if (product as u32) < bound {
+            let threshold = bound.wrapping_neg() % bound;
+            while (product as u32) < threshold {
+                product = u64::from(self.word()) * u64::from(bound);
             }
         }
+        (product >> 32) as u32
     }
 }
