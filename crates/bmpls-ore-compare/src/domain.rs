@@ -14,14 +14,25 @@ pub const MAX_BLOCK_BITS: u8 = 8;
 pub const MAX_BLOCKS: usize = (MAX_BITS / MIN_BLOCK_BITS) as usize;
 
 /// The block size [`Domain::for_level_bits`] picks, chosen by measurement
-/// (`cargo bench -p bmpls-benches --bench ore`, see ARCHITECTURE.md for the figures).
+/// (`cargo bench -p bmpls-benches --bench ore -- --warm-up-time 1 --measurement-time 2`, on
+/// this project's shared 2-core machine at a load average of 4-6, 2026-12-01).
 ///
-/// A comparison reveals the index of the first differing block, so larger blocks leak less;
-/// 6 bits (three Hilbert levels) is the largest size whose right ciphertext meets the 200-byte
-/// target at 50 bits: 124 bytes, against 328 bytes for 8-bit blocks. It also meets the
-/// time targets with room to spare (right encryption and comparison times are in
-/// ARCHITECTURE.md); 2- and 4-bit blocks are faster still but reveal the shared prefix to within
-/// one or two levels.
+/// A comparison reveals the index of the first differing block, so larger blocks leak less:
+/// the default is the largest size that meets the targets at 50 bits (right ciphertext ≤ 200
+/// bytes, right encryption ≤ 10 µs, comparison ≤ 0.1 µs).
+///
+/// | block bits | right bytes (50 / 38 / 32 bits) | right encryption at 50 bits | comparison at 50 bits |
+/// | --- | --- | --- | --- |
+/// | 2 | 40 / 36 / 33 | 4.3 µs | 388 ns |
+/// | 4 | 60 / 50 / 46 | 3.6 µs | 128 ns |
+/// | 6 | 124 / 98 / 85 | 6.3 µs | 117 ns |
+/// | 8 | 328 / 238 / 225 | 14.9 µs | 78 ns |
+///
+/// 8-bit blocks miss the size and the encryption targets. 6-bit blocks (three Hilbert levels)
+/// meet them; their comparison measured 117 ns under that load, just above the target, and
+/// about half of it is the AES-128 key schedule of the nonce (56-181 ns in the same runs,
+/// depending on the load), which every block size pays. 2- and 4-bit blocks reveal the
+/// shared prefix to within one or two levels, and 2-bit blocks compare slower (25 blocks).
 pub const DEFAULT_BLOCK_BITS: u8 = 6;
 
 /// A plaintext domain `[0, 2^bits)` cut into blocks of `block_bits` bits, the most significant
