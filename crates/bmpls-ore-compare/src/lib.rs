@@ -104,12 +104,10 @@ use hash::{Block, Oracle};
 /// meaningless order, of different domains an error.
 ///
 /// Constant time in the ciphertexts' contents: every block is read and the result selected
-/// without branching on it.
+/// without branching on it. To compare one right ciphertext with several left ones, use
+/// [`RightCiphertext::comparator`], which keys the oracle once.
 pub fn compare(left: &LeftCiphertext, right: &RightCiphertext) -> Result<Ordering, OreError> {
-    if left.domain() != right.domain() {
-        return Err(OreError::DomainMismatch);
-    }
-    Ok(compare_under(&Oracle::new(&right.nonce()), left, right))
+    right.comparator().compare(left)
 }
 
 /// Whether the plaintext of `right` lies in the closed interval from the plaintext of `lo`
@@ -119,13 +117,39 @@ pub fn in_range(
     hi: &LeftCiphertext,
     right: &RightCiphertext,
 ) -> Result<bool, OreError> {
-    if lo.domain() != right.domain() || hi.domain() != right.domain() {
-        return Err(OreError::DomainMismatch);
-    }
-    let oracle = Oracle::new(&right.nonce());
-    let above_lo = compare_under(&oracle, lo, right) != Ordering::Greater;
-    let below_hi = compare_under(&oracle, hi, right) != Ordering::Less;
+    let comparator = right.comparator();
+    let above_lo = comparator.compare(lo)? != Ordering::Greater;
+    let below_hi = comparator.compare(hi)? != Ordering::Less;
     Ok(above_lo & below_hi)
+}
+
+/// One right ciphertext ready to be compared with many left ones (a fence's sorted run
+/// endpoints searched by bisection, a query's two endpoints): the oracle under its nonce is
+/// keyed once, about half the cost of a single comparison.
+pub struct Comparator<'a> {
+    right: &'a RightCiphertext,
+    oracle: Oracle,
+}
+
+impl RightCiphertext {
+    /// A [`Comparator`] for this right ciphertext.
+    pub fn comparator(&self) -> Comparator<'_> {
+        Comparator {
+            right: self,
+            oracle: Oracle::new(&self.nonce()),
+        }
+    }
+}
+
+impl Comparator<'_> {
+    /// The order of the plaintext of `left` relative to that of the right ciphertext, as
+    /// [`compare`] gives it.
+    pub fn compare(&self, left: &LeftCiphertext) -> Result<Ordering, OreError> {
+        if left.domain() != self.right.domain() {
+            return Err(OreError::DomainMismatch);
+        }
+        Ok(compare_under(&self.oracle, left, self.right))
+    }
 }
 
 /// The comparison once the domains are known to agree and the oracle is keyed by `right`'s

@@ -38,7 +38,7 @@ mod key;
 mod prp;
 
 pub use bmpls_ore_compare::{
-    DEFAULT_BLOCK_BITS, Domain, LeftCiphertext, MAX_BITS, MAX_BLOCK_BITS, MIN_BLOCK_BITS, OreError,
-    RightCiphertext, VERSION, compare, in_range,
+    Comparator, DEFAULT_BLOCK_BITS, Domain, LeftCiphertext, MAX_BITS, MAX_BLOCK_BITS,
+    MIN_BLOCK_BITS, OreError, RightCiphertext, VERSION, compare, in_range,
 };
 pub use key::OreKey;

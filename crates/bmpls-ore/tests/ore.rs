@@ -343,6 +343,37 @@ fn in_range_is_the_closed_interval() {
     }
 }
 
+/// One right ciphertext against a sorted list of endpoints, as a fence's runs are searched:
+/// the comparator's bisection finds the value's rank, and agrees with `compare` everywhere.
+#[test]
+fn a_comparator_bisects_sorted_endpoints() {
+    let key = key(50, 6);
+    let mut rng = StdRng::seed_from_u64(11);
+    let endpoints: Vec<u64> = vec![0, 5, 1 << 20, (1 << 20) + 1, 1 << 40, (1 << 50) - 1];
+    let lefts: Vec<LeftCiphertext> = endpoints
+        .iter()
+        .map(|&x| key.encrypt_left(x).expect("in"))
+        .collect();
+    for y in [
+        0u64,
+        3,
+        5,
+        6,
+        1 << 20,
+        1 << 30,
+        (1 << 50) - 2,
+        (1 << 50) - 1,
+    ] {
+        let right = key.encrypt_right(y, &mut rng).expect("in domain");
+        let comparator = right.comparator();
+        let rank = lefts.partition_point(|l| comparator.compare(l) != Ok(Ordering::Greater));
+        assert_eq!(rank, endpoints.partition_point(|&x| x <= y), "y = {y}");
+        for left in &lefts {
+            assert_eq!(comparator.compare(left), compare(left, &right));
+        }
+    }
+}
+
 /// Asserts that `bytes` parse to `expected` as a left (`left = true`) or right ciphertext.
 fn check_parse(left: bool, bytes: &[u8], expected: OreError) {
     let got = if left {
