@@ -232,7 +232,6 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         );
     }
     let store = PatientKeystore::open(&args.patient)?;
-    let mut reporter = store.reporter(&args.consortium.chain()?)?;
     let seq = store.next_seq()?;
     let (Some(lat), Some(lon)) = (args.lat, args.lon) else {
         anyhow::bail!("give --lat and --lon, or --from FILE");
@@ -249,6 +248,8 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         fix_time_ms: args.time_ms.unwrap_or(now_ms),
     };
     bmpls_client::check_fix_time(fix.fix_time_ms, now_ms).context("--time-ms")?;
+    // The genesis (for the chain the record is signed for) is read only for a fix worth sending.
+    let mut reporter = store.reporter(&args.consortium.chain()?)?;
     let record = reporter.build(&fix, Seq(seq), &mut rand::rngs::OsRng)?;
     let outcome = runtime()?.block_on(async {
         let nodes = args.consortium.connect(store.reporter_key())?;
