@@ -336,11 +336,13 @@ pub fn verify_answer(
     carer: &CarerKeystore,
 ) -> Result<VerifiedAnswer, AnswerError> {
     let headers = verify_headers(&answer.blocks, validators)?;
+    let header_of = |block: u32, what: &'static str| {
+        headers
+            .get(block as usize)
+            .ok_or_else(|| wrong(format!("{what} names a block the answer lacks")))
+    };
     let prove = |p: &bmpls_net::query::ProvedTx, what: &'static str| {
-        let header = headers
-            .get(p.block as usize)
-            .ok_or_else(|| wrong(format!("{what} names a block the answer lacks")))?;
-        verify_inclusion(header, p.tx.clone(), &p.proof)
+        verify_inclusion(header_of(p.block, what)?, p.tx.clone(), &p.proof)
             .map_err(|source| AnswerError::Proof { what, source })
     };
 
@@ -404,15 +406,13 @@ pub fn verify_answer(
         .chain(answer.excluded.iter())
         .enumerate()
     {
-        let header = headers
-            .get(proved.block as usize)
-            .ok_or_else(|| wrong("record inclusion names a block the answer lacks"))?;
-        let committed = verify_view_inclusion(header, proved.view.clone(), &proved.proof).map_err(
-            |source| AnswerError::Proof {
-                what: "record inclusion",
-                source,
-            },
-        )?;
+        let what = "record inclusion";
+        let committed = verify_view_inclusion(
+            header_of(proved.block, what)?,
+            proved.view.clone(),
+            &proved.proof,
+        )
+        .map_err(|source| AnswerError::Proof { what, source })?;
         let evidence = i >= answer.records.len();
         if evidence && !proved.view.cells.is_empty() {
             return Err(wrong("exclusion evidence that carries ciphertexts"));

@@ -148,15 +148,8 @@ pub fn verify_inclusion(
     tx: Transaction,
     proof: &InclusionProof,
 ) -> Result<Committed<Transaction>, CryptoError> {
-    if proof.size != u64::from(header.tx_count) {
-        return Err(CryptoError::BadProof);
-    }
-    merkle::verify_leaf_hash(&header.tx_root, merkle::tx_leaf_hash(&tx), proof)?;
-    Ok(Committed {
-        height: header.height,
-        position: proof.index,
-        value: tx,
-    })
+    let leaf = merkle::tx_leaf_hash(&tx);
+    included(header, leaf, proof, tx)
 }
 
 /// Checks that the record `view` was cut from is a report in the committed block of `header`,
@@ -167,15 +160,27 @@ pub fn verify_view_inclusion(
     view: RecordView,
     proof: &InclusionProof,
 ) -> Result<Committed<RecordView>, CryptoError> {
+    let digest = view.digest().ok_or(CryptoError::BadView)?;
+    included(header, merkle::report_leaf_hash(&digest), proof, view)
+}
+
+/// `value`, whose leaf hash is `leaf`, as committed at `proof.index` of `header`'s block: the
+/// proof must be for a tree of the header's `tx_count` leaves (a proof's size is otherwise
+/// unchecked by the path alone) and lead from `leaf` to the header's `tx_root`.
+fn included<T>(
+    header: &Verified<BlockHeader>,
+    leaf: bmpls_types::Hash32,
+    proof: &InclusionProof,
+    value: T,
+) -> Result<Committed<T>, CryptoError> {
     if proof.size != u64::from(header.tx_count) {
         return Err(CryptoError::BadProof);
     }
-    let digest = view.digest().ok_or(CryptoError::BadView)?;
-    merkle::verify_leaf_hash(&header.tx_root, merkle::report_leaf_hash(&digest), proof)?;
+    merkle::verify_leaf_hash(&header.tx_root, leaf, proof)?;
     Ok(Committed {
         height: header.height,
         position: proof.index,
-        value: view,
+        value,
     })
 }
 
