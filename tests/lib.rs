@@ -4,7 +4,7 @@
 
 use bmpls_crypto::{SigningKey, Validator, ValidatorSet, Verified, certify, merkle, verify_block};
 use bmpls_types::{
-    Block, BlockHash, BlockHeader, BoundedVec, ChainId, CommitCertificate, Epoch, Height,
+    Block, BlockHash, BlockHeader, BoundedVec, Cell, ChainId, CommitCertificate, Epoch, Height,
     LocationRecord, OpeCiphertext, PatientId, Round, Seq, SignatureBytes, Transaction, ValidatorId,
 };
 use rand::rngs::StdRng;
@@ -96,8 +96,12 @@ pub fn record(patient: PatientId, seq: u64, fix_time_ms: u64, rng: &mut StdRng) 
         seq: Seq(seq),
         fix_time_ms,
         epoch: Epoch((fix_time_ms / DAY_MS) as u32),
-        cells: BoundedVec::new((0..LEVELS).map(|_| OpeCiphertext(rng.r#gen())).collect())
-            .expect("six"),
+        cells: BoundedVec::new(
+            (0..LEVELS)
+                .map(|_| Cell::Ope(OpeCiphertext(rng.r#gen())))
+                .collect(),
+        )
+        .expect("six"),
         sealed: BoundedVec::new(vec![0x5a; 60]).expect("small"),
         sig: SignatureBytes([0x11; 64]),
     }

@@ -18,6 +18,7 @@ use rand::rngs::StdRng;
 use crate::consortium::{Consortium, LEVELS_TOML, commit, now_ms};
 
 const EXACT: LevelIndex = LevelIndex(0);
+const STREET: LevelIndex = LevelIndex(1);
 const NEIGHBOURHOOD: LevelIndex = LevelIndex(2);
 const DISTRICT: LevelIndex = LevelIndex(3);
 const DAY_MS: u64 = 86_400_000;
@@ -312,8 +313,8 @@ async fn carers_scenario() {
     let cells = cover_lon_lat_box(lo_lon, lo_lat, hi_lon, hi_lat, depth, 64).expect("cover");
     let ask = bmpls_client::area_query(
         &keys,
+        &world.levels,
         DISTRICT.0,
-        depth,
         &cells,
         (
             bmpls_types::Epoch(day as u32),
@@ -389,7 +390,10 @@ async fn carers_scenario() {
     let altered = edit_records(&answer, |records| {
         let view = &mut records[5].view;
         let mut cells = view.cells.to_vec();
-        cells[0] = OpeCiphertext(cells[0].0 + 1);
+        let bmpls_types::Cell::Ope(c) = cells[0] else {
+            panic!("district is an OPE level")
+        };
+        cells[0] = bmpls_types::Cell::Ope(OpeCiphertext(c.0 + 1));
         view.cells = bmpls_types::BoundedVec::new(cells).expect("bounded");
     });
     assert!(verify_answer(altered, &query, &world.validators, &world.levels, &district).is_err());
@@ -452,8 +456,8 @@ async fn carers_scenario() {
     let far_cells = cover_lon_lat_box(4.45, 51.91, 4.50, 51.93, depth, 64).expect("cover");
     let far_ask = bmpls_client::area_query(
         &keys,
+        &world.levels,
         DISTRICT.0,
-        depth,
         &far_cells,
         (
             bmpls_types::Epoch(day as u32),
@@ -482,6 +486,130 @@ async fn carers_scenario() {
     .expect_err("records outside the area asked are caught");
     assert!(error.to_string().contains("not in the area"), "{error}");
     drop(area_answer);
+
+    // ORE levels: the GP asks at street and neighbourhood (coarser than its grant), where
+    // records hold right ciphertexts that no one compares without a token. Its track decrypts
+    // every cell by bisection to the truth.
+    for level in [STREET, NEIGHBOURHOOD] {
+        let depth = world.levels.levels()[usize::from(level.0)].depth;
+        let query = track(gp_hash, level, window.0, window.1);
+        let (_, mut outcomes) = gp_nodes.query(vec![query.clone()]).await.expect("answer");
+        let seen = verify_answer(
+            world.outcome(outcomes.remove(0)),
+            &query,
+            &world.validators,
+            &world.levels,
+            &gp,
+        )
+        .expect("verifies");
+        assert_eq!(seen.records.len(), fixes.len());
+        for (record, fix) in seen.records.iter().zip(&fixes) {
+            let truth = CellIndex::from_lon_lat(fix.lon, fix.lat, depth).expect("cell");
+            assert_eq!(
+                record.cell, truth,
+                "level {} of fix {}",
+                level.0, record.seq.0
+            );
+        }
+    }
+    // An area at street level: tokens for the street cells, a district pre-filter; the node
+    // answers exactly the fixes whose street cell is in the area.
+    let gp_keys = bmpls_client::open_grant(&seen_gp.grant, &gp).expect("its keys open");
+    let street_depth = world.levels.levels()[1].depth;
+    let street_cells =
+        cover_lon_lat_box(lo_lon, lo_lat, hi_lon, hi_lat, street_depth, 64).expect("cover");
+    let street_ask = bmpls_client::area_query(
+        &gp_keys,
+        &world.levels,
+        STREET.0,
+        &street_cells,
+        (
+            bmpls_types::Epoch(day as u32),
+            bmpls_types::Epoch(day as u32),
+        ),
+    )
+    .expect("area");
+    assert!(
+        matches!(&street_ask, Ask::WithinOre(area) if area.coarse == DISTRICT),
+        "a street area is asked with tokens and a district pre-filter"
+    );
+    let street_area = Query {
+        ask: street_ask,
+        ..track(gp_hash, STREET, window.0, window.1)
+    };
+    let (_, mut outcomes) = gp_nodes
+        .query(vec![street_area.clone()])
+        .await
+        .expect("answer");
+    let street_answer = world.outcome(outcomes.remove(0));
+    let inside = verify_answer(
+        street_answer.clone(),
+        &street_area,
+        &world.validators,
+        &world.levels,
+        &gp,
+    )
+    .expect("verifies");
+    let expected: Vec<u64> = fixes
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            let cell = CellIndex::from_lon_lat(f.lon, f.lat, street_depth).expect("cell");
+            street_cells
+                .iter()
+                .any(|&(a, b)| (a..=b).contains(&cell.index()))
+        })
+        .map(|(i, _)| i as u64 + 1)
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < fixes.len());
+    assert_eq!(
+        inside.records.iter().map(|r| r.seq.0).collect::<Vec<_>>(),
+        expected,
+        "the street area holds exactly the fixes in its cells"
+    );
+    // A node passing off a record outside the area (the whole street track) is caught by the
+    // same token comparison the node should have made; an altered right ciphertext breaks the
+    // record's signature.
+    let (_, mut outcomes) = gp_nodes
+        .query(vec![track(gp_hash, STREET, window.0, window.1)])
+        .await
+        .expect("answer");
+    let street_track = world.outcome(outcomes.remove(0));
+    let error = verify_answer(
+        street_track,
+        &street_area,
+        &world.validators,
+        &world.levels,
+        &gp,
+    )
+    .expect_err("records outside the area are caught");
+    assert!(error.to_string().contains("not in the area"), "{error}");
+    let altered = edit_records(&street_answer, |records| {
+        let view = &mut records[0].view;
+        let mut cells = view.cells.to_vec();
+        let bmpls_types::Cell::Ore(right) = &cells[0] else {
+            panic!("street is an ORE level")
+        };
+        let mut bytes = right.0.to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        cells[0] = bmpls_types::Cell::Ore(bmpls_types::OreRight(
+            bmpls_types::BoundedVec::new(bytes).expect("same length"),
+        ));
+        view.cells = bmpls_types::BoundedVec::new(cells).expect("bounded");
+    });
+    assert!(verify_answer(altered, &street_area, &world.validators, &world.levels, &gp).is_err());
+    // An OPE-style area at an ORE level is refused by the node, not answered.
+    let wrong_kind = Query {
+        ask: Ask::Within(bmpls_types::BoundedVec::empty()),
+        ..track(gp_hash, STREET, window.0, window.1)
+    };
+    let (_, outcomes) = gp_nodes.query(vec![wrong_kind]).await.expect("answer");
+    assert!(
+        matches!(&outcomes[0], QueryOutcome::Failed(why) if why.as_str().contains("under ORE")),
+        "{:?}",
+        outcomes[0]
+    );
 
     // After the revocation commits, the carer is refused.
     commit(
@@ -531,7 +659,17 @@ async fn carers_scenario() {
             panic!("the custodian is refused: {outcome:?}");
         };
         entries = verify_audit(*answer, &request, &world.validators).expect("audit verifies");
-        if entries.len() >= 4 {
+        let kinds: Vec<_> = entries
+            .iter()
+            .map(|e| (e.audit.query, e.audit.level))
+            .collect();
+        let expected = [
+            (QueryKind::Track, DISTRICT),
+            (QueryKind::Within, DISTRICT),
+            (QueryKind::Track, EXACT),
+            (QueryKind::Within, STREET),
+        ];
+        if expected.iter().all(|k| kinds.contains(k)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -553,7 +691,13 @@ async fn carers_scenario() {
         "{seen:?}"
     );
     assert!(
-        !seen.iter().any(|(_, _, level)| *level == NEIGHBOURHOOD),
+        seen.contains(&(gp.carer, QueryKind::Within, STREET)),
+        "{seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|(carer, _, level)| *carer == district.carer && *level == NEIGHBOURHOOD),
         "refused queries are not audited as answered"
     );
     let (_, outcome) = district_nodes.audit(request).await.expect("answer");

@@ -236,6 +236,7 @@ impl Phone {
             reporter_key: self.key.public(),
             custodian_key: self.key.public(),
             level_count: LevelSet::default_levels().len() as u8,
+            ore_levels: LevelSet::default_levels().ore_levels() as u8,
             epoch_length_ms: EPOCH_MS,
             operator: PublicKeyBytes(operator.public().0),
             sig: SignatureBytes::UNSIGNED,

@@ -96,7 +96,14 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
         )
         .expect("grant");
     let home = (51.8123457, 5.8345679);
-    let zone = cover_circle(home.1, home.0, 200.0, levels.levels()[0].depth, 128).expect("zone");
+    let zone = cover_circle(
+        home.1,
+        home.0,
+        200.0,
+        levels.levels()[0].depth,
+        bmpls_types::limits::MAX_ORE_FENCE_RANGES,
+    )
+    .expect("zone");
     let fence = patient
         .fence(
             net.validators.chain_id(),
@@ -201,8 +208,13 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
     for record in &records {
         record_bytes.push(hex::encode(&record.sealed[..16]));
         for cell in record.cells.iter() {
-            record_bytes.push(cell.0.to_string());
-            record_bytes.push(format!("{:x}", cell.0));
+            match cell {
+                bmpls_types::Cell::Ope(c) => {
+                    record_bytes.push(c.0.to_string());
+                    record_bytes.push(format!("{:x}", c.0));
+                }
+                bmpls_types::Cell::Ore(r) => record_bytes.push(hex::encode(&r.0[4..24])),
+            }
         }
     }
     (places, secrets, record_bytes)

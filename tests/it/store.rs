@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bmpls_it::{DAY_MS, TestChain, chain_id, record};
 use bmpls_store::{EpochRanges, Plan, Store, StoreError};
 use bmpls_types::{
-    BoundedVec, ChainId, Epoch, Height, LevelIndex, LocationRecord, OpeCiphertext, PatientId,
+    BoundedVec, Cell, ChainId, Epoch, Height, LevelIndex, LocationRecord, OpeCiphertext, PatientId,
     Revoke, Seq, SignatureBytes, Transaction, TxHash,
 };
 use proptest::prelude::*;
@@ -386,7 +386,12 @@ fn brute(
                 .iter()
                 .filter(|e| e.epoch == r.epoch)
                 .flat_map(|e| e.ranges.iter())
-                .any(|&(lo, hi)| r.cells.get(level).is_some_and(|c| lo <= *c && *c <= hi))
+                .any(|&(lo, hi)| {
+                    r.cells
+                        .get(level)
+                        .and_then(|c| c.ope())
+                        .is_some_and(|c| lo <= c && c <= hi)
+                })
         })
         .map(|r| r.seq)
         .collect()
@@ -475,7 +480,11 @@ fn small_blocks_are_compacted_without_changing_any_answer() {
             let hour = (time[p] / 3_600_000) as u128;
             r.cells = BoundedVec::new(
                 (0..bmpls_it::LEVELS)
-                    .map(|_| OpeCiphertext((hour % 7) << 120 | rng.gen_range(0..1u128 << 100)))
+                    .map(|_| {
+                        Cell::Ope(OpeCiphertext(
+                            (hour % 7) << 120 | rng.gen_range(0..1u128 << 100),
+                        ))
+                    })
                     .collect(),
             )
             .expect("six");
@@ -577,7 +586,7 @@ fn long_windows_give_the_same_answers_under_every_plan() {
             let cells = (0..bmpls_it::LEVELS)
                 .map(|level| {
                     let near = place(hour, level) << 100;
-                    OpeCiphertext(near + rng.gen_range(0..1u128 << 90))
+                    Cell::Ope(OpeCiphertext(near + rng.gen_range(0..1u128 << 90)))
                 })
                 .collect();
             r.cells = BoundedVec::new(cells).expect("six");
@@ -673,5 +682,74 @@ proptest! {
         let track: Vec<Seq> = store.track(&patient, from, to, limit).expect("answers").iter().map(|r| r.record.seq).collect();
         let expected = brute(records, level, &everywhere, from, to);
         prop_assert_eq!(&track[..], &expected[..expected.len().min(limit)]);
+    }
+}
+
+/// An ORE level's query: a coarse OPE pre-filter finds candidates, a refining test (the token
+/// comparison, here a stand-in that keeps every third sequence number, since the store never
+/// sees what the test compares) decides; every plan agrees, only accepted records count
+/// towards the limit, and the answer equals a filter of every record.
+#[test]
+fn refined_queries_count_only_accepted_records_under_every_plan() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir);
+    let patients = [PatientId([4; 16]), PatientId([5; 16])];
+    let all = fill(&store, &patients, 2000, 400, 9);
+    let mut rng = StdRng::seed_from_u64(10);
+    let refine = |r: &LocationRecord| r.seq.0 % 3 == 0;
+    for case in 0..60 {
+        let patient = patients[case % 2];
+        let records = &all[&patient];
+        let first = records[0].fix_time_ms;
+        let last = records.last().expect("non-empty").fix_time_ms;
+        let from = rng.gen_range(first..=last);
+        let to = rng.gen_range(from..=last + 10_000);
+        let level = 3 + case % 3;
+        let width = if case % 2 == 0 {
+            u128::MAX / 50
+        } else {
+            u128::MAX / 2
+        };
+        let ranges: Vec<EpochRanges> = (from / DAY_MS..=to / DAY_MS)
+            .map(|e| EpochRanges {
+                epoch: Epoch(e as u32),
+                ranges: vec![{
+                    let lo: u128 = rng.gen_range(0..u128::MAX - width);
+                    (OpeCiphertext(lo), OpeCiphertext(lo + width))
+                }],
+            })
+            .collect();
+        let expected: Vec<Seq> = brute(records, level, &ranges, from, to)
+            .into_iter()
+            .filter(|s| s.0 % 3 == 0)
+            .collect();
+        for limit in [10_000, 5] {
+            let answers: Vec<Vec<Seq>> = [Plan::Auto, Plan::TimeWalk, Plan::Zones]
+                .into_iter()
+                .map(|plan| {
+                    store
+                        .within_refined(
+                            &patient,
+                            LevelIndex(level as u8),
+                            &ranges,
+                            (from, to),
+                            limit,
+                            plan,
+                            Some(&refine),
+                        )
+                        .expect("answers")
+                        .iter()
+                        .map(|r| r.record.seq)
+                        .collect()
+                })
+                .collect();
+            for (plan, got) in answers.iter().enumerate() {
+                assert_eq!(
+                    got[..],
+                    expected[..expected.len().min(limit)],
+                    "case {case}, plan {plan}, limit {limit}"
+                );
+            }
+        }
     }
 }

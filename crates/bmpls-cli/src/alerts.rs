@@ -82,7 +82,15 @@ pub fn fence(args: FenceArgs) -> anyhow::Result<()> {
         args.area_box.as_deref(),
         args.polygon.as_deref(),
         depth,
-        bmpls_types::limits::MAX_FENCE_RANGES,
+        // ORE tokens are ~130 bytes each: an ORE level's fence is covered by fewer runs.
+        match patient
+            .levels
+            .get(bmpls_grid::LevelIndex(level.0))
+            .map(|l| l.scheme)
+        {
+            Some(bmpls_grid::Scheme::Ore) => bmpls_types::limits::MAX_ORE_FENCE_RANGES,
+            _ => bmpls_types::limits::MAX_FENCE_RANGES,
+        },
     )?
     .ok_or_else(|| anyhow::anyhow!("give the safe zone as --circle, --box or --polygon"))?;
     let days = window(args.from.as_deref(), args.days)?;

@@ -434,7 +434,7 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
                         epoch(from_ms).max(first.grant.data_from),
                         epoch(to_ms).min(first.grant.data_to),
                     );
-                    let ask = bmpls_client::area_query(&keys, level.0, depth, cells, span)?;
+                    let ask = bmpls_client::area_query(&keys, &levels, level.0, cells, span)?;
                     Query { ask, ..base }
                 }
             };

@@ -364,8 +364,8 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     let epoch = |ms: u64| Epoch((ms / seen.epoch_length_ms) as u32);
     let area = bmpls_client::area_query(
         &keys,
+        &levels,
         op_level.0,
-        op_entry.depth,
         &zone,
         (epoch(window.0), epoch(window.1)),
     )?;

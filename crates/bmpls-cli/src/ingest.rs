@@ -100,6 +100,7 @@ fn enrolment(phone: &Phone, operator: &SigningKey, chain: &ChainId) -> Transacti
         reporter_key: phone.key.public(),
         custodian_key: phone.key.public(),
         level_count: LevelSet::default_levels().len() as u8,
+        ore_levels: LevelSet::default_levels().ore_levels() as u8,
         epoch_length_ms: 86_400_000,
         operator: PublicKeyBytes(operator.public().0),
         sig: SignatureBytes::UNSIGNED,

@@ -264,7 +264,7 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
                         let (dlat, dlon) = (0.0045, 0.0045 / centre.lat.to_radians().cos());
                         let cells = cover_lon_lat_box(centre.lon - dlon, centre.lat - dlat, centre.lon + dlon, centre.lat + dlat, depth, 64)?;
                         let epoch = Epoch((day.0 / DAY_MS) as u32);
-                        let ask = area_query(&keys, NEIGHBOURHOOD.0, depth, &cells, (epoch, epoch))?;
+                        let ask = area_query(&keys, &levels, NEIGHBOURHOOD.0, &cells, (epoch, epoch))?;
                         Query { from_ms: day.0, to_ms: day.1, ask, limit: 1_000, ..base.clone() }
                     }
                 };

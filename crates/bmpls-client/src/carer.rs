@@ -37,12 +37,13 @@ use bmpls_crypto::{
 use bmpls_grid::{CellIndex, LevelSet};
 use bmpls_net::query::{Answer, Ask, Query};
 use bmpls_ope::keys::{Epoch as KeyEpoch, GrantKeys};
-use bmpls_ope::{OpeCipher, OpeParams};
+use bmpls_ore::{RightCiphertext, TokenRanges};
 use bmpls_types::{
-    AgreementKey, BlockHeader, CarerId, ChainId, EnrolCarer, ExactFix, Grant, Height,
+    AgreementKey, BlockHeader, CarerId, Cell, ChainId, EnrolCarer, ExactFix, Grant, Height,
     PublicKeyBytes, Role, Seq, SignatureBytes, Transaction,
 };
 
+use crate::ciphers::LevelCiphers;
 use crate::keystore::KeystoreError;
 
 /// A carer's keys.
@@ -382,12 +383,25 @@ pub fn verify_answer(
 
     let grant_keys = open_grant(&grant, carer)?;
     let level = query.level.0;
-    let depth = levels
-        .levels()
-        .get(usize::from(level))
-        .ok_or_else(|| AnswerError::Keys(format!("no level {level} in the level file")))?
-        .depth;
-    let mut ciphers: BTreeMap<u32, OpeCipher> = BTreeMap::new();
+    if levels.get(bmpls_grid::LevelIndex(level)).is_none() {
+        return Err(AnswerError::Keys(format!(
+            "no level {level} in the level file"
+        )));
+    }
+    let mut ciphers = LevelCiphers::new(levels.clone());
+    // An ORE area's tokens, parsed once, to check each record against as the node did.
+    let ore_area: BTreeMap<u32, TokenRanges> = match &query.ask {
+        Ask::WithinOre(area) => area
+            .tokens
+            .iter()
+            .map(|e| {
+                TokenRanges::parse(e.ranges.iter().map(|(lo, hi)| (&lo.0[..], &hi.0[..])))
+                    .map(|t| (e.epoch.0, t))
+                    .map_err(|e| AnswerError::Keys(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => BTreeMap::new(),
+    };
 
     if !matches!(query.ask, Ask::Track) && !answer.excluded.is_empty() {
         return Err(wrong("exclusion evidence in an answer that is not a track"));
@@ -457,36 +471,29 @@ pub fn verify_answer(
         }
         let ciphertext = record
             .cell(query.level)
-            .ok_or_else(|| wrong("a record without the level asked"))?
-            .0;
-        if let Ask::Within(epochs) = &query.ask {
-            let inside = epochs
+            .ok_or_else(|| wrong("a record without the level asked"))?;
+        let inside = match (&query.ask, ciphertext) {
+            (Ask::Within(epochs), Cell::Ope(c)) => epochs
                 .iter()
                 .filter(|e| e.epoch == record.epoch)
                 .flat_map(|e| e.ranges.iter())
-                .any(|(lo, hi)| (lo.0..=hi.0).contains(&ciphertext));
-            if !inside {
-                return Err(wrong(format!(
-                    "record {} is not in the area asked",
-                    record.seq.0
-                )));
-            }
-        }
-        let cipher = match ciphers.entry(record.epoch.0) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let key = grant_keys
-                    .epoch_key(level, KeyEpoch(record.epoch.0))
-                    .map_err(|e| AnswerError::Keys(e.to_string()))?;
-                let params = OpeParams::with_default_expansion(2 * depth)
-                    .map_err(|e| AnswerError::Keys(e.to_string()))?;
-                e.insert(OpeCipher::new(key.expose_secret(), params))
-            }
+                .any(|(lo, hi)| (lo.0..=hi.0).contains(&c.0)),
+            (Ask::WithinOre(_), Cell::Ore(right)) => ore_area
+                .get(&record.epoch.0)
+                .zip(RightCiphertext::from_bytes(&right.0).ok())
+                .is_some_and(|(tokens, right)| tokens.contains(&right).unwrap_or(false)),
+            (Ask::Within(_) | Ask::WithinOre(_), _) => false,
+            (Ask::Last | Ask::Track, _) => true,
         };
-        let index = cipher
-            .decrypt(ciphertext)
-            .map_err(|e| AnswerError::Keys(e.to_string()))?;
-        let cell = CellIndex::new(depth, index).map_err(|e| AnswerError::Keys(e.to_string()))?;
+        if !inside {
+            return Err(wrong(format!(
+                "record {} is not in the area asked",
+                record.seq.0
+            )));
+        }
+        let cell = ciphers
+            .decrypt(&grant_keys, record, level)
+            .map_err(|e| wrong(format!("record {}: {e}", record.seq.0)))?;
         let exact = if level == 0 {
             let key = grant_keys
                 .epoch_key(0, KeyEpoch(record.epoch.0))

@@ -23,13 +23,14 @@ use bmpls_crypto::wrap::wrap_grant_keys;
 use bmpls_grid::LevelSet;
 use bmpls_ope::keys::MasterSecret;
 use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
-use bmpls_types::limits::{MAX_FENCE_EPOCHS, MAX_FENCE_RANGES};
+use bmpls_types::limits::{MAX_FENCE_EPOCHS, MAX_FENCE_RANGES, MAX_ORE_FENCE_RANGES, MAX_TX_BYTES};
 use bmpls_types::{
-    AgreementKey, BoundedString, BoundedVec, CarerId, ChainId, EnrolPatient, Epoch, FenceEpoch,
-    Grant, LevelIndex, PatientId, PublicKeyBytes, Revoke, SetFence, SignatureBytes, Transaction,
-    TxHash,
+    AgreementKey, BoundedString, BoundedVec, Canonical, CarerId, ChainId, EnrolPatient, Epoch,
+    FenceEpoch, FenceRanges, Grant, LevelIndex, PatientId, PublicKeyBytes, Revoke, SetFence,
+    SignatureBytes, Transaction, TxHash,
 };
 
+use crate::ciphers::{EncryptedRanges, LevelCiphers};
 use crate::{ReportError, Reporter};
 
 /// Default key epoch: one day.
@@ -203,6 +204,7 @@ impl PatientKeystore {
             reporter_key: self.reporter.public(),
             custodian_key: self.custodian.public(),
             level_count: self.levels.len() as u8,
+            ore_levels: self.levels.ore_levels() as u8,
             epoch_length_ms: self.epoch_length_ms,
             operator: PublicKeyBytes(operator.public().0),
             sig: SignatureBytes::UNSIGNED,
@@ -277,15 +279,20 @@ impl PatientKeystore {
         expected_interval_ms: u64,
     ) -> Result<Transaction, KeystoreError> {
         let invalid = |why: String| file_error(&self.dir, why);
-        let depth = self
+        let scheme = self
             .levels
             .levels()
             .get(usize::from(level.0))
             .ok_or_else(|| invalid(format!("no level {}", level.0)))?
-            .depth;
-        if cells.len() > MAX_FENCE_RANGES {
+            .scheme;
+        let most = match scheme {
+            bmpls_grid::Scheme::Ope => MAX_FENCE_RANGES,
+            bmpls_grid::Scheme::Ore => MAX_ORE_FENCE_RANGES,
+        };
+        if cells.len() > most {
             return Err(invalid(format!(
-                "the zone is {} runs of cells; at most {MAX_FENCE_RANGES}: cover it with fewer",
+                "the zone is {} runs of cells at this level; at most {most}: cover it with \
+                 fewer, or set the fence at a coarser level",
                 cells.len()
             )));
         }
@@ -301,16 +308,20 @@ impl PatientKeystore {
         }
         let keys = PatientKeys::new(&self.master, self.levels.len() as u8)
             .map_err(|e| invalid(e.to_string()))?;
+        let mut ciphers = LevelCiphers::new(self.levels.clone());
         let mut epochs = Vec::new();
         for e in first..=last {
-            let key = keys
-                .epoch_key(level.0, KeyEpoch(e))
-                .map_err(|e| invalid(e.to_string()))?;
-            let ranges =
-                crate::encrypt_ranges(&key, depth, cells).map_err(|e| invalid(e.to_string()))?;
+            let too_many = |_| invalid("too many ranges".into());
+            let ranges = match ciphers
+                .ranges(&keys, level.0, e, cells)
+                .map_err(|e| invalid(e.to_string()))?
+            {
+                EncryptedRanges::Ope(r) => FenceRanges::Ope(BoundedVec::new(r).map_err(too_many)?),
+                EncryptedRanges::Ore(r) => FenceRanges::Ore(BoundedVec::new(r).map_err(too_many)?),
+            };
             epochs.push(FenceEpoch {
                 epoch: Epoch(e),
-                ranges: BoundedVec::new(ranges).map_err(|_| invalid("too many ranges".into()))?,
+                ranges,
             });
         }
         let mut fence = SetFence {
@@ -323,7 +334,16 @@ impl PatientKeystore {
             sig: SignatureBytes::UNSIGNED,
         };
         self.custodian.sign(&mut fence, chain);
-        Ok(Transaction::SetFence(fence))
+        let fence = Transaction::SetFence(fence);
+        // ORE tokens are ~130 bytes each: a long fence of a finely cut zone may not fit.
+        let size = fence.encode().len();
+        if size > MAX_TX_BYTES {
+            return Err(invalid(format!(
+                "the fence takes {size} bytes, more than a transaction's {MAX_TX_BYTES}: set it \
+                 for fewer days at a time, or at a coarser level"
+            )));
+        }
+        Ok(fence)
     }
 
     /// The revocation of the grant whose transaction hash is `grant`, signed by the custodian

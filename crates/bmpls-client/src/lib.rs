@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod carer;
+pub mod ciphers;
 pub mod import;
 pub mod keystore;
 pub mod network;
@@ -14,6 +15,7 @@ mod reporter;
 pub use alerts::{AlertStream, WatchError, verify_alerts};
 pub use audit::{AuditEntry, verify_audit};
 pub use carer::{AnswerError, CarerKeystore, Seen, VerifiedAnswer, open_grant, verify_answer};
+pub use ciphers::{CipherError, EncryptedRanges, EpochKeys, LevelCiphers};
 pub use keystore::PatientKeystore;
 pub use network::{NetworkError, Nodes};
 pub use reporter::{Fix, ReportError, Reporter, check_fix, check_fix_time};

@@ -1,19 +1,18 @@
 //! The reporter: from a GPS fix and the patient's keys, the signed record — one randomised
-//! order-preserving ciphertext per precision level and the sealed exact fix. No plaintext
-//! position and no deterministic function of one leaves this module.
-
-use std::collections::HashMap;
+//! ciphertext per precision level (an ORE right ciphertext at the fine levels, OPE at the coarse
+//! ones: `config/levels.toml`) and the sealed exact fix. No plaintext position and no
+//! deterministic function of one leaves this module.
 
 use bmpls_crypto::seal::seal_fix;
 use bmpls_crypto::{SealKey, SigningKey};
 use bmpls_grid::{CellIndex, GridError, LevelSet};
 use bmpls_ope::keys::{Epoch as KeyEpoch, KeyError, MasterSecret, PatientKeys};
-use bmpls_ope::{OpeCipher, OpeError, OpeParams};
 use bmpls_types::limits::{MAX_FIX_AHEAD_MS, MIN_FIX_TIME_MS};
 use bmpls_types::{
-    BoundedVec, ChainId, Epoch, ExactFix, LocationRecord, OpeCiphertext, PatientId, Seq,
-    SignatureBytes, Trigger,
+    BoundedVec, ChainId, Epoch, ExactFix, LocationRecord, PatientId, Seq, SignatureBytes, Trigger,
 };
+
+use crate::ciphers::{CipherError, LevelCiphers};
 use rand_core::CryptoRngCore;
 
 /// One GPS fix as the device reports it.
@@ -65,7 +64,7 @@ pub enum ReportError {
     Keys(#[from] KeyError),
     /// Encryption failed.
     #[error("encryption: {0}")]
-    Ope(#[from] OpeError),
+    Cipher(#[from] CipherError),
     /// Sealing failed.
     #[error("sealing: {0}")]
     Seal(#[from] bmpls_crypto::CryptoError),
@@ -78,18 +77,17 @@ pub struct Reporter {
     patient: PatientId,
     keys: PatientKeys,
     signing: SigningKey,
-    levels: LevelSet,
     epoch_length_ms: u64,
-    /// Ciphers of the current epoch, one per level (their memoised trees make repeat
+    /// Ciphers of the current epoch, one per level (OPE's memoised trees make repeat
     /// encryptions fast); dropped when the epoch changes.
-    ciphers: HashMap<(u8, u32), OpeCipher>,
+    ciphers: LevelCiphers,
 }
 
 impl std::fmt::Debug for Reporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reporter")
             .field("patient", &self.patient)
-            .field("levels", &self.levels.len())
+            .field("levels", &self.ciphers.levels().len())
             .finish_non_exhaustive()
     }
 }
@@ -113,9 +111,8 @@ impl Reporter {
             patient,
             keys,
             signing,
-            levels,
             epoch_length_ms,
-            ciphers: HashMap::new(),
+            ciphers: LevelCiphers::new(levels),
         })
     }
 
@@ -135,23 +132,20 @@ impl Reporter {
     ) -> Result<LocationRecord, ReportError> {
         let exact = exact_fix(fix)?;
         let epoch = self.epoch_of(fix.fix_time_ms)?;
-        let finest = CellIndex::from_lon_lat(fix.lon, fix.lat, self.levels.grid_depth())?;
-        if self.ciphers.keys().any(|&(_, e)| e != epoch.0) {
-            self.ciphers.clear();
-        }
-        let mut cells = Vec::with_capacity(self.levels.len());
-        for (index, level) in self.levels.levels().iter().enumerate() {
-            let index = index as u8;
-            let cell = finest.at_depth(level.depth)?;
-            let cipher = match self.ciphers.entry((index, epoch.0)) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let key = self.keys.epoch_key(index, KeyEpoch(epoch.0))?;
-                    let params = OpeParams::with_default_expansion(2 * level.depth)?;
-                    e.insert(OpeCipher::new(key.expose_secret(), params))
-                }
-            };
-            cells.push(OpeCiphertext(cipher.encrypt(cell.index(), rng)?));
+        let levels = self.ciphers.levels();
+        let finest = CellIndex::from_lon_lat(fix.lon, fix.lat, levels.grid_depth())?;
+        let depths: Vec<u8> = levels.levels().iter().map(|l| l.depth).collect();
+        self.ciphers.keep_only_epoch(epoch.0);
+        let mut cells = Vec::with_capacity(depths.len());
+        for (index, depth) in depths.into_iter().enumerate() {
+            let cell = finest.at_depth(depth)?;
+            cells.push(self.ciphers.encrypt(
+                &self.keys,
+                index as u8,
+                epoch.0,
+                cell.index(),
+                rng,
+            )?);
         }
         let seal_key = SealKey::from_bytes(
             *self

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bmpls_crypto::hash::tx_hash;
 use bmpls_types::limits::{MAX_FIX_AHEAD_MS, MAX_LEVELS};
 use bmpls_types::{
-    Block, BlockHash, CarerId, ChainId, Epoch, Height, LevelIndex, PatientId, PublicKeyBytes, Seq,
-    Transaction, TxHash,
+    Block, BlockHash, CarerId, Cell, ChainId, Epoch, FenceRanges, Height, LevelIndex, OreLeft,
+    PatientId, PublicKeyBytes, Seq, Transaction, TxHash,
 };
 
 use crate::context::ValidatorSet;
@@ -23,6 +23,8 @@ pub struct PatientState {
     pub custodian_key: PublicKeyBytes,
     /// Precision levels per record.
     pub level_count: u8,
+    /// How many of them, the finest, are under ORE.
+    pub ore_levels: u8,
     /// Sequence number of the last committed report (0 before the first).
     pub last_seq: Seq,
     /// Length of a key epoch, ms.
@@ -445,6 +447,9 @@ impl<'a> Overlay<'a> {
                 if t.level_count == 0 || usize::from(t.level_count) > MAX_LEVELS {
                     return Err(TxRefusal::Invalid("level count"));
                 }
+                if t.ore_levels > t.level_count {
+                    return Err(TxRefusal::Invalid("more ORE levels than levels"));
+                }
                 if t.epoch_length_ms == 0 {
                     return Err(TxRefusal::Invalid("epoch length"));
                 }
@@ -456,6 +461,7 @@ impl<'a> Overlay<'a> {
                         reporter_key: t.reporter_key,
                         custodian_key: t.custodian_key,
                         level_count: t.level_count,
+                        ore_levels: t.ore_levels,
                         last_seq: Seq(0),
                         epoch_length_ms: t.epoch_length_ms,
                     },
@@ -498,13 +504,7 @@ impl<'a> Overlay<'a> {
                         got: record.seq.0,
                     });
                 }
-                if record.cells.len() != usize::from(state.level_count) {
-                    return Err(TxRefusal::Levels {
-                        patient: record.patient,
-                        expected: state.level_count,
-                        got: record.cells.len(),
-                    });
-                }
+                record_shape(record, &state)?;
                 state.last_seq = record.seq;
                 let signer = state.reporter_key;
                 self.changes.patients.insert(record.patient, state);
@@ -568,13 +568,20 @@ impl<'a> Overlay<'a> {
                     return Err(TxRefusal::Invalid("fence level"));
                 }
                 let epochs_increase = t.epochs.windows(2).all(|w| w[0].epoch < w[1].epoch);
-                let ranges_sorted = t.epochs.iter().all(|e| {
-                    e.ranges.iter().all(|(lo, hi)| lo <= hi)
-                        && e.ranges.windows(2).all(|w| w[0].1 < w[1].0)
+                let ore = t.level.0 < state.ore_levels;
+                // OPE bounds can be checked sorted; ORE tokens compare with nothing but right
+                // ciphertexts, so only their form and shared domain are checked.
+                let ranges_ok = t.epochs.iter().all(|e| match &e.ranges {
+                    FenceRanges::Ope(r) => {
+                        !ore && r.iter().all(|(lo, hi)| lo <= hi)
+                            && r.windows(2).all(|w| w[0].1 < w[1].0)
+                    }
+                    FenceRanges::Ore(r) => ore && ore_tokens_ok(r),
                 });
-                if t.epochs.is_empty() || !epochs_increase || !ranges_sorted {
+                if t.epochs.is_empty() || !epochs_increase || !ranges_ok {
                     return Err(TxRefusal::Invalid(
-                        "fence epochs must increase and ranges be sorted and disjoint",
+                        "fence epochs must increase and ranges be sorted, disjoint and under \
+                         the scheme of the fence's level",
                     ));
                 }
                 Ok(state.custodian_key)
@@ -587,4 +594,41 @@ impl<'a> Overlay<'a> {
             }
         }
     }
+}
+
+/// Checks that `record` carries the levels its patient's enrolment names, each under its
+/// scheme: the finest `ore_levels` levels ORE, the rest OPE, so that a reporter cannot store a
+/// comparable ciphertext where the enrolment promised none. The mempool and the block check
+/// both apply it.
+pub(crate) fn record_shape(
+    record: &bmpls_types::LocationRecord,
+    state: &PatientState,
+) -> Result<(), TxRefusal> {
+    if record.cells.len() != usize::from(state.level_count) {
+        return Err(TxRefusal::Levels {
+            patient: record.patient,
+            expected: state.level_count,
+            got: record.cells.len(),
+        });
+    }
+    let schemes_ok = record.cells.iter().enumerate().all(|(level, cell)| {
+        matches!(cell, Cell::Ore(_)) == (level < usize::from(state.ore_levels))
+    });
+    if !schemes_ok {
+        return Err(TxRefusal::Invalid(
+            "a level's ciphertext is not under the scheme the patient's enrolment names",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether ORE fence tokens are well formed and all of one domain.
+fn ore_tokens_ok(ranges: &[(OreLeft, OreLeft)]) -> bool {
+    let mut domain = None;
+    ranges.iter().flat_map(|(lo, hi)| [lo, hi]).all(|token| {
+        match bmpls_ore_compare::LeftCiphertext::from_bytes(&token.0) {
+            Ok(left) => *domain.get_or_insert(left.domain()) == left.domain(),
+            Err(_) => false,
+        }
+    })
 }

@@ -161,14 +161,7 @@ impl Mempool {
                     }
                     .into());
                 }
-                if record.cells.len() != usize::from(state.level_count) {
-                    return Err(TxRefusal::Levels {
-                        patient: record.patient,
-                        expected: state.level_count,
-                        got: record.cells.len(),
-                    }
-                    .into());
-                }
+                crate::ledger::record_shape(record, state)?;
                 state.reporter_key
             }
             other => Overlay::new(ledger).admit(other)?,

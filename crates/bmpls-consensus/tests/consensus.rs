@@ -88,6 +88,7 @@ fn enrol(ledger: &mut Ledger, operator: &SigningKey) -> Patient {
         reporter_key: reporter.public(),
         custodian_key: SigningKey::from_seed(&[43; 32]).public(),
         level_count: 2,
+        ore_levels: 0,
         epoch_length_ms: 86_400_000,
         operator: PublicKeyBytes(operator.public().0),
         sig: SignatureBytes::UNSIGNED,
@@ -128,7 +129,11 @@ fn report(patient: &Patient, seq: u64, levels: usize) -> Transaction {
         seq: Seq(seq),
         fix_time_ms: seq * 30_000,
         epoch: Epoch(0),
-        cells: BoundedVec::new(vec![OpeCiphertext(seq.into()); levels]).expect("few"),
+        cells: BoundedVec::new(vec![
+            bmpls_types::Cell::Ope(OpeCiphertext(seq.into()));
+            levels
+        ])
+        .expect("few"),
         sealed: BoundedVec::empty(),
         sig: SignatureBytes::UNSIGNED,
     };
@@ -318,6 +323,7 @@ fn blocks_breaking_a_rule_are_refused_by_every_validator() {
         reporter_key: outsider.public(),
         custodian_key: outsider.public(),
         level_count: 2,
+        ore_levels: 0,
         epoch_length_ms: 1,
         operator: PublicKeyBytes(outsider.public().0),
         sig: SignatureBytes::UNSIGNED,
@@ -446,4 +452,143 @@ fn a_block_check_skips_only_signatures_verified_under_the_required_key() {
     assert!(check(&bad, Some(operator.public())).is_err());
     // Vouched for under the required key: the mempool verified it, the check trusts that.
     assert!(check(&bad, Some(patient.reporter.public())).is_ok());
+}
+
+/// A patient enrolled with its finest level under ORE: a report must carry an ORE right
+/// ciphertext there and OPE ciphertexts above, or the mempool and the block check refuse it; a
+/// fence at the ORE level must be ORE tokens of one domain, at an OPE level OPE bounds.
+#[test]
+fn records_and_fences_follow_the_schemes_the_enrolment_names() {
+    use bmpls_ore_compare::{Domain, LeftBlock, LeftCiphertext};
+    use bmpls_types::{Cell, FenceEpoch, FenceRanges, LevelIndex, OreLeft, OreRight, SetFence};
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let operator = SigningKey::from_seed(&[1; 32]);
+    let reporter = SigningKey::from_seed(&[52; 32]);
+    let custodian = SigningKey::from_seed(&[53; 32]);
+    let mut tx = EnrolPatient {
+        patient: PatientId([8; 16]),
+        reporter_key: reporter.public(),
+        custodian_key: custodian.public(),
+        level_count: 2,
+        ore_levels: 1,
+        epoch_length_ms: 86_400_000,
+        operator: PublicKeyBytes(operator.public().0),
+        sig: SignatureBytes::UNSIGNED,
+    };
+    operator.sign(&mut tx, &chain());
+    let mut carer = bmpls_types::EnrolCarer {
+        carer: bmpls_types::CarerId([3; 16]),
+        identity_key: SigningKey::from_seed(&[54; 32]).public(),
+        agreement_key: bmpls_types::AgreementKey([9; 32]),
+        role: bmpls_types::Role::Gp,
+        operator: PublicKeyBytes(operator.public().0),
+        sig: SignatureBytes::UNSIGNED,
+    };
+    operator.sign(&mut carer, &chain());
+    let block = one_block(
+        &ledger,
+        vec![
+            Transaction::EnrolPatient(tx),
+            Transaction::EnrolCarer(carer),
+        ],
+        &operator,
+    );
+    ledger
+        .check_block(&block, 1000, block.header.time_ms)
+        .expect("valid block");
+    ledger.apply(&block, bmpls_crypto::hash::block_hash(&block.header));
+
+    let right = Cell::Ore(OreRight(
+        BoundedVec::new(vec![1, b'R', 32, 6, 0]).expect("small"),
+    ));
+    let ope = Cell::Ope(OpeCiphertext(5));
+    let report = |cells: Vec<Cell>| {
+        let mut record = LocationRecord {
+            patient: PatientId([8; 16]),
+            seq: Seq(1),
+            fix_time_ms: 30_000,
+            epoch: Epoch(0),
+            cells: BoundedVec::new(cells).expect("few"),
+            sealed: BoundedVec::empty(),
+            sig: SignatureBytes::UNSIGNED,
+        };
+        reporter.sign(&mut record, &chain());
+        Transaction::Report(record)
+    };
+    for wrong in [
+        vec![ope.clone(), ope.clone()],
+        vec![right.clone(), right.clone()],
+        vec![ope.clone(), right.clone()],
+    ] {
+        let refused = Mempool::new(10, 1 << 20)
+            .admit(report(wrong.clone()), &ledger)
+            .expect_err("a level under the wrong scheme");
+        assert!(
+            matches!(refused, Refusal::Rule(TxRefusal::Invalid(why)) if why.contains("scheme")),
+            "{refused}"
+        );
+        let block = one_block(&ledger, vec![report(wrong)], &operator);
+        assert!(
+            ledger
+                .check_block(&block, 1000, block.header.time_ms)
+                .is_err()
+        );
+    }
+    Mempool::new(10, 1 << 20)
+        .admit(report(vec![right, ope]), &ledger)
+        .expect("ORE at level 0, OPE at level 1");
+
+    // Fences: tokens of one domain at the ORE level; OPE bounds at the OPE level.
+    let token = |bits: u8| {
+        let domain = Domain::for_level_bits(bits).expect("domain");
+        let blocks = vec![
+            LeftBlock {
+                slot: 0,
+                key: [7; 16]
+            };
+            domain.blocks()
+        ];
+        let left = LeftCiphertext::from_blocks(domain, &blocks).expect("token");
+        OreLeft(BoundedVec::new(left.to_bytes()).expect("short"))
+    };
+    let fence = |level: u8, ranges: FenceRanges| {
+        let mut fence = SetFence {
+            patient: PatientId([8; 16]),
+            carer: bmpls_types::CarerId([3; 16]),
+            level: LevelIndex(level),
+            epochs: BoundedVec::new(vec![FenceEpoch {
+                epoch: Epoch(0),
+                ranges,
+            }])
+            .expect("one"),
+            debounce: 1,
+            expected_interval_ms: 0,
+            sig: SignatureBytes::UNSIGNED,
+        };
+        custodian.sign(&mut fence, &chain());
+        Transaction::SetFence(fence)
+    };
+    let ore =
+        |pairs: Vec<(OreLeft, OreLeft)>| FenceRanges::Ore(BoundedVec::new(pairs).expect("few"));
+    let bounds =
+        FenceRanges::Ope(BoundedVec::new(vec![(OpeCiphertext(1), OpeCiphertext(2))]).expect("one"));
+    let garbage = OreLeft(BoundedVec::new(vec![9; 30]).expect("short"));
+    let cases = [
+        (fence(0, ore(vec![(token(50), token(50))])), true),
+        (fence(0, ore(vec![(token(50), token(38))])), false),
+        (fence(0, ore(vec![(garbage.clone(), garbage)])), false),
+        (fence(0, bounds.clone()), false),
+        (fence(1, bounds), true),
+        (fence(1, ore(vec![(token(50), token(50))])), false),
+    ];
+    for (i, (tx, valid)) in cases.into_iter().enumerate() {
+        match Mempool::new(10, 1 << 20).admit(tx, &ledger) {
+            Ok(_) => assert!(valid, "case {i}"),
+            Err(Refusal::Rule(TxRefusal::Invalid(why))) => {
+                assert!(!valid && why.contains("scheme"), "case {i}: {why}")
+            }
+            other => panic!("case {i}: {other:?}"),
+        }
+    }
 }

@@ -102,4 +102,18 @@ pub enum LevelError {
         /// The previous level's depth.
         previous: u8,
     },
+    /// An ORE level coarser than an OPE one.
+    #[error(
+        "level {index} ({name}) uses scheme \"ore\" but the finer level {finer} uses \"ope\": \
+         order-preserving ciphertexts of a finer level would reveal what ORE protects; \
+         make every level finer than an ORE level ORE too"
+    )]
+    OpeBelowOre {
+        /// Position in the list.
+        index: usize,
+        /// The level's name.
+        name: String,
+        /// The finer OPE level's name.
+        finer: String,
+    },
 }

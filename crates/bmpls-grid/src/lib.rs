@@ -28,7 +28,7 @@ pub use cover::{
     IndexRange, cover_cap, cover_circle, cover_lon_lat_box, cover_polygon, cover_rect,
 };
 pub use error::{GridError, LevelError};
-pub use level::{Level, LevelIndex, LevelSet};
+pub use level::{Level, LevelIndex, LevelSet, ORE_FROM_DEPTH, Scheme};
 
 /// The cell of `(lon, lat)` (WGS84 degrees) on the default grid of [`DEFAULT_DEPTH`]; take
 /// coarser levels with [`CellIndex::at_depth`] and the cell's area with [`CellIndex::rect`].

@@ -14,7 +14,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use bmpls_crypto::merkle::InclusionProof;
 use bmpls_types::{
-    BlockHeader, BoundedVec, CommitCertificate, Epoch, Height, LevelIndex, OpeCiphertext,
+    BlockHeader, BoundedVec, CommitCertificate, Epoch, Height, LevelIndex, OpeCiphertext, OreLeft,
     PatientId, RecordView, Transaction, TxHash,
 };
 
@@ -28,6 +28,9 @@ pub const MAX_ANSWER_RECORDS: usize = 2_000;
 pub const MAX_QUERY_EPOCHS: usize = 400;
 /// Encrypted ranges in one epoch of an area query.
 pub const MAX_EPOCH_RANGES: usize = 4_096;
+/// Token ranges in one epoch of an ORE area query (two left tokens of ~130 bytes each per
+/// range: an area this finely cut is asked at a coarser level or split).
+pub const MAX_EPOCH_TOKEN_RANGES: usize = 512;
 /// Enrolment and key rotations of one patient carried by an answer.
 pub const MAX_KEY_TXS: usize = 256;
 
@@ -60,9 +63,34 @@ pub enum Ask {
     /// evidence ([`Answer::excluded`]) that lets the carer see that none is missing even when
     /// fix times do not follow sequence numbers.
     Track,
-    /// The records in the window whose ciphertext at the query's level lies in one of the
-    /// ranges of its epoch (an area, covered and encrypted by the carer).
+    /// The records in the window whose ciphertext at the query's level (an OPE level) lies in
+    /// one of the ranges of its epoch (an area, covered and encrypted by the carer).
     Within(BoundedVec<EpochRanges, MAX_QUERY_EPOCHS>),
+    /// The records in the window whose right ciphertext at the query's level (an ORE level)
+    /// lies in one of the token ranges of its epoch. The node finds candidates through the
+    /// `prefilter` ranges of a coarser OPE level covering the same area (so the store's
+    /// indexes and zone maps serve), then compares each candidate with the tokens.
+    WithinOre(Box<OreArea>),
+}
+
+/// An area at an ORE level: a coarse OPE pre-filter and the fine level's left tokens.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct OreArea {
+    /// The OPE level of `prefilter`: coarser than the query's level.
+    pub coarse: LevelIndex,
+    /// The area covered at `coarse`, encrypted under each epoch's key of that level.
+    pub prefilter: BoundedVec<EpochRanges, MAX_QUERY_EPOCHS>,
+    /// The area covered at the query's level, as left tokens of each run's first and last cell.
+    pub tokens: BoundedVec<EpochTokens, MAX_QUERY_EPOCHS>,
+}
+
+/// Inclusive ranges `(low, high)` of left tokens under one epoch's key.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct EpochTokens {
+    /// The epoch whose key made the tokens.
+    pub epoch: Epoch,
+    /// The ranges, sorted and disjoint.
+    pub ranges: BoundedVec<(OreLeft, OreLeft), MAX_EPOCH_TOKEN_RANGES>,
 }
 
 /// Inclusive ciphertext ranges `(low, high)` under one epoch's key.

@@ -1,8 +1,9 @@
 //! Geofence alerts, derived from the committed chain alone (pure: no I/O, no clock). A fence is
 //! a `SetFence` transaction: a carer's safe zone covered at one level and encrypted per key
 //! epoch. Every committed record of the patient is tested on its ciphertext at that level
-//! (integer comparison with the encrypted ranges of its epoch; the node never learns where the
-//! zone is); `debounce` consecutive records on the other side switch the fence's state and fire
+//! (at an OPE level, integer comparison with the encrypted ranges of its epoch; at an ORE level,
+//! bisection of the ranges' left tokens against the record's right ciphertext: the node never
+//! learns where the zone is); `debounce` consecutive records on the other side switch the fence's state and fire
 //! `Enter` or `Exit`. `Missing` fires when a block's time is [`MISSING_INTERVALS`] expected
 //! reporting intervals after the block that committed the patient's last record.
 //!
@@ -14,7 +15,10 @@ use std::collections::BTreeMap;
 
 use bmpls_crypto::hash::tx_hash;
 use bmpls_net::alert::{AlertEvent, AlertKind};
-use bmpls_types::{Block, CarerId, Height, PatientId, Seq, SetFence, Transaction, TxHash};
+use bmpls_ore_compare::{RightCiphertext, TokenRanges};
+use bmpls_types::{
+    Block, CarerId, Cell, FenceRanges, Height, PatientId, Seq, SetFence, Transaction, TxHash,
+};
 
 /// Expected reporting intervals of silence before `Missing` fires.
 pub const MISSING_INTERVALS: u64 = 3;
@@ -26,13 +30,22 @@ enum Side {
     Outside,
 }
 
+/// One epoch's ranges of a fence, ready to test records with.
+#[derive(Debug)]
+enum Ranges {
+    Ope(Vec<(u128, u128)>),
+    Ore(TokenRanges),
+    /// Tokens that do not parse (the ledger refuses them; kept so no record is judged by them).
+    Unusable,
+}
+
 #[derive(Debug)]
 struct Fence {
     id: TxHash,
     carer: CarerId,
     level: usize,
     /// Encrypted ranges per epoch, as the custodian sent them (sorted, disjoint).
-    epochs: BTreeMap<u32, Vec<(u128, u128)>>,
+    epochs: BTreeMap<u32, Ranges>,
     debounce: u8,
     interval_ms: u64,
     side: Side,
@@ -52,10 +65,16 @@ impl Fence {
                 .epochs
                 .iter()
                 .map(|e| {
-                    (
-                        e.epoch.0,
-                        e.ranges.iter().map(|(lo, hi)| (lo.0, hi.0)).collect(),
-                    )
+                    let ranges = match &e.ranges {
+                        FenceRanges::Ope(r) => {
+                            Ranges::Ope(r.iter().map(|(lo, hi)| (lo.0, hi.0)).collect())
+                        }
+                        FenceRanges::Ore(r) => {
+                            TokenRanges::parse(r.iter().map(|(lo, hi)| (&lo.0[..], &hi.0[..])))
+                                .map_or(Ranges::Unusable, Ranges::Ore)
+                        }
+                    };
+                    (e.epoch.0, ranges)
                 })
                 .collect(),
             debounce: fence.debounce.max(1),
@@ -67,11 +86,19 @@ impl Fence {
     }
 
     /// Whether the ciphertext lies in the fence, or `None` if the fence has no ranges for the
-    /// record's epoch.
-    fn holds(&self, epoch: u32, ciphertext: u128) -> Option<bool> {
-        let ranges = self.epochs.get(&epoch)?;
-        let at = ranges.partition_point(|&(_, hi)| hi < ciphertext);
-        Some(ranges.get(at).is_some_and(|&(lo, _)| lo <= ciphertext))
+    /// record's epoch, or none under the ciphertext's scheme.
+    fn holds(&self, epoch: u32, cell: &Cell) -> Option<bool> {
+        match (self.epochs.get(&epoch)?, cell) {
+            (Ranges::Ope(ranges), Cell::Ope(c)) => {
+                let at = ranges.partition_point(|&(_, hi)| hi < c.0);
+                Some(ranges.get(at).is_some_and(|&(lo, _)| lo <= c.0))
+            }
+            (Ranges::Ore(ranges), Cell::Ore(right)) => {
+                let right = RightCiphertext::from_bytes(&right.0).ok()?;
+                ranges.contains(&right).ok()
+            }
+            _ => None,
+        }
     }
 }
 
@@ -110,7 +137,7 @@ impl Alerts {
                         let Some(cell) = record.cells.get(fence.level) else {
                             continue;
                         };
-                        let Some(inside) = fence.holds(record.epoch.0, cell.0) else {
+                        let Some(inside) = fence.holds(record.epoch.0, cell) else {
                             continue;
                         };
                         let side = if inside { Side::Inside } else { Side::Outside };
@@ -227,11 +254,13 @@ mod tests {
             level: LevelIndex(0),
             epochs: BoundedVec::new(vec![FenceEpoch {
                 epoch: Epoch(0),
-                ranges: BoundedVec::new(vec![
-                    (OpeCiphertext(100), OpeCiphertext(200)),
-                    (OpeCiphertext(300), OpeCiphertext(400)),
-                ])
-                .expect("bounded"),
+                ranges: FenceRanges::Ope(
+                    BoundedVec::new(vec![
+                        (OpeCiphertext(100), OpeCiphertext(200)),
+                        (OpeCiphertext(300), OpeCiphertext(400)),
+                    ])
+                    .expect("bounded"),
+                ),
             }])
             .expect("bounded"),
             debounce,
@@ -246,7 +275,7 @@ mod tests {
             seq: Seq(seq),
             fix_time_ms: seq * 1000,
             epoch: Epoch(0),
-            cells: BoundedVec::new(vec![OpeCiphertext(ciphertext)]).expect("bounded"),
+            cells: BoundedVec::new(vec![Cell::Ope(OpeCiphertext(ciphertext))]).expect("bounded"),
             sealed: BoundedVec::new(vec![]).expect("bounded"),
             sig: SignatureBytes::UNSIGNED,
         })

@@ -20,11 +20,15 @@ use std::collections::BTreeMap;
 
 use bmpls_consensus::{GrantTerms, Ledger};
 use bmpls_net::query::{
-    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, MAX_ANSWER_RECORDS, ProvedRecord,
-    ProvedTx, Query, QueryOutcome, Unauthorized,
+    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, EpochTokens, MAX_ANSWER_RECORDS,
+    ProvedRecord, ProvedTx, Query, QueryOutcome, Unauthorized,
 };
-use bmpls_store::{EpochRanges, Store, StoreError, StoredRecord};
-use bmpls_types::{BoundedVec, Height, LevelIndex, PublicKeyBytes, Transaction, TxHash};
+use bmpls_ore_compare::{OreError, RightCiphertext, TokenRanges};
+use bmpls_store::{EpochRanges, Plan, Store, StoreError, StoredRecord};
+use bmpls_types::{
+    BoundedVec, Cell, Epoch, Height, LevelIndex, LocationRecord, PublicKeyBytes, Transaction,
+    TxHash,
+};
 
 /// What a query may read, once its grant is checked.
 #[derive(Clone, Debug)]
@@ -101,15 +105,45 @@ pub(crate) fn authorize(
             data_to_ms,
         }));
     }
-    if let Ask::Within(epochs) = &query.ask {
-        if let Some(e) = epochs
-            .iter()
-            .find(|e| e.epoch < grant.data_from || e.epoch > grant.data_to)
-        {
-            return Err(QueryOutcome::Unauthorized(
-                Unauthorized::EpochOutsideWindow(e.epoch.0),
+    let ore = query.level.0 < patient.ore_levels;
+    let epochs: Vec<Epoch> = match &query.ask {
+        Ask::Last | Ask::Track => Vec::new(),
+        Ask::Within(_) if ore => {
+            return Err(failed(
+                "the level is under ORE: ask with tokens and a coarser OPE pre-filter",
             ));
         }
+        Ask::Within(epochs) => epochs.iter().map(|e| e.epoch).collect(),
+        Ask::WithinOre(_) if !ore => {
+            return Err(failed("the level is under OPE: ask with ciphertext ranges"));
+        }
+        Ask::WithinOre(area) => {
+            let coarse = area.coarse.0;
+            if coarse <= query.level.0 || coarse >= patient.level_count {
+                return Err(failed("the pre-filter level must be a coarser level"));
+            }
+            if coarse < patient.ore_levels {
+                return Err(failed("the pre-filter level must be under OPE"));
+            }
+            if let Some(Err(e)) = area.tokens.iter().map(parse_tokens).find(Result::is_err) {
+                return Err(failed(match e {
+                    OreError::DomainMismatch => "query tokens of more than one domain",
+                    _ => "query tokens that do not parse",
+                }));
+            }
+            let prefilter = area.prefilter.iter().map(|e| e.epoch);
+            prefilter
+                .chain(area.tokens.iter().map(|e| e.epoch))
+                .collect()
+        }
+    };
+    if let Some(e) = epochs
+        .iter()
+        .find(|&&e| e < grant.data_from || e > grant.data_to)
+    {
+        return Err(QueryOutcome::Unauthorized(
+            Unauthorized::EpochOutsideWindow(e.0),
+        ));
     }
     let locate = |hash: &TxHash| {
         store
@@ -141,13 +175,7 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
         Ask::Last => store.last(&query.patient)?.into_iter().collect(),
         Ask::Track => store.track(&query.patient, query.from_ms, query.to_ms, limit + 1)?,
         Ask::Within(epochs) => {
-            let ranges: Vec<EpochRanges> = epochs
-                .iter()
-                .map(|e| EpochRanges {
-                    epoch: e.epoch,
-                    ranges: e.ranges.to_vec(),
-                })
-                .collect();
+            let ranges = epoch_ranges(epochs);
             store.within(
                 &query.patient,
                 query.level,
@@ -155,6 +183,37 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
                 query.from_ms,
                 query.to_ms,
                 limit + 1,
+            )?
+        }
+        Ask::WithinOre(area) => {
+            let prefilter = epoch_ranges(&area.prefilter);
+            // `authorize` refused tokens that do not parse.
+            let tokens: BTreeMap<u32, TokenRanges> = area
+                .tokens
+                .iter()
+                .filter_map(|e| Some((e.epoch.0, parse_tokens(e).ok()?)))
+                .collect();
+            let level = usize::from(query.level.0);
+            // A record is in the area when its right ciphertext at the query's level lies in
+            // its epoch's token ranges; one that does not parse is in no area.
+            let refine = |record: &LocationRecord| {
+                let (Some(ranges), Some(Cell::Ore(right))) =
+                    (tokens.get(&record.epoch.0), record.cells.get(level))
+                else {
+                    return false;
+                };
+                RightCiphertext::from_bytes(&right.0)
+                    .and_then(|right| ranges.contains(&right))
+                    .unwrap_or(false)
+            };
+            store.within_refined(
+                &query.patient,
+                area.coarse,
+                &prefilter,
+                (query.from_ms, query.to_ms),
+                limit + 1,
+                Plan::Auto,
+                Some(&refine),
             )?
         }
     };
@@ -358,4 +417,20 @@ impl Prover {
             proof,
         })
     }
+}
+
+/// An area query's ranges as the store takes them.
+fn epoch_ranges(epochs: &[bmpls_net::query::EpochRanges]) -> Vec<EpochRanges> {
+    epochs
+        .iter()
+        .map(|e| EpochRanges {
+            epoch: e.epoch,
+            ranges: e.ranges.to_vec(),
+        })
+        .collect()
+}
+
+/// One epoch's tokens of an ORE area query, parsed.
+fn parse_tokens(epoch: &EpochTokens) -> Result<TokenRanges, OreError> {
+    TokenRanges::parse(epoch.ranges.iter().map(|(lo, hi)| (&lo.0[..], &hi.0[..])))
 }

@@ -82,6 +82,7 @@ mod domain;
 mod error;
 mod hash;
 mod left;
+mod ranges;
 mod right;
 mod wire;
 
@@ -94,6 +95,7 @@ pub use domain::{
 };
 pub use error::OreError;
 pub use left::{LeftBlock, LeftCiphertext};
+pub use ranges::TokenRanges;
 pub use right::RightCiphertext;
 pub use wire::VERSION;
 

@@ -39,6 +39,6 @@ mod prp;
 
 pub use bmpls_ore_compare::{
     Comparator, DEFAULT_BLOCK_BITS, Domain, LeftCiphertext, MAX_BITS, MAX_BLOCK_BITS,
-    MIN_BLOCK_BITS, OreError, RightCiphertext, VERSION, compare, in_range,
+    MIN_BLOCK_BITS, OreError, RightCiphertext, TokenRanges, VERSION, compare, in_range,
 };
 pub use key::OreKey;

@@ -517,3 +517,68 @@ fn order_is_of_the_left_against_the_right() {
         Ok(Ordering::Greater)
     );
 }
+
+/// Membership in token ranges (how validators answer ORE area queries and test ORE fences)
+/// agrees with plaintext membership, on range edges and between ranges, and refuses tokens of
+/// mixed domains.
+#[test]
+fn token_ranges_agree_with_plaintext_membership() {
+    let key = key(32, 6);
+    let mut rng = StdRng::seed_from_u64(7);
+    for trial in 0..20u64 {
+        // Sorted, disjoint ranges with gaps of at least one value.
+        let mut bounds = Vec::new();
+        let mut at = trial * 1_000;
+        for _ in 0..(trial % 7 + 1) {
+            let lo = at + 1 + rng.next_u64() % 5_000;
+            let hi = lo + rng.next_u64() % 3_000;
+            bounds.push((lo, hi));
+            at = hi + 1;
+        }
+        let tokens: Vec<(Vec<u8>, Vec<u8>)> = bounds
+            .iter()
+            .map(|&(lo, hi)| {
+                (
+                    key.encrypt_left(lo).expect("test value").to_bytes(),
+                    key.encrypt_left(hi).expect("test value").to_bytes(),
+                )
+            })
+            .collect();
+        let ranges = bmpls_ore::TokenRanges::parse(
+            tokens.iter().map(|(lo, hi)| (lo.as_slice(), hi.as_slice())),
+        )
+        .expect("test value");
+        let mut probes = vec![0, at, at + 1, u64::from(u32::MAX)];
+        for &(lo, hi) in &bounds {
+            probes.extend([lo - 1, lo, lo + 1, (lo + hi) / 2, hi - 1, hi, hi + 1]);
+        }
+        for x in probes {
+            let right = key.encrypt_right(x, &mut rng).expect("test value");
+            let expected = bounds.iter().any(|&(lo, hi)| (lo..=hi).contains(&x));
+            assert_eq!(
+                ranges.contains(&right).expect("test value"),
+                expected,
+                "{x} in {bounds:?}"
+            );
+        }
+    }
+    let empty = bmpls_ore::TokenRanges::parse(std::iter::empty()).expect("test value");
+    let right = key.encrypt_right(5, &mut rng).expect("test value");
+    assert!(!empty.contains(&right).expect("test value"));
+    // Tokens of two domains are refused; a right ciphertext of another domain is an error.
+    let other = OreKey::new(&SECRET, domain(30, 6));
+    let (a, b) = (
+        key.encrypt_left(1).expect("test value").to_bytes(),
+        other.encrypt_left(2).expect("test value").to_bytes(),
+    );
+    assert_eq!(
+        bmpls_ore::TokenRanges::parse([(a.as_slice(), b.as_slice())]).expect_err("test value"),
+        OreError::DomainMismatch
+    );
+    let one = bmpls_ore::TokenRanges::parse([(a.as_slice(), a.as_slice())]).expect("test value");
+    let foreign = other.encrypt_right(1, &mut rng).expect("test value");
+    assert_eq!(
+        one.contains(&foreign).expect_err("test value"),
+        OreError::DomainMismatch
+    );
+}

@@ -124,7 +124,7 @@ fn invalid_report(rng: &mut impl RngCore) -> Transaction {
         seq: Seq(1),
         fix_time_ms: rng.gen_range(0..1_000_000),
         epoch: bmpls_types::Epoch(0),
-        cells: BoundedVec::new(vec![OpeCiphertext(rng.r#gen()); 3])
+        cells: BoundedVec::new(vec![bmpls_types::Cell::Ope(OpeCiphertext(rng.r#gen())); 3])
             .unwrap_or_else(|_| BoundedVec::empty()),
         sealed: BoundedVec::empty(),
         sig: SignatureBytes([7; 64]),

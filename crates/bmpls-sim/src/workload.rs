@@ -6,7 +6,7 @@ use rand::{Rng, RngCore};
 
 use bmpls_crypto::SigningKey;
 use bmpls_types::{
-    BoundedVec, ChainId, EnrolPatient, Epoch, LocationRecord, OpeCiphertext, PatientId,
+    BoundedVec, Cell, ChainId, EnrolPatient, Epoch, LocationRecord, OpeCiphertext, PatientId,
     PublicKeyBytes, Seq, SignatureBytes, Transaction,
 };
 
@@ -47,6 +47,9 @@ impl Workload {
                 reporter_key: reporter.public(),
                 custodian_key: custodian.public(),
                 level_count: LEVELS,
+                // The simulator tests ordering, not privacy: its random ciphertexts are all
+                // of the OPE kind.
+                ore_levels: 0,
                 epoch_length_ms: 86_400_000,
                 operator: PublicKeyBytes(operator.public().0),
                 sig: SignatureBytes::UNSIGNED,
@@ -75,7 +78,9 @@ impl Workload {
         }
         let index = rng.gen_range(0..self.patients.len());
         let patient = &mut self.patients[index];
-        let cells = (0..LEVELS).map(|_| OpeCiphertext(rng.r#gen())).collect();
+        let cells = (0..LEVELS)
+            .map(|_| Cell::Ope(OpeCiphertext(rng.r#gen())))
+            .collect();
         let mut sealed = vec![0u8; 64];
         rng.fill_bytes(&mut sealed);
         let mut record = LocationRecord {

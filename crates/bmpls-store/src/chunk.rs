@@ -74,7 +74,9 @@ pub(crate) fn encode_index(
             .iter()
             .enumerate()
             .filter_map(|(slot, (_, r))| {
-                let cell = r.cells.get(level)?;
+                // ORE levels are not indexed: their ciphertexts cannot be sorted by anyone
+                // without a key, and queries reach them through a coarser OPE level.
+                let cell = r.cells.get(level)?.ope()?;
                 Some((r.epoch.0, cell.0, slot as u16))
             })
             .collect();

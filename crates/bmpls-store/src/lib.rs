@@ -20,6 +20,6 @@ mod wal;
 mod zones;
 
 pub use error::StoreError;
-pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, Plan, Query};
+pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, Plan, Query, Refine};
 pub use store::{PatientSummary, SCHEMA_VERSION, Store, StoredRecord};
 pub use wal::SledWal;

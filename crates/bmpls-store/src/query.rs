@@ -94,6 +94,9 @@ const WALK_FIRST: usize = 64;
 /// a full chunk index ~15 KiB).
 const ZONE_PLAN_FACTOR: u64 = 4;
 
+/// A test a candidate record must pass as well as the ranges (an ORE comparison).
+pub type Refine<'a> = dyn Fn(&LocationRecord) -> bool + 'a;
+
 /// A chunk index read: its key and stored value.
 type ChunkItem = Result<(sled::IVec, sled::IVec), StoreError>;
 
@@ -144,6 +147,7 @@ impl Store {
             chunks,
             |chunk| Some(chunk.in_window(from_ms, to_ms).collect()),
             |_| true,
+            None,
         )?;
         self.fetch(patient, hits)
     }
@@ -169,9 +173,29 @@ impl Store {
         patient: &PatientId,
         level: LevelIndex,
         ranges: &[EpochRanges],
+        window: (u64, u64),
+        limit: usize,
+        plan: Plan,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        self.within_refined(patient, level, ranges, window, limit, plan, None)
+    }
+
+    /// Records of `patient` in the window whose `level` ciphertext (an OPE level) lies in a
+    /// range of its epoch and that `refine` accepts: the earliest `limit` of them, in time
+    /// order. This is how a query at an ORE level runs: the ranges of a coarser OPE level
+    /// covering the area find the candidate chunks and records as for [`Store::within`], and
+    /// `refine` compares each candidate's right ciphertext with the carer's left tokens. Only
+    /// accepted records count towards `limit`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn within_refined(
+        &self,
+        patient: &PatientId,
+        level: LevelIndex,
+        ranges: &[EpochRanges],
         (from_ms, to_ms): (u64, u64),
         limit: usize,
         plan: Plan,
+        refine: Option<&Refine<'_>>,
     ) -> Result<Vec<StoredRecord>, StoreError> {
         check_limit(limit)?;
         if ranges.iter().map(|e| e.ranges.len()).sum::<usize>() > MAX_RANGES {
@@ -184,17 +208,19 @@ impl Store {
         let level = level.0;
         let select =
             |chunk: &IndexChunk<'_>| chunk.matching(usize::from(level), &ranges, from_ms, to_ms);
-        let accept = |record: &LocationRecord| inside(&ranges, record, usize::from(level));
+        let accept = |record: &LocationRecord| {
+            inside(&ranges, record, usize::from(level)) && refine.is_none_or(|r| r(record))
+        };
         let window = (from_ms, to_ms);
         let walk = self.window_chunks(patient, (from_ms, to_ms));
         let hits = match plan {
-            Plan::TimeWalk => self.hits(patient, window, limit, walk, select, accept)?,
+            Plan::TimeWalk => self.hits(patient, window, limit, walk, select, accept, refine)?,
             Plan::Zones => {
                 let chunks = self.zone_chunks(patient, level, &ranges, to_ms, None)?;
-                self.hits(patient, window, limit, chunks, select, accept)?
+                self.hits(patient, window, limit, chunks, select, accept, refine)?
             }
             Plan::Auto if !self.is_long(patient, from_ms, to_ms)? => {
-                self.hits(patient, window, limit, walk, select, accept)?
+                self.hits(patient, window, limit, walk, select, accept, refine)?
             }
             Plan::Auto => {
                 // Walk first: answers dense in the window end the query here. Then the zone
@@ -218,7 +244,15 @@ impl Store {
                     }
                 })
                 .flatten();
-                self.hits(patient, window, limit, first.chain(rest), select, accept)?
+                self.hits(
+                    patient,
+                    window,
+                    limit,
+                    first.chain(rest),
+                    select,
+                    accept,
+                    refine,
+                )?
             }
         };
         self.fetch(patient, hits)
@@ -307,7 +341,9 @@ impl Store {
     /// The earliest `limit` answers in the window, in (time, seq) order, read from `chunks`
     /// (index chunks in key order, read until `limit` answers are found):
     /// `select` picks the answering slots of a chunk (`None` if the chunk is malformed),
-    /// `accept` tests an out-of-order record.
+    /// `accept` tests an out-of-order record, and `refine`, if given, every candidate the
+    /// chunks select (which is then read from its record chunk).
+    #[allow(clippy::too_many_arguments)]
     fn hits(
         &self,
         patient: &PatientId,
@@ -316,8 +352,10 @@ impl Store {
         chunks: impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>>,
         select: impl Fn(&IndexChunk<'_>) -> Option<Vec<usize>>,
         accept: impl Fn(&LocationRecord) -> bool,
+        refine: Option<&Refine<'_>>,
     ) -> Result<Vec<Hit>, StoreError> {
         let mut hits = Vec::new();
+        let mut current: Option<RecordChunk> = None;
         for item in chunks {
             let (key, value) = item?;
             let payload = open_value(&value, "chunk index", &key)?;
@@ -325,11 +363,36 @@ impl Store {
                 .filter(|c| Some(c.first) == trailing_seq(&key))
                 .ok_or_else(|| corrupt("chunk index", &key))?;
             let slots = select(&chunk).ok_or_else(|| corrupt("chunk index", &key))?;
-            hits.extend(slots.into_iter().map(|slot| Hit {
-                time_ms: chunk.time(slot),
-                seq: chunk.seq(slot),
-                at: Located::Chunk(chunk.record_chunk(slot)),
-            }));
+            match refine {
+                None => hits.extend(slots.into_iter().map(|slot| Hit {
+                    time_ms: chunk.time(slot),
+                    seq: chunk.seq(slot),
+                    at: Located::Chunk(chunk.record_chunk(slot)),
+                })),
+                Some(refine) => {
+                    for slot in slots {
+                        let (seq, first) = (chunk.seq(slot), chunk.record_chunk(slot));
+                        let records = match current.take() {
+                            Some(c) if c.holds(seq) => c,
+                            _ => self.chunk_at(patient, first)?,
+                        };
+                        let stored = records.get(seq)?.ok_or_else(|| {
+                            corrupt(
+                                "record named by an index",
+                                &crate::layout::records_key(patient, first),
+                            )
+                        })?;
+                        current = Some(records);
+                        if refine(&stored.record) {
+                            hits.push(Hit {
+                                time_ms: chunk.time(slot),
+                                seq,
+                                at: Located::Read(stored),
+                            });
+                        }
+                    }
+                }
+            }
             if hits.len() >= limit {
                 break;
             }
@@ -424,7 +487,10 @@ fn normalise(ranges: &[EpochRanges]) -> RangeMap {
 
 /// Whether the record's ciphertext at `level` lies in one of its epoch's ranges.
 fn inside(ranges: &RangeMap, record: &LocationRecord, level: usize) -> bool {
-    let (Some(list), Some(cell)) = (ranges.get(&record.epoch.0), record.cells.get(level)) else {
+    let (Some(list), Some(cell)) = (
+        ranges.get(&record.epoch.0),
+        record.cells.get(level).and_then(|c| c.ope()),
+    ) else {
         return false;
     };
     let i = list.partition_point(|&(_, high)| high < cell.0);

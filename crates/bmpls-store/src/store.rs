@@ -23,8 +23,9 @@ use crate::skeleton::Skeleton;
 const CACHE_BYTES: u64 = 4 << 30;
 
 /// Version of the on-disk layout this build reads and writes. 9: wire version 2 (records signed
-/// and leaf-hashed through their digest), so every stored value and leaf hash changed.
-pub const SCHEMA_VERSION: u32 = 9;
+/// and leaf-hashed through their digest), so every stored value and leaf hash changed. 10: the
+/// fine levels are ORE right ciphertexts, which chunk indexes and zone maps leave out.
+pub const SCHEMA_VERSION: u32 = 10;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";

@@ -7,6 +7,7 @@
 
 mod block;
 pub mod bounded;
+mod cell;
 mod encoding;
 mod fix;
 mod ids;
@@ -17,6 +18,7 @@ mod tx;
 
 pub use block::{Block, BlockHeader, ChainId, CommitCertificate, PrecommitTarget};
 pub use bounded::{BoundedString, BoundedVec, TooLong};
+pub use cell::{Cell, OreLeft, OreRight};
 pub use encoding::{Canonical, DecodeError, WIRE_VERSION};
 pub use fix::{ExactFix, Trigger};
 pub use ids::{
@@ -26,6 +28,6 @@ pub use ids::{
 pub use record::{Finer, LocationRecord, RecordDigest, RecordView, level_chain};
 pub use signed::Signed;
 pub use tx::{
-    Audit, EnrolCarer, EnrolPatient, FenceEpoch, Grant, QueryKind, Revoke, Role, RotateReporterKey,
-    SetFence, Transaction, report_leaf_encode_to,
+    Audit, EnrolCarer, EnrolPatient, FenceEpoch, FenceRanges, Grant, QueryKind, Revoke, Role,
+    RotateReporterKey, SetFence, Transaction, report_leaf_encode_to,
 };

@@ -5,6 +5,14 @@
 pub const MAX_LEVELS: usize = 16;
 /// Sealed exact fix: nonce, AEAD tag and a fixed-layout plaintext of well under 200 bytes.
 pub const MAX_SEALED_BYTES: usize = 256;
+/// An ORE right ciphertext's canonical encoding at most (header, 16-byte nonce, per block
+/// 2^block_bits trits five to a byte) for a cell of at most 52 bits (the grid's depth 26): 124
+/// bytes at 50 bits in 6-bit blocks, 384 at 52 bits in 8-bit blocks.
+pub const MAX_ORE_RIGHT_BYTES: usize = 384;
+/// An ORE left ciphertext's canonical encoding at most (header, per block a slot byte and a
+/// 16-byte key) for a cell of at most 52 bits: 157 bytes at 50 bits in 6-bit blocks, 446 at 52
+/// bits in 2-bit blocks.
+pub const MAX_ORE_LEFT_BYTES: usize = 448;
 /// Epoch-tree nodes in a grant's cover (two per level of a 32-level tree).
 pub const MAX_COVER_NODES: usize = 64;
 /// Serialised grant keys at most: header, then per node its name and one key per level.
@@ -17,9 +25,13 @@ pub const MAX_PURPOSE_BYTES: usize = 200;
 pub const MAX_FENCE_RANGES: usize = 128;
 /// Epochs one `SetFence` covers (a custodian renews fences ahead of time).
 pub const MAX_FENCE_EPOCHS: usize = 16;
-/// Encoded size of a fence's ranges at most: per epoch its number and length prefix, then two
-/// 16-byte ciphertexts per range.
-pub const MAX_FENCE_BYTES: usize = MAX_FENCE_EPOCHS * (4 + 4 + MAX_FENCE_RANGES * 32);
+/// Encrypted ranges of one ORE fence in one epoch: two left tokens per range (157 bytes each at
+/// 50 bits in 6-bit blocks). A whole ORE fence is bounded by [`MAX_TX_BYTES`], not by
+/// [`MAX_FENCE_BYTES`]: a custodian sets it for fewer epochs at a time when it would not fit.
+pub const MAX_ORE_FENCE_RANGES: usize = 32;
+/// Encoded size of an OPE fence's ranges at most: per epoch its number, scheme and length
+/// prefix, then two 16-byte ciphertexts per range.
+pub const MAX_FENCE_BYTES: usize = MAX_FENCE_EPOCHS * (4 + 1 + 4 + MAX_FENCE_RANGES * 32);
 /// Transactions per block.
 pub const MAX_BLOCK_TXS: usize = 10_000;
 /// Validators in a consortium.
@@ -48,8 +60,11 @@ pub const MAX_ENCODED_BYTES: usize = MAX_BLOCK_BYTES;
 
 const _: () = assert!(MAX_WRAPPED_KEY_BYTES + MAX_PURPOSE_BYTES + 1024 < MAX_TX_BYTES);
 const _: () = assert!(MAX_FENCE_BYTES + 1024 < MAX_TX_BYTES);
+const _: () =
+    assert!(4 + 1 + 4 + MAX_ORE_FENCE_RANGES * 2 * (4 + MAX_ORE_LEFT_BYTES) + 1024 < MAX_TX_BYTES);
 const _: () = assert!(MAX_TX_BYTES < MAX_BLOCK_BYTES);
-const _: () = assert!(MAX_SEALED_BYTES + MAX_LEVELS * 16 + 200 < MAX_TX_BYTES);
+const _: () =
+    assert!(MAX_SEALED_BYTES + MAX_LEVELS * (5 + MAX_ORE_RIGHT_BYTES) + 200 < MAX_TX_BYTES);
 const _: () = assert!(1 + 4 + MAX_CHAIN_ID_BYTES + 8 + 32 + 8 + 32 + 32 + 4 <= MAX_HEADER_BYTES);
 const _: () = assert!(MAX_HEADER_BYTES + 4 + MAX_BLOCK_TXS < MAX_BLOCK_BYTES);
 const _: () = assert!(MAX_CERTIFICATE_BYTES < MAX_ENCODED_BYTES);

@@ -1,5 +1,6 @@
 //! The location record: what a reporter submits for each GPS fix. It carries no plaintext
-//! position — one randomised OPE ciphertext per level and the AEAD-sealed exact fix.
+//! position — one ciphertext per level ([`Cell`]: an ORE right ciphertext at the fine levels, a
+//! randomised OPE ciphertext at the coarse ones) and the AEAD-sealed exact fix.
 //!
 //! A record is signed, and put in its block's Merkle tree, through its [`RecordDigest`]: the
 //! fields in the clear plus one hash that chains the levels from the sealed fix up to the
@@ -13,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::block::ChainId;
 use crate::bounded::BoundedVec;
-use crate::ids::{Epoch, Hash32, LevelIndex, OpeCiphertext, PatientId, Seq, SignatureBytes};
+use crate::cell::Cell;
+use crate::ids::{Epoch, Hash32, LevelIndex, PatientId, Seq, SignatureBytes};
 use crate::limits::{MAX_LEVELS, MAX_SEALED_BYTES};
 use crate::signed::Signed;
 
@@ -28,8 +30,9 @@ pub struct LocationRecord {
     pub fix_time_ms: u64,
     /// Key epoch of the ciphertexts, derived from `fix_time_ms`.
     pub epoch: Epoch,
-    /// One randomised OPE ciphertext per configured level, finest first.
-    pub cells: BoundedVec<OpeCiphertext, MAX_LEVELS>,
+    /// One ciphertext per configured level, finest first: ORE right ciphertexts for the levels
+    /// the configuration puts under ORE (the finest ones), randomised OPE for the rest.
+    pub cells: BoundedVec<Cell, MAX_LEVELS>,
     /// AEAD of the exact fix under a key derived from the finest level's epoch key.
     pub sealed: BoundedVec<u8, MAX_SEALED_BYTES>,
     /// Ed25519 signature by the patient's reporter key over the record's [`RecordDigest`].
@@ -82,22 +85,33 @@ pub mod level_chain {
         Hash32(h.finalize().into())
     }
 
-    /// One link: level `index`'s ciphertext over the chain's value below it.
-    pub fn link(index: usize, cell: OpeCiphertext, below: &Hash32) -> Hash32 {
+    /// One link: level `index`'s ciphertext over the chain's value below it. The scheme is
+    /// hashed with the ciphertext, so a view cannot pass one scheme's bytes off as the other's.
+    pub fn link(index: usize, cell: &Cell, below: &Hash32) -> Hash32 {
         let mut h = Sha256::new();
         h.update(b"bmpls/v2/chain/level\0");
         h.update([index as u8]);
-        h.update(cell.0.to_be_bytes());
+        match cell {
+            Cell::Ope(c) => {
+                h.update([0]);
+                h.update(c.0.to_be_bytes());
+            }
+            Cell::Ore(r) => {
+                h.update([1]);
+                h.update((r.0.len() as u32).to_be_bytes());
+                h.update(&r.0[..]);
+            }
+        }
         h.update(below.0);
         Hash32(h.finalize().into())
     }
 
     /// The chain over `cells` (finest first, the first at level `first`) from `below`.
-    pub fn over(first: usize, cells: &[OpeCiphertext], below: Hash32) -> Hash32 {
+    pub fn over(first: usize, cells: &[Cell], below: Hash32) -> Hash32 {
         cells
             .iter()
             .enumerate()
-            .fold(below, |acc, (i, c)| link(first + i, *c, &acc))
+            .fold(below, |acc, (i, c)| link(first + i, c, &acc))
     }
 }
 
@@ -182,7 +196,7 @@ pub struct RecordView {
     /// The finest level carried.
     pub level: LevelIndex,
     /// The ciphertexts of `level` and every coarser level, finest first.
-    pub cells: BoundedVec<OpeCiphertext, MAX_LEVELS>,
+    pub cells: BoundedVec<Cell, MAX_LEVELS>,
     /// The sealed fix (level 0) or the chain's value below `level`.
     pub finer: Finer,
     /// The reporter's signature over the record's digest.
@@ -215,9 +229,9 @@ impl RecordView {
     }
 
     /// The ciphertext of `level`, if the view carries it.
-    pub fn cell(&self, level: LevelIndex) -> Option<OpeCiphertext> {
+    pub fn cell(&self, level: LevelIndex) -> Option<&Cell> {
         let offset = usize::from(level.0).checked_sub(usize::from(self.level.0))?;
-        self.cells.get(offset).copied()
+        self.cells.get(offset)
     }
 
     /// The sealed exact fix, if the view carries it.

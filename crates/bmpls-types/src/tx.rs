@@ -3,12 +3,16 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::bounded::{BoundedString, BoundedVec};
+use crate::cell::OreLeft;
 use crate::encoding::WIRE_VERSION;
 use crate::ids::{
     AgreementKey, CarerId, Epoch, Height, LevelIndex, OpeCiphertext, PatientId, PublicKeyBytes,
     Seq, SignatureBytes, TxHash, ValidatorId,
 };
-use crate::limits::{MAX_FENCE_EPOCHS, MAX_FENCE_RANGES, MAX_PURPOSE_BYTES, MAX_WRAPPED_KEY_BYTES};
+use crate::limits::{
+    MAX_FENCE_EPOCHS, MAX_FENCE_RANGES, MAX_ORE_FENCE_RANGES, MAX_PURPOSE_BYTES,
+    MAX_WRAPPED_KEY_BYTES,
+};
 use crate::record::{LocationRecord, RecordDigest};
 use crate::signed::Signed;
 
@@ -44,6 +48,9 @@ pub struct EnrolPatient {
     pub custodian_key: PublicKeyBytes,
     /// Precision levels the patient's records carry.
     pub level_count: u8,
+    /// How many of them, the finest, are under ORE: a record's cells at levels below this are
+    /// ORE right ciphertexts and the others OPE ciphertexts, or the record is refused.
+    pub ore_levels: u8,
     /// Length of a key epoch in milliseconds.
     pub epoch_length_ms: u64,
     /// The enrolling operator's key (must be a validator operator's).
@@ -140,8 +147,33 @@ pub struct Revoke {
 pub struct FenceEpoch {
     /// Epoch whose key encrypted the ranges.
     pub epoch: Epoch,
-    /// Inclusive ciphertext ranges `(low, high)`, sorted and disjoint.
-    pub ranges: BoundedVec<(OpeCiphertext, OpeCiphertext), MAX_FENCE_RANGES>,
+    /// Inclusive ranges, sorted and disjoint, under the scheme of the fence's level.
+    pub ranges: FenceRanges,
+}
+
+/// A fence's ranges in one epoch.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum FenceRanges {
+    /// OPE ciphertext bounds `(low, high)`, compared as integers.
+    Ope(BoundedVec<(OpeCiphertext, OpeCiphertext), MAX_FENCE_RANGES>),
+    /// ORE left tokens of each run's first and last cell, compared with records' right
+    /// ciphertexts.
+    Ore(BoundedVec<(OreLeft, OreLeft), MAX_ORE_FENCE_RANGES>),
+}
+
+impl FenceRanges {
+    /// How many ranges.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Ope(r) => r.len(),
+            Self::Ore(r) => r.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A safe zone: its covering at one level, encrypted for each epoch it applies to (OPE keys are

@@ -314,7 +314,15 @@ fn a_record_view_at_any_level_proves_and_verifies_and_changes_are_caught() {
         if let Some(first) = view.cells.first() {
             let mut moved = view.clone();
             let mut cells = moved.cells.to_vec();
-            cells[0] = bmpls_types::OpeCiphertext(first.0 ^ 1);
+            cells[0] = match first {
+                bmpls_types::Cell::Ope(c) => {
+                    bmpls_types::Cell::Ope(bmpls_types::OpeCiphertext(c.0 ^ 1))
+                }
+                // The same bytes passed off as the other scheme's are another ciphertext.
+                bmpls_types::Cell::Ore(r) => bmpls_types::Cell::Ope(bmpls_types::OpeCiphertext(
+                    u128::from(r.0.first().copied().unwrap_or(0)),
+                )),
+            };
             moved.cells = BoundedVec::new(cells).expect("bounded");
             assert!(verify_view_inclusion(&header, moved, &proof).is_err());
         }

@@ -30,7 +30,13 @@ pub fn signed_record(key: &SigningKey) -> LocationRecord {
         seq: Seq(3),
         fix_time_ms: 1_790_000_000_000,
         epoch: Epoch(20_717),
-        cells: BoundedVec::new(vec![OpeCiphertext(1), OpeCiphertext(2)]).expect("small"),
+        cells: BoundedVec::new(vec![
+            bmpls_types::Cell::Ore(bmpls_types::OreRight(
+                BoundedVec::new(vec![1, b'R', 32, 6, 9, 9]).expect("small"),
+            )),
+            bmpls_types::Cell::Ope(OpeCiphertext(2)),
+        ])
+        .expect("small"),
         sealed: BoundedVec::new(vec![9; 20]).expect("small"),
         sig: SignatureBytes::UNSIGNED,
     };

@@ -1,6 +1,6 @@
 //! Named precision levels: the committed configuration, lookups, and every validation error.
 
-use bmpls_grid::{Level, LevelError, LevelIndex, LevelSet};
+use bmpls_grid::{Level, LevelError, LevelIndex, LevelSet, Scheme};
 
 /// One `[[level]]` entry of a levels file.
 fn entry(name: &str, depth: u8) -> String {
@@ -110,6 +110,7 @@ fn bad_level_sets_name_the_problem() {
     let levels = vec![Level {
         name: "x".into(),
         depth: 5,
+        scheme: Scheme::Ope,
     }];
     assert_eq!(
         LevelSet::new(4, levels.clone()),
@@ -148,4 +149,35 @@ fn unreadable_files_name_the_field_and_line() {
         4,
         "u8",
     );
+}
+
+#[test]
+fn fine_levels_default_to_ore_and_ore_never_sits_above_ope() {
+    let levels = LevelSet::default_levels();
+    let schemes: Vec<Scheme> = levels.levels().iter().map(|l| l.scheme).collect();
+    use Scheme::{Ope, Ore};
+    assert_eq!(schemes, [Ore, Ore, Ore, Ope, Ope, Ope]);
+    assert_eq!(levels.ore_levels(), 3);
+    let shipped =
+        LevelSet::from_toml(include_str!("../../../../config/levels.toml")).expect("test value");
+    assert_eq!(shipped, levels, "config/levels.toml is the default");
+    // Left out, the scheme follows the depth; said, it is what is said.
+    let text = "grid_depth = 25\n[[level]]\nname = \"a\"\ndepth = 20\n[[level]]\nname = \"b\"\ndepth = 14\nscheme = \"ope\"\n[[level]]\nname = \"c\"\ndepth = 8\n";
+    let parsed = LevelSet::from_toml(text).expect("test value");
+    let schemes: Vec<Scheme> = parsed.levels().iter().map(|l| l.scheme).collect();
+    assert_eq!(schemes, [Ore, Ope, Ope]);
+    let text = "grid_depth = 25\n[[level]]\nname = \"a\"\ndepth = 20\nscheme = \"ope\"\n[[level]]\nname = \"b\"\ndepth = 14\n";
+    assert_eq!(
+        LevelSet::from_toml(text),
+        Err(LevelError::OpeBelowOre {
+            index: 1,
+            name: "b".into(),
+            finer: "a".into(),
+        })
+    );
+    let text = "grid_depth = 25\n[[level]]\nname = \"a\"\ndepth = 20\nscheme = \"rot13\"\n";
+    assert!(matches!(
+        LevelSet::from_toml(text),
+        Err(LevelError::Parse { line: 5, .. })
+    ));
 }

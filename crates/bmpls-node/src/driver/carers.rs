@@ -46,7 +46,7 @@ impl Driver {
                 let kind = match query.ask {
                     Ask::Last => "last",
                     Ask::Track => "track",
-                    Ask::Within(_) => "within",
+                    Ask::Within(_) | Ask::WithinOre(_) => "within",
                 };
                 self.metrics
                     .queries
@@ -224,7 +224,7 @@ impl Driver {
             query: match query.ask {
                 Ask::Last => QueryKind::Last,
                 Ask::Track => QueryKind::Track,
-                Ask::Within(_) => QueryKind::Within,
+                Ask::Within(_) | Ask::WithinOre(_) => QueryKind::Within,
             },
             level: query.level,
             from_ms: query.from_ms,

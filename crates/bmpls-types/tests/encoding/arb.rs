@@ -9,6 +9,7 @@ use bmpls_types::{
     LocationRecord, OpeCiphertext, PatientId, PublicKeyBytes, QueryKind, Revoke, Role,
     RotateReporterKey, Seq, SetFence, SignatureBytes, Transaction, TxHash, ValidatorId,
 };
+use bmpls_types::{Cell, FenceRanges, OreLeft, OreRight};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -28,6 +29,14 @@ fn key() -> impl Strategy<Value = PublicKeyBytes> {
     any::<[u8; 32]>().prop_map(PublicKeyBytes)
 }
 
+/// A level's ciphertext of either scheme (ORE bytes kept short: their bound is tested apart).
+fn cell() -> impl Strategy<Value = Cell> {
+    prop_oneof![
+        any::<u128>().prop_map(|c| Cell::Ope(OpeCiphertext(c))),
+        bounded(any::<u8>(), 40).prop_map(|b| Cell::Ore(OreRight(b))),
+    ]
+}
+
 /// Any location record within the limits.
 pub fn record() -> impl Strategy<Value = LocationRecord> {
     (
@@ -35,7 +44,7 @@ pub fn record() -> impl Strategy<Value = LocationRecord> {
         any::<u64>(),
         any::<u64>(),
         any::<u32>(),
-        bounded(any::<u128>().prop_map(OpeCiphertext), MAX_LEVELS),
+        bounded(cell(), MAX_LEVELS),
         bounded(any::<u8>(), MAX_SEALED_BYTES),
         signature(),
     )
@@ -87,10 +96,20 @@ fn grant() -> impl Strategy<Value = Grant> {
 fn fence() -> impl Strategy<Value = SetFence> {
     let epoch = (
         any::<u32>(),
-        bounded(
-            (any::<u128>(), any::<u128>()).prop_map(|(a, b)| (OpeCiphertext(a), OpeCiphertext(b))),
-            MAX_FENCE_RANGES.min(8),
-        ),
+        prop_oneof![
+            bounded(
+                (any::<u128>(), any::<u128>())
+                    .prop_map(|(a, b)| (OpeCiphertext(a), OpeCiphertext(b))),
+                MAX_FENCE_RANGES.min(8),
+            )
+            .prop_map(FenceRanges::Ope),
+            bounded(
+                (bounded(any::<u8>(), 20), bounded(any::<u8>(), 20))
+                    .prop_map(|(a, b)| (OreLeft(a), OreLeft(b))),
+                4,
+            )
+            .prop_map(FenceRanges::Ore),
+        ],
     )
         .prop_map(|(e, ranges)| FenceEpoch {
             epoch: Epoch(e),
@@ -144,21 +163,24 @@ pub fn transaction() -> impl Strategy<Value = Transaction> {
             any::<[u8; 16]>(),
             key(),
             key(),
-            any::<u8>(),
+            (any::<u8>(), any::<u8>()),
             any::<u64>(),
             key(),
             signature()
         )
             .prop_map(
-                |(p, r, c, levels, epoch, op, sig)| Transaction::EnrolPatient(EnrolPatient {
-                    patient: PatientId(p),
-                    reporter_key: r,
-                    custodian_key: c,
-                    level_count: levels,
-                    epoch_length_ms: epoch,
-                    operator: op,
-                    sig,
-                })
+                |(p, r, c, (levels, ore), epoch, op, sig)| Transaction::EnrolPatient(
+                    EnrolPatient {
+                        patient: PatientId(p),
+                        reporter_key: r,
+                        custodian_key: c,
+                        level_count: levels,
+                        ore_levels: ore,
+                        epoch_length_ms: epoch,
+                        operator: op,
+                        sig,
+                    }
+                )
             ),
         (
             any::<[u8; 16]>(),

@@ -4,9 +4,10 @@ mod arb;
 
 use bmpls_types::limits::{MAX_LEVELS, MAX_SEALED_BYTES};
 use bmpls_types::{
-    Block, BlockHash, BlockHeader, BoundedString, BoundedVec, Canonical, CarerId, ChainId,
-    CommitCertificate, DecodeError, Epoch, Grant, Hash32, Height, LevelIndex, LocationRecord,
-    OpeCiphertext, PatientId, Round, Seq, SignatureBytes, Signed, Transaction, ValidatorId,
+    Block, BlockHash, BlockHeader, BoundedString, BoundedVec, Canonical, CarerId, Cell, ChainId,
+    CommitCertificate, DecodeError, Epoch, FenceRanges, Grant, Hash32, Height, LevelIndex,
+    LocationRecord, OpeCiphertext, OreLeft, OreRight, PatientId, Round, Seq, SignatureBytes,
+    Signed, Transaction, ValidatorId,
 };
 use proptest::prelude::*;
 
@@ -20,9 +21,19 @@ fn record(seed: u8) -> LocationRecord {
         seq: Seq(u64::from(seed) + 1),
         fix_time_ms: 1_790_000_000_000 + u64::from(seed),
         epoch: Epoch(20_717),
+        // Three ORE levels (bytes shaped like a right ciphertext's header and body), then
+        // three OPE levels.
         cells: BoundedVec::new(
-            (0..6u128)
-                .map(|i| OpeCiphertext(i << 100 | u128::from(seed)))
+            (0..6u8)
+                .map(|i| {
+                    if i < 3 {
+                        let mut bytes = vec![1, b'R', 50 - 6 * i, 6];
+                        bytes.extend((0..40).map(|j| j ^ seed ^ i));
+                        Cell::Ore(OreRight(BoundedVec::new(bytes).expect("small")))
+                    } else {
+                        Cell::Ope(OpeCiphertext(u128::from(i) << 100 | u128::from(seed)))
+                    }
+                })
                 .collect(),
         )
         .expect("six levels"),
@@ -234,7 +245,17 @@ proptest! {
         } else {
             let mut cells = changed.cells.to_vec();
             let i = which % cells.len();
-            cells[i].0 ^= u128::from(flip);
+            match &mut cells[i] {
+                Cell::Ope(c) => c.0 ^= u128::from(flip),
+                Cell::Ore(r) => {
+                    let mut bytes = r.0.to_vec();
+                    match bytes.first_mut() {
+                        Some(b) => *b ^= flip,
+                        None => bytes.push(flip),
+                    }
+                    r.0 = BoundedVec::new(bytes).expect("same length or one byte");
+                }
+            }
             changed.cells = BoundedVec::new(cells).expect("same length");
         }
         prop_assert_ne!(changed.signing_bytes(&chain()), signed);
@@ -339,9 +360,28 @@ fn the_largest_values_fit_their_byte_limits() {
     check(Transaction::Grant(big_grant));
     let epoch = FenceEpoch {
         epoch: Epoch(1),
-        ranges: BoundedVec::new(vec![(OpeCiphertext(1), OpeCiphertext(2)); MAX_FENCE_RANGES])
-            .expect("fits"),
+        ranges: FenceRanges::Ope(
+            BoundedVec::new(vec![(OpeCiphertext(1), OpeCiphertext(2)); MAX_FENCE_RANGES])
+                .expect("fits"),
+        ),
     };
+    // An ORE fence's one epoch of the most ranges of the longest tokens fits a transaction.
+    let token = OreLeft(BoundedVec::new(vec![3; MAX_ORE_LEFT_BYTES]).expect("fits"));
+    check(Transaction::SetFence(SetFence {
+        patient: PatientId([1; 16]),
+        carer: CarerId([2; 16]),
+        level: LevelIndex(0),
+        epochs: BoundedVec::new(vec![FenceEpoch {
+            epoch: Epoch(1),
+            ranges: FenceRanges::Ore(
+                BoundedVec::new(vec![(token.clone(), token); MAX_ORE_FENCE_RANGES]).expect("fits"),
+            ),
+        }])
+        .expect("fits"),
+        debounce: 3,
+        expected_interval_ms: 30_000,
+        sig: SignatureBytes([1; 64]),
+    }));
     check(Transaction::SetFence(SetFence {
         patient: PatientId([1; 16]),
         carer: CarerId([2; 16]),
@@ -352,7 +392,8 @@ fn the_largest_values_fit_their_byte_limits() {
         sig: SignatureBytes([1; 64]),
     }));
     let mut big_record = record(1);
-    big_record.cells = BoundedVec::new(vec![OpeCiphertext(u128::MAX); MAX_LEVELS]).expect("fits");
+    let right = OreRight(BoundedVec::new(vec![9; MAX_ORE_RIGHT_BYTES]).expect("fits"));
+    big_record.cells = BoundedVec::new(vec![Cell::Ore(right); MAX_LEVELS]).expect("fits");
     big_record.sealed = BoundedVec::new(vec![1; MAX_SEALED_BYTES]).expect("fits");
     check(Transaction::Report(big_record.clone()));
     check(big_record);
