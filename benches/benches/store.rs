@@ -10,12 +10,14 @@
 
 use std::time::{Duration, Instant};
 
-use bmpls_client::{Fix, Reporter, encrypt_ranges};
+use bmpls_client::{Fix, Reporter, area_query};
+use bmpls_net::query::Ask;
+use bmpls_ore_compare::TokenRanges;
 use bmpls_crypto::SigningKey;
 use bmpls_grid::{LevelSet, cover_lon_lat_box};
 use bmpls_it::{TestChain, chain_id};
-use bmpls_ope::keys::{Epoch as KeyEpoch, MasterSecret, PatientKeys};
-use bmpls_store::{EpochRanges, Plan, Store};
+use bmpls_ope::keys::{MasterSecret, PatientKeys};
+use bmpls_store::{EpochRanges, OreTokens, Plan, Store};
 use bmpls_types::{Epoch, LevelIndex, PatientId, Seq, Transaction, Trigger};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -25,6 +27,7 @@ const DAY_MS: u64 = 86_400_000;
 const START_MS: u64 = 20_454 * DAY_MS; // 2026-01-01
 const FIX_INTERVAL_MS: u64 = 30_000;
 const NEIGHBOURHOOD: u8 = 2;
+const DISTRICT: u8 = 3;
 
 fn main() {
     let records: u64 = std::env::var("BMPLS_BENCH_RECORDS")
@@ -134,25 +137,47 @@ fn main() {
         ("1 km² box never visited, the whole year", far, days, 20),
     ] {
         let cells = box_at(centre);
-        // The carer's side: the area's cells encrypted under each day's key of the window.
+        // The carer's side: the area's cells as left tokens under each day's key of the
+        // window, and the district pre-filter (neighbourhood is an ORE level).
         let mut encrypt = Duration::ZERO;
-        let asked: Vec<(u64, u64, Vec<EpochRanges>)> = (0..queries)
+        let asked: Vec<(u64, u64, Vec<EpochRanges>, OreTokens)> = (0..queries)
             .map(|_| {
                 let first = rng.gen_range(0..days.saturating_sub(span_days).max(1));
                 let t = Instant::now();
-                let ranges = (first..first + span_days)
-                    .map(|d| {
-                        let epoch = (START_MS / DAY_MS + d) as u32;
-                        let key = keys.epoch_key(NEIGHBOURHOOD, KeyEpoch(epoch)).expect("key");
-                        EpochRanges {
-                            epoch: Epoch(epoch),
-                            ranges: encrypt_ranges(&key, depth, &cells).expect("encrypts"),
-                        }
+                let epoch = |d: u64| Epoch((START_MS / DAY_MS + d) as u32);
+                let ask = area_query(
+                    &keys,
+                    &levels,
+                    NEIGHBOURHOOD,
+                    &cells,
+                    (epoch(first), epoch(first + span_days - 1)),
+                )
+                .expect("encrypts");
+                let Ask::WithinOre(area) = ask else {
+                    panic!("neighbourhood is an ORE level");
+                };
+                let prefilter = area
+                    .prefilter
+                    .iter()
+                    .map(|e| EpochRanges {
+                        epoch: e.epoch,
+                        ranges: e.ranges.to_vec(),
                     })
                     .collect();
+                let tokens = OreTokens {
+                    level: LevelIndex(NEIGHBOURHOOD),
+                    by_epoch: area
+                        .tokens
+                        .iter()
+                        .map(|e| {
+                            let pairs = e.ranges.iter().map(|(lo, hi)| (&lo.0[..], &hi.0[..]));
+                            (e.epoch.0, TokenRanges::parse(pairs).expect("tokens"))
+                        })
+                        .collect(),
+                };
                 encrypt += t.elapsed();
                 let from = START_MS + first * DAY_MS;
-                (from, from + span_days * DAY_MS - 1, ranges)
+                (from, from + span_days * DAY_MS - 1, prefilter, tokens)
             })
             .collect();
         // First on a store opened afresh, so sled's cache holds none of what it reads (with
@@ -172,13 +197,14 @@ fn main() {
             let mut latencies = Vec::new();
             let mut results = Vec::new();
             let disk_before = disk_read_bytes();
-            for (from, to, ranges) in &asked {
+            for (from, to, prefilter, tokens) in &asked {
                 let t = Instant::now();
                 let found = store
-                    .within_planned(
+                    .within_ore(
                         &patient,
-                        LevelIndex(NEIGHBOURHOOD),
-                        ranges,
+                        LevelIndex(DISTRICT),
+                        prefilter,
+                        tokens,
                         (*from, *to),
                         1000,
                         plan,

@@ -178,3 +178,29 @@ fn the_same_place_twice_gives_unrelated_bytes() {
     assert!(sa.iter().zip(sb).filter(|(p, q)| p == q).count() < sa.len() / 4);
     assert!(a.encode() != b.encode());
 }
+
+/// A validator cannot encrypt, derive a key or decrypt: the crates a validator runs link no
+/// crate that holds keys (OPE, the ORE's keyed half, the grid that turns positions into cells),
+/// only the keyless ORE comparison.
+#[test]
+fn validators_link_no_key_holding_crate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for package in ["bmpls-node", "bmpls-store", "bmpls-consensus"] {
+        let output = std::process::Command::new(env!("CARGO"))
+            .args(["tree", "--offline", "-e", "normal", "--prefix", "none", "-p", package])
+            .current_dir(&root)
+            .output()
+            .expect("cargo tree runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let tree = String::from_utf8_lossy(&output.stdout);
+        let names: Vec<&str> = tree.lines().filter_map(|l| l.split(' ').next()).collect();
+        for forbidden in ["bmpls-ope", "bmpls-ore", "bmpls-grid", "bmpls-client"] {
+            assert!(
+                !names.contains(&forbidden),
+                "{package} links {forbidden}:\n{tree}"
+            );
+        }
+        // The check sees the tree: it names the keyless half they do link.
+        assert!(names.contains(&"bmpls-ore-compare"), "{package}: {tree}");
+    }
+}

@@ -10,7 +10,10 @@
 //! carries a commit certificate of a quorum of the genesis validators, every transaction is
 //! proved into its block, the grant is the one asked under, each record is signed by the
 //! reporter key the chain had in force for it, lies in the window asked, and (for an area)
-//! matches the encrypted ranges. A track is the records whose fix time is in the window, in
+//! matches the encrypted ranges (OPE bounds compared as integers; at an ORE level the query's
+//! left tokens compared with the record's right ciphertext, as the node should have). Cells are
+//! then decrypted ([`crate::ciphers::LevelCiphers::decrypt`]: ORE by bisection under the parent
+//! cell, which the view carries). A track is the records whose fix time is in the window, in
 //! (fix time, seq) order; since reports flushed out of order make their sequence numbers
 //! non-consecutive in that order, the node adds as exclusion evidence the records whose seq
 //! lies between answered ones but whose fix time is outside the window (or that the limit cut

@@ -7,11 +7,11 @@ use bmpls_net::query::{
     Ask, EpochRanges, EpochTokens, MAX_EPOCH_RANGES, MAX_EPOCH_TOKEN_RANGES, MAX_QUERY_EPOCHS,
     OreArea,
 };
-use bmpls_ope::keys::{EpochKey, GrantKeys};
+use bmpls_ope::keys::EpochKey;
 use bmpls_ope::{OpeCipher, OpeError, OpeParams};
 use bmpls_types::{BoundedVec, Epoch, LevelIndex, OpeCiphertext};
 
-use crate::ciphers::{CipherError, EncryptedRanges, LevelCiphers};
+use crate::ciphers::{CipherError, EncryptedRanges, EpochKeys, LevelCiphers};
 
 /// Encrypts the bounds of `ranges` (cell indices at `depth`) under `key`: each range becomes the
 /// ciphertext interval from the lowest point of its first cell's bucket to the highest point of
@@ -38,7 +38,7 @@ pub fn encrypt_ranges(
 /// pre-filter, the same area covered at the finest OPE level coarser than `level` (each cell's
 /// ancestor) and encrypted under that level's keys.
 pub fn area_query(
-    keys: &GrantKeys,
+    keys: &impl EpochKeys,
     levels: &LevelSet,
     level: u8,
     cells: &[IndexRange],

@@ -23,12 +23,9 @@ use bmpls_net::query::{
     Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, EpochTokens, MAX_ANSWER_RECORDS,
     ProvedRecord, ProvedTx, Query, QueryOutcome, Unauthorized,
 };
-use bmpls_ore_compare::{OreError, RightCiphertext, TokenRanges};
-use bmpls_store::{EpochRanges, Plan, Store, StoreError, StoredRecord};
-use bmpls_types::{
-    BoundedVec, Cell, Epoch, Height, LevelIndex, LocationRecord, PublicKeyBytes, Transaction,
-    TxHash,
-};
+use bmpls_ore_compare::{OreError, TokenRanges};
+use bmpls_store::{EpochRanges, OreTokens, Plan, Store, StoreError, StoredRecord};
+use bmpls_types::{BoundedVec, Epoch, Height, LevelIndex, PublicKeyBytes, Transaction, TxHash};
 
 /// What a query may read, once its grant is checked.
 #[derive(Clone, Debug)]
@@ -186,34 +183,23 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
             )?
         }
         Ask::WithinOre(area) => {
-            let prefilter = epoch_ranges(&area.prefilter);
             // `authorize` refused tokens that do not parse.
-            let tokens: BTreeMap<u32, TokenRanges> = area
-                .tokens
-                .iter()
-                .filter_map(|e| Some((e.epoch.0, parse_tokens(e).ok()?)))
-                .collect();
-            let level = usize::from(query.level.0);
-            // A record is in the area when its right ciphertext at the query's level lies in
-            // its epoch's token ranges; one that does not parse is in no area.
-            let refine = |record: &LocationRecord| {
-                let (Some(ranges), Some(Cell::Ore(right))) =
-                    (tokens.get(&record.epoch.0), record.cells.get(level))
-                else {
-                    return false;
-                };
-                RightCiphertext::from_bytes(&right.0)
-                    .and_then(|right| ranges.contains(&right))
-                    .unwrap_or(false)
+            let tokens = OreTokens {
+                level: query.level,
+                by_epoch: area
+                    .tokens
+                    .iter()
+                    .filter_map(|e| Some((e.epoch.0, parse_tokens(e).ok()?)))
+                    .collect(),
             };
-            store.within_refined(
+            store.within_ore(
                 &query.patient,
                 area.coarse,
-                &prefilter,
+                &epoch_ranges(&area.prefilter),
+                &tokens,
                 (query.from_ms, query.to_ms),
                 limit + 1,
                 Plan::Auto,
-                Some(&refine),
             )?
         }
     };

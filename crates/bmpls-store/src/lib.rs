@@ -1,12 +1,14 @@
 //! The durable store of a bmpls validator, on sled: committed blocks and their certificates,
 //! each patient's records in chunks, and chunk indexes that answer queries on ciphertexts — by
-//! time, and by encrypted cell at each level. A block and everything it adds are applied in one
+//! time, and by encrypted cell at each OPE level (ORE levels are never indexed: a query there
+//! pre-filters by an OPE level and compares candidates with the carer's tokens). A block and everything it adds are applied in one
 //! atomic batch and flushed before the call returns; every value carries a checksum that is
 //! verified when it is read back.
 //! [`SledWal`] keeps a validator's consensus write-ahead log (`bmpls_consensus::WalStorage`).
 //!
-//! This crate never depends on `bmpls-ope` or `bmpls-grid`: it compares ciphertexts as
-//! integers and cannot decrypt.
+//! This crate never depends on `bmpls-ope`, `bmpls-ore` or `bmpls-grid`: it compares OPE
+//! ciphertexts as integers and ORE right ciphertexts with left tokens (`bmpls-ore-compare`,
+//! keyless), and cannot encrypt or decrypt.
 #![forbid(unsafe_code)]
 
 mod chunk;
@@ -20,6 +22,6 @@ mod wal;
 mod zones;
 
 pub use error::StoreError;
-pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, Plan, Query, Refine};
+pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, OreTokens, Plan, Query, Refine};
 pub use store::{PatientSummary, SCHEMA_VERSION, Store, StoredRecord};
 pub use wal::SledWal;

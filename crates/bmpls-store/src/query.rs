@@ -13,6 +13,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
+use bmpls_ore_compare::{RightCiphertext, TokenRanges};
 use bmpls_types::{Epoch, LevelIndex, LocationRecord, OpeCiphertext, PatientId, Seq};
 
 use crate::chunk::{IndexChunk, RecordChunk};
@@ -67,6 +68,15 @@ pub enum Query {
         /// Window end, ms (inclusive).
         to_ms: u64,
     },
+}
+
+/// An area's left tokens at one ORE level, by epoch.
+#[derive(Clone, Debug)]
+pub struct OreTokens {
+    /// The ORE level the tokens are for.
+    pub level: LevelIndex,
+    /// Each epoch's token ranges.
+    pub by_epoch: BTreeMap<u32, TokenRanges>,
 }
 
 /// How an area query finds the chunk indexes it reads.
@@ -256,6 +266,44 @@ impl Store {
             }
         };
         self.fetch(patient, hits)
+    }
+
+    /// Records of `patient` in the window whose right ciphertext at `tokens.level` (an ORE
+    /// level) lies in its epoch's token ranges: the earliest `limit`, in time order. The
+    /// `prefilter` ranges at `coarse` (an OPE level covering the same area) find the candidates
+    /// through the chunk indexes and zone maps; each candidate is then compared with the
+    /// tokens. A record whose ciphertext there does not parse, or is not ORE, is in no area.
+    #[allow(clippy::too_many_arguments)]
+    pub fn within_ore(
+        &self,
+        patient: &PatientId,
+        coarse: LevelIndex,
+        prefilter: &[EpochRanges],
+        tokens: &OreTokens,
+        window: (u64, u64),
+        limit: usize,
+        plan: Plan,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let level = usize::from(tokens.level.0);
+        let refine = |record: &LocationRecord| {
+            let (Some(ranges), Some(bmpls_types::Cell::Ore(right))) =
+                (tokens.by_epoch.get(&record.epoch.0), record.cells.get(level))
+            else {
+                return false;
+            };
+            RightCiphertext::from_bytes(&right.0)
+                .and_then(|right| ranges.contains(&right))
+                .unwrap_or(false)
+        };
+        self.within_refined(
+            patient,
+            coarse,
+            prefilter,
+            window,
+            limit,
+            plan,
+            Some(&refine),
+        )
     }
 
     /// Whether the window is long for the planner: its chunks exceed those walked first by more
