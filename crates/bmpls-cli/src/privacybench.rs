@@ -219,13 +219,14 @@ fn level_costs(levels: &LevelSet, args: &PrivacyBenchArgs) -> anyhow::Result<Vec
             .collect::<Result<_, _>>()?;
         let ope_encrypt_us = start.elapsed().as_secs_f64() * 1e6 / samples as f64;
         let (lo, hi) = (ope_cts[0].min(ope_cts[1]), ope_cts[0].max(ope_cts[1]));
-        let start = Instant::now();
-        let inside = ope_cts
-            .iter()
-            .filter(|&&c| black_box(lo) <= c && c <= black_box(hi))
-            .count();
-        black_box(inside);
-        let ope_compare_ns = start.elapsed().as_secs_f64() * 1e9 / samples as f64;
+        let ope_compare_ns = median_pass_ns(samples, || {
+            let inside = ope_cts
+                .iter()
+                .filter(|&&c| black_box(lo) <= c && c <= black_box(hi))
+                .count();
+            black_box(inside);
+            Ok(())
+        })?;
 
         let ore = OreKey::new(&key, Domain::for_level_bits(bits)?);
         for &m in &plaintexts {
@@ -238,13 +239,14 @@ fn level_costs(levels: &LevelSet, args: &PrivacyBenchArgs) -> anyhow::Result<Vec
             .collect::<Result<_, _>>()?;
         let ore_encrypt_us = start.elapsed().as_secs_f64() * 1e6 / samples as f64;
         let token = ore.encrypt_left(plaintexts[0])?;
-        let start = Instant::now();
-        let mut below = 0usize;
-        for right in &rights {
-            below += usize::from(compare(&token, right)?.is_lt());
-        }
-        black_box(below);
-        let ore_compare_ns = start.elapsed().as_secs_f64() * 1e9 / samples as f64;
+        let ore_compare_ns = median_pass_ns(samples, || {
+            let mut below = 0usize;
+            for right in &rights {
+                below += usize::from(compare(&token, right)?.is_lt());
+            }
+            black_box(below);
+            Ok(())
+        })?;
         costs.push(LevelCost {
             ope_encrypt_us,
             ore_encrypt_us,
@@ -254,6 +256,25 @@ fn level_costs(levels: &LevelSet, args: &PrivacyBenchArgs) -> anyhow::Result<Vec
         });
     }
     Ok(costs)
+}
+
+/// Passes of a comparison loop timed; the median is reported. A pass is short (microseconds
+/// to a millisecond), so one preemption on a shared machine would otherwise be the figure.
+const COMPARE_PASSES: usize = 25;
+
+/// Nanoseconds per item of `pass` (over `items` items): the median of [`COMPARE_PASSES`].
+fn median_pass_ns(
+    items: usize,
+    mut pass: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let mut times = Vec::with_capacity(COMPARE_PASSES);
+    for _ in 0..COMPARE_PASSES {
+        let start = Instant::now();
+        pass()?;
+        times.push(start.elapsed().as_secs_f64() * 1e9 / items as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[COMPARE_PASSES / 2])
 }
 
 /// Microseconds per `Reporter::build` over the simulated day's fixes, and one sealed record
