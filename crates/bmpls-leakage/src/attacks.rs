@@ -165,8 +165,8 @@ pub fn anchored(
 
 /// One day's estimate of the patient's home with no key and no auxiliary knowledge: the
 /// night-time cluster's ciphertext at the finest order-preserving level, read as a cell
-/// number (`c / R ≈ m`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// number (`c / R ≈ m`). No `Debug`: it is an estimated place.
+#[derive(Clone, Copy, PartialEq)]
 pub struct DailyPlace {
     /// The day.
     pub epoch: u32,
@@ -317,4 +317,31 @@ fn depth_of(levels: &LevelSet, level: usize) -> Result<u8, LeakageError> {
         .ok_or(LeakageError::Setup(
             "an observation with more levels than the level set",
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Score;
+
+    fn check(errors: &[f64], median_m: f64, p90_m: f64) {
+        let score = Score::of(errors);
+        assert_eq!(
+            (score.median_m, score.p90_m),
+            (median_m, p90_m),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn scores_are_the_median_and_the_90th_percentile() {
+        check(&[5.0], 5.0, 5.0);
+        check(&[3.0, 1.0, 2.0], 2.0, 3.0);
+        check(
+            &(1..=11).map(f64::from).rev().collect::<Vec<_>>(),
+            6.0,
+            10.0,
+        );
+        check(&[1.0, f64::NAN, 3.0, 2.0], 2.0, 3.0);
+        assert!(Score::of(&[]).median_m.is_nan());
+    }
 }
