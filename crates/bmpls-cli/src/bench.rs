@@ -24,6 +24,19 @@ pub enum BenchCommand {
     /// Alerts: a patient steps in and out of a fence one report at a time; measure submit to
     /// delivery at the watching carer.
     Alerts(crate::querybench::AlertBenchArgs),
+    /// Privacy: leakage-abuse attacks on a simulated patient's encrypted records, in metres,
+    /// per storage scheme (all levels order-preserving as today; order-revealing below
+    /// district) and level, beside each scheme's costs.
+    ///
+    /// The attacks: (a) a node's disk plus the patient's home address places every fix from
+    /// the ciphertexts' distances to home's (window distance); (b) a carer granted a level
+    /// refines its cells from any finer orderable ciphertexts its answers carry; (c) a daily
+    /// place (home) averaged across per-day keys, with no key and no auxiliary knowledge. The
+    /// costs: reporter encryption and node comparison per record and level, record and
+    /// answer bytes. Runs in process, no cluster; prints tables, and an SVG chart with --svg.
+    ///
+    /// Example: `target/release/bmpls bench privacy --days 365 --seed 1 --svg privacy.svg`
+    Privacy(crate::privacybench::PrivacyBenchArgs),
 }
 
 /// Options of `bmpls bench ope`.
@@ -53,6 +66,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => crate::ingest::run(&args),
         BenchCommand::Query(args) => crate::querybench::run_query(&args),
         BenchCommand::Alerts(args) => crate::querybench::run_alerts(&args),
+        BenchCommand::Privacy(args) => crate::privacybench::run_privacy(&args),
     }
 }
 

@@ -11,6 +11,7 @@ mod import;
 mod ingest;
 mod node;
 mod output;
+mod privacybench;
 mod querybench;
 mod sim;
 

@@ -130,3 +130,35 @@ fn enrol_hints_name_the_operator_key_they_need() {
     );
     assert!(out.contains(&hint), "{out}");
 }
+
+/// `bench privacy` prints each scheme's attack figures and costs and writes its chart.
+#[test]
+fn bench_privacy_prints_the_attacks_per_scheme_and_writes_a_chart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chart = dir.path().join("privacy.svg");
+    let (ok, out, err) = run(&mut bmpls(&[
+        "bench",
+        "privacy",
+        "--days",
+        "1",
+        "--carer-days",
+        "1",
+        "--samples",
+        "20",
+        "--svg",
+        chart.to_str().expect("utf-8"),
+    ]));
+    assert!(ok, "{err}");
+    for row in [
+        "OPE ",
+        "ORE ",
+        "neighbourhood (16)",
+        "reporter",
+        "answer per record",
+    ] {
+        assert!(out.contains(row), "no {row:?} in:\n{out}");
+    }
+    let svg = std::fs::read_to_string(&chart).expect("the chart is written");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("district") && svg.contains("(c) the home averaged"));
+}
