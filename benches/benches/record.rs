@@ -50,17 +50,24 @@ fn record(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(1);
     let fixes = fixes(1024, &mut rng);
     let mut seq = 0u64;
-    c.bench_function("reporter builds a record (3 ORE + 3 OPE levels, sealed, signed)", |b| {
-        b.iter(|| {
-            seq += 1;
-            let fix = &fixes[seq as usize % fixes.len()];
-            reporter.build(fix, Seq(seq), &mut rng).expect("record")
-        })
-    });
+    c.bench_function(
+        "reporter builds a record (3 ORE + 3 OPE levels, sealed, signed)",
+        |b| {
+            b.iter(|| {
+                seq += 1;
+                let fix = &fixes[seq as usize % fixes.len()];
+                reporter.build(fix, Seq(seq), &mut rng).expect("record")
+            })
+        },
+    );
     let records: Vec<_> = fixes
         .iter()
         .enumerate()
-        .map(|(i, f)| reporter.build(f, Seq(i as u64 + 1), &mut rng).expect("record"))
+        .map(|(i, f)| {
+            reporter
+                .build(f, Seq(i as u64 + 1), &mut rng)
+                .expect("record")
+        })
         .collect();
     let sizes: Vec<usize> = records.iter().map(|r| r.encode().len()).collect();
     println!(
@@ -75,12 +82,14 @@ fn record(c: &mut Criterion) {
     let depth = levels.levels()[2].depth;
     let cells = cover_lon_lat_box(4.885, 52.369, 4.900, 52.378, depth, 64).expect("cover");
     let epoch = Epoch((START_MS / DAY_MS) as u32);
-    let Ask::WithinOre(area) =
-        area_query(&keys, &levels, 2, &cells, (epoch, epoch)).expect("area")
+    let Ask::WithinOre(area) = area_query(&keys, &levels, 2, &cells, (epoch, epoch)).expect("area")
     else {
         panic!("neighbourhood is an ORE level")
     };
-    let pairs = area.tokens[0].ranges.iter().map(|(lo, hi)| (&lo.0[..], &hi.0[..]));
+    let pairs = area.tokens[0]
+        .ranges
+        .iter()
+        .map(|(lo, hi)| (&lo.0[..], &hi.0[..]));
     let tokens = TokenRanges::parse(pairs).expect("tokens");
     println!("area: {} token ranges at neighbourhood", tokens.len());
     let rights: Vec<&[u8]> = records

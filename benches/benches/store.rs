@@ -11,12 +11,12 @@
 use std::time::{Duration, Instant};
 
 use bmpls_client::{Fix, Reporter, area_query};
-use bmpls_net::query::Ask;
-use bmpls_ore_compare::TokenRanges;
 use bmpls_crypto::SigningKey;
 use bmpls_grid::{LevelSet, cover_lon_lat_box};
 use bmpls_it::{TestChain, chain_id};
+use bmpls_net::query::Ask;
 use bmpls_ope::keys::{MasterSecret, PatientKeys};
+use bmpls_ore_compare::TokenRanges;
 use bmpls_store::{EpochRanges, OreTokens, Plan, Store};
 use bmpls_types::{Epoch, LevelIndex, PatientId, Seq, Transaction, Trigger};
 use rand::rngs::StdRng;

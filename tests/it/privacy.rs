@@ -187,11 +187,24 @@ fn validators_link_no_key_holding_crate() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for package in ["bmpls-node", "bmpls-store", "bmpls-consensus"] {
         let output = std::process::Command::new(env!("CARGO"))
-            .args(["tree", "--offline", "-e", "normal", "--prefix", "none", "-p", package])
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "-p",
+                package,
+            ])
             .current_dir(&root)
             .output()
             .expect("cargo tree runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let tree = String::from_utf8_lossy(&output.stdout);
         let names: Vec<&str> = tree.lines().filter_map(|l| l.split(' ').next()).collect();
         for forbidden in ["bmpls-ope", "bmpls-ore", "bmpls-grid", "bmpls-client"] {

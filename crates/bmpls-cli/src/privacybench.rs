@@ -69,7 +69,10 @@ pub fn run_privacy(args: &PrivacyBenchArgs) -> anyhow::Result<()> {
     let figures = run(&setup).context("the attacks")?;
     let attack_s = start.elapsed().as_secs_f64();
     let costs = level_costs(&levels, args)?;
-    let (reporter_us, sealed) = reporter_cost(&levels, args)?;
+    let ore_levels: Vec<bool> = (0..levels.len())
+        .map(|i| layouts[2].scheme(i) == Scheme::Ore)
+        .collect();
+    let (reporter_us, ore_reporter_us, sealed) = reporter_cost(&levels, &ore_levels, args)?;
 
     println!(
         "bmpls bench privacy: seed {}, {} days (carers on {}), a fix every 30 s; attacks took {attack_s:.1} s",
@@ -145,42 +148,22 @@ pub fn run_privacy(args: &PrivacyBenchArgs) -> anyhow::Result<()> {
             b_ore,
             format!("{:.1} / {:.1}", c.ope_encrypt_us, c.ore_encrypt_us),
             format!("{:.0} / {:.0}", c.ope_compare_ns, c.ore_compare_ns),
-            format!("{} / {}", cost::OPE_BYTES, c.ore_bytes),
+            format!("{OPE_BYTES} / {}", c.ore_bytes),
         );
     }
 
     println!("\nPer record (6 levels, sealed and signed):");
-    let ore_layout = &layouts[2];
-    let ore_fine: Vec<usize> = (0..levels.len())
-        .filter(|&i| ore_layout.scheme(i) == Scheme::Ore)
-        .collect();
-    let ore_reporter_us = reporter_us
-        + ore_fine
-            .iter()
-            .map(|&i| costs[i].ore_encrypt_us - costs[i].ope_encrypt_us)
-            .sum::<f64>();
-    for (layout, us, note) in [
-        (&layouts[0], reporter_us, "measured, Reporter::build"),
-        (
-            ore_layout,
-            ore_reporter_us,
-            "estimated: Reporter::build with the ORE levels' OPE encryption swapped for ORE",
-        ),
-    ] {
+    for (layout, us) in [(&layouts[0], reporter_us), (&layouts[2], ore_reporter_us)] {
         let views: Vec<String> = (0..levels.len())
             .map(|i| cost::view_bytes(&sealed, layout, LevelIndex(i as u8)).to_string())
             .collect();
         println!(
-            "  {:<4} reporter {us:>6.1} µs/record ({note}); record {} B; answer per record at exact..region: {} B",
+            "  {:<4} reporter {us:>6.1} µs/record (Reporter::build); record {} B; answer per record at exact..region: {} B",
             layout.name(),
             cost::record_bytes(&sealed, layout),
             views.join(" / ")
         );
     }
-    println!(
-        "  sizes: today's encoding with each ORE level's 16-byte ciphertext replaced by its right ciphertext + {} B framing",
-        cost::PER_LEVEL_FRAMING
-    );
 
     if let Some(path) = &args.svg {
         std::fs::write(path, chart(&levels, &figures, setup.days))
@@ -277,23 +260,43 @@ fn median_pass_ns(
     Ok(times[COMPARE_PASSES / 2])
 }
 
-/// Microseconds per `Reporter::build` over the simulated day's fixes, and one sealed record
-/// (with every level's right ciphertext) for the sizes.
-fn reporter_cost(levels: &LevelSet, args: &PrivacyBenchArgs) -> anyhow::Result<(f64, Sealed)> {
+/// Bytes of an OPE ciphertext (a `u128`).
+const OPE_BYTES: usize = 16;
+
+/// Microseconds per `Reporter::build` over the simulated day's fixes with every level OPE, and
+/// with `ore_levels` under ORE; and one fix stored both ways, for the sizes.
+fn reporter_cost(
+    levels: &LevelSet,
+    ore_levels: &[bool],
+    args: &PrivacyBenchArgs,
+) -> anyhow::Result<(f64, f64, Sealed)> {
     let fixes = simulate_day(args.seed, 0);
-    let mut phone = Encryptor::new(args.seed, levels.clone(), vec![false; levels.len()])?;
     let samples = args.samples.clamp(1, fixes.len());
-    // The first pass fills the day's ciphers (as the day's first fixes do); the second is timed.
-    for fix in &fixes[..samples] {
-        black_box(phone.encrypt(fix)?);
-    }
-    let start = Instant::now();
-    for fix in &fixes[..samples] {
-        black_box(phone.encrypt(fix)?);
-    }
-    let us = start.elapsed().as_secs_f64() * 1e6 / samples as f64;
-    let mut sizing = Encryptor::new(args.seed, levels.clone(), vec![true; levels.len()])?;
-    Ok((us, sizing.encrypt(&fixes[0])?))
+    let time = |ore: &[bool]| -> anyhow::Result<f64> {
+        // The reporter under test is the second one `Encryptor` builds when any level is ORE.
+        let mut phone = Encryptor::new(args.seed, levels.clone(), ore.to_vec())?;
+        let mut build = |fix| -> anyhow::Result<()> {
+            if ore.iter().any(|&o| o) {
+                black_box(phone.encrypt_stored(fix)?);
+            } else {
+                black_box(phone.encrypt_ope(fix)?);
+            }
+            Ok(())
+        };
+        // The first pass fills the day's ciphers (as the day's first fixes do); the second
+        // is timed.
+        for fix in &fixes[..samples] {
+            build(fix)?;
+        }
+        let start = Instant::now();
+        for fix in &fixes[..samples] {
+            build(fix)?;
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e6 / samples as f64)
+    };
+    let (ope_us, ore_us) = (time(&[])?, time(ore_levels)?);
+    let mut sizing = Encryptor::new(args.seed, levels.clone(), ore_levels.to_vec())?;
+    Ok((ope_us, ore_us, sizing.encrypt(&fixes[0])?))
 }
 
 fn metres_text(m: f64) -> String {

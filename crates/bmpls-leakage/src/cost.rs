@@ -1,43 +1,48 @@
-//! What each layout costs in bytes: a stored record and a carer's answer per record.
-//!
-//! Measured on today's encoding (`LocationRecord`, `RecordView`), with each order-revealing
-//! level's 16-byte order-preserving ciphertext replaced by its right ciphertext and a
-//! [`PER_LEVEL_FRAMING`] of framing: the record format that will carry right ciphertexts
-//! is not merged yet, so these are the sizes it will have to within that framing.
+//! What each layout costs in bytes: a stored record and a carer's answer per record, measured
+//! on the real encodings (`LocationRecord`, `RecordView`, `Cell`): a level the layout puts
+//! under ORE counts its `Cell::Ore` from the ORE record, an OPE level its `Cell::Ope`.
 
 use bmpls_grid::LevelIndex;
-use bmpls_types::Canonical;
+use bmpls_types::{Canonical, Cell};
 
 use crate::observe::{Layout, Scheme, Sealed};
 
-/// Bytes of an order-preserving ciphertext in today's encoding (a `u128`).
-pub const OPE_BYTES: usize = 16;
-/// Framing assumed around a right ciphertext: a scheme tag and a 4-byte length.
-pub const PER_LEVEL_FRAMING: usize = 5;
+fn cell_len(cell: &Cell) -> usize {
+    borsh::object_length(cell).unwrap_or(0)
+}
 
 /// Bytes of each level of `sealed` under `layout`, finest first.
 pub fn level_bytes(sealed: &Sealed, layout: &Layout) -> Vec<usize> {
-    (0..sealed.record.cells.len())
-        .map(|i| match (layout.scheme(i), sealed.rights.get(i)) {
-            (Scheme::Ore, Some(Some(right))) => right.as_bytes().len() + PER_LEVEL_FRAMING,
-            _ => OPE_BYTES,
+    sealed
+        .record
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, ope)| {
+            let ore = sealed.ore.as_ref().and_then(|r| r.cells.get(i));
+            match (layout.scheme(i), ore) {
+                (Scheme::Ore, Some(cell @ Cell::Ore(_))) => cell_len(cell),
+                _ => cell_len(ope),
+            }
         })
         .collect()
 }
 
 /// Bytes of the stored record under `layout`.
 pub fn record_bytes(sealed: &Sealed, layout: &Layout) -> usize {
+    let ope: usize = sealed.record.cells.iter().map(cell_len).sum();
     let levels: usize = level_bytes(sealed, layout).iter().sum();
-    sealed.record.encoded_len() - OPE_BYTES * sealed.record.cells.len() + levels
+    sealed.record.encoded_len() - ope + levels
 }
 
-/// Bytes of the record as an answer at `level` carries it (wire version 2: that level and the
-/// coarser ones, one hash for the rest) under `layout`.
+/// Bytes of the record as an answer at `level` carries it (that level and the coarser ones,
+/// one hash for the rest) under `layout`.
 pub fn view_bytes(sealed: &Sealed, layout: &Layout, level: LevelIndex) -> usize {
     let view = sealed.record.view(bmpls_types::LevelIndex(level.0));
-    let encoded = borsh::to_vec(&view).map_or(0, |v| v.len());
+    let encoded = borsh::object_length(&view).unwrap_or(0);
     let first = usize::from(level.0);
+    let ope: usize = view.cells.iter().map(cell_len).sum();
     let carried = level_bytes(sealed, layout);
     let carried = carried.get(first..).unwrap_or(&[]);
-    encoded - OPE_BYTES * carried.len() + carried.iter().sum::<usize>()
+    encoded - ope + carried.iter().sum::<usize>()
 }

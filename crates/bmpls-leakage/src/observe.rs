@@ -1,17 +1,14 @@
-//! What an attacker sees of a record, built by really encrypting: the reporter's records (the
-//! current format: an order-preserving ciphertext per level) and, for the levels a [`Layout`]
-//! makes order-revealing, right ciphertexts from `bmpls_ore::OreKey` under the same per-day
-//! epochs. [`observe`] is the one adapter from what is stored to what is seen.
+//! What an attacker sees of a record, built by really encrypting: `bmpls_client::Reporter`
+//! builds each fix twice from one key hierarchy, once with every level order-preserving (the
+//! records before issue 14) and once with the levels a layout makes order-revealing under ORE
+//! (the records bmpls stores now: right ciphertexts in `Cell::Ore`). [`observe`] is the one
+//! adapter from what is stored to what is seen.
 
-use std::collections::HashMap;
-
-use bmpls_client::{Fix, Reporter};
+use bmpls_client::{Fix, LevelCiphers, Reporter};
 use bmpls_crypto::SigningKey;
-use bmpls_grid::{CellIndex, LevelIndex, LevelSet};
+use bmpls_grid::{CellIndex, Level, LevelIndex, LevelSet};
 use bmpls_ope::keys::{Epoch as KeyEpoch, GrantKeys, MasterSecret, PatientKeys};
-use bmpls_ope::{OpeCipher, OpeParams};
-use bmpls_ore::{Domain, OreKey, RightCiphertext};
-use bmpls_types::{ChainId, LocationRecord, PatientId, Seq, Trigger};
+use bmpls_types::{Cell, ChainId, LocationRecord, PatientId, Seq, Trigger};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -112,30 +109,37 @@ pub struct Observation {
     pub levels: Vec<Seen>,
 }
 
-/// A record as stored, with the right ciphertexts of the levels that are order-revealing.
-///
-/// Until the record format holds them itself, the right ciphertexts travel beside the
-/// reporter's record, under keys derived the same way (per patient, level and day).
+/// One fix as stored, both ways: the reporter's signed records under every level OPE and under
+/// the ORE levels the [`Encryptor`] was made with.
 pub struct Sealed {
-    /// The reporter's signed record.
+    /// The record with every level order-preserving (the format before issue 14).
     pub record: LocationRecord,
-    /// A right ciphertext per level that some layout makes order-revealing, finest first.
-    pub rights: Vec<Option<RightCiphertext>>,
+    /// The same fix with the chosen levels under ORE (`Cell::Ore` right ciphertexts), if any.
+    pub ore: Option<LocationRecord>,
 }
 
-/// The adapter from a stored record to what someone holding it sees, under `layout`.
-/// Re-point this one function when the record format carries its own per-level schemes.
+/// The adapter from a stored record to what someone holding it sees, under `layout`: a level
+/// the layout puts under ORE is read from the ORE record, where it is a right ciphertext and
+/// shows nothing; were it stored comparable there, the attacker would see it.
 pub fn observe(sealed: &Sealed, layout: &Layout) -> Observation {
     let levels = sealed
         .record
         .cells
         .iter()
         .enumerate()
-        .map(|(i, c)| match layout.scheme(i) {
-            Scheme::Ope => Seen::Ope(c.0),
-            // A right ciphertext is stored at this level (`sealed.rights`): on its own it
-            // shows nothing.
-            Scheme::Ore => Seen::Opaque,
+        .map(|(i, c)| {
+            let stored = match layout.scheme(i) {
+                Scheme::Ope => c,
+                Scheme::Ore => sealed
+                    .ore
+                    .as_ref()
+                    .and_then(|r| r.cells.get(i))
+                    .unwrap_or(c),
+            };
+            match stored {
+                Cell::Ope(c) => Seen::Ope(c.0),
+                Cell::Ore(_) => Seen::Opaque,
+            }
         })
         .collect();
     Observation {
@@ -145,84 +149,116 @@ pub fn observe(sealed: &Sealed, layout: &Layout) -> Observation {
     }
 }
 
-/// A patient's phone: the reporter of `bmpls-client` with seeded keys, and the ORE keys of the
-/// same hierarchy.
+/// `levels` with each level's scheme set: ORE where `ore` is true.
+pub fn with_schemes(levels: &LevelSet, ore: &[bool]) -> Result<LevelSet, LeakageError> {
+    let set: Vec<Level> = levels
+        .levels()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Level {
+            scheme: if ore.get(i).copied().unwrap_or(false) {
+                bmpls_grid::Scheme::Ore
+            } else {
+                bmpls_grid::Scheme::Ope
+            },
+            ..l.clone()
+        })
+        .collect();
+    LevelSet::new(levels.grid_depth(), set).map_err(|_| LeakageError::Setup("ORE above OPE"))
+}
+
+/// The fix a phone reports for a simulated one.
+fn reported(fix: &TrueFix) -> Fix {
+    Fix {
+        lat: fix.at.lat,
+        lon: fix.at.lon,
+        accuracy_m: 5.0,
+        altitude_m: 1.0,
+        speed_m_s: 0.0,
+        battery_percent: 80,
+        trigger: Trigger::Periodic,
+        fix_time_ms: fix.fix_time_ms,
+    }
+}
+
+/// A patient's phone: the reporter of `bmpls-client` with seeded keys, once with every level
+/// OPE and once with the chosen levels ORE, over one key hierarchy.
 pub struct Encryptor {
     reporter: Reporter,
+    ore_reporter: Option<Reporter>,
     keys: PatientKeys,
     levels: LevelSet,
-    /// Which levels get a right ciphertext too.
-    ore_levels: Vec<bool>,
-    ore_keys: HashMap<(usize, u32), OreKey>,
+    ore_levels: LevelSet,
     rng: StdRng,
     seq: u64,
 }
 
 impl Encryptor {
-    /// The phone of the patient of `seed`, over `levels`, adding right ciphertexts at the
-    /// levels where `ore_levels` is true. Per-day epochs, as the reporter derives them.
+    /// The phone of the patient of `seed`, over `levels` (their schemes ignored), storing
+    /// each fix as an all-OPE record and, if `ore_levels` names any, as a record with those
+    /// levels under ORE (they must be the finest). Per-day epochs, as the reporter derives them.
     pub fn new(seed: u64, levels: LevelSet, ore_levels: Vec<bool>) -> Result<Self, LeakageError> {
         let mut rng = StdRng::seed_from_u64(seed);
         let master = MasterSecret::generate(&mut rng);
         let chain = ChainId::new("bmpls-leakage").map_err(|_| LeakageError::Setup("chain id"))?;
-        let reporter = Reporter::new(
-            chain,
-            PatientId(rng.r#gen()),
-            &master,
-            SigningKey::generate(&mut rng),
-            levels.clone(),
-            DAY_MS,
-        )?;
+        let patient = PatientId(rng.r#gen());
+        let signing = SigningKey::generate(&mut rng);
+        let ope_levels = with_schemes(&levels, &[])?;
+        let ore_set = with_schemes(&levels, &ore_levels)?;
+        let reporter = |set: &LevelSet| {
+            Reporter::new(
+                chain.clone(),
+                patient,
+                &master,
+                SigningKey::from_seed(&signing.to_seed()),
+                set.clone(),
+                DAY_MS,
+            )
+        };
+        let ore_reporter = match ore_levels.iter().any(|&o| o) {
+            true => Some(reporter(&ore_set)?),
+            false => None,
+        };
         let keys = PatientKeys::new(&master, levels.len() as u8)?;
         Ok(Self {
-            reporter,
+            reporter: reporter(&ope_levels)?,
+            ore_reporter,
             keys,
-            levels,
-            ore_levels,
-            ore_keys: HashMap::new(),
+            levels: ope_levels,
+            ore_levels: ore_set,
             rng,
             seq: 0,
         })
     }
 
-    /// The stored form of `fix`: the signed record and its right ciphertexts.
+    /// The stored forms of `fix`: the signed all-OPE record and the record with ORE levels.
     pub fn encrypt(&mut self, fix: &TrueFix) -> Result<Sealed, LeakageError> {
         self.seq += 1;
-        let reported = Fix {
-            lat: fix.at.lat,
-            lon: fix.at.lon,
-            accuracy_m: 5.0,
-            altitude_m: 1.0,
-            speed_m_s: 0.0,
-            battery_percent: 80,
-            trigger: Trigger::Periodic,
-            fix_time_ms: fix.fix_time_ms,
-        };
+        let reported = reported(fix);
         let record = self
             .reporter
             .build(&reported, Seq(self.seq), &mut self.rng)?;
-        let epoch = record.epoch.0;
-        if self.ore_keys.keys().any(|&(_, e)| e != epoch) {
-            self.ore_keys.clear();
-        }
-        let mut rights = Vec::with_capacity(self.levels.len());
-        for (i, level) in self.levels.levels().iter().enumerate() {
-            if !self.ore_levels.get(i).copied().unwrap_or(false) {
-                rights.push(None);
-                continue;
-            }
-            let key = match self.ore_keys.entry((i, epoch)) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let secret = self.keys.epoch_key(i as u8, KeyEpoch(epoch))?;
-                    let domain = Domain::for_level_bits(2 * level.depth)?;
-                    e.insert(OreKey::new(secret.expose_secret(), domain))
-                }
-            };
-            let cell = fix.at.cell(level.depth)?;
-            rights.push(Some(key.encrypt_right(cell.index(), &mut self.rng)?));
-        }
-        Ok(Sealed { record, rights })
+        let ore = match &mut self.ore_reporter {
+            Some(r) => Some(r.build(&reported, Seq(self.seq), &mut self.rng)?),
+            None => None,
+        };
+        Ok(Sealed { record, ore })
+    }
+
+    /// Builds `fix` once with the reporter of the chosen ORE levels only (for timing it); the
+    /// all-OPE reporter's record if there are none.
+    pub fn encrypt_stored(&mut self, fix: &TrueFix) -> Result<LocationRecord, LeakageError> {
+        self.seq += 1;
+        let reporter = self.ore_reporter.as_mut().unwrap_or(&mut self.reporter);
+        Ok(reporter.build(&reported(fix), Seq(self.seq), &mut self.rng)?)
+    }
+
+    /// Builds `fix` once with the all-OPE reporter only (for timing it).
+    pub fn encrypt_ope(&mut self, fix: &TrueFix) -> Result<LocationRecord, LeakageError> {
+        self.seq += 1;
+        Ok(self
+            .reporter
+            .build(&reported(fix), Seq(self.seq), &mut self.rng)?)
     }
 
     /// A carer granted `level` for the epochs `from..=to`, holding the keys the patient's
@@ -239,7 +275,8 @@ impl Encryptor {
             depth,
             levels: self.levels.clone(),
             grant,
-            ciphers: HashMap::new(),
+            ope: LevelCiphers::new(self.levels.clone()),
+            ore: LevelCiphers::new(self.ore_levels.clone()),
         })
     }
 }
@@ -261,7 +298,9 @@ pub struct Carer {
     depth: u8,
     levels: LevelSet,
     grant: GrantKeys,
-    ciphers: HashMap<u32, OpeCipher>,
+    /// The client's ciphers for all-OPE records and for records with ORE levels.
+    ope: LevelCiphers,
+    ore: LevelCiphers,
 }
 
 impl Carer {
@@ -270,26 +309,19 @@ impl Carer {
         self.level
     }
 
-    /// The granted level's cell of `record`, decrypted with the grant's key.
+    /// The granted level's cell of `record`, decrypted with the grant's key as
+    /// `bmpls_client` does it (an ORE level by bisection with left tokens).
     pub fn decrypt(&mut self, record: &LocationRecord) -> Result<CellIndex, LeakageError> {
-        let index = usize::from(self.level.0);
-        let ciphertext = record
-            .cells
-            .get(index)
-            .ok_or(LeakageError::Setup("record without the granted level"))?;
-        let epoch = record.epoch.0;
-        if self.ciphers.keys().any(|&e| e != epoch) {
-            self.ciphers.clear();
-        }
-        let cipher = match self.ciphers.entry(epoch) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let key = self.grant.epoch_key(self.level.0, KeyEpoch(epoch))?;
-                let params = OpeParams::with_default_expansion(2 * self.depth)?;
-                e.insert(OpeCipher::new(key.expose_secret(), params))
-            }
+        let view = record.view(bmpls_types::LevelIndex(self.level.0));
+        let ciphers = match record.cells.first() {
+            Some(Cell::Ore(_)) => &mut self.ore,
+            _ => &mut self.ope,
         };
-        Ok(CellIndex::new(self.depth, cipher.decrypt(ciphertext.0)?)?)
+        let cell = ciphers
+            .decrypt(&self.grant, &view, self.level.0)
+            .map_err(|_| LeakageError::Setup("a record the grant does not decrypt"))?;
+        debug_assert_eq!(cell.depth(), self.depth);
+        Ok(cell)
     }
 
     /// A record as this carer sees it, from its decrypted `cell` (of the granted level) and

@@ -148,7 +148,9 @@ fn observations_show_what_the_layout_and_the_answer_allow() {
     .expect("keys");
     let fix = simulate_day(SEED, 0)[600];
     let sealed = phone.encrypt(&fix).expect("encrypts");
-    assert!(sealed.rights[..3].iter().all(Option::is_some));
+    let stored = sealed.ore.as_ref().expect("an ORE record");
+    assert!(stored.cells[..3].iter().all(|c| c.ore().is_some()));
+    assert!(stored.cells[3..].iter().all(|c| c.ope().is_some()));
     let seen = observe(&sealed, &layout);
     assert!(seen.levels[..3].iter().all(|s| *s == Seen::Opaque));
     assert!(seen.levels[3..].iter().all(|s| matches!(s, Seen::Ope(_))));
@@ -159,6 +161,8 @@ fn observations_show_what_the_layout_and_the_answer_allow() {
     let mut carer = phone.carer(NEIGHBOURHOOD, epoch, epoch).expect("grant");
     let cell = carer.decrypt(&sealed.record).expect("decrypts");
     assert!(cell == fix.at.cell(16).expect("on the grid"));
+    // The ORE record's neighbourhood right ciphertext decrypts (by bisection) to the same cell.
+    assert!(carer.decrypt(stored).expect("decrypts") == cell);
     let whole = carer
         .observe(cell, &all_ope, Answer::WholeRecord)
         .expect("view");

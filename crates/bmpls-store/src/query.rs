@@ -286,9 +286,10 @@ impl Store {
     ) -> Result<Vec<StoredRecord>, StoreError> {
         let level = usize::from(tokens.level.0);
         let refine = |record: &LocationRecord| {
-            let (Some(ranges), Some(bmpls_types::Cell::Ore(right))) =
-                (tokens.by_epoch.get(&record.epoch.0), record.cells.get(level))
-            else {
+            let (Some(ranges), Some(bmpls_types::Cell::Ore(right))) = (
+                tokens.by_epoch.get(&record.epoch.0),
+                record.cells.get(level),
+            ) else {
                 return false;
             };
             RightCiphertext::from_bytes(&right.0)
