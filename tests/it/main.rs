@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod byzantine_alerts;
 mod carers;
 mod cluster;
 mod consortium;

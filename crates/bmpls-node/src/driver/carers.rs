@@ -168,9 +168,12 @@ impl Driver {
         let ledger = self.engine.ledger();
         let now = now_ms();
         let (events, more) = self.alerts.since(carer, from, MAX_WATCH_EVENTS);
+        // One above the last block the alerts have seen, which the answer's certified tip
+        // shows the carer (the ledger may be ahead of it while a batch of blocks is applied).
+        let seen = self.tip.as_ref().map_or(0, |t| t.header.height.0);
         let next_height = match events.last() {
             Some(last) if more => last.height,
-            _ => Height(ledger.height().0 + 1),
+            _ => Height(seen + 1),
         };
         let events = events
             .into_iter()
@@ -188,6 +191,7 @@ impl Driver {
         WatchAnswer {
             events: BoundedVec::new(events).expect("at most MAX_WATCH_EVENTS"),
             next_height,
+            tip: self.tip.clone().map(Box::new),
         }
     }
 

@@ -18,7 +18,7 @@ use bmpls_crypto::{SigningKey, Verified};
 use bmpls_net::alert::{WatchOutcome, WatchRequest};
 use bmpls_net::guard::KnownClients;
 use bmpls_net::proto::reason;
-use bmpls_net::query::{AuditOutcome, AuditRequest, Query, QueryOutcome};
+use bmpls_net::query::{AuditOutcome, AuditRequest, CertifiedHeader, Query, QueryOutcome};
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
 use bmpls_store::{SledWal, Store};
 use bmpls_types::{
@@ -105,6 +105,9 @@ pub(crate) struct Driver {
     /// it serves.
     auditor: SigningKey,
     alerts: Alerts,
+    /// The certified header of the last block `alerts` has seen: a watch answer's resume
+    /// height is one above it, and the carer checks it.
+    tip: Option<CertifiedHeader>,
     watchers: Vec<Watcher>,
     store: Arc<Store>,
     peers: Peers,
@@ -171,7 +174,7 @@ impl Driver {
     pub(crate) fn new(
         engine: Engine<SledWal>,
         auditor: SigningKey,
-        alerts: Alerts,
+        (alerts, tip): (Alerts, Option<CertifiedHeader>),
         store: Arc<Store>,
         peers: Peers,
         policy: BlockPolicy,
@@ -182,6 +185,7 @@ impl Driver {
             engine,
             auditor,
             alerts,
+            tip,
             watchers: Vec::new(),
             store,
             peers,
@@ -502,10 +506,11 @@ impl Driver {
     ) -> Result<(), NodeError> {
         let started = Instant::now();
         let store = self.store.clone();
-        let block =
-            tokio::task::spawn_blocking(move || store.apply_block(&block, &cert).map(|()| block))
-                .await
-                .map_err(|e| NodeError::Internal(format!("store task: {e}")))??;
+        let (block, cert) = tokio::task::spawn_blocking(move || {
+            store.apply_block(&block, &cert).map(|()| (block, cert))
+        })
+        .await
+        .map_err(|e| NodeError::Internal(format!("store task: {e}")))??;
         let height = block.header.height.0;
         let txs = block.txs.len();
         self.metrics.commits.inc();
@@ -517,6 +522,10 @@ impl Driver {
         self.known
             .extend(block.txs.iter().flat_map(registered_keys));
         let fired = self.alerts.on_block(&block);
+        self.tip = Some(CertifiedHeader {
+            header: block.header.clone(),
+            cert,
+        });
         if !fired.is_empty() {
             self.metrics.alerts.inc_by(fired.len() as u64);
             self.serve_watchers(Instant::now());
