@@ -10,5 +10,6 @@ mod crash;
 mod logs;
 mod privacy;
 mod store;
+mod sync_flood;
 mod tracks;
 mod wal;

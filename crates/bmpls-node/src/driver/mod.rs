@@ -10,9 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info};
 
-use bmpls_consensus::{
-    Address, Engine, EngineError, Message, Output, Refusal, SYNC_BATCH, Timeout, TxRefusal,
-};
+use bmpls_consensus::{Address, Engine, EngineError, Message, Output, Refusal, Timeout, TxRefusal};
 use bmpls_crypto::hash::tx_hash;
 use bmpls_crypto::{SigningKey, Verified};
 use bmpls_net::alert::{WatchOutcome, WatchRequest};
@@ -32,6 +30,7 @@ use crate::config::BlockPolicy;
 use crate::metrics::{Metrics, Reason};
 
 mod carers;
+mod sync;
 
 /// How long a submission waits for its block before the node answers
 /// [`RefusalCode::Timeout`] (the transaction may still commit later).
@@ -120,6 +119,8 @@ pub(crate) struct Driver {
     next_height: Option<NextHeight>,
     /// The client keys the request guard limits as known; grows as enrolments commit.
     known: KnownClients,
+    /// Admission of peers' sync requests.
+    sync: sync::SyncServer,
 }
 
 fn now_ms() -> u64 {
@@ -197,6 +198,7 @@ impl Driver {
             waiting: HashMap::new(),
             next_height: None,
             known,
+            sync: sync::SyncServer::default(),
         }
     }
 
@@ -297,7 +299,17 @@ impl Driver {
         message: Message,
     ) -> Result<(), NodeError> {
         if let Message::SyncRequest(height) = message {
-            return self.serve_sync(from, height.0);
+            self.serve_sync(from, height.0);
+            return Ok(());
+        }
+        // A peer's own vote or proposal, on its own link, shows the height it has reached.
+        let own = match &message {
+            Message::Proposal(p) if p.proposer.0 == from => Some(p.height),
+            Message::Vote(v) if v.vote.validator.0 == from => Some(v.vote.height),
+            _ => None,
+        };
+        if let Some(height) = own {
+            self.sync.note_height(from, height.0, Instant::now());
         }
         if let Some(next) = self.next_height.as_mut() {
             let height = match &message {
@@ -315,19 +327,27 @@ impl Driver {
         self.handle(outputs).await
     }
 
-    fn serve_sync(&mut self, to: bmpls_types::ValidatorId, from: u64) -> Result<(), NodeError> {
-        let (tip, _) = self.store.tip()?;
-        for height in from.max(1)..=tip.0.min(from.saturating_add(SYNC_BATCH - 1)) {
-            let (Some(block), Some(cert)) = (
-                self.store.block(Height(height))?,
-                self.store.certificate(Height(height))?,
-            ) else {
-                break;
-            };
-            let message = Message::SyncResponse(Box::new(block), cert);
-            self.peers.send(&to, message.encode().into());
+    /// Admits a peer's sync request here and serves it on a blocking thread (`sync.rs`): the
+    /// core task only decides.
+    fn serve_sync(&mut self, to: bmpls_types::ValidatorId, from: u64) {
+        let tip = self.tip.as_ref().map_or(0, |t| t.header.height.0);
+        match self.sync.admit(to, from, tip, Instant::now()) {
+            Ok((start, end)) => self.sync.serve(
+                (to, start, end),
+                self.store.clone(),
+                self.peers.sender(),
+                self.metrics.clone(),
+            ),
+            Err(why) => {
+                self.metrics
+                    .sync_dropped
+                    .get_or_create(&Reason {
+                        reason: why.label().into(),
+                    })
+                    .inc();
+                debug!(peer = %to, from, reason = why.label(), "sync request dropped");
+            }
         }
-        Ok(())
     }
 
     /// Handles `first` and the commands already queued: their submissions are admitted as
