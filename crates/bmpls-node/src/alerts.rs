@@ -82,6 +82,9 @@ pub struct Alerts {
     /// Per patient: the time of the block that committed the last record, and its sequence.
     last_report: BTreeMap<PatientId, (u64, Seq)>,
     events: Vec<AlertEvent>,
+    /// Per carer, the indexes of its events in `events` (in chain order), so that a watch
+    /// reads its carer's events only.
+    by_carer: BTreeMap<CarerId, Vec<usize>>,
 }
 
 impl Alerts {
@@ -174,20 +177,29 @@ impl Alerts {
                 }
             }
         }
-        self.events.extend(fired.iter().cloned());
+        for event in &fired {
+            self.by_carer
+                .entry(event.carer)
+                .or_default()
+                .push(self.events.len());
+            self.events.push(event.clone());
+        }
         fired
     }
 
     /// The events for `carer` from `from` on, in chain order (at most `limit`), and whether
     /// more follow.
     pub fn since(&self, carer: &CarerId, from: Height, limit: usize) -> (Vec<AlertEvent>, bool) {
-        let start = self.events.partition_point(|e| e.height < from);
+        let Some(mine) = self.by_carer.get(carer) else {
+            return (Vec::new(), false);
+        };
+        let start = mine.partition_point(|&i| self.events[i].height < from);
         let mut found = Vec::new();
-        for event in self.events[start..].iter().filter(|e| e.carer == *carer) {
+        for &i in &mine[start..] {
             if found.len() == limit {
                 return (found, true);
             }
-            found.push(event.clone());
+            found.push(self.events[i].clone());
         }
         (found, false)
     }
@@ -284,6 +296,37 @@ mod tests {
             (vec![all[0].clone()], true)
         );
         assert!(alerts.since(&CarerId([9; 16]), Height(0), 10).0.is_empty());
+    }
+
+    #[test]
+    fn since_reads_only_the_carers_own_events_in_chain_order() {
+        let other_carer = CarerId([9; 16]);
+        let mut alerts = Alerts::default();
+        let mut other = fence(1, 0);
+        if let Transaction::SetFence(f) = &mut other {
+            f.carer = other_carer;
+        }
+        alerts.on_block(&block(1, 1_000, vec![fence(1, 0), other]));
+        // Out, in, out: each record fires on both carers' fences.
+        for (i, c) in [50, 150, 50].into_iter().enumerate() {
+            let h = i as u64 + 2;
+            alerts.on_block(&block(h, h * 1_000, vec![report(i as u64 + 1, c)]));
+        }
+        let mine = alerts.since(&CARER, Height(0), 10).0;
+        assert_eq!(
+            kinds(&mine),
+            vec![
+                (AlertKind::Exit, 1),
+                (AlertKind::Enter, 2),
+                (AlertKind::Exit, 3)
+            ]
+        );
+        assert!(mine.iter().all(|e| e.carer == CARER));
+        assert_eq!(alerts.since(&other_carer, Height(3), 10).0.len(), 2);
+        assert_eq!(
+            alerts.since(&CARER, Height(3), 1),
+            (vec![mine[1].clone()], true)
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! grants, audited, answered from the store on a blocking thread), the audit trail, and the
 //! long poll for geofence alerts.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -20,7 +21,8 @@ use bmpls_types::{
     Transaction, ValidatorId,
 };
 
-use super::{Driver, Watcher, now_ms};
+use super::watchers::Watcher;
+use super::{Driver, now_ms};
 use crate::answer::{Permit, answer, audit_answer, authorize};
 use crate::metrics::QueryLabels;
 
@@ -157,8 +159,12 @@ impl Driver {
         if !answer.events.is_empty() || request.wait_ms == 0 {
             self.observe_delivery(&answer);
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
-        } else {
-            self.watchers.push(watcher);
+            return;
+        }
+        if let Err(watcher) = self.watchers.add(watcher) {
+            // Full: "nothing yet" now, which the carer's client asks again after.
+            self.metrics.watchers_refused.inc();
+            let _ = watcher.reply.send(WatchOutcome::Events(answer));
         }
     }
 
@@ -205,17 +211,31 @@ impl Driver {
         }
     }
 
-    /// Answers the watchers that have events now, or whose wait ran out.
-    pub(super) fn serve_watchers(&mut self, now: Instant) {
-        let watchers = std::mem::take(&mut self.watchers);
-        for watcher in watchers {
-            let answer = self.alerts_for(&watcher.carer, watcher.from);
-            if !answer.events.is_empty() || watcher.deadline <= now {
-                self.observe_delivery(&answer);
-                let _ = watcher.reply.send(WatchOutcome::Events(answer));
-            } else if !watcher.reply.is_closed() {
-                self.watchers.push(watcher);
+    /// Answers the watchers of `carers` (a commit brought them events) that have events now.
+    pub(super) fn serve_carers(&mut self, carers: &BTreeSet<CarerId>) {
+        for carer in carers {
+            for watcher in self.watchers.take_carer(carer) {
+                let answer = self.alerts_for(&watcher.carer, watcher.from);
+                if !answer.events.is_empty() {
+                    self.observe_delivery(&answer);
+                    let _ = watcher.reply.send(WatchOutcome::Events(answer));
+                } else if !watcher.reply.is_closed() {
+                    // Its events were below what it asks from: it waits on. It held a place
+                    // a moment ago, so there is room.
+                    if let Err(watcher) = self.watchers.add(watcher) {
+                        let _ = watcher.reply.send(WatchOutcome::Events(answer));
+                    }
+                }
             }
+        }
+    }
+
+    /// Answers the watchers whose wait ran out.
+    pub(super) fn serve_expired(&mut self, now: Instant) {
+        for watcher in self.watchers.take_expired(now) {
+            let answer = self.alerts_for(&watcher.carer, watcher.from);
+            self.observe_delivery(&answer);
+            let _ = watcher.reply.send(WatchOutcome::Events(answer));
         }
     }
 

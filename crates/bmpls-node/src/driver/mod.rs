@@ -20,8 +20,7 @@ use bmpls_net::query::{AuditOutcome, AuditRequest, CertifiedHeader, Query, Query
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
 use bmpls_store::{SledWal, Store};
 use bmpls_types::{
-    Block, BoundedVec, Canonical, CarerId, CommitCertificate, Height, PublicKeyBytes, Transaction,
-    TxHash,
+    Block, BoundedVec, Canonical, CarerId, CommitCertificate, PublicKeyBytes, Transaction, TxHash,
 };
 
 use crate::NodeError;
@@ -31,6 +30,7 @@ use crate::metrics::{Metrics, Reason};
 
 mod carers;
 mod sync;
+mod watchers;
 
 /// How long a submission waits for its block before the node answers
 /// [`RefusalCode::Timeout`] (the transaction may still commit later).
@@ -76,14 +76,6 @@ pub(crate) enum Command {
     },
 }
 
-/// A carer's watch request waiting for an alert.
-struct Watcher {
-    carer: CarerId,
-    from: Height,
-    reply: oneshot::Sender<WatchOutcome>,
-    deadline: Instant,
-}
-
 struct Batch {
     results: Vec<Option<Submitted>>,
     remaining: usize,
@@ -107,7 +99,7 @@ pub(crate) struct Driver {
     /// The certified header of the last block `alerts` has seen: a watch answer's resume
     /// height is one above it, and the carer checks it.
     tip: Option<CertifiedHeader>,
-    watchers: Vec<Watcher>,
+    watchers: watchers::Watchers,
     store: Arc<Store>,
     peers: Peers,
     policy: BlockPolicy,
@@ -187,7 +179,7 @@ impl Driver {
             auditor,
             alerts,
             tip,
-            watchers: Vec::new(),
+            watchers: watchers::Watchers::default(),
             store,
             peers,
             policy,
@@ -239,7 +231,7 @@ impl Driver {
         let far = Instant::now() + Duration::from_secs(3600);
         let timers = self.timers.values().copied();
         let batches = self.batches.values().map(|b| b.deadline);
-        let watchers = self.watchers.iter().map(|w| w.deadline);
+        let watchers = self.watchers.next_deadline();
         let next = self.next_height.as_ref().map(|n| {
             if n.peer_ahead {
                 Instant::now()
@@ -484,8 +476,8 @@ impl Driver {
                 finish(batch);
             }
         }
-        if self.watchers.iter().any(|w| w.deadline <= now) {
-            self.serve_watchers(now);
+        if self.watchers.next_deadline().is_some_and(|d| d <= now) {
+            self.serve_expired(now);
         }
         let ready = self.next_height.as_ref().is_some_and(|n| {
             n.peer_ahead || now >= n.latest || (now >= n.earliest && self.engine.mempool_len() > 0)
@@ -548,7 +540,9 @@ impl Driver {
         });
         if !fired.is_empty() {
             self.metrics.alerts.inc_by(fired.len() as u64);
-            self.serve_watchers(Instant::now());
+            let carers: std::collections::BTreeSet<CarerId> =
+                fired.iter().map(|e| e.carer).collect();
+            self.serve_carers(&carers);
         }
         if !self.waiting.is_empty() {
             for tx in block.txs.iter() {
