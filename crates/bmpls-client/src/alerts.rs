@@ -349,7 +349,7 @@ impl AlertStream {
 
 #[cfg(test)]
 mod tests {
-    use bmpls_types::{PatientId, Seq};
+    use bmpls_types::{Epoch, LevelIndex, PatientId, Seq};
 
     use super::*;
 
@@ -364,6 +364,8 @@ mod tests {
             carer: CarerId([2; 16]),
             kind,
             seq: Seq(height),
+            level: LevelIndex(2),
+            epoch: Epoch(0),
             height: Height(height),
             time_ms: height * 1_000,
         }

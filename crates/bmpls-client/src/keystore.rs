@@ -26,8 +26,8 @@ use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
 use bmpls_types::limits::{MAX_FENCE_EPOCHS, MAX_FENCE_RANGES};
 use bmpls_types::{
     AgreementKey, BoundedString, BoundedVec, CarerId, ChainId, EnrolPatient, Epoch, FenceEpoch,
-    Grant, LevelIndex, PatientId, PublicKeyBytes, Revoke, SetFence, SignatureBytes, Transaction,
-    TxHash,
+    Grant, LevelIndex, PatientId, PublicKeyBytes, RemoveFence, Revoke, SetFence, SignatureBytes,
+    Transaction, TxHash,
 };
 
 use crate::{ReportError, Reporter};
@@ -336,6 +336,18 @@ impl PatientKeystore {
         };
         self.custodian.sign(&mut revoke, chain);
         Transaction::Revoke(revoke)
+    }
+
+    /// The removal of the fence whose `SetFence` transaction hash is `fence`, signed by the
+    /// custodian for `chain`: its alerts stop from the block that commits it.
+    pub fn remove_fence(&self, chain: &ChainId, fence: TxHash) -> Transaction {
+        let mut remove = RemoveFence {
+            patient: self.patient,
+            fence,
+            sig: SignatureBytes::UNSIGNED,
+        };
+        self.custodian.sign(&mut remove, chain);
+        Transaction::RemoveFence(remove)
     }
 
     /// A reporter for this patient, signing records for `chain`.

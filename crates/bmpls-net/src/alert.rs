@@ -9,7 +9,8 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::query::CertifiedHeader;
 use bmpls_types::{
-    BoundedVec, CarerId, Height, PatientId, Seq, SignatureBytes, Signed, TxHash, ValidatorId,
+    BoundedVec, CarerId, Epoch, Height, LevelIndex, PatientId, Seq, SignatureBytes, Signed, TxHash,
+    ValidatorId,
 };
 
 /// Events in one watch answer.
@@ -45,6 +46,12 @@ pub struct AlertEvent {
     pub kind: AlertKind,
     /// The record that decided it (for `Missing`: the last record seen).
     pub seq: Seq,
+    /// The fence's level: a carer receives the event only under a grant at this level or a
+    /// finer one.
+    pub level: LevelIndex,
+    /// The deciding record's key epoch (for `Missing`: the epoch of the block's time): a
+    /// carer receives the event only under a grant whose data window holds it.
+    pub epoch: Epoch,
     /// The block that decided it.
     pub height: Height,
     /// That block's time, ms since the Unix epoch.

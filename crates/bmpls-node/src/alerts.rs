@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 
 use bmpls_crypto::hash::tx_hash;
 use bmpls_net::alert::{AlertEvent, AlertKind};
-use bmpls_types::{Block, CarerId, Height, PatientId, Seq, SetFence, Transaction, TxHash};
+use bmpls_types::{
+    Block, CarerId, Epoch, Height, LevelIndex, PatientId, Seq, SetFence, Transaction, TxHash,
+};
 
 /// Expected reporting intervals of silence before `Missing` fires.
 pub const MISSING_INTERVALS: u64 = 3;
@@ -31,6 +33,8 @@ struct Fence {
     id: TxHash,
     carer: CarerId,
     level: usize,
+    /// The level as the fence names it, carried by its events.
+    level_index: LevelIndex,
     /// Encrypted ranges per epoch, as the custodian sent them (sorted, disjoint).
     epochs: BTreeMap<u32, Vec<(u128, u128)>>,
     debounce: u8,
@@ -48,6 +52,7 @@ impl Fence {
             id,
             carer: fence.carer,
             level: usize::from(fence.level.0),
+            level_index: fence.level,
             epochs: fence
                 .epochs
                 .iter()
@@ -81,6 +86,9 @@ pub struct Alerts {
     fences: BTreeMap<PatientId, Vec<Fence>>,
     /// Per patient: the time of the block that committed the last record, and its sequence.
     last_report: BTreeMap<PatientId, (u64, Seq)>,
+    /// Per patient: the key epoch length, from the enrolment (a block time's epoch decides
+    /// whether a fence's `Missing` applies).
+    epoch_length_ms: BTreeMap<PatientId, u64>,
     events: Vec<AlertEvent>,
     /// Per carer, the indexes of its events in `events` (in chain order), so that a watch
     /// reads its carer's events only.
@@ -95,6 +103,14 @@ impl Alerts {
         let mut fired = Vec::new();
         for tx in block.txs.iter() {
             match tx {
+                Transaction::EnrolPatient(t) => {
+                    self.epoch_length_ms.insert(t.patient, t.epoch_length_ms);
+                }
+                Transaction::RemoveFence(t) => {
+                    if let Some(fences) = self.fences.get_mut(&t.patient) {
+                        fences.retain(|f| f.id != t.fence);
+                    }
+                }
                 Transaction::SetFence(fence) => {
                     let id = tx_hash(tx);
                     self.fences
@@ -145,6 +161,8 @@ impl Alerts {
                                 carer: fence.carer,
                                 kind,
                                 seq: record.seq,
+                                level: fence.level_index,
+                                epoch: record.epoch,
                                 height,
                                 time_ms,
                             });
@@ -158,9 +176,17 @@ impl Alerts {
             let Some(&(last_ms, seq)) = self.last_report.get(patient) else {
                 continue;
             };
+            // A fence applies in the epochs it was encrypted for only: past them it is silent.
+            let Some(epoch) = self
+                .epoch_length_ms
+                .get(patient)
+                .and_then(|len| u32::try_from(time_ms / len.max(&1)).ok())
+            else {
+                continue;
+            };
             for fence in fences
                 .iter_mut()
-                .filter(|f| f.interval_ms > 0 && !f.missing)
+                .filter(|f| f.interval_ms > 0 && !f.missing && f.epochs.contains_key(&epoch))
             {
                 let silence = fence.interval_ms.saturating_mul(MISSING_INTERVALS);
                 if time_ms.saturating_sub(last_ms) > silence {
@@ -171,6 +197,8 @@ impl Alerts {
                         carer: fence.carer,
                         kind: AlertKind::Missing,
                         seq,
+                        level: fence.level_index,
+                        epoch: Epoch(epoch),
                         height,
                         time_ms,
                     });
@@ -264,6 +292,19 @@ mod tests {
         })
     }
 
+    /// The patient's enrolment, with key epochs of `epoch_length_ms`.
+    fn enrol(epoch_length_ms: u64) -> Transaction {
+        Transaction::EnrolPatient(bmpls_types::EnrolPatient {
+            patient: PATIENT,
+            reporter_key: bmpls_types::PublicKeyBytes([3; 32]),
+            custodian_key: bmpls_types::PublicKeyBytes([4; 32]),
+            level_count: 1,
+            epoch_length_ms,
+            operator: bmpls_types::PublicKeyBytes([5; 32]),
+            sig: SignatureBytes::UNSIGNED,
+        })
+    }
+
     fn kinds(events: &[AlertEvent]) -> Vec<(AlertKind, u64)> {
         events.iter().map(|e| (e.kind, e.seq.0)).collect()
     }
@@ -330,6 +371,49 @@ mod tests {
     }
 
     #[test]
+    fn missing_fires_only_in_the_fences_epochs() {
+        let mut alerts = Alerts::default();
+        // Epochs of 100 s; the fence has ranges for epoch 0 only.
+        alerts.on_block(&block(1, 1_000, vec![enrol(100_000), fence(1, 10_000)]));
+        alerts.on_block(&block(2, 2_000, vec![report(1, 150)]));
+        let fired = alerts.on_block(&block(3, 40_000, vec![]));
+        assert_eq!(kinds(&fired), vec![(AlertKind::Missing, 1)]);
+        assert_eq!((fired[0].level, fired[0].epoch), (LevelIndex(0), Epoch(0)));
+        alerts.on_block(&block(4, 90_000, vec![report(2, 150)]));
+        assert!(
+            alerts.on_block(&block(5, 150_000, vec![])).is_empty(),
+            "silent in epoch 1, which the fence does not cover"
+        );
+    }
+
+    #[test]
+    fn a_removed_fence_fires_nothing_more() {
+        let mut alerts = Alerts::default();
+        let set = fence(1, 10_000);
+        let id = tx_hash(&set);
+        alerts.on_block(&block(1, 1_000, vec![enrol(86_400_000), set]));
+        let fired = alerts.on_block(&block(2, 2_000, vec![report(1, 50)]));
+        assert_eq!(kinds(&fired), vec![(AlertKind::Exit, 1)]);
+        assert_eq!((fired[0].level, fired[0].epoch), (LevelIndex(0), Epoch(0)));
+        let removal = Transaction::RemoveFence(bmpls_types::RemoveFence {
+            patient: PATIENT,
+            fence: id,
+            sig: SignatureBytes::UNSIGNED,
+        });
+        alerts.on_block(&block(3, 3_000, vec![removal]));
+        assert!(
+            alerts
+                .on_block(&block(4, 4_000, vec![report(2, 150)]))
+                .is_empty(),
+            "no Enter"
+        );
+        assert!(
+            alerts.on_block(&block(5, 100_000, vec![])).is_empty(),
+            "no Missing"
+        );
+    }
+
+    #[test]
     fn first_seen_outside_is_an_exit_and_other_epochs_are_not_judged() {
         let mut alerts = Alerts::default();
         alerts.on_block(&block(1, 1_000, vec![fence(1, 0)]));
@@ -351,7 +435,7 @@ mod tests {
     #[test]
     fn missing_fires_once_per_silence_by_block_time() {
         let mut alerts = Alerts::default();
-        alerts.on_block(&block(1, 1_000, vec![fence(1, 10_000)]));
+        alerts.on_block(&block(1, 1_000, vec![enrol(86_400_000), fence(1, 10_000)]));
         alerts.on_block(&block(2, 2_000, vec![report(1, 150)]));
         assert!(
             alerts.on_block(&block(3, 32_000, vec![])).is_empty(),

@@ -183,7 +183,7 @@ impl Driver {
         };
         let events = events
             .into_iter()
-            .filter(|e| ledger.carer_may_see(&e.patient, carer, now))
+            .filter(|e| ledger.carer_may_see_alert(&e.patient, carer, (e.level, e.epoch), now))
             .map(|event| {
                 let mut signed = SignedAlert {
                     event,

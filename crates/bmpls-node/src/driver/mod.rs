@@ -155,9 +155,10 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
             TxRefusal::Levels { .. }
             | TxRefusal::Invalid(_)
             | TxRefusal::UnknownGrant(_)
+            | TxRefusal::UnknownFence(_)
             | TxRefusal::FixTimeAhead { .. } => RefusalCode::Invalid,
             // Asking for what is already so is a replay: nothing is left to do.
-            TxRefusal::AlreadyRevoked(_) => RefusalCode::Replay,
+            TxRefusal::AlreadyRevoked(_) | TxRefusal::FenceRemoved(_) => RefusalCode::Replay,
         },
     }
 }
