@@ -90,6 +90,15 @@ async fn scenario() {
         .iter()
         .map(|r| dropped(r))
         .sum();
+    eprintln!(
+        "sync flood: {FLOOD} requests in {elapsed_s} s; node1 served {served} blocks, dropped \
+         {} nothing_new, {} duplicate, {} in_flight, {} rate_limited, {} queued_bytes",
+        dropped("nothing_new"),
+        dropped("duplicate"),
+        dropped("in_flight"),
+        dropped("rate_limited"),
+        dropped("queued_bytes"),
+    );
     // The most a token bucket lets through in the time the flood took, a batch each.
     let allowed =
         (u64::from(SYNC_BURST) + u64::from(SYNC_REQUESTS_PER_PEER_PER_S) * elapsed_s) * SYNC_BATCH;

@@ -18,6 +18,7 @@
 //!   held every event below it) and never past an event still waiting for signatures.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use bmpls_crypto::ValidatorSet;
 use bmpls_crypto::sign::verify;
@@ -29,6 +30,11 @@ use crate::network::{NetworkError, Nodes};
 
 /// Faults a stream keeps for its caller (the oldest are dropped first).
 pub const MAX_WATCH_FAULTS: usize = 64;
+
+/// How long a poll pauses when an event still waits for signatures after every node was
+/// asked (a node lagging behind): the nodes answer such a poll at once, so without a pause a
+/// carer's loop would spin into their rate limits.
+pub const CORROBORATION_PAUSE: Duration = Duration::from_millis(200);
 
 /// Why a watch step failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,17 @@ pub enum WatchError {
     /// An event failed verification.
     #[error(transparent)]
     Answer(#[from] AnswerError),
+    /// Fewer validators' addresses than it takes to corroborate an event: one validator alone
+    /// could forge or hide alerts.
+    #[error(
+        "alerts need {needed} validators' addresses to be believed ({given} given): one validator alone could forge or hide an alert"
+    )]
+    TooFewNodes {
+        /// Addresses given.
+        given: usize,
+        /// `f + 1` of the genesis validators.
+        needed: usize,
+    },
 }
 
 /// Something a validator did that an honest one does not; the stream carried on without it.
@@ -288,6 +305,12 @@ impl AlertStream {
     ) -> Result<Vec<AlertEvent>, WatchError> {
         let from = self.next;
         let mut tally = Tally::new(from, self.validators.validators().len());
+        if nodes.len() < tally.quorum {
+            return Err(WatchError::TooFewNodes {
+                given: nodes.len(),
+                needed: tally.quorum,
+            });
+        }
         let start = self.round;
         self.round = self.round.wrapping_add(1);
         let mut refusals = Vec::new();
@@ -332,7 +355,11 @@ impl AlertStream {
         for node in refusals {
             self.fault(WatchFault::FalseRefusal { node });
         }
+        let waiting = tally.unsettled();
         let (delivered, forged, next) = tally.settle();
+        if waiting && delivered.is_empty() && wait_ms > 0 {
+            tokio::time::sleep(CORROBORATION_PAUSE.min(Duration::from_millis(wait_ms))).await;
+        }
         for (event, signers) in forged {
             self.fault(WatchFault::Forged { event, signers });
         }
