@@ -1,7 +1,8 @@
 //! Geofence alerts on a loopback cluster (four validators over QUIC in this process): the
 //! patient walks out of her safe zone and the carer's watch gets `Exit` once the deciding record
 //! commits; her reports stop and `Missing` follows; a carer that reconnects elsewhere from the
-//! first height loses nothing; a revoked carer gets nothing.
+//! first height loses nothing; a revoked carer gets nothing, nor one downgraded below the fence's
+//! level.
 
 use bmpls_client::{AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore};
 use bmpls_grid::{LevelSet, cover_circle};
@@ -174,13 +175,38 @@ async fn scenario() {
         vec![patient.revoke(net.validators.chain_id(), grant_hash)],
     )
     .await;
-    let mut revoked = AlertStream::new(carer.carer, net.validators, Height(1));
+    let mut revoked = AlertStream::new(carer.carer, net.validators.clone(), Height(1));
     assert!(
         revoked
             .next_events(&carer_nodes, 0)
             .await
             .expect("watch")
             .is_empty()
+    );
+
+    // Downgraded to a coarser level than the fence's, the carer still receives nothing: an
+    // alert would tell it where she is at the fence's level.
+    let coarser = patient
+        .grant(
+            net.validators.chain_id(),
+            carer.carer,
+            &carer.agreement().public(),
+            LevelIndex(NEIGHBOURHOOD.0 + 1),
+            today,
+            (now - 60_000, now + 3_600_000),
+            "telecare",
+            &mut rng,
+        )
+        .expect("grant");
+    commit(&net.admin, vec![coarser]).await;
+    let mut downgraded = AlertStream::new(carer.carer, net.validators, Height(1));
+    assert!(
+        downgraded
+            .next_events(&carer_nodes, 0)
+            .await
+            .expect("watch")
+            .is_empty(),
+        "a grant coarser than the fence sees none of its alerts"
     );
 
     for nodes in [&others, &stranger, &carer_nodes, &phone, &net.admin] {

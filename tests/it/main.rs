@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod byzantine_alerts;
 mod carers;
 mod cluster;
 mod consortium;
@@ -9,5 +10,6 @@ mod crash;
 mod logs;
 mod privacy;
 mod store;
+mod sync_flood;
 mod tracks;
 mod wal;

@@ -137,6 +137,9 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
             match stream.next_events(&nodes, MAX_WATCH_WAIT_MS).await {
                 Ok(events) => {
                     backoff = std::time::Duration::from_millis(200);
+                    for fault in stream.take_faults() {
+                        eprintln!("warning: {fault}");
+                    }
                     for e in events {
                         println!(
                             "{}  height {:>6}  {:?}  patient {}  record {}  fence {}",

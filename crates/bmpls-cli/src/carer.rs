@@ -89,6 +89,19 @@ pub struct RevokeArgs {
     consortium: Consortium,
 }
 
+/// Arguments of `bmpls unfence`.
+#[derive(Debug, Args)]
+pub struct UnfenceArgs {
+    /// The patient's keystore.
+    #[arg(long)]
+    patient: PathBuf,
+    /// The fence's transaction hash, as `bmpls fence` printed it.
+    #[arg(long)]
+    fence: String,
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
 /// Arguments of `bmpls audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -356,6 +369,23 @@ pub fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
         "revocation",
     )?;
     println!("grant {} revoked at height {height}", args.grant.trim());
+    Ok(())
+}
+
+/// `bmpls unfence`.
+pub fn unfence(args: UnfenceArgs) -> anyhow::Result<()> {
+    let patient = PatientKeystore::open(&args.patient)?;
+    let fence = hash_arg(&args.fence)?;
+    let (_, height) = submit(
+        &args.consortium,
+        patient.custodian_key(),
+        patient.remove_fence(&args.consortium.chain()?, fence),
+        "fence removal",
+    )?;
+    println!(
+        "fence {} removed at height {height}: its alerts stop",
+        args.fence.trim()
+    );
     Ok(())
 }
 

@@ -106,6 +106,12 @@ enum Command {
     /// Example: `bmpls fence --patient patients/alice --carer carers/op/carer.toml --level
     /// neighbourhood --circle 52.3731,4.8922,500 --interval-s 600`
     Fence(alerts::FenceArgs),
+    /// As a patient's custodian, remove a safe zone: its alerts stop from the block that
+    /// commits the removal.
+    ///
+    /// Example: `bmpls unfence --patient patients/alice --fence "$FENCE"` (the hash `bmpls fence`
+    /// printed)
+    Unfence(carer::UnfenceArgs),
     /// As a carer, wait for geofence alerts (Enter, Exit, Missing) and print them as they
     /// commit; resumes from the last height on another validator if one stops answering.
     ///
@@ -227,6 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => carer::query(args),
         Command::Audit(args) => carer::audit(args),
         Command::Fence(args) => alerts::fence(args),
+        Command::Unfence(args) => carer::unfence(args),
         Command::Watch(args) => alerts::watch(args),
         Command::Bench(command) => bench::run(command),
         Command::Sim(args) => sim::run(args),

@@ -26,8 +26,8 @@ use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
 use bmpls_types::limits::{MAX_FENCE_EPOCHS, MAX_FENCE_RANGES, MAX_ORE_FENCE_RANGES, MAX_TX_BYTES};
 use bmpls_types::{
     AgreementKey, BoundedString, BoundedVec, Canonical, CarerId, ChainId, EnrolPatient, Epoch,
-    FenceEpoch, FenceRanges, Grant, LevelIndex, PatientId, PublicKeyBytes, Revoke, SetFence,
-    SignatureBytes, Transaction, TxHash,
+    FenceEpoch, FenceRanges, Grant, LevelIndex, PatientId, PublicKeyBytes, RemoveFence, Revoke,
+    SetFence, SignatureBytes, Transaction, TxHash,
 };
 
 use crate::ciphers::{EncryptedRanges, LevelCiphers};
@@ -356,6 +356,18 @@ impl PatientKeystore {
         };
         self.custodian.sign(&mut revoke, chain);
         Transaction::Revoke(revoke)
+    }
+
+    /// The removal of the fence whose `SetFence` transaction hash is `fence`, signed by the
+    /// custodian for `chain`: its alerts stop from the block that commits it.
+    pub fn remove_fence(&self, chain: &ChainId, fence: TxHash) -> Transaction {
+        let mut remove = RemoveFence {
+            patient: self.patient,
+            fence,
+            sig: SignatureBytes::UNSIGNED,
+        };
+        self.custodian.sign(&mut remove, chain);
+        Transaction::RemoveFence(remove)
     }
 
     /// A reporter for this patient, signing records for `chain`.

@@ -12,7 +12,7 @@ pub mod keystore;
 pub mod network;
 mod reporter;
 
-pub use alerts::{AlertStream, WatchError, verify_alerts};
+pub use alerts::{AlertStream, VerifiedWatch, WatchError, WatchFault, verify_alerts};
 pub use audit::{AuditEntry, verify_audit};
 pub use carer::{AnswerError, CarerKeystore, Seen, VerifiedAnswer, open_grant, verify_answer};
 pub use ciphers::{CipherError, EncryptedRanges, EpochKeys, LevelCiphers};

@@ -13,7 +13,7 @@ use bmpls_net::query::{AuditOutcome, AuditRequest, MAX_QUERY_BATCH, Query, Query
 use bmpls_net::{
     Client, ClientError, NodeStatus, Request, RequestError, Response, Submitted, Trust,
 };
-use bmpls_types::{BoundedVec, Transaction};
+use bmpls_types::{BoundedVec, Transaction, ValidatorId};
 
 /// A request no validator served.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +132,35 @@ impl Nodes {
             (addr, Response::Watch(outcome)) => Ok((addr, outcome)),
             (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
             (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// How many validators these are.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Whether there are none (never: [`Nodes::new`] refuses an empty list).
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// A carer's long poll for alerts on the `index`-th node only, and the validator its
+    /// certificate names (an [`crate::AlertStream`] asks several to corroborate events).
+    pub async fn watch_on(
+        &self,
+        index: usize,
+        request: WatchRequest,
+    ) -> Result<(ValidatorId, WatchOutcome), NetworkError> {
+        let client = self
+            .clients
+            .get(index % self.clients.len())
+            .ok_or(NetworkError::NoNodes)?;
+        let node = client.node().await?;
+        match client.call(Request::Watch(request)).await? {
+            Response::Watch(outcome) => Ok((node, outcome)),
+            Response::Error(e) => Err(NetworkError::Refused(e)),
+            _ => Err(NetworkError::Unexpected(client.addr())),
         }
     }
 

@@ -97,6 +97,12 @@ pub enum TxRefusal {
     /// The grant was revoked already.
     #[error("grant {0} is already revoked")]
     AlreadyRevoked(TxHash),
+    /// The removed fence does not exist for this patient.
+    #[error("no fence {0} of this patient to remove")]
+    UnknownFence(TxHash),
+    /// The fence was removed already.
+    #[error("fence {0} is already removed")]
+    FenceRemoved(TxHash),
     /// The audit is not signed by a validator.
     #[error("the auditing node is not a validator of this chain")]
     NotANode,
@@ -182,6 +188,9 @@ pub struct Ledger {
     grants: BTreeMap<(PatientId, TxHash), GrantTerms>,
     /// Each patient's enrolment and key rotations, in chain order.
     key_txs: BTreeMap<PatientId, Vec<TxHash>>,
+    /// Every fence ever set, and whether it still stands: a removed fence stays known so that
+    /// replaying its transaction cannot bring it back.
+    fences: BTreeMap<(PatientId, TxHash), bool>,
 }
 
 impl Ledger {
@@ -197,6 +206,7 @@ impl Ledger {
             carers: BTreeMap::new(),
             grants: BTreeMap::new(),
             key_txs: BTreeMap::new(),
+            fences: BTreeMap::new(),
         }
     }
 
@@ -240,12 +250,25 @@ impl Ledger {
         self.grants.get(&(*patient, *grant))
     }
 
-    /// Whether `carer` holds a standing grant of `patient` that is valid at `now_ms`.
-    pub fn carer_may_see(&self, patient: &PatientId, carer: &CarerId, now_ms: u64) -> bool {
+    /// Whether `carer` may receive an alert about `patient` from a fence at `level` decided by
+    /// a record of `epoch`: it holds a standing grant of the patient, valid at `now_ms`, at that
+    /// level or a finer one, whose data window holds the epoch. A carer downgraded to a coarser
+    /// level, or outside its window, gets no alert it could not get by a query.
+    pub fn carer_may_see_alert(
+        &self,
+        patient: &PatientId,
+        carer: &CarerId,
+        (level, epoch): (LevelIndex, Epoch),
+        now_ms: u64,
+    ) -> bool {
         let first = (*patient, TxHash([0; 32]));
         let last = (*patient, TxHash([0xff; 32]));
         self.grants.range(first..=last).any(|(_, g)| {
-            g.standing && g.carer == *carer && (g.valid_from_ms..g.valid_until_ms).contains(&now_ms)
+            g.standing
+                && g.carer == *carer
+                && (g.valid_from_ms..g.valid_until_ms).contains(&now_ms)
+                && g.level <= level
+                && (g.data_from..=g.data_to).contains(&epoch)
         })
     }
 
@@ -376,6 +399,8 @@ struct Changes {
     carers: BTreeMap<CarerId, PublicKeyBytes>,
     grants: BTreeMap<(PatientId, TxHash), GrantTerms>,
     revoked: BTreeSet<(PatientId, TxHash)>,
+    fences: BTreeSet<(PatientId, TxHash)>,
+    removed_fences: BTreeSet<(PatientId, TxHash)>,
     txs: BTreeSet<TxHash>,
     key_txs: Vec<(PatientId, TxHash)>,
 }
@@ -392,6 +417,12 @@ impl Changes {
         }
         for (patient, tx) in self.key_txs {
             ledger.key_txs.entry(patient).or_default().push(tx);
+        }
+        ledger
+            .fences
+            .extend(self.fences.into_iter().map(|f| (f, true)));
+        for fence in self.removed_fences {
+            ledger.fences.insert(fence, false);
         }
     }
 }
@@ -584,6 +615,25 @@ impl<'a> Overlay<'a> {
                          the scheme of the fence's level",
                     ));
                 }
+                // A fence's hash covers its whole body, so a replay has the same hash.
+                if self.ledger.fences.contains_key(&(t.patient, hash)) {
+                    return Err(TxRefusal::Duplicate(hash));
+                }
+                self.changes.fences.insert((t.patient, hash));
+                Ok(state.custodian_key)
+            }
+            Transaction::RemoveFence(t) => {
+                let state = self.enrolled(&t.patient)?;
+                let key = (t.patient, t.fence);
+                let standing = match self.ledger.fences.get(&key) {
+                    Some(standing) => *standing,
+                    None if self.changes.fences.contains(&key) => true,
+                    None => return Err(TxRefusal::UnknownFence(t.fence)),
+                };
+                if !standing || self.changes.removed_fences.contains(&key) {
+                    return Err(TxRefusal::FenceRemoved(t.fence));
+                }
+                self.changes.removed_fences.insert(key);
                 Ok(state.custodian_key)
             }
             Transaction::Audit(t) => {

@@ -592,3 +592,114 @@ fn records_and_fences_follow_the_schemes_the_enrolment_names() {
         }
     }
 }
+
+/// Applies `txs` as the next block (their rules checked as a committed block's are).
+fn apply(ledger: &mut Ledger, txs: Vec<Transaction>, proposer: &SigningKey) {
+    let block = one_block(ledger, txs, proposer);
+    ledger.apply(&block, bmpls_crypto::hash::block_hash(&block.header));
+}
+
+#[test]
+fn a_fence_is_removed_once_and_alerts_follow_the_grants_level_and_window() {
+    use bmpls_types::{
+        AgreementKey, BoundedString, CarerId, EnrolCarer, FenceEpoch, Grant, LevelIndex,
+        RemoveFence, Role, SetFence, TxHash,
+    };
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let operator = SigningKey::from_seed(&[1; 32]);
+    let patient = enrol(&mut ledger, &operator);
+    let custodian = SigningKey::from_seed(&[43; 32]);
+    let carer = CarerId([5; 16]);
+    let signed = |mut tx: Transaction| {
+        match &mut tx {
+            Transaction::SetFence(t) => custodian.sign(t, &chain()),
+            Transaction::RemoveFence(t) => custodian.sign(t, &chain()),
+            Transaction::Grant(t) => custodian.sign(t, &chain()),
+            _ => unreachable!("custodian transactions only"),
+        }
+        tx
+    };
+    let fence = signed(Transaction::SetFence(SetFence {
+        patient: patient.id,
+        carer,
+        level: LevelIndex(1),
+        epochs: BoundedVec::new(vec![FenceEpoch {
+            epoch: Epoch(0),
+            ranges: bmpls_types::FenceRanges::Ope(
+                BoundedVec::new(vec![(OpeCiphertext(1), OpeCiphertext(2))]).expect("one"),
+            ),
+        }])
+        .expect("one"),
+        debounce: 1,
+        expected_interval_ms: 0,
+        sig: SignatureBytes::UNSIGNED,
+    }));
+    apply(
+        &mut ledger,
+        vec![
+            Transaction::EnrolCarer(EnrolCarer {
+                carer,
+                identity_key: SigningKey::from_seed(&[44; 32]).public(),
+                agreement_key: AgreementKey([9; 32]),
+                role: Role::Family,
+                operator: PublicKeyBytes(operator.public().0),
+                sig: SignatureBytes::UNSIGNED,
+            }),
+            // The carer's grant: the coarser level (1), epoch 0's data only.
+            signed(Transaction::Grant(Grant {
+                patient: patient.id,
+                carer,
+                level: LevelIndex(1),
+                data_from: Epoch(0),
+                data_to: Epoch(0),
+                valid_from_ms: 0,
+                valid_until_ms: u64::MAX,
+                purpose: BoundedString::new("test").expect("short"),
+                wrapped_keys: BoundedVec::empty(),
+                sig: SignatureBytes::UNSIGNED,
+            })),
+            fence.clone(),
+        ],
+        &operator,
+    );
+    let may_see = |level, epoch| {
+        ledger.carer_may_see_alert(&patient.id, &carer, (LevelIndex(level), Epoch(epoch)), 1)
+    };
+    assert!(may_see(1, 0), "the granted level and epoch");
+    assert!(!may_see(0, 0), "a fence finer than the grant");
+    assert!(!may_see(1, 1), "an epoch outside the data window");
+    assert!(!ledger.carer_may_see_alert(
+        &patient.id,
+        &CarerId([6; 16]),
+        (LevelIndex(1), Epoch(0)),
+        1
+    ));
+
+    let fence_hash = bmpls_crypto::hash::tx_hash(&fence);
+    let remove = |fence| {
+        signed(Transaction::RemoveFence(RemoveFence {
+            patient: patient.id,
+            fence,
+            sig: SignatureBytes::UNSIGNED,
+        }))
+    };
+    let admit = |tx: Transaction, ledger: &Ledger| Mempool::new(10, 1 << 20).admit(tx, ledger);
+    assert_eq!(
+        admit(remove(TxHash([3; 32])), &ledger),
+        Err(Refusal::Rule(TxRefusal::UnknownFence(TxHash([3; 32])))),
+        "no such fence"
+    );
+    assert!(admit(remove(fence_hash), &ledger).is_ok());
+    apply(&mut ledger, vec![remove(fence_hash)], &operator);
+    assert_eq!(
+        admit(remove(fence_hash), &ledger),
+        Err(Refusal::Rule(TxRefusal::FenceRemoved(fence_hash))),
+        "once"
+    );
+    assert_eq!(
+        admit(fence, &ledger),
+        Err(Refusal::Rule(TxRefusal::Duplicate(fence_hash))),
+        "replaying the fence does not bring it back"
+    );
+}

@@ -7,8 +7,10 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
+use crate::query::CertifiedHeader;
 use bmpls_types::{
-    BoundedVec, CarerId, Height, PatientId, Seq, SignatureBytes, Signed, TxHash, ValidatorId,
+    BoundedVec, CarerId, Epoch, Height, LevelIndex, PatientId, Seq, SignatureBytes, Signed, TxHash,
+    ValidatorId,
 };
 
 /// Events in one watch answer.
@@ -32,7 +34,7 @@ pub enum AlertKind {
 }
 
 /// An alert, as every validator derives it from the chain.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
 pub struct AlertEvent {
     /// The `SetFence` transaction.
     pub fence: TxHash,
@@ -44,6 +46,12 @@ pub struct AlertEvent {
     pub kind: AlertKind,
     /// The record that decided it (for `Missing`: the last record seen).
     pub seq: Seq,
+    /// The fence's level: a carer receives the event only under a grant at this level or a
+    /// finer one.
+    pub level: LevelIndex,
+    /// The deciding record's key epoch (for `Missing`: the epoch of the block's time): a
+    /// carer receives the event only under a grant whose data window holds it.
+    pub epoch: Epoch,
     /// The block that decided it.
     pub height: Height,
     /// That block's time, ms since the Unix epoch.
@@ -85,12 +93,21 @@ pub struct WatchRequest {
 }
 
 /// Alerts, and where to resume.
+///
+/// A carer believes no single validator: it delivers an event once `f + 1` distinct genesis
+/// validators signed it, and moves its resume height only up to a height it holds a commit
+/// certificate for ([`WatchAnswer::tip`]), and only as far as `f + 1` validators' answers
+/// cover (see `bmpls_client::alerts`).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct WatchAnswer {
     /// The events from the height asked, in chain order.
     pub events: BoundedVec<SignedAlert, MAX_WATCH_EVENTS>,
-    /// Ask from this height next: every event below it was in this answer or an earlier one.
+    /// Ask from this height next: every event from the height asked and below this one is in
+    /// this answer. At most one above [`WatchAnswer::tip`]'s height (1 when there is no tip).
     pub next_height: Height,
+    /// The certified header of the node's last committed block (none before the first), which
+    /// shows that the chain reaches `next_height - 1`.
+    pub tip: Option<Box<CertifiedHeader>>,
 }
 
 /// The outcome of a watch request.

@@ -29,7 +29,7 @@ mod udp;
 
 pub use client::{Client, ClientError};
 pub use frame::FrameError;
-pub use peers::{Inbound, PeerConfig, Peers};
+pub use peers::{Inbound, PeerConfig, PeerSender, Peers};
 pub use proto::{Envelope, NodeStatus, RefusalCode, Request, RequestError, Response, Submitted};
 pub use server::{ClientServer, Handler};
 pub use tls::{Identity, TlsError, Trust};

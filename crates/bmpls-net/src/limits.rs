@@ -87,8 +87,33 @@ pub const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// How long a client waits for an answer before giving up on the request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Sync requests a peer may have answered per second, on average (a catching-up validator asks
+/// one per batch of blocks it applied).
+pub const SYNC_REQUESTS_PER_PEER_PER_S: u32 = 8;
+
+/// Sync requests a peer may have answered at once after a quiet spell.
+pub const SYNC_BURST: u32 = 8;
+
+/// Sync requests of one peer being read from the store at once; a further one is dropped.
+pub const MAX_SYNC_IN_FLIGHT_PER_PEER: usize = 2;
+
+/// Bytes waiting in a peer's send queue above which sync answers to it stop (the rest of the
+/// batch is dropped, and the peer asks again): a slow or flooding peer cannot make the node
+/// hold more than this for it. Consensus messages are queued whatever the level.
+pub const MAX_SYNC_QUEUED_BYTES_PER_PEER: usize = 2 * MAX_PEER_FRAME_BYTES;
+
+/// Watchers (open alert long polls) one carer may hold on a node; one more is answered at once.
+pub const MAX_WATCHERS_PER_CARER: usize = 16;
+
+/// Watchers a node holds in all; one more is answered at once.
+pub const MAX_WATCHERS: usize = 65_536;
 
 const _: () = assert!(MAX_REQUEST_BYTES >= 2 * MAX_TX_BYTES);
+const _: () = assert!(SYNC_BURST >= 1 && SYNC_REQUESTS_PER_PEER_PER_S >= 1);
+const _: () = assert!(MAX_SYNC_IN_FLIGHT_PER_PEER >= 1);
+// One whole block always fits, so a catching-up peer makes progress.
+const _: () = assert!(MAX_SYNC_QUEUED_BYTES_PER_PEER >= MAX_PEER_FRAME_BYTES);
+const _: () = assert!(MAX_WATCHERS_PER_CARER >= 1 && MAX_WATCHERS >= 64 * MAX_WATCHERS_PER_CARER);
 const _: () = assert!(MAX_PEER_FRAME_BYTES > MAX_BLOCK_BYTES);
 const _: () = assert!(KEEP_ALIVE.as_millis() * 3 <= IDLE_TIMEOUT.as_millis());
 const _: () = assert!(BACKOFF_MIN.as_millis() < BACKOFF_MAX.as_millis());

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -62,16 +62,54 @@ pub struct PeerStats {
 /// The running links. Dropping it closes them.
 pub struct Peers {
     endpoint: quinn::Endpoint,
-    queues: HashMap<ValidatorId, mpsc::Sender<Arc<[u8]>>>,
-    stats: Arc<PeerStats>,
+    sender: PeerSender,
     tasks: JoinSet<()>,
 }
 
 impl std::fmt::Debug for Peers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Peers")
-            .field("peers", &self.queues.len())
+            .field("peers", &self.sender.queues.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// One peer's send queue and the bytes waiting in it.
+#[derive(Debug)]
+struct Queue {
+    tx: mpsc::Sender<Arc<[u8]>>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+/// Queues messages for the peers; cheap to clone, so that work off the core task (a sync
+/// answer read from the store) sends without it.
+#[derive(Clone, Debug)]
+pub struct PeerSender {
+    queues: Arc<HashMap<ValidatorId, Queue>>,
+    stats: Arc<PeerStats>,
+}
+
+impl PeerSender {
+    /// Queues `bytes` for `to`; false if `to` is unknown or its queue is full (dropped).
+    pub fn send(&self, to: &ValidatorId, bytes: Arc<[u8]>) -> bool {
+        let Some(queue) = self.queues.get(to) else {
+            return false;
+        };
+        let len = bytes.len();
+        queue.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        let sent = queue.tx.try_send(bytes).is_ok();
+        if !sent {
+            queue.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// Bytes queued for `to` and not yet taken by its link (0 for an unknown peer).
+    pub fn queued_bytes(&self, to: &ValidatorId) -> usize {
+        self.queues
+            .get(to)
+            .map_or(0, |q| q.queued_bytes.load(Ordering::Relaxed))
     }
 }
 
@@ -102,14 +140,23 @@ impl Peers {
             }
             let client = tls::peer_client(&config.identity, &config.trust, peer)?;
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            queues.insert(*peer, tx);
-            tasks.spawn(dial(endpoint.clone(), client, *peer, *addr, rx));
+            let queued_bytes = Arc::new(AtomicUsize::new(0));
+            tasks.spawn(dial(
+                endpoint.clone(),
+                client,
+                *peer,
+                *addr,
+                (rx, queued_bytes.clone()),
+            ));
+            queues.insert(*peer, Queue { tx, queued_bytes });
         }
         Ok((
             Self {
                 endpoint,
-                queues,
-                stats,
+                sender: PeerSender {
+                    queues: Arc::new(queues),
+                    stats,
+                },
                 tasks,
             },
             inbound_rx,
@@ -123,25 +170,23 @@ impl Peers {
 
     /// Counters.
     pub fn stats(&self) -> &PeerStats {
-        &self.stats
+        &self.sender.stats
     }
 
     /// Queues `bytes` for `to`; false if `to` is unknown or its queue is full (dropped).
     pub fn send(&self, to: &ValidatorId, bytes: Arc<[u8]>) -> bool {
-        let Some(queue) = self.queues.get(to) else {
-            return false;
-        };
-        let sent = queue.try_send(bytes).is_ok();
-        if !sent {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        sent
+        self.sender.send(to, bytes)
+    }
+
+    /// A handle that queues messages from another task.
+    pub fn sender(&self) -> PeerSender {
+        self.sender.clone()
     }
 
     /// Queues `bytes` for every peer.
     pub fn broadcast(&self, bytes: Arc<[u8]>) {
-        for to in self.queues.keys() {
-            self.send(to, bytes.clone());
+        for to in self.sender.queues.keys() {
+            self.sender.send(to, bytes.clone());
         }
     }
 
@@ -223,8 +268,9 @@ async fn dial(
     client: quinn::ClientConfig,
     peer: ValidatorId,
     addr: SocketAddr,
-    mut queue: mpsc::Receiver<Arc<[u8]>>,
+    (mut queue, queued_bytes): (mpsc::Receiver<Arc<[u8]>>, Arc<AtomicUsize>),
 ) {
+    let take = |bytes: &Arc<[u8]>| queued_bytes.fetch_sub(bytes.len(), Ordering::Relaxed);
     let name = validator_dns_name(&peer);
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -247,7 +293,9 @@ async fn dial(
                 debug!(peer = %peer, error = %e, "dial failed; retrying");
                 // Messages queued while the peer is away are stale by the time it is back;
                 // consensus re-sends what is still needed.
-                while queue.try_recv().is_ok() {}
+                while let Ok(bytes) = queue.try_recv() {
+                    take(&bytes);
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
@@ -256,7 +304,10 @@ async fn dial(
         loop {
             let bytes = tokio::select! {
                 message = queue.recv() => match message {
-                    Some(bytes) => bytes,
+                    Some(bytes) => {
+                        take(&bytes);
+                        bytes
+                    }
                     None => return,
                 },
                 _ = connection.closed() => break,

@@ -17,7 +17,8 @@ use bmpls_crypto::hash::tx_hash;
 use bmpls_net::alert::{AlertEvent, AlertKind};
 use bmpls_ore_compare::{RightCiphertext, TokenRanges};
 use bmpls_types::{
-    Block, CarerId, Cell, FenceRanges, Height, PatientId, Seq, SetFence, Transaction, TxHash,
+    Block, CarerId, Cell, Epoch, FenceRanges, Height, LevelIndex, PatientId, Seq, SetFence,
+    Transaction, TxHash,
 };
 
 /// Expected reporting intervals of silence before `Missing` fires.
@@ -44,6 +45,8 @@ struct Fence {
     id: TxHash,
     carer: CarerId,
     level: usize,
+    /// The level as the fence names it, carried by its events.
+    level_index: LevelIndex,
     /// Encrypted ranges per epoch, as the custodian sent them (sorted, disjoint).
     epochs: BTreeMap<u32, Ranges>,
     debounce: u8,
@@ -61,6 +64,7 @@ impl Fence {
             id,
             carer: fence.carer,
             level: usize::from(fence.level.0),
+            level_index: fence.level,
             epochs: fence
                 .epochs
                 .iter()
@@ -108,7 +112,13 @@ pub struct Alerts {
     fences: BTreeMap<PatientId, Vec<Fence>>,
     /// Per patient: the time of the block that committed the last record, and its sequence.
     last_report: BTreeMap<PatientId, (u64, Seq)>,
+    /// Per patient: the key epoch length, from the enrolment (a block time's epoch decides
+    /// whether a fence's `Missing` applies).
+    epoch_length_ms: BTreeMap<PatientId, u64>,
     events: Vec<AlertEvent>,
+    /// Per carer, the indexes of its events in `events` (in chain order), so that a watch
+    /// reads its carer's events only.
+    by_carer: BTreeMap<CarerId, Vec<usize>>,
 }
 
 impl Alerts {
@@ -119,6 +129,14 @@ impl Alerts {
         let mut fired = Vec::new();
         for tx in block.txs.iter() {
             match tx {
+                Transaction::EnrolPatient(t) => {
+                    self.epoch_length_ms.insert(t.patient, t.epoch_length_ms);
+                }
+                Transaction::RemoveFence(t) => {
+                    if let Some(fences) = self.fences.get_mut(&t.patient) {
+                        fences.retain(|f| f.id != t.fence);
+                    }
+                }
                 Transaction::SetFence(fence) => {
                     let id = tx_hash(tx);
                     self.fences
@@ -169,6 +187,8 @@ impl Alerts {
                                 carer: fence.carer,
                                 kind,
                                 seq: record.seq,
+                                level: fence.level_index,
+                                epoch: record.epoch,
                                 height,
                                 time_ms,
                             });
@@ -182,9 +202,17 @@ impl Alerts {
             let Some(&(last_ms, seq)) = self.last_report.get(patient) else {
                 continue;
             };
+            // A fence applies in the epochs it was encrypted for only: past them it is silent.
+            let Some(epoch) = self
+                .epoch_length_ms
+                .get(patient)
+                .and_then(|len| u32::try_from(time_ms / len.max(&1)).ok())
+            else {
+                continue;
+            };
             for fence in fences
                 .iter_mut()
-                .filter(|f| f.interval_ms > 0 && !f.missing)
+                .filter(|f| f.interval_ms > 0 && !f.missing && f.epochs.contains_key(&epoch))
             {
                 let silence = fence.interval_ms.saturating_mul(MISSING_INTERVALS);
                 if time_ms.saturating_sub(last_ms) > silence {
@@ -195,26 +223,37 @@ impl Alerts {
                         carer: fence.carer,
                         kind: AlertKind::Missing,
                         seq,
+                        level: fence.level_index,
+                        epoch: Epoch(epoch),
                         height,
                         time_ms,
                     });
                 }
             }
         }
-        self.events.extend(fired.iter().cloned());
+        for event in &fired {
+            self.by_carer
+                .entry(event.carer)
+                .or_default()
+                .push(self.events.len());
+            self.events.push(event.clone());
+        }
         fired
     }
 
     /// The events for `carer` from `from` on, in chain order (at most `limit`), and whether
     /// more follow.
     pub fn since(&self, carer: &CarerId, from: Height, limit: usize) -> (Vec<AlertEvent>, bool) {
-        let start = self.events.partition_point(|e| e.height < from);
+        let Some(mine) = self.by_carer.get(carer) else {
+            return (Vec::new(), false);
+        };
+        let start = mine.partition_point(|&i| self.events[i].height < from);
         let mut found = Vec::new();
-        for event in self.events[start..].iter().filter(|e| e.carer == *carer) {
+        for &i in &mine[start..] {
             if found.len() == limit {
                 return (found, true);
             }
-            found.push(event.clone());
+            found.push(self.events[i].clone());
         }
         (found, false)
     }
@@ -281,6 +320,20 @@ mod tests {
         })
     }
 
+    /// The patient's enrolment, with key epochs of `epoch_length_ms`.
+    fn enrol(epoch_length_ms: u64) -> Transaction {
+        Transaction::EnrolPatient(bmpls_types::EnrolPatient {
+            patient: PATIENT,
+            reporter_key: bmpls_types::PublicKeyBytes([3; 32]),
+            custodian_key: bmpls_types::PublicKeyBytes([4; 32]),
+            level_count: 1,
+            ore_levels: 0,
+            epoch_length_ms,
+            operator: bmpls_types::PublicKeyBytes([5; 32]),
+            sig: SignatureBytes::UNSIGNED,
+        })
+    }
+
     fn kinds(events: &[AlertEvent]) -> Vec<(AlertKind, u64)> {
         events.iter().map(|e| (e.kind, e.seq.0)).collect()
     }
@@ -316,6 +369,80 @@ mod tests {
     }
 
     #[test]
+    fn since_reads_only_the_carers_own_events_in_chain_order() {
+        let other_carer = CarerId([9; 16]);
+        let mut alerts = Alerts::default();
+        let mut other = fence(1, 0);
+        if let Transaction::SetFence(f) = &mut other {
+            f.carer = other_carer;
+        }
+        alerts.on_block(&block(1, 1_000, vec![fence(1, 0), other]));
+        // Out, in, out: each record fires on both carers' fences.
+        for (i, c) in [50, 150, 50].into_iter().enumerate() {
+            let h = i as u64 + 2;
+            alerts.on_block(&block(h, h * 1_000, vec![report(i as u64 + 1, c)]));
+        }
+        let mine = alerts.since(&CARER, Height(0), 10).0;
+        assert_eq!(
+            kinds(&mine),
+            vec![
+                (AlertKind::Exit, 1),
+                (AlertKind::Enter, 2),
+                (AlertKind::Exit, 3)
+            ]
+        );
+        assert!(mine.iter().all(|e| e.carer == CARER));
+        assert_eq!(alerts.since(&other_carer, Height(3), 10).0.len(), 2);
+        assert_eq!(
+            alerts.since(&CARER, Height(3), 1),
+            (vec![mine[1].clone()], true)
+        );
+    }
+
+    #[test]
+    fn missing_fires_only_in_the_fences_epochs() {
+        let mut alerts = Alerts::default();
+        // Epochs of 100 s; the fence has ranges for epoch 0 only.
+        alerts.on_block(&block(1, 1_000, vec![enrol(100_000), fence(1, 10_000)]));
+        alerts.on_block(&block(2, 2_000, vec![report(1, 150)]));
+        let fired = alerts.on_block(&block(3, 40_000, vec![]));
+        assert_eq!(kinds(&fired), vec![(AlertKind::Missing, 1)]);
+        assert_eq!((fired[0].level, fired[0].epoch), (LevelIndex(0), Epoch(0)));
+        alerts.on_block(&block(4, 90_000, vec![report(2, 150)]));
+        assert!(
+            alerts.on_block(&block(5, 150_000, vec![])).is_empty(),
+            "silent in epoch 1, which the fence does not cover"
+        );
+    }
+
+    #[test]
+    fn a_removed_fence_fires_nothing_more() {
+        let mut alerts = Alerts::default();
+        let set = fence(1, 10_000);
+        let id = tx_hash(&set);
+        alerts.on_block(&block(1, 1_000, vec![enrol(86_400_000), set]));
+        let fired = alerts.on_block(&block(2, 2_000, vec![report(1, 50)]));
+        assert_eq!(kinds(&fired), vec![(AlertKind::Exit, 1)]);
+        assert_eq!((fired[0].level, fired[0].epoch), (LevelIndex(0), Epoch(0)));
+        let removal = Transaction::RemoveFence(bmpls_types::RemoveFence {
+            patient: PATIENT,
+            fence: id,
+            sig: SignatureBytes::UNSIGNED,
+        });
+        alerts.on_block(&block(3, 3_000, vec![removal]));
+        assert!(
+            alerts
+                .on_block(&block(4, 4_000, vec![report(2, 150)]))
+                .is_empty(),
+            "no Enter"
+        );
+        assert!(
+            alerts.on_block(&block(5, 100_000, vec![])).is_empty(),
+            "no Missing"
+        );
+    }
+
+    #[test]
     fn first_seen_outside_is_an_exit_and_other_epochs_are_not_judged() {
         let mut alerts = Alerts::default();
         alerts.on_block(&block(1, 1_000, vec![fence(1, 0)]));
@@ -337,7 +464,7 @@ mod tests {
     #[test]
     fn missing_fires_once_per_silence_by_block_time() {
         let mut alerts = Alerts::default();
-        alerts.on_block(&block(1, 1_000, vec![fence(1, 10_000)]));
+        alerts.on_block(&block(1, 1_000, vec![enrol(86_400_000), fence(1, 10_000)]));
         alerts.on_block(&block(2, 2_000, vec![report(1, 150)]));
         assert!(
             alerts.on_block(&block(3, 32_000, vec![])).is_empty(),

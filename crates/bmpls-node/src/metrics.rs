@@ -1,6 +1,7 @@
 //! Prometheus metrics of a validator, served at `GET /metrics` on `listen.metrics` (text
 //! exposition format): commits and their latency, mempool depth, refused submissions by reason,
-//! queries by kind and outcome, alerts and their delivery latency, undecodable peer messages. No label ever carries a
+//! queries by kind and outcome, alerts and their delivery latency, undecodable peer messages,
+//! sync blocks served and sync requests dropped, watch requests refused for full watchers. No label ever carries a
 //! patient, carer, key or place.
 //!
 //! The endpoint is one fixed route answered with one HTTP/1.0 response and the connection
@@ -62,6 +63,12 @@ pub struct Metrics {
     pub alert_latency: Histogram,
     /// Messages from peers that did not decode.
     pub bad_peer_messages: Counter,
+    /// Blocks sent to peers in answer to their sync requests.
+    pub sync_served_blocks: Counter,
+    /// Sync requests (or the rest of their batch) not served, by reason.
+    pub sync_dropped: Family<Reason, Counter>,
+    /// Watch requests answered at once because the carer's or the node's watchers are full.
+    pub watchers_refused: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,6 +91,9 @@ impl Default for Metrics {
             alerts: Counter::default(),
             alert_latency: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             bad_peer_messages: Counter::default(),
+            sync_served_blocks: Counter::default(),
+            sync_dropped: Family::default(),
+            watchers_refused: Counter::default(),
         };
         registry.register(
             "commits",
@@ -129,6 +139,21 @@ impl Default for Metrics {
             "bad_peer_messages",
             "Messages from other validators that did not decode",
             metrics.bad_peer_messages.clone(),
+        );
+        registry.register(
+            "sync_served_blocks",
+            "Blocks sent to other validators answering their sync requests",
+            metrics.sync_served_blocks.clone(),
+        );
+        registry.register(
+            "sync_dropped",
+            "Sync requests or parts of their batch not served, by reason",
+            metrics.sync_dropped.clone(),
+        );
+        registry.register(
+            "watchers_refused",
+            "Alert long polls answered at once because watchers were full",
+            metrics.watchers_refused.clone(),
         );
         Self {
             registry,

@@ -9,6 +9,7 @@ use tracing::info;
 
 use bmpls_consensus::{Engine, Ledger};
 use bmpls_net::guard::KnownClients;
+use bmpls_net::query::CertifiedHeader;
 use bmpls_net::{ClientServer, Identity, PeerConfig, Peers, Trust};
 use bmpls_store::{SledWal, Store};
 use bmpls_types::{Height, ValidatorId};
@@ -87,6 +88,18 @@ impl Node {
         let wal = SledWal::open(&config.data_dir.join("wal"))?;
         let (ledger, alerts) = state_from_store(config, &store)?;
         let resumed = ledger.height().0;
+        // Watch answers carry the certified header of the last block the alerts have seen.
+        let tip = match resumed {
+            0 => None,
+            h => match (store.header(Height(h))?, store.certificate(Height(h))?) {
+                (Some(header), Some(cert)) => Some(CertifiedHeader { header, cert }),
+                _ => {
+                    return Err(NodeError::Internal(format!(
+                        "the store lacks the header or certificate of its tip {h}"
+                    )));
+                }
+            },
+        };
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -131,7 +144,7 @@ impl Node {
         let driver = Driver::new(
             engine,
             auditor,
-            alerts,
+            (alerts, tip),
             store,
             peers,
             config.blocks,

@@ -28,6 +28,6 @@ pub use ids::{
 pub use record::{Finer, LocationRecord, RecordDigest, RecordView, level_chain};
 pub use signed::Signed;
 pub use tx::{
-    Audit, EnrolCarer, EnrolPatient, FenceEpoch, FenceRanges, Grant, QueryKind, Revoke, Role,
-    RotateReporterKey, SetFence, Transaction, report_leaf_encode_to,
+    Audit, EnrolCarer, EnrolPatient, FenceEpoch, FenceRanges, Grant, QueryKind, RemoveFence,
+    Revoke, Role, RotateReporterKey, SetFence, Transaction, report_leaf_encode_to,
 };

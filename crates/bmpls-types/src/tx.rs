@@ -35,6 +35,8 @@ pub enum Transaction {
     SetFence(SetFence),
     /// A node records that it answered a query.
     Audit(Audit),
+    /// The custodian removes a safe zone: its alerts stop from the next block on.
+    RemoveFence(RemoveFence),
 }
 
 /// Enrolment of a patient by a consortium operator.
@@ -196,6 +198,17 @@ pub struct SetFence {
     pub sig: SignatureBytes,
 }
 
+/// Removal of a fence, named by the hash of its `SetFence` transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RemoveFence {
+    /// The patient.
+    pub patient: PatientId,
+    /// Hash of the `SetFence` transaction removed.
+    pub fence: TxHash,
+    /// Signature by the patient's custodian key.
+    pub sig: SignatureBytes,
+}
+
 /// Kinds of query, for the audit trail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 #[borsh(use_discriminant = true)]
@@ -254,6 +267,7 @@ signed! {
     Revoke => b"bmpls/v1/sig/revoke",
     SetFence => b"bmpls/v1/sig/set-fence",
     Audit => b"bmpls/v1/sig/audit",
+    RemoveFence => b"bmpls/v1/sig/remove-fence",
 }
 
 /// Borsh's tag of [`Transaction::Report`] (its variant index), checked by a test.
@@ -292,6 +306,7 @@ impl Transaction {
             Self::Revoke(t) => t.signing_bytes(chain),
             Self::SetFence(t) => t.signing_bytes(chain),
             Self::Audit(t) => t.signing_bytes(chain),
+            Self::RemoveFence(t) => t.signing_bytes(chain),
         }
     }
 
@@ -306,6 +321,7 @@ impl Transaction {
             Self::Revoke(t) => t.signature(),
             Self::SetFence(t) => t.signature(),
             Self::Audit(t) => t.signature(),
+            Self::RemoveFence(t) => t.signature(),
         }
     }
 
@@ -320,6 +336,7 @@ impl Transaction {
             Self::Revoke(t) => Some(&t.patient),
             Self::SetFence(t) => Some(&t.patient),
             Self::Audit(t) => Some(&t.patient),
+            Self::RemoveFence(t) => Some(&t.patient),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! grants, audited, answered from the store on a blocking thread), the audit trail, and the
 //! long poll for geofence alerts.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -20,7 +21,8 @@ use bmpls_types::{
     Transaction, ValidatorId,
 };
 
-use super::{Driver, Watcher, now_ms};
+use super::watchers::Watcher;
+use super::{Driver, now_ms};
 use crate::answer::{Permit, answer, audit_answer, authorize};
 use crate::metrics::QueryLabels;
 
@@ -157,8 +159,12 @@ impl Driver {
         if !answer.events.is_empty() || request.wait_ms == 0 {
             self.observe_delivery(&answer);
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
-        } else {
-            self.watchers.push(watcher);
+            return;
+        }
+        if let Err(watcher) = self.watchers.add(watcher) {
+            // Full: "nothing yet" now, which the carer's client asks again after.
+            self.metrics.watchers_refused.inc();
+            let _ = watcher.reply.send(WatchOutcome::Events(answer));
         }
     }
 
@@ -168,13 +174,16 @@ impl Driver {
         let ledger = self.engine.ledger();
         let now = now_ms();
         let (events, more) = self.alerts.since(carer, from, MAX_WATCH_EVENTS);
+        // One above the last block the alerts have seen, which the answer's certified tip
+        // shows the carer (the ledger may be ahead of it while a batch of blocks is applied).
+        let seen = self.tip.as_ref().map_or(0, |t| t.header.height.0);
         let next_height = match events.last() {
             Some(last) if more => last.height,
-            _ => Height(ledger.height().0 + 1),
+            _ => Height(seen + 1),
         };
         let events = events
             .into_iter()
-            .filter(|e| ledger.carer_may_see(&e.patient, carer, now))
+            .filter(|e| ledger.carer_may_see_alert(&e.patient, carer, (e.level, e.epoch), now))
             .map(|event| {
                 let mut signed = SignedAlert {
                     event,
@@ -188,6 +197,7 @@ impl Driver {
         WatchAnswer {
             events: BoundedVec::new(events).expect("at most MAX_WATCH_EVENTS"),
             next_height,
+            tip: self.tip.clone().map(Box::new),
         }
     }
 
@@ -201,17 +211,31 @@ impl Driver {
         }
     }
 
-    /// Answers the watchers that have events now, or whose wait ran out.
-    pub(super) fn serve_watchers(&mut self, now: Instant) {
-        let watchers = std::mem::take(&mut self.watchers);
-        for watcher in watchers {
-            let answer = self.alerts_for(&watcher.carer, watcher.from);
-            if !answer.events.is_empty() || watcher.deadline <= now {
-                self.observe_delivery(&answer);
-                let _ = watcher.reply.send(WatchOutcome::Events(answer));
-            } else if !watcher.reply.is_closed() {
-                self.watchers.push(watcher);
+    /// Answers the watchers of `carers` (a commit brought them events) that have events now.
+    pub(super) fn serve_carers(&mut self, carers: &BTreeSet<CarerId>) {
+        for carer in carers {
+            for watcher in self.watchers.take_carer(carer) {
+                let answer = self.alerts_for(&watcher.carer, watcher.from);
+                if !answer.events.is_empty() {
+                    self.observe_delivery(&answer);
+                    let _ = watcher.reply.send(WatchOutcome::Events(answer));
+                } else if !watcher.reply.is_closed() {
+                    // Its events were below what it asks from: it waits on. It held a place
+                    // a moment ago, so there is room.
+                    if let Err(watcher) = self.watchers.add(watcher) {
+                        let _ = watcher.reply.send(WatchOutcome::Events(answer));
+                    }
+                }
             }
+        }
+    }
+
+    /// Answers the watchers whose wait ran out.
+    pub(super) fn serve_expired(&mut self, now: Instant) {
+        for watcher in self.watchers.take_expired(now) {
+            let answer = self.alerts_for(&watcher.carer, watcher.from);
+            self.observe_delivery(&answer);
+            let _ = watcher.reply.send(WatchOutcome::Events(answer));
         }
     }
 

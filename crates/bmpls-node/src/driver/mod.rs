@@ -10,20 +10,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info};
 
-use bmpls_consensus::{
-    Address, Engine, EngineError, Message, Output, Refusal, SYNC_BATCH, Timeout, TxRefusal,
-};
+use bmpls_consensus::{Address, Engine, EngineError, Message, Output, Refusal, Timeout, TxRefusal};
 use bmpls_crypto::hash::tx_hash;
 use bmpls_crypto::{SigningKey, Verified};
 use bmpls_net::alert::{WatchOutcome, WatchRequest};
 use bmpls_net::guard::KnownClients;
 use bmpls_net::proto::reason;
-use bmpls_net::query::{AuditOutcome, AuditRequest, Query, QueryOutcome};
+use bmpls_net::query::{AuditOutcome, AuditRequest, CertifiedHeader, Query, QueryOutcome};
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
 use bmpls_store::{SledWal, Store};
 use bmpls_types::{
-    Block, BoundedVec, Canonical, CarerId, CommitCertificate, Height, PublicKeyBytes, Transaction,
-    TxHash,
+    Block, BoundedVec, Canonical, CarerId, CommitCertificate, PublicKeyBytes, Transaction, TxHash,
 };
 
 use crate::NodeError;
@@ -32,6 +29,8 @@ use crate::config::BlockPolicy;
 use crate::metrics::{Metrics, Reason};
 
 mod carers;
+mod sync;
+mod watchers;
 
 /// How long a submission waits for its block before the node answers
 /// [`RefusalCode::Timeout`] (the transaction may still commit later).
@@ -77,14 +76,6 @@ pub(crate) enum Command {
     },
 }
 
-/// A carer's watch request waiting for an alert.
-struct Watcher {
-    carer: CarerId,
-    from: Height,
-    reply: oneshot::Sender<WatchOutcome>,
-    deadline: Instant,
-}
-
 struct Batch {
     results: Vec<Option<Submitted>>,
     remaining: usize,
@@ -105,7 +96,10 @@ pub(crate) struct Driver {
     /// it serves.
     auditor: SigningKey,
     alerts: Alerts,
-    watchers: Vec<Watcher>,
+    /// The certified header of the last block `alerts` has seen: a watch answer's resume
+    /// height is one above it, and the carer checks it.
+    tip: Option<CertifiedHeader>,
+    watchers: watchers::Watchers,
     store: Arc<Store>,
     peers: Peers,
     policy: BlockPolicy,
@@ -117,6 +111,8 @@ pub(crate) struct Driver {
     next_height: Option<NextHeight>,
     /// The client keys the request guard limits as known; grows as enrolments commit.
     known: KnownClients,
+    /// Admission of peers' sync requests.
+    sync: sync::SyncServer,
 }
 
 fn now_ms() -> u64 {
@@ -159,9 +155,10 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
             TxRefusal::Levels { .. }
             | TxRefusal::Invalid(_)
             | TxRefusal::UnknownGrant(_)
+            | TxRefusal::UnknownFence(_)
             | TxRefusal::FixTimeAhead { .. } => RefusalCode::Invalid,
             // Asking for what is already so is a replay: nothing is left to do.
-            TxRefusal::AlreadyRevoked(_) => RefusalCode::Replay,
+            TxRefusal::AlreadyRevoked(_) | TxRefusal::FenceRemoved(_) => RefusalCode::Replay,
         },
     }
 }
@@ -171,7 +168,7 @@ impl Driver {
     pub(crate) fn new(
         engine: Engine<SledWal>,
         auditor: SigningKey,
-        alerts: Alerts,
+        (alerts, tip): (Alerts, Option<CertifiedHeader>),
         store: Arc<Store>,
         peers: Peers,
         policy: BlockPolicy,
@@ -182,7 +179,8 @@ impl Driver {
             engine,
             auditor,
             alerts,
-            watchers: Vec::new(),
+            tip,
+            watchers: watchers::Watchers::default(),
             store,
             peers,
             policy,
@@ -193,6 +191,7 @@ impl Driver {
             waiting: HashMap::new(),
             next_height: None,
             known,
+            sync: sync::SyncServer::default(),
         }
     }
 
@@ -233,7 +232,7 @@ impl Driver {
         let far = Instant::now() + Duration::from_secs(3600);
         let timers = self.timers.values().copied();
         let batches = self.batches.values().map(|b| b.deadline);
-        let watchers = self.watchers.iter().map(|w| w.deadline);
+        let watchers = self.watchers.next_deadline();
         let next = self.next_height.as_ref().map(|n| {
             if n.peer_ahead {
                 Instant::now()
@@ -293,7 +292,17 @@ impl Driver {
         message: Message,
     ) -> Result<(), NodeError> {
         if let Message::SyncRequest(height) = message {
-            return self.serve_sync(from, height.0);
+            self.serve_sync(from, height.0);
+            return Ok(());
+        }
+        // A peer's own vote or proposal, on its own link, shows the height it has reached.
+        let own = match &message {
+            Message::Proposal(p) if p.proposer.0 == from => Some(p.height),
+            Message::Vote(v) if v.vote.validator.0 == from => Some(v.vote.height),
+            _ => None,
+        };
+        if let Some(height) = own {
+            self.sync.note_height(from, height.0, Instant::now());
         }
         if let Some(next) = self.next_height.as_mut() {
             let height = match &message {
@@ -311,19 +320,27 @@ impl Driver {
         self.handle(outputs).await
     }
 
-    fn serve_sync(&mut self, to: bmpls_types::ValidatorId, from: u64) -> Result<(), NodeError> {
-        let (tip, _) = self.store.tip()?;
-        for height in from.max(1)..=tip.0.min(from.saturating_add(SYNC_BATCH - 1)) {
-            let (Some(block), Some(cert)) = (
-                self.store.block(Height(height))?,
-                self.store.certificate(Height(height))?,
-            ) else {
-                break;
-            };
-            let message = Message::SyncResponse(Box::new(block), cert);
-            self.peers.send(&to, message.encode().into());
+    /// Admits a peer's sync request here and serves it on a blocking thread (`sync.rs`): the
+    /// core task only decides.
+    fn serve_sync(&mut self, to: bmpls_types::ValidatorId, from: u64) {
+        let tip = self.tip.as_ref().map_or(0, |t| t.header.height.0);
+        match self.sync.admit(to, from, tip, Instant::now()) {
+            Ok((start, end)) => self.sync.serve(
+                (to, start, end),
+                self.store.clone(),
+                self.peers.sender(),
+                self.metrics.clone(),
+            ),
+            Err(why) => {
+                self.metrics
+                    .sync_dropped
+                    .get_or_create(&Reason {
+                        reason: why.label().into(),
+                    })
+                    .inc();
+                debug!(peer = %to, from, reason = why.label(), "sync request dropped");
+            }
         }
-        Ok(())
     }
 
     /// Handles `first` and the commands already queued: their submissions are admitted as
@@ -460,8 +477,8 @@ impl Driver {
                 finish(batch);
             }
         }
-        if self.watchers.iter().any(|w| w.deadline <= now) {
-            self.serve_watchers(now);
+        if self.watchers.next_deadline().is_some_and(|d| d <= now) {
+            self.serve_expired(now);
         }
         let ready = self.next_height.as_ref().is_some_and(|n| {
             n.peer_ahead || now >= n.latest || (now >= n.earliest && self.engine.mempool_len() > 0)
@@ -502,10 +519,11 @@ impl Driver {
     ) -> Result<(), NodeError> {
         let started = Instant::now();
         let store = self.store.clone();
-        let block =
-            tokio::task::spawn_blocking(move || store.apply_block(&block, &cert).map(|()| block))
-                .await
-                .map_err(|e| NodeError::Internal(format!("store task: {e}")))??;
+        let (block, cert) = tokio::task::spawn_blocking(move || {
+            store.apply_block(&block, &cert).map(|()| (block, cert))
+        })
+        .await
+        .map_err(|e| NodeError::Internal(format!("store task: {e}")))??;
         let height = block.header.height.0;
         let txs = block.txs.len();
         self.metrics.commits.inc();
@@ -517,9 +535,15 @@ impl Driver {
         self.known
             .extend(block.txs.iter().flat_map(registered_keys));
         let fired = self.alerts.on_block(&block);
+        self.tip = Some(CertifiedHeader {
+            header: block.header.clone(),
+            cert,
+        });
         if !fired.is_empty() {
             self.metrics.alerts.inc_by(fired.len() as u64);
-            self.serve_watchers(Instant::now());
+            let carers: std::collections::BTreeSet<CarerId> =
+                fired.iter().map(|e| e.carer).collect();
+            self.serve_carers(&carers);
         }
         if !self.waiting.is_empty() {
             for tx in block.txs.iter() {

@@ -6,7 +6,7 @@ use bmpls_types::limits::{
 use bmpls_types::{
     AgreementKey, Audit, Block, BlockHash, BlockHeader, BoundedString, BoundedVec, CarerId,
     ChainId, EnrolCarer, EnrolPatient, Epoch, FenceEpoch, Grant, Hash32, Height, LevelIndex,
-    LocationRecord, OpeCiphertext, PatientId, PublicKeyBytes, QueryKind, Revoke, Role,
+    LocationRecord, OpeCiphertext, PatientId, PublicKeyBytes, QueryKind, RemoveFence, Revoke, Role,
     RotateReporterKey, Seq, SetFence, SignatureBytes, Transaction, TxHash, ValidatorId,
 };
 use bmpls_types::{Cell, FenceRanges, OreLeft, OreRight};
@@ -219,6 +219,13 @@ pub fn transaction() -> impl Strategy<Value = Transaction> {
         }),
         fence().prop_map(Transaction::SetFence),
         audit().prop_map(Transaction::Audit),
+        (any::<[u8; 16]>(), any::<[u8; 32]>(), signature()).prop_map(|(p, f, sig)| {
+            Transaction::RemoveFence(RemoveFence {
+                patient: PatientId(p),
+                fence: TxHash(f),
+                sig,
+            })
+        }),
     ]
 }
 
