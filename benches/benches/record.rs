@@ -69,6 +69,23 @@ fn record(c: &mut Criterion) {
                 .expect("record")
         })
         .collect();
+    let mut j = 0;
+    c.bench_function("a record's digest (what its signature and Merkle leaf cover)", |b| {
+        b.iter(|| {
+            j = (j + 1) % records.len();
+            records[j].digest()
+        })
+    });
+    let txs: Vec<_> = records
+        .iter()
+        .map(|r| bmpls_types::Transaction::Report(r.clone()))
+        .collect();
+    c.bench_function("a report's transaction hash", |b| {
+        b.iter(|| {
+            j = (j + 1) % txs.len();
+            bmpls_crypto::hash::tx_hash(&txs[j])
+        })
+    });
     let sizes: Vec<usize> = records.iter().map(|r| r.encode().len()).collect();
     println!(
         "record: {} bytes encoded (ORE right ciphertexts {} + {} + {} bytes)",
