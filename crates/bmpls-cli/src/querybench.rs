@@ -340,7 +340,9 @@ pub fn run_alerts(args: &AlertBenchArgs) -> anyhow::Result<()> {
         let phone = Nodes::new(&addrs, &trust, patient.reporter_key())?;
         let mut reporter = patient.reporter(chain)?;
         let mut latencies = Vec::with_capacity(args.alerts);
-        let start = now - 600_000;
+        // Fix times inside today's key epoch, which the grant and the fence cover (just after
+        // midnight, ten minutes ago was yesterday).
+        let start = (now - 600_000).max(today.0);
         for i in 0..=args.alerts {
             // In (even steps) and out 3 km east (odd): every report after the first crosses.
             let fix = Fix {
