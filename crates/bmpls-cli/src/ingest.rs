@@ -135,7 +135,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
     let built = started.elapsed();
     let total: usize = phones.iter().map(|p| p.records.len()).sum();
     println!(
-        "built {total} records for {} reporters in {:.1} s ({:.0} records/s: OPE at 6 levels, sealing, signing)",
+        "built {total} records for {} reporters in {:.1} s ({:.0} records/s: ORE at 3 levels, OPE at 3, sealing, signing)",
         phones.len(),
         built.as_secs_f64(),
         total as f64 / built.as_secs_f64()
