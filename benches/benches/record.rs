@@ -70,12 +70,15 @@ fn record(c: &mut Criterion) {
         })
         .collect();
     let mut j = 0;
-    c.bench_function("a record's digest (what its signature and Merkle leaf cover)", |b| {
-        b.iter(|| {
-            j = (j + 1) % records.len();
-            records[j].digest()
-        })
-    });
+    c.bench_function(
+        "a record's digest (what its signature and Merkle leaf cover)",
+        |b| {
+            b.iter(|| {
+                j = (j + 1) % records.len();
+                records[j].digest()
+            })
+        },
+    );
     let txs: Vec<_> = records
         .iter()
         .map(|r| bmpls_types::Transaction::Report(r.clone()))

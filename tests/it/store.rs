@@ -753,3 +753,55 @@ fn refined_queries_count_only_accepted_records_under_every_plan() {
         }
     }
 }
+
+/// A refined query whose pre-filter selects more candidates than a validator compares in one
+/// query is refused with a typed error, not run without bound; a shorter window is answered.
+#[test]
+fn a_refined_query_reads_a_bounded_number_of_candidates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir);
+    let patient = PatientId([6; 16]);
+    let count = bmpls_store::MAX_REFINED_CANDIDATES as u64 + 10_000;
+    let all = fill(&store, &[patient], count, 5_000, 11);
+    let records = &all[&patient];
+    let (first, last) = (
+        records[0].fix_time_ms,
+        records[records.len() - 1].fix_time_ms,
+    );
+    let everything = |from: u64, to: u64| -> Vec<EpochRanges> {
+        (from / DAY_MS..=to / DAY_MS)
+            .map(|e| EpochRanges {
+                epoch: Epoch(e as u32),
+                ranges: vec![(OpeCiphertext(0), OpeCiphertext(u128::MAX))],
+            })
+            .collect()
+    };
+    let nothing = |_: &LocationRecord| false;
+    let refused = store.within_refined(
+        &patient,
+        LevelIndex(3),
+        &everything(first, last),
+        (first, last),
+        10,
+        Plan::TimeWalk,
+        Some(&nothing),
+    );
+    assert!(
+        matches!(refused, Err(bmpls_store::StoreError::QueryTooLarge(_))),
+        "{:?}",
+        refused.map(|r| r.len())
+    );
+    let day = (first, first + DAY_MS - 1);
+    let answered = store
+        .within_refined(
+            &patient,
+            LevelIndex(3),
+            &everything(day.0, day.1),
+            day,
+            10,
+            Plan::TimeWalk,
+            Some(&nothing),
+        )
+        .expect("a day's candidates are within the bound");
+    assert!(answered.is_empty());
+}

@@ -22,6 +22,8 @@ mod wal;
 mod zones;
 
 pub use error::StoreError;
-pub use query::{EpochRanges, MAX_RANGES, MAX_RESULTS, OreTokens, Plan, Query, Refine};
+pub use query::{
+    EpochRanges, MAX_RANGES, MAX_REFINED_CANDIDATES, MAX_RESULTS, OreTokens, Plan, Query, Refine,
+};
 pub use store::{PatientSummary, SCHEMA_VERSION, Store, StoredRecord};
 pub use wal::SledWal;

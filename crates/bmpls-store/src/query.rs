@@ -28,6 +28,11 @@ use crate::zones;
 pub const MAX_RESULTS: usize = 10_000;
 /// Most ciphertext ranges in one `within` query (over all epochs).
 pub const MAX_RANGES: usize = 4096;
+/// Most candidate records one refined (ORE) query reads and compares: about 50 ms of work. A
+/// pre-filter that selects more (a long window, an area whose district cells the patient
+/// lives in) is refused, so that no query costs a validator without bound; the carer asks a
+/// shorter window.
+pub const MAX_REFINED_CANDIDATES: usize = 200_000;
 
 /// Encrypted ranges of one key epoch: inclusive `(low, high)` ciphertext bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -405,6 +410,7 @@ impl Store {
     ) -> Result<Vec<Hit>, StoreError> {
         let mut hits = Vec::new();
         let mut current: Option<RecordChunk> = None;
+        let mut candidates = 0usize;
         for item in chunks {
             let (key, value) = item?;
             let payload = open_value(&value, "chunk index", &key)?;
@@ -419,6 +425,12 @@ impl Store {
                     at: Located::Chunk(chunk.record_chunk(slot)),
                 })),
                 Some(refine) => {
+                    candidates += slots.len();
+                    if candidates > MAX_REFINED_CANDIDATES {
+                        return Err(StoreError::QueryTooLarge(
+                            "the area's pre-filter selects too many records: ask a shorter window",
+                        ));
+                    }
                     for slot in slots {
                         let (seq, first) = (chunk.seq(slot), chunk.record_chunk(slot));
                         let records = match current.take() {
