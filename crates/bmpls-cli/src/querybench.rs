@@ -249,7 +249,8 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
         let mut rng = StdRng::seed_from_u64(3);
         let days = (per as u64 * STEP_MS / DAY_MS).max(1);
         let mut table = Vec::new();
-        for kind in ["last", "track, one day (1,000 records)", "1 km² box, one day"] {
+        let kinds = ["last", "track, one day (1,000 records)", "1 km² box, one day", "1 km² box, 30 days", "1 km² box, whole history"];
+        for kind in kinds {
             let (mut asked, mut checked, mut results, mut bytes) = (Vec::new(), Vec::new(), 0usize, 0usize);
             for _ in 0..args.queries {
                 let day_start = window.0 + rng.gen_range(0..days) * DAY_MS;
@@ -258,14 +259,24 @@ pub fn run_query(args: &QueryBenchArgs) -> anyhow::Result<()> {
                     "last" => base.clone(),
                     k if k.starts_with("track") => Query { from_ms: day.0, to_ms: day.1, ask: Ask::Track, limit: 1_000, ..base.clone() },
                     _ => {
-                        // A square kilometre around where she was at some moment of that day.
+                        // A square kilometre around where she was at some moment of that day,
+                        // asked over the day, 30 days from it (or to the end), or her whole
+                        // history.
                         let first = ((day.0 - window.0) / STEP_MS) as usize;
                         let centre = &walk[(first + rng.gen_range(0..2_880)).min(per - 1)];
                         let (dlat, dlon) = (0.0045, 0.0045 / centre.lat.to_radians().cos());
                         let cells = cover_lon_lat_box(centre.lon - dlon, centre.lat - dlat, centre.lon + dlon, centre.lat + dlat, depth, 64)?;
-                        let epoch = Epoch((day.0 / DAY_MS) as u32);
-                        let ask = area_query(&keys, &levels, NEIGHBOURHOOD.0, &cells, (epoch, epoch))?;
-                        Query { from_ms: day.0, to_ms: day.1, ask, limit: 1_000, ..base.clone() }
+                        let span = match kind {
+                            k if k.ends_with("one day") => day,
+                            k if k.ends_with("30 days") => {
+                                let start = day.0.min(window.1.saturating_sub(30 * DAY_MS - 1)).max(window.0);
+                                (start, (start + 30 * DAY_MS - 1).min(window.1))
+                            }
+                            _ => window,
+                        };
+                        let epoch = |ms: u64| Epoch((ms / DAY_MS) as u32);
+                        let ask = area_query(&keys, &levels, NEIGHBOURHOOD.0, &cells, (epoch(span.0), epoch(span.1)))?;
+                        Query { from_ms: span.0, to_ms: span.1, ask, limit: 1_000, ..base.clone() }
                     }
                 };
                 let sent = Instant::now();
