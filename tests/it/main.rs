@@ -3,6 +3,7 @@
 
 mod alerts;
 mod carers;
+mod clients;
 mod cluster;
 mod consortium;
 mod crash;

@@ -62,7 +62,8 @@ pub struct WatchArgs {
     /// The carer's keystore.
     #[arg(long)]
     carer: PathBuf,
-    /// Resume from this block height (as a previous `watch` printed it).
+    /// Resume from this block height (a previous `watch` prints it on its last line, when it
+    /// stops on Ctrl-C or after --count alerts).
     #[arg(long, default_value_t = 1)]
     from_height: u64,
     /// Stop after this many alerts (default: run until interrupted).
@@ -109,6 +110,39 @@ pub fn fence(args: FenceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// The last line of `bmpls watch`: how many alerts it printed and the height to resume from.
+fn resume_hint(printed: usize, next: Height) -> String {
+    format!(
+        "stopped after {printed} alert{}; resume with --from-height {}",
+        if printed == 1 { "" } else { "s" },
+        next.0
+    )
+}
+
 /// `bmpls watch`: waits for the carer's alerts and prints each once, resuming on another
 /// validator when one stops answering.
 pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
@@ -116,7 +150,7 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let genesis = args.consortium.genesis()?;
     let validators = genesis.validators.crypto().clone();
     runtime()?.block_on(async {
-        let nodes = args.consortium.connect(carer.identity())?;
+        let nodes = args.consortium.connect(carer.identity()).await?;
         let mut stream = AlertStream::new(carer.carer, validators, Height(args.from_height));
         let mut printed = 0usize;
         let mut backoff = std::time::Duration::from_millis(200);
@@ -125,8 +159,16 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
             hex::encode(carer.carer.0),
             args.from_height
         );
+        // Ctrl-C (or SIGTERM) ends the watch between answers, saying where to resume: events
+        // below that height have all been printed.
+        let stop = stop_signal();
+        tokio::pin!(stop);
         while args.count.is_none_or(|n| printed < n) {
-            match stream.next_events(&nodes, MAX_WATCH_WAIT_MS).await {
+            let step = tokio::select! {
+                step = stream.next_events(&nodes, MAX_WATCH_WAIT_MS) => step,
+                () = &mut stop => break,
+            };
+            match step {
                 Ok(events) => {
                     backoff = std::time::Duration::from_millis(200);
                     for e in events {
@@ -147,12 +189,16 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
                         "no validator answers ({e}); retrying from height {}",
                         stream.next_height().0
                     );
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut stop => break,
+                    }
                     backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+        println!("{}", resume_hint(printed, stream.next_height()));
         nodes.close().await;
         anyhow::Ok(())
     })

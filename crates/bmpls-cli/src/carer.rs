@@ -240,7 +240,7 @@ pub(crate) fn submit(
     what: &str,
 ) -> anyhow::Result<(TxHash, u64)> {
     let outcome = runtime()?.block_on(async {
-        let nodes = consortium.connect(key)?;
+        let nodes = consortium.connect(key).await?;
         let outcome = nodes.submit(vec![tx]).await;
         nodes.close().await;
         anyhow::Ok(outcome?)
@@ -412,7 +412,7 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
         limit: args.limit,
     };
     let verified = runtime()?.block_on(async {
-        let nodes = consortium.connect(carer.identity())?;
+        let nodes = consortium.connect(carer.identity()).await?;
         let result = async {
             let query = match &area {
                 None => base,
@@ -526,7 +526,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
         limit: args.limit,
     };
     let (addr, outcome) = runtime()?.block_on(async {
-        let nodes = args.consortium.connect(patient.custodian_key())?;
+        let nodes = args.consortium.connect(patient.custodian_key()).await?;
         let outcome = nodes.audit(request.clone()).await;
         nodes.close().await;
         anyhow::Ok(outcome?)

@@ -18,9 +18,14 @@ use bmpls_types::{ChainId, Seq, Transaction, Trigger, ValidatorId};
 /// How to reach the consortium (defaults: the local cluster of README "A local cluster").
 #[derive(Debug, Args)]
 pub struct Consortium {
-    /// A validator's client address; repeat it to fail over between validators.
-    #[arg(long = "node", default_value = "127.0.0.1:7201")]
-    nodes: Vec<SocketAddr>,
+    /// A validator's client address, IP:port or host:port (a DNS name is resolved when the
+    /// command starts); repeat it to fail over between validators.
+    #[arg(
+        long = "node",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:7201"
+    )]
+    nodes: Vec<String>,
     /// The consortium CA certificate, pinned: a node must present a certificate it signed.
     #[arg(long, default_value = "certs/local/ca.pem")]
     ca: PathBuf,
@@ -43,12 +48,30 @@ impl Consortium {
     }
 
     /// Clients of the validators (inside a tokio runtime: the QUIC endpoint needs one).
-    pub(crate) fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
+    pub(crate) async fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
         let genesis = self.genesis()?;
         let ids: Vec<ValidatorId> = genesis.names.iter().map(|(_, id)| *id).collect();
         let trust = Trust::load(&self.ca, genesis.validators.crypto().chain_id(), &ids)?;
-        Ok(Nodes::new(&self.nodes, &trust, key)?)
+        let mut addrs = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            addrs.push(resolve(node).await?);
+        }
+        Ok(Nodes::new(&addrs, &trust, key)?)
     }
+}
+
+/// `--node`'s text as an address: IP:port as it is, host:port through the system's resolver
+/// (the first address it gives).
+async fn resolve(node: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = node.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let mut addrs = tokio::net::lookup_host(node)
+        .await
+        .with_context(|| format!("--node {node:?} is not an address (IP:port or host:port)"))?;
+    addrs
+        .next()
+        .with_context(|| format!("--node {node:?} resolves to no address"))
 }
 
 /// A validator's key file in the local cluster, as enrol hints name it.
@@ -134,7 +157,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     // Status needs no identity: a throwaway key signs the request.
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     runtime()?.block_on(async {
-        let nodes = args.consortium.connect(&key)?;
+        let nodes = args.consortium.connect(&key).await?;
         let statuses = nodes.statuses().await;
         nodes.close().await;
         for (addr, status) in &statuses {
@@ -197,7 +220,7 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             let store = PatientKeystore::open(&patient)?;
             let operator = read_signing_key(&operator_key)?;
             let outcome = runtime()?.block_on(async {
-                let nodes = consortium.connect(&operator)?;
+                let nodes = consortium.connect(&operator).await?;
                 let chain = consortium.chain()?;
                 let outcome = nodes.submit(vec![store.enrolment(&operator, &chain)]).await;
                 nodes.close().await;
@@ -252,7 +275,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let mut reporter = store.reporter(&args.consortium.chain()?)?;
     let record = reporter.build(&fix, Seq(seq), &mut rand::rngs::OsRng)?;
     let outcome = runtime()?.block_on(async {
-        let nodes = args.consortium.connect(store.reporter_key())?;
+        let nodes = args.consortium.connect(store.reporter_key()).await?;
         let outcome = nodes.submit(vec![Transaction::Report(record)]).await;
         nodes.close().await;
         anyhow::Ok(outcome?)

@@ -107,7 +107,7 @@ pub fn report_file(
     let mut next = first;
     let mut last_height = 0;
     runtime()?.block_on(async {
-        let nodes = consortium.connect(store.reporter_key())?;
+        let nodes = consortium.connect(store.reporter_key()).await?;
         let result = async {
             for chunk in fixes.chunks(BATCH) {
                 let mut batch = Vec::with_capacity(chunk.len());

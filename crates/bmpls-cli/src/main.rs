@@ -45,7 +45,7 @@ enum Command {
     /// gracefully on SIGTERM or Ctrl-C; restarting resumes from its data folder.
     ///
     /// Logs go to stderr (RUST_LOG sets the level; default info). Addresses in the configuration
-    /// are IP:port; paths are relative to the configuration file.
+    /// are IP:port or host:port (resolved at start); paths are relative to the configuration file.
     ///
     /// Example: `bmpls node --config config/node1.toml 2> data/node1.log &`
     Node(node::NodeArgs),

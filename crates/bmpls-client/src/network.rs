@@ -1,9 +1,11 @@
-//! Talking to the consortium: a set of validators, tried in turn. A phone keeps using the node
-//! that last answered and fails over to the others when it stops answering; resubmitting a
+//! Talking to the consortium: a set of validators. A phone keeps using the node that last
+//! answered and fails over to the others when it stops answering, dialling them all at once
+//! (so that any number of down nodes costs one connect timeout, not one each); resubmitting a
 //! transaction is safe (a node that already has it answers once it commits, or refuses it as a
 //! replay once committed).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bmpls_crypto::SigningKey;
@@ -26,9 +28,9 @@ pub enum NetworkError {
         "{0} transactions or queries in one request; at most {MAX_SUBMIT_BATCH} transactions or {MAX_QUERY_BATCH} queries"
     )]
     TooMany(usize),
-    /// Every node failed; the last failure.
-    #[error(transparent)]
-    Unreachable(#[from] ClientError),
+    /// Every node failed: each node and why, in the order given.
+    #[error("no validator answered: {}", failures(.0))]
+    Unreachable(Vec<(SocketAddr, ClientError)>),
     /// A node refused the request itself.
     #[error("refused: {0}")]
     Refused(RequestError),
@@ -37,10 +39,22 @@ pub enum NetworkError {
     Unexpected(SocketAddr),
 }
 
+/// Each failure on its own, naming its node once.
+fn failures(list: &[(SocketAddr, ClientError)]) -> String {
+    let each: Vec<String> = list
+        .iter()
+        .map(|(addr, e)| match e {
+            ClientError::Connect { .. } => e.to_string(),
+            other => format!("{addr}: {other}"),
+        })
+        .collect();
+    each.join("; ")
+}
+
 /// Validators of one consortium, as seen by one client key.
 #[derive(Debug)]
 pub struct Nodes {
-    clients: Vec<Client>,
+    clients: Vec<Arc<Client>>,
     preferred: AtomicUsize,
 }
 
@@ -56,7 +70,11 @@ impl Nodes {
         }
         let clients = addrs
             .iter()
-            .map(|addr| Client::new(*addr, trust, SigningKey::from_seed(&key.to_seed())))
+            .map(|addr| {
+                Client::new(*addr, trust, SigningKey::from_seed(&key.to_seed()))
+                    .map(Arc::new)
+                    .map_err(|e| NetworkError::Unreachable(vec![(*addr, e)]))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Self {
             clients,
@@ -64,22 +82,55 @@ impl Nodes {
         })
     }
 
-    /// Sends `request` to the preferred node, then to the others in turn, until one answers.
-    /// An answer that is a request error (busy, rate limited…) is returned as it is.
+    /// Sends `request` to the preferred node if a connection to it is open, else (or if it
+    /// fails) to whichever other node connects first, all dialled at once, each once; every
+    /// node that failed is named in the error. An answer that is a request error (busy, rate
+    /// limited…) is returned as it is.
     pub async fn call(&self, request: Request) -> Result<(SocketAddr, Response), NetworkError> {
-        let start = self.preferred.load(Ordering::Relaxed);
-        let mut last = None;
-        for step in 0..self.clients.len() {
-            let index = (start + step) % self.clients.len();
-            match self.clients[index].call(request.clone()).await {
-                Ok(response) => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return Ok((self.clients[index].addr(), response));
-                }
-                Err(e) => last = Some(e),
+        let start = self.preferred.load(Ordering::Relaxed) % self.clients.len();
+        let mut failed: Vec<Option<ClientError>> = self.clients.iter().map(|_| None).collect();
+        let preferred = &self.clients[start];
+        if preferred.is_connected().await {
+            match preferred.call(request.clone()).await {
+                Ok(response) => return Ok((preferred.addr(), response)),
+                Err(e) => failed[start] = Some(e),
             }
         }
-        Err(last.map_or(NetworkError::NoNodes, NetworkError::Unreachable))
+        let mut dials = tokio::task::JoinSet::new();
+        for (index, client) in self.clients.iter().enumerate() {
+            if failed[index].is_none() {
+                let client = client.clone();
+                dials.spawn(async move { (index, client.dial().await) });
+            }
+        }
+        // Dropping `dials` on return aborts the dials still waiting.
+        while let Some(joined) = dials.join_next().await {
+            let Ok((index, dialled)) = joined else {
+                continue;
+            };
+            let client = &self.clients[index];
+            let outcome = match dialled {
+                Ok(_) => client.call(request.clone()).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(response) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok((client.addr(), response));
+                }
+                Err(e) => failed[index] = Some(e),
+            }
+        }
+        let failures: Vec<(SocketAddr, ClientError)> = self
+            .clients
+            .iter()
+            .zip(failed)
+            .filter_map(|(client, e)| Some((client.addr(), e?)))
+            .collect();
+        if failures.is_empty() {
+            return Err(NetworkError::NoNodes);
+        }
+        Err(NetworkError::Unreachable(failures))
     }
 
     /// Submits `txs` and returns each outcome, once committed (or refused).
@@ -144,17 +195,34 @@ impl Nodes {
         }
     }
 
-    /// Each node's status (or why it did not answer), in the order given.
+    /// Each node's status (or why it did not answer), in the order given; all asked at once,
+    /// each dialled once.
     pub async fn statuses(&self) -> Vec<(SocketAddr, Result<NodeStatus, String>)> {
-        let mut out = Vec::with_capacity(self.clients.len());
-        for client in &self.clients {
-            let status = match client.call(Request::Status).await {
-                Ok(Response::Status(s)) => Ok(s),
-                Ok(Response::Error(e)) => Err(e.to_string()),
-                Ok(_) => Err("unexpected answer".to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            out.push((client.addr(), status));
+        let mut asks = tokio::task::JoinSet::new();
+        for (index, client) in self.clients.iter().enumerate() {
+            let client = client.clone();
+            asks.spawn(async move {
+                let status = match client.dial().await {
+                    Ok(_) => match client.call(Request::Status).await {
+                        Ok(Response::Status(s)) => Ok(s),
+                        Ok(Response::Error(e)) => Err(e.to_string()),
+                        Ok(_) => Err("unexpected answer".to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                (index, status)
+            });
+        }
+        let mut out: Vec<(SocketAddr, Result<NodeStatus, String>)> = self
+            .clients
+            .iter()
+            .map(|c| (c.addr(), Err("no answer".to_string())))
+            .collect();
+        while let Some(joined) = asks.join_next().await {
+            if let Ok((index, status)) = joined {
+                out[index].1 = status;
+            }
         }
         out
     }

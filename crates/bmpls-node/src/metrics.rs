@@ -41,6 +41,13 @@ pub struct QueryLabels {
     pub outcome: String,
 }
 
+/// The label of the client address metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Address {
+    /// `IP:port`.
+    pub address: String,
+}
+
 /// The node's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -62,6 +69,10 @@ pub struct Metrics {
     pub alert_latency: Histogram,
     /// Messages from peers that did not decode.
     pub bad_peer_messages: Counter,
+    /// The address reporters and carers reach this validator at (one series, value 1), so a
+    /// client pointed at this port by mistake can say which port it wanted
+    /// (`bmpls_net::client::diagnose`).
+    pub client_address: Family<Address, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,6 +95,7 @@ impl Default for Metrics {
             alerts: Counter::default(),
             alert_latency: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             bad_peer_messages: Counter::default(),
+            client_address: Family::default(),
         };
         registry.register(
             "commits",
@@ -130,6 +142,11 @@ impl Default for Metrics {
             "Messages from other validators that did not decode",
             metrics.bad_peer_messages.clone(),
         );
+        registry.register(
+            "client_address_info",
+            "The address clients reach this validator at (value 1)",
+            metrics.client_address.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -138,6 +155,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Names the client address in [`Metrics::client_address`].
+    pub fn set_client_address(&self, addr: SocketAddr) {
+        self.client_address
+            .get_or_create(&Address {
+                address: addr.to_string(),
+            })
+            .set(1);
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
