@@ -27,6 +27,7 @@ pub enum CarerCommand {
     /// Create a carer's keystore: an id, the identity key that signs queries and the HPKE key
     /// grants are wrapped to (secret files are owner-only). `carer.toml` is the public card a
     /// patient's custodian needs to grant access.
+    #[command(after_help = "Example: bmpls carer new --out carers/op --role telecare")]
     New {
         /// Folder to create.
         #[arg(long)]
@@ -36,6 +37,9 @@ pub enum CarerCommand {
         role: String,
     },
     /// Enrol the carer on the chain, signed by a validator operator's key.
+    #[command(
+        after_help = "Example: bmpls carer enrol --carer carers/op --operator-key certs/local/node1/validator.key"
+    )]
     Enrol {
         /// The carer's keystore.
         #[arg(long)]

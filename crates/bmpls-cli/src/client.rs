@@ -77,8 +77,12 @@ async fn resolve(node: &str) -> anyhow::Result<SocketAddr> {
 /// A validator's key file in the local cluster, as enrol hints name it.
 pub(crate) const OPERATOR_KEY_EXAMPLE: &str = "certs/local/node1/validator.key";
 
-/// Arguments of `bmpls status`.
+/// Arguments of `bmpls status`. Its `--node` is every node to ask, not a failover list.
 #[derive(Debug, Args)]
+#[command(mut_arg("nodes", |arg| arg.help(
+    "A validator's client address, IP:port or host:port; repeat it to ask several (each is \
+     asked, and listed)"
+)))]
 pub struct StatusArgs {
     #[command(flatten)]
     consortium: Consortium,
@@ -89,6 +93,7 @@ pub struct StatusArgs {
 pub enum PatientCommand {
     /// Create a patient's keystore: a pseudonym, the reporter and custodian keys, the master
     /// secret of the location keys (secret files are owner-only).
+    #[command(after_help = "Example: bmpls patient new --out patients/alice")]
     New {
         /// Folder to create.
         #[arg(long)]
@@ -101,6 +106,9 @@ pub enum PatientCommand {
         epoch_hours: u64,
     },
     /// Enrol the patient on the chain, signed by a validator operator's key.
+    #[command(
+        after_help = "Example: bmpls patient enrol --patient patients/alice --operator-key certs/local/node1/validator.key"
+    )]
     Enrol {
         /// The patient's keystore.
         #[arg(long)]
