@@ -136,7 +136,7 @@ pub struct ReportArgs {
     /// Report every fix of a file instead: OwnTracks JSON (one message per line, as the
     /// recorder stores them; encrypted payloads need --passphrase-file), GPX, or GeoJSON points.
     /// Lines that are not fixes are listed with their line number and skipped.
-    #[arg(long, conflicts_with_all = ["lat", "lon", "time_ms"])]
+    #[arg(long, conflicts_with_all = ["lat", "lon", "time_ms", "altitude_m", "speed_m_s", "battery"])]
     from: Option<PathBuf>,
     /// The OwnTracks encryption passphrase, read from this file (never from the command line).
     #[arg(long, requires = "from")]
@@ -147,6 +147,15 @@ pub struct ReportArgs {
     /// Horizontal accuracy in metres.
     #[arg(long, default_value_t = 10.0)]
     accuracy: f64,
+    /// Altitude in metres (default: not given).
+    #[arg(long, allow_hyphen_values = true)]
+    altitude_m: Option<f64>,
+    /// Ground speed in metres per second (default: not given).
+    #[arg(long)]
+    speed_m_s: Option<f64>,
+    /// Battery charge in per cent, 1 to 100 (default: not given).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    battery: Option<u8>,
     /// Fix time in Unix milliseconds (default: now), from 2000-01-01 to a day ahead of now.
     #[arg(long)]
     time_ms: Option<u64>,
@@ -272,9 +281,10 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         lat,
         lon,
         accuracy_m: args.accuracy,
-        altitude_m: 0.0,
-        speed_m_s: 0.0,
-        battery_percent: 100,
+        // A measurement not given is 0, which carers' output reads as absent.
+        altitude_m: args.altitude_m.unwrap_or(0.0),
+        speed_m_s: args.speed_m_s.unwrap_or(0.0),
+        battery_percent: args.battery.unwrap_or(0),
         trigger: Trigger::Manual,
         fix_time_ms: args.time_ms.unwrap_or(now_ms),
     };
