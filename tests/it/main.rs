@@ -8,6 +8,7 @@ mod cluster;
 mod consortium;
 mod crash;
 mod logs;
+mod metrics;
 mod privacy;
 mod store;
 mod tracks;

@@ -55,7 +55,8 @@ pub struct Metrics {
     pub commits: Counter,
     /// Transactions committed.
     pub committed_txs: Counter,
-    /// From a block's proposal time to its flush here, seconds.
+    /// From a block's proposal time to its flush here, seconds; blocks this validator decided
+    /// in its own rounds only (not catch-up).
     pub commit_latency: Histogram,
     /// Transactions waiting in the mempool.
     pub mempool: Gauge,
@@ -65,7 +66,8 @@ pub struct Metrics {
     pub queries: Family<QueryLabels, Counter>,
     /// Alerts derived from committed blocks.
     pub alerts: Counter,
-    /// From the deciding block's time to the alert's delivery to a carer, seconds.
+    /// From the deciding block's time to the alert's delivery to a carer, seconds; alerts
+    /// committed before the watch asked for them (a replay from an old height) are not counted.
     pub alert_latency: Histogram,
     /// Messages from peers that did not decode.
     pub bad_peer_messages: Counter,
@@ -109,7 +111,7 @@ impl Default for Metrics {
         );
         registry.register(
             "commit_latency_seconds",
-            "From a block's proposal time to its flush on this validator",
+            "From a block's proposal time to its flush on this validator (blocks it decided, not catch-up)",
             metrics.commit_latency.clone(),
         );
         registry.register(

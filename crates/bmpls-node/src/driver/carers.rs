@@ -20,7 +20,7 @@ use bmpls_types::{
     Transaction, ValidatorId,
 };
 
-use super::{Driver, Watcher, now_ms};
+use super::{Driver, MAX_TIMED_CARERS, Watcher, now_ms};
 use crate::answer::{Permit, answer, audit_answer, authorize};
 use crate::metrics::QueryLabels;
 
@@ -155,7 +155,7 @@ impl Driver {
         };
         let answer = self.alerts_for(&watcher.carer, watcher.from);
         if !answer.events.is_empty() || request.wait_ms == 0 {
-            self.observe_delivery(&answer);
+            self.observe_delivery(&watcher.carer, &answer);
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
         } else {
             self.watchers.push(watcher);
@@ -191,10 +191,23 @@ impl Driver {
         }
     }
 
-    /// Records the delivery latency of the events about to be sent.
-    fn observe_delivery(&self, answer: &WatchAnswer) {
+    /// Records the delivery latency of the events about to be sent to `carer`, leaving out
+    /// those this validator delivered to it before (a watch resuming from an old height).
+    fn observe_delivery(&mut self, carer: &CarerId, answer: &WatchAnswer) {
         let now = now_ms();
-        for signed in answer.events.iter() {
+        let delivered = self.delivered.get(carer).copied();
+        let newest = answer.events.iter().map(|s| s.event.height).max();
+        if let Some(newest) = newest.filter(|n| delivered.is_none_or(|d| *n > d)) {
+            if self.delivered.len() >= MAX_TIMED_CARERS && delivered.is_none() {
+                self.delivered.clear();
+            }
+            self.delivered.insert(*carer, newest);
+        }
+        for signed in answer
+            .events
+            .iter()
+            .filter(|s| delivered.is_none_or(|d| s.event.height > d))
+        {
             self.metrics
                 .alert_latency
                 .observe(now.saturating_sub(signed.event.time_ms) as f64 / 1000.0);
@@ -207,7 +220,7 @@ impl Driver {
         for watcher in watchers {
             let answer = self.alerts_for(&watcher.carer, watcher.from);
             if !answer.events.is_empty() || watcher.deadline <= now {
-                self.observe_delivery(&answer);
+                self.observe_delivery(&watcher.carer, &answer);
                 let _ = watcher.reply.send(WatchOutcome::Events(answer));
             } else if !watcher.reply.is_closed() {
                 self.watchers.push(watcher);

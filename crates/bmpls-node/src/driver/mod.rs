@@ -77,6 +77,10 @@ pub(crate) enum Command {
     },
 }
 
+/// Carers whose last delivered alert a validator remembers, to leave replays out of the
+/// alert latency; past it the memory starts afresh (replays may then be timed once).
+const MAX_TIMED_CARERS: usize = 100_000;
+
 /// A carer's watch request waiting for an alert.
 struct Watcher {
     carer: CarerId,
@@ -106,6 +110,10 @@ pub(crate) struct Driver {
     auditor: SigningKey,
     alerts: Alerts,
     watchers: Vec<Watcher>,
+    /// Per carer, the highest height of an alert this validator delivered to it: a watch
+    /// that asks again from below (a restarted `bmpls watch` from height 1) gets those alerts
+    /// again, and their age is not a delivery latency. At most [`MAX_TIMED_CARERS`] entries.
+    delivered: HashMap<CarerId, Height>,
     store: Arc<Store>,
     peers: Peers,
     policy: BlockPolicy,
@@ -183,6 +191,7 @@ impl Driver {
             auditor,
             alerts,
             watchers: Vec::new(),
+            delivered: HashMap::new(),
             store,
             peers,
             policy,
@@ -510,9 +519,13 @@ impl Driver {
         let txs = block.txs.len();
         self.metrics.commits.inc();
         self.metrics.committed_txs.inc_by(txs as u64);
-        self.metrics
-            .commit_latency
-            .observe(now_ms().saturating_sub(block.header.time_ms) as f64 / 1000.0);
+        // Catch-up blocks (after a restart, or behind a partition) were proposed long before
+        // they arrive: their age is not a commit latency.
+        if !self.engine.committed_by_sync() {
+            self.metrics
+                .commit_latency
+                .observe(now_ms().saturating_sub(block.header.time_ms) as f64 / 1000.0);
+        }
         self.metrics.mempool.set(self.engine.mempool_len() as i64);
         self.known
             .extend(block.txs.iter().flat_map(registered_keys));
