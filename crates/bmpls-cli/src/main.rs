@@ -9,6 +9,7 @@ mod client;
 mod demo;
 mod import;
 mod ingest;
+mod logs;
 mod node;
 mod output;
 mod querybench;
@@ -149,18 +150,9 @@ enum Command {
     Sim(sim::SimArgs),
 }
 
-/// Logs to stderr at the level of `RUST_LOG` (default: `info` for bmpls, `warn` for
-/// malachite's per-vote chatter). Logs never carry coordinates, keys or sealed payloads.
+/// Logs to stderr (see `logs.rs`).
 pub(crate) fn init_logs() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,informalsystems_malachitebft_core_consensus=warn")
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    logs::init();
 }
 
 fn main() -> std::process::ExitCode {
