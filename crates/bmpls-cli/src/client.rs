@@ -12,7 +12,7 @@ use bmpls_client::{Fix, Nodes, PatientKeystore};
 use bmpls_consensus::Genesis;
 use bmpls_crypto::SigningKey;
 use bmpls_crypto::keyfile::read_signing_key;
-use bmpls_net::{Submitted, Trust};
+use bmpls_net::{NextSeqOutcome, RefusalCode, Submitted, Trust};
 use bmpls_types::{ChainId, Seq, Transaction, Trigger, ValidatorId};
 
 /// How to reach the consortium (defaults: the local cluster of README "A local cluster").
@@ -104,6 +104,17 @@ pub enum PatientCommand {
         /// Length of a key epoch in hours (grants open whole epochs).
         #[arg(long, default_value_t = 24)]
         epoch_hours: u64,
+    },
+    /// Set the keystore's next sequence number to the chain's, as a validator reads it from
+    /// the committed reports: for a keystore restored from a backup, whose reports are refused
+    /// as `Replay … next is N`. Signed by the reporter key.
+    #[command(after_help = "Example: bmpls patient resync --patient patients/alice")]
+    Resync {
+        /// The patient's keystore.
+        #[arg(long)]
+        patient: PathBuf,
+        #[command(flatten)]
+        consortium: Consortium,
     },
     /// Enrol the patient on the chain, signed by a validator operator's key.
     #[command(
@@ -229,6 +240,10 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        PatientCommand::Resync {
+            patient,
+            consortium,
+        } => resync(&patient, &consortium),
         PatientCommand::Enrol {
             patient,
             operator_key,
@@ -258,6 +273,52 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `bmpls patient resync`: the keystore's next sequence number from the chain.
+fn resync(dir: &std::path::Path, consortium: &Consortium) -> anyhow::Result<()> {
+    let store = PatientKeystore::open(dir)?;
+    let had = store.next_seq()?;
+    let (addr, outcome) = runtime()?.block_on(async {
+        let nodes = consortium.connect(store.reporter_key()).await?;
+        let outcome = nodes.next_seq(store.patient).await;
+        nodes.close().await;
+        anyhow::Ok(outcome?)
+    })?;
+    let (seq, height) = match outcome {
+        NextSeqOutcome::Next { seq, height } => (seq, height),
+        NextSeqOutcome::NotYours => anyhow::bail!(
+            "{addr} knows no patient {} with this reporter key: is it enrolled on this chain?",
+            hex::encode(store.patient.0)
+        ),
+    };
+    store.set_next_seq(seq)?;
+    if seq == had {
+        println!("next record is {seq}, as the chain says at height {height} (unchanged)");
+    } else {
+        println!(
+            "next record is {seq}, as the chain says at height {height} (the keystore said {had})"
+        );
+    }
+    Ok(())
+}
+
+/// The refusal of record `seq`, with the way forward when the keystore is behind the chain
+/// (restored from a backup, or copied): `patient resync` reads the chain's next number.
+pub(crate) fn report_refused(
+    seq: u64,
+    code: RefusalCode,
+    reason: &str,
+    patient: &std::path::Path,
+) -> anyhow::Error {
+    let mut text = format!("record {seq} refused ({code:?}): {reason}");
+    if code == RefusalCode::Replay {
+        text.push_str(&format!(
+            "; if this keystore is behind the chain (restored from a backup?), run: bmpls patient resync --patient {}",
+            patient.display()
+        ));
+    }
+    anyhow::anyhow!(text)
 }
 
 /// `bmpls report`.
@@ -306,7 +367,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Submitted::Refused { code, reason }) => {
-            anyhow::bail!("record {seq} refused ({code:?}): {}", reason.as_str())
+            Err(report_refused(seq, *code, reason.as_str(), &args.patient))
         }
         None => anyhow::bail!("the node gave no outcome"),
     }

@@ -128,7 +128,12 @@ pub fn report_file(
                             let times: Vec<u64> =
                                 chunk[..i].iter().map(|f| f.fix_time_ms).collect();
                             store.add_reported_times(&times)?;
-                            anyhow::bail!("record {next} refused ({code:?}): {}", reason.as_str());
+                            return Err(crate::client::report_refused(
+                                next,
+                                code,
+                                reason.as_str(),
+                                patient,
+                            ));
                         }
                     }
                 }

@@ -7,6 +7,7 @@ mod carer;
 mod certs;
 mod client;
 mod demo;
+mod ids;
 mod import;
 mod ingest;
 mod logs;

@@ -13,7 +13,8 @@ use bmpls_net::alert::{WatchOutcome, WatchRequest};
 use bmpls_net::limits::MAX_SUBMIT_BATCH;
 use bmpls_net::query::{AuditOutcome, AuditRequest, MAX_QUERY_BATCH, Query, QueryOutcome};
 use bmpls_net::{
-    Client, ClientError, NodeStatus, Request, RequestError, Response, Submitted, Trust,
+    Client, ClientError, GrantsAsked, GrantsOutcome, NextSeqOutcome, NodeStatus, Request,
+    RequestError, Response, Submitted, Trust,
 };
 use bmpls_types::{BoundedVec, Transaction};
 
@@ -181,6 +182,33 @@ impl Nodes {
     ) -> Result<(SocketAddr, WatchOutcome), NetworkError> {
         match self.call(Request::Watch(request)).await? {
             (addr, Response::Watch(outcome)) => Ok((addr, outcome)),
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// The grants a carer holds or a patient gave (signed by the carer's identity key or the
+    /// patient's custodian key), as one node says: a hint for naming and checking grants,
+    /// unproved (a query proves the grant it relies on).
+    pub async fn grants(
+        &self,
+        asked: GrantsAsked,
+    ) -> Result<(SocketAddr, GrantsOutcome), NetworkError> {
+        match self.call(Request::Grants(asked)).await? {
+            (addr, Response::Grants(outcome)) => Ok((addr, outcome)),
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// The sequence number the patient's next report must carry, as one node says (signed by
+    /// the patient's reporter or custodian key). A wrong answer only gets reports refused.
+    pub async fn next_seq(
+        &self,
+        patient: bmpls_types::PatientId,
+    ) -> Result<(SocketAddr, NextSeqOutcome), NetworkError> {
+        match self.call(Request::NextSeq(patient)).await? {
+            (addr, Response::NextSeq(outcome)) => Ok((addr, outcome)),
             (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
             (addr, _) => Err(NetworkError::Unexpected(addr)),
         }

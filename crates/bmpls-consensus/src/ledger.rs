@@ -238,6 +238,11 @@ impl Ledger {
         self.grants.get(&(*patient, *grant))
     }
 
+    /// Every committed grant, revoked or not, in (patient, grant hash) order.
+    pub fn grants(&self) -> impl Iterator<Item = (&PatientId, &TxHash, &GrantTerms)> + '_ {
+        self.grants.iter().map(|((p, h), g)| (p, h, g))
+    }
+
     /// Whether `carer` holds a standing grant of `patient` that is valid at `now_ms`.
     pub fn carer_may_see(&self, patient: &PatientId, carer: &CarerId, now_ms: u64) -> bool {
         let first = (*patient, TxHash([0; 32]));

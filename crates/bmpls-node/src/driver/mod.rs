@@ -32,6 +32,7 @@ use crate::config::BlockPolicy;
 use crate::metrics::{Metrics, Reason};
 
 mod carers;
+mod lookup;
 
 /// How long a submission waits for its block before the node answers
 /// [`RefusalCode::Timeout`] (the transaction may still commit later).
@@ -74,6 +75,16 @@ pub(crate) enum Command {
         client: PublicKeyBytes,
         request: WatchRequest,
         reply: oneshot::Sender<WatchOutcome>,
+    },
+    Grants {
+        client: PublicKeyBytes,
+        asked: bmpls_net::GrantsAsked,
+        reply: oneshot::Sender<bmpls_net::GrantsOutcome>,
+    },
+    NextSeq {
+        client: PublicKeyBytes,
+        patient: bmpls_types::PatientId,
+        reply: oneshot::Sender<bmpls_net::NextSeqOutcome>,
     },
 }
 
@@ -351,6 +362,20 @@ impl Driver {
                         tip: bmpls_types::Hash32(ledger.tip().0),
                         mempool: self.engine.mempool_len() as u64,
                     });
+                }
+                Command::Grants {
+                    client,
+                    asked,
+                    reply,
+                } => {
+                    let _ = reply.send(lookup::grants(self.engine.ledger(), &client, &asked));
+                }
+                Command::NextSeq {
+                    client,
+                    patient,
+                    reply,
+                } => {
+                    let _ = reply.send(lookup::next_seq(self.engine.ledger(), &client, &patient));
                 }
                 Command::Submit { txs: batch, reply } => {
                     txs += batch.len();
