@@ -279,18 +279,36 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
 fn resync(dir: &std::path::Path, consortium: &Consortium) -> anyhow::Result<()> {
     let store = PatientKeystore::open(dir)?;
     let had = store.next_seq()?;
-    let (addr, outcome) = runtime()?.block_on(async {
+    // Every --node is asked: one still catching up after a restart knows an older number, so
+    // the answer read at the greatest height wins.
+    let answers = runtime()?.block_on(async {
         let nodes = consortium.connect(store.reporter_key()).await?;
-        let outcome = nodes.next_seq(store.patient).await;
+        let answers = nodes.next_seqs(store.patient).await;
         nodes.close().await;
-        anyhow::Ok(outcome?)
+        anyhow::Ok(answers)
     })?;
-    let (seq, height) = match outcome {
-        NextSeqOutcome::Next { seq, height } => (seq, height),
-        NextSeqOutcome::NotYours => anyhow::bail!(
-            "{addr} knows no patient {} with this reporter key: is it enrolled on this chain?",
-            hex::encode(store.patient.0)
-        ),
+    let best = answers
+        .iter()
+        .filter_map(|(addr, answer)| match answer {
+            Ok(NextSeqOutcome::Next { seq, height }) => Some((*height, *seq, *addr)),
+            _ => None,
+        })
+        .max();
+    let Some((height, seq, _)) = best else {
+        let why: Vec<String> = answers
+            .iter()
+            .map(|(addr, answer)| match answer {
+                Ok(_) => format!(
+                    "{addr} knows no patient {} with this reporter key (enrolled on this chain?)",
+                    hex::encode(store.patient.0)
+                ),
+                Err(e) => format!("{addr}: {e}"),
+            })
+            .collect();
+        anyhow::bail!(
+            "no validator gave the next sequence number: {}",
+            why.join("; ")
+        );
     };
     store.set_next_seq(seq)?;
     if seq == had {

@@ -78,10 +78,7 @@ impl<const N: usize> Typed<N> {
                 "{} names {} {what}s among {among}: {}; give more digits",
                 self.shown(),
                 many.len(),
-                many.iter()
-                    .map(hex::encode)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                many.iter().map(hex::encode).collect::<Vec<_>>().join(", ")
             ),
         }
     }

@@ -226,30 +226,64 @@ impl Nodes {
     /// Each node's status (or why it did not answer), in the order given; all asked at once,
     /// each dialled once.
     pub async fn statuses(&self) -> Vec<(SocketAddr, Result<NodeStatus, String>)> {
+        self.ask_all(Request::Status)
+            .await
+            .into_iter()
+            .map(|(addr, answer)| {
+                let status = answer.and_then(|response| match response {
+                    Response::Status(s) => Ok(s),
+                    Response::Error(e) => Err(e.to_string()),
+                    _ => Err("unexpected answer".to_string()),
+                });
+                (addr, status)
+            })
+            .collect()
+    }
+
+    /// Each node's sequence number for the patient's next report (or why it did not answer),
+    /// in the order given: a validator still catching up answers an older one, so a caller
+    /// takes the answer read at the greatest height.
+    pub async fn next_seqs(
+        &self,
+        patient: bmpls_types::PatientId,
+    ) -> Vec<(SocketAddr, Result<NextSeqOutcome, String>)> {
+        self.ask_all(Request::NextSeq(patient))
+            .await
+            .into_iter()
+            .map(|(addr, answer)| {
+                let outcome = answer.and_then(|response| match response {
+                    Response::NextSeq(outcome) => Ok(outcome),
+                    Response::Error(e) => Err(e.to_string()),
+                    _ => Err("unexpected answer".to_string()),
+                });
+                (addr, outcome)
+            })
+            .collect()
+    }
+
+    /// Sends `request` to every node at once (each dialled once) and returns each answer or
+    /// why there is none, in the order given.
+    async fn ask_all(&self, request: Request) -> Vec<(SocketAddr, Result<Response, String>)> {
         let mut asks = tokio::task::JoinSet::new();
         for (index, client) in self.clients.iter().enumerate() {
             let client = client.clone();
+            let request = request.clone();
             asks.spawn(async move {
-                let status = match client.dial().await {
-                    Ok(_) => match client.call(Request::Status).await {
-                        Ok(Response::Status(s)) => Ok(s),
-                        Ok(Response::Error(e)) => Err(e.to_string()),
-                        Ok(_) => Err("unexpected answer".to_string()),
-                        Err(e) => Err(e.to_string()),
-                    },
+                let answer = match client.dial().await {
+                    Ok(_) => client.call(request).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
-                (index, status)
+                (index, answer)
             });
         }
-        let mut out: Vec<(SocketAddr, Result<NodeStatus, String>)> = self
+        let mut out: Vec<(SocketAddr, Result<Response, String>)> = self
             .clients
             .iter()
             .map(|c| (c.addr(), Err("no answer".to_string())))
             .collect();
         while let Some(joined) = asks.join_next().await {
-            if let Ok((index, status)) = joined {
-                out[index].1 = status;
+            if let Ok((index, answer)) = joined {
+                out[index].1 = answer;
             }
         }
         out
