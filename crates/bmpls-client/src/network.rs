@@ -52,6 +52,23 @@ fn failures(list: &[(SocketAddr, ClientError)]) -> String {
     each.join("; ")
 }
 
+/// Dials under way, aborted when no longer wanted (a dial holds its client's connection slot
+/// until it ends, which would hold up closing it).
+struct Dials(
+    Vec<(
+        usize,
+        tokio::task::JoinHandle<Result<bmpls_types::ValidatorId, ClientError>>,
+    )>,
+);
+
+impl Drop for Dials {
+    fn drop(&mut self) {
+        for (_, dial) in &self.0 {
+            dial.abort();
+        }
+    }
+}
+
 /// Validators of one consortium, as seen by one client key.
 #[derive(Debug)]
 pub struct Nodes {
@@ -83,12 +100,16 @@ impl Nodes {
         })
     }
 
-    /// Sends `request` to the preferred node if a connection to it is open, else (or if it
-    /// fails) to whichever other node connects first, all dialled at once, each once; every
-    /// node that failed is named in the error. An answer that is a request error (busy, rate
-    /// limited…) is returned as it is.
+    /// Sends `request` to the preferred node, then to the others in turn, until one answers;
+    /// every node is dialled at once (each once), so down nodes cost one connect timeout
+    /// together, not one each, while the order stays that of preference (a client keeps
+    /// reading from the validator that acknowledged its writes). Every node that failed is
+    /// named in the error. An answer that is a request error (busy, rate limited…) is returned
+    /// as it is.
     pub async fn call(&self, request: Request) -> Result<(SocketAddr, Response), NetworkError> {
-        let start = self.preferred.load(Ordering::Relaxed) % self.clients.len();
+        let count = self.clients.len();
+        let start = self.preferred.load(Ordering::Relaxed) % count;
+        let order: Vec<usize> = (0..count).map(|step| (start + step) % count).collect();
         let mut failed: Vec<Option<ClientError>> = self.clients.iter().map(|_| None).collect();
         let preferred = &self.clients[start];
         if preferred.is_connected().await {
@@ -97,36 +118,37 @@ impl Nodes {
                 Err(e) => failed[start] = Some(e),
             }
         }
-        let mut dials = tokio::task::JoinSet::new();
-        for (index, client) in self.clients.iter().enumerate() {
-            if failed[index].is_none() {
-                let client = client.clone();
-                dials.spawn(async move { (index, client.dial().await) });
-            }
-        }
-        // Dropping `dials` on return aborts the dials still waiting.
-        while let Some(joined) = dials.join_next().await {
-            let Ok((index, dialled)) = joined else {
-                continue;
-            };
-            let client = &self.clients[index];
-            let outcome = match dialled {
-                Ok(_) => client.call(request.clone()).await,
-                Err(e) => Err(e),
+        let mut dials = Dials(
+            order
+                .iter()
+                .filter(|&&index| failed[index].is_none())
+                .map(|&index| {
+                    let client = self.clients[index].clone();
+                    (index, tokio::spawn(async move { client.dial().await }))
+                })
+                .collect(),
+        );
+        for (index, dial) in dials.0.iter_mut() {
+            let client = &self.clients[*index];
+            let outcome = match dial.await {
+                Ok(Ok(_)) => client.call(request.clone()).await,
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(ClientError::Connect {
+                    addr: client.addr(),
+                    reason: format!("the dial failed: {e}"),
+                }),
             };
             match outcome {
                 Ok(response) => {
-                    self.preferred.store(index, Ordering::Relaxed);
+                    self.preferred.store(*index, Ordering::Relaxed);
                     return Ok((client.addr(), response));
                 }
-                Err(e) => failed[index] = Some(e),
+                Err(e) => failed[*index] = Some(e),
             }
         }
-        let failures: Vec<(SocketAddr, ClientError)> = self
-            .clients
+        let failures: Vec<(SocketAddr, ClientError)> = order
             .iter()
-            .zip(failed)
-            .filter_map(|(client, e)| Some((client.addr(), e?)))
+            .filter_map(|&index| Some((self.clients[index].addr(), failed[index].take()?)))
             .collect();
         if failures.is_empty() {
             return Err(NetworkError::NoNodes);
