@@ -311,10 +311,14 @@ impl Nodes {
         out
     }
 
-    /// Closes every connection.
+    /// Closes every connection, all at once (each waits up to a moment for its peer's
+    /// acknowledgement, which a node that never answered does not send).
     pub async fn close(&self) {
+        let mut closing = tokio::task::JoinSet::new();
         for client in &self.clients {
-            client.close().await;
+            let client = client.clone();
+            closing.spawn(async move { client.close().await });
         }
+        while closing.join_next().await.is_some() {}
     }
 }
