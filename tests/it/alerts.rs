@@ -85,8 +85,10 @@ async fn scenario() {
             1_000,
         )
         .expect("fence");
-    let committed = commit(&net.admin, vec![grant, fence]).await;
-    let (grant_hash, fence_hash) = (committed[0].0, committed[1].0);
+    // The grant first: a fence needs a standing grant, which the mempool checks against the
+    // committed ledger.
+    let grant_hash = commit(&net.admin, vec![grant]).await[0].0;
+    let fence_hash = commit(&net.admin, vec![fence]).await[0].0;
 
     let carer_nodes = Nodes::new(&net.addrs, &net.trust, carer.identity()).expect("clients");
     let mut stream = AlertStream::new(carer.carer, net.validators.clone(), Height(1));

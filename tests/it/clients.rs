@@ -130,6 +130,33 @@ async fn lookups(net: &Consortium) {
         .expect("grant");
     let grant_hash = commit(&net.admin, vec![grant]).await[0].0;
 
+    // A fence alerts only under a standing grant: the ledger refuses one for a carer the
+    // patient never granted, and takes one for the granted carer.
+    let stranger = CarerKeystore::create(&net.dir.path().join("stranger"), Role::Family, &mut rng)
+        .expect("carer");
+    commit(&net.admin, vec![stranger.enrolment(&net.operator, chain)]).await;
+    let today = (now / DAY_MS * DAY_MS, now / DAY_MS * DAY_MS + DAY_MS - 1);
+    let zone = bmpls_grid::cover_circle(4.8922, 52.3731, 300.0, 16, 64).expect("zone");
+    let fence_for = |carer| {
+        patient
+            .fence(chain, carer, LevelIndex(2), &zone, today, 2, 0)
+            .expect("fence")
+    };
+    let outcome = net
+        .admin
+        .submit(vec![fence_for(stranger.carer)])
+        .await
+        .expect("answered");
+    assert!(
+        matches!(
+            &outcome[0],
+            bmpls_net::Submitted::Refused { code: bmpls_net::RefusalCode::NotAuthorised, reason }
+                if reason.as_str().contains("no standing grant")
+        ),
+        "{outcome:?}"
+    );
+    commit(&net.admin, vec![fence_for(carer.carer)]).await;
+
     let as_carer = Nodes::new(&net.addrs, &net.trust, carer.identity()).expect("clients");
     let as_custodian =
         Nodes::new(&net.addrs, &net.trust, patient.custodian_key()).expect("clients");

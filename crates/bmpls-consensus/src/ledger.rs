@@ -66,6 +66,9 @@ pub enum TxRefusal {
     /// The carer is not enrolled.
     #[error("carer {0} is not enrolled")]
     UnknownCarer(CarerId),
+    /// A fence for a carer that holds no standing grant of the patient: it would alert nobody.
+    #[error("carer {0} holds no standing grant of this patient: grant it access before a fence")]
+    NoStandingGrant(CarerId),
     /// A report out of sequence: a replay, or a gap.
     #[error("report {got} of patient {patient} is out of sequence: next is {expected}")]
     Sequence {
@@ -425,6 +428,17 @@ impl<'a> Overlay<'a> {
         self.changes.carers.contains_key(id) || self.ledger.carers.contains_key(id)
     }
 
+    /// Whether `carer` holds a grant of `patient` committed or earlier in this block and not
+    /// revoked.
+    fn holds_standing_grant(&self, patient: &PatientId, carer: &CarerId) -> bool {
+        let range = (*patient, TxHash([0; 32]))..=(*patient, TxHash([0xff; 32]));
+        self.ledger
+            .grants
+            .range(range.clone())
+            .chain(self.changes.grants.range(range))
+            .any(|(key, g)| g.carer == *carer && g.standing && !self.changes.revoked.contains(key))
+    }
+
     fn enrolled(&self, id: &PatientId) -> Result<PatientState, TxRefusal> {
         self.patient(id)
             .cloned()
@@ -571,6 +585,13 @@ impl<'a> Overlay<'a> {
                 }
                 if t.level.0 >= state.level_count {
                     return Err(TxRefusal::Invalid("fence level"));
+                }
+                // Alerts reach a carer only under a standing grant; a fence without one
+                // would be accepted and alert nobody. Standing means committed (or earlier
+                // in this block) and not revoked; the validity period is the query's and the
+                // watch's to check, at their time (this check has no clock).
+                if !self.holds_standing_grant(&t.patient, &t.carer) {
+                    return Err(TxRefusal::NoStandingGrant(t.carer));
                 }
                 let epochs_increase = t.epochs.windows(2).all(|w| w[0].epoch < w[1].epoch);
                 let ranges_sorted = t.epochs.iter().all(|e| {

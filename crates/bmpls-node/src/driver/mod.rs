@@ -174,7 +174,9 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
             TxRefusal::PatientExists(_) | TxRefusal::CarerExists(_) => RefusalCode::AlreadyEnrolled,
             TxRefusal::BadSignature => RefusalCode::BadSignature,
             TxRefusal::WeakKey(_) => RefusalCode::WeakKey,
-            TxRefusal::NotAnOperator | TxRefusal::NotANode => RefusalCode::NotAuthorised,
+            TxRefusal::NotAnOperator | TxRefusal::NotANode | TxRefusal::NoStandingGrant(_) => {
+                RefusalCode::NotAuthorised
+            }
             TxRefusal::Levels { .. }
             | TxRefusal::Invalid(_)
             | TxRefusal::UnknownGrant(_)
