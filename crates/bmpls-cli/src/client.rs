@@ -37,8 +37,13 @@ pub struct Consortium {
 impl Consortium {
     /// The genesis file, read and validated.
     pub(crate) fn genesis(&self) -> anyhow::Result<Genesis> {
-        let text = std::fs::read_to_string(&self.genesis)
-            .with_context(|| format!("reading {}", self.genesis.display()))?;
+        let text = std::fs::read_to_string(&self.genesis).with_context(|| {
+            format!(
+                "reading {} (--genesis{})",
+                self.genesis.display(),
+                outside_hint(&self.genesis)
+            )
+        })?;
         Genesis::from_toml(&text).with_context(|| format!("in {}", self.genesis.display()))
     }
 
@@ -51,12 +56,23 @@ impl Consortium {
     pub(crate) async fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
         let genesis = self.genesis()?;
         let ids: Vec<ValidatorId> = genesis.names.iter().map(|(_, id)| *id).collect();
-        let trust = Trust::load(&self.ca, genesis.validators.crypto().chain_id(), &ids)?;
+        let trust = Trust::load(&self.ca, genesis.validators.crypto().chain_id(), &ids)
+            .with_context(|| format!("--ca {}{}", self.ca.display(), outside_hint(&self.ca)))?;
         let mut addrs = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
             addrs.push(resolve(node).await?);
         }
         Ok(Nodes::new(&addrs, &trust, key)?)
+    }
+}
+
+/// What to say when a default path relative to the repository root is missing: the command
+/// probably runs elsewhere (docs/operating.md, "Outside the repository root").
+pub(crate) fn outside_hint(path: &std::path::Path) -> &'static str {
+    if path.is_relative() && !path.exists() {
+        "; the defaults are relative to the repository root: give the path when running elsewhere"
+    } else {
+        ""
     }
 }
 
@@ -219,8 +235,13 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             levels,
             epoch_hours,
         } => {
-            let text = std::fs::read_to_string(&levels)
-                .with_context(|| format!("reading {}", levels.display()))?;
+            let text = std::fs::read_to_string(&levels).with_context(|| {
+                format!(
+                    "reading {} (--levels{})",
+                    levels.display(),
+                    outside_hint(&levels)
+                )
+            })?;
             anyhow::ensure!(
                 (1..=24 * 366).contains(&epoch_hours),
                 "--epoch-hours must be 1 to 8784"

@@ -194,3 +194,22 @@ fn watch_prints_the_height_to_resume_from_when_interrupted() {
         "{stdout}"
     );
 }
+
+#[test]
+fn outside_the_repository_a_missing_default_names_its_option() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (args, option) in [
+        (
+            &["status"][..],
+            "(--genesis; the defaults are relative to the repository root",
+        ),
+        (
+            &["patient", "new", "--out", "alice"][..],
+            "(--levels; the defaults are relative to the repository root",
+        ),
+    ] {
+        let (ok, _, err) = run(bmpls(args).current_dir(dir.path()));
+        assert!(!ok);
+        assert!(err.contains(option), "{args:?}: {err}");
+    }
+}
