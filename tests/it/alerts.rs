@@ -204,13 +204,37 @@ async fn scenario() {
         vec![patient.revoke(net.validators.chain_id(), grant_hash)],
     )
     .await;
-    let mut revoked = AlertStream::new(carer.carer, net.validators, Height(1));
+    let mut revoked = AlertStream::new(carer.carer, net.validators.clone(), Height(1));
     assert!(
         revoked
             .next_events(&carer_nodes, 0)
             .await
             .expect("watch")
             .is_empty()
+    );
+
+    // A new grant opens what comes after it, not the alerts decided under the revoked one.
+    let regrant = patient
+        .grant(
+            net.validators.chain_id(),
+            carer.carer,
+            &carer.agreement().public(),
+            NEIGHBOURHOOD,
+            today,
+            (now - 60_000, now + 3_600_000),
+            "telecare, again",
+            &mut rng,
+        )
+        .expect("grant");
+    commit(&net.admin, vec![regrant]).await;
+    let mut regranted = AlertStream::new(carer.carer, net.validators, Height(1));
+    assert!(
+        regranted
+            .next_events(&carer_nodes, 0)
+            .await
+            .expect("watch")
+            .is_empty(),
+        "an Exit decided while no grant stood is not delivered under a later grant"
     );
 
     for nodes in [&others, &stranger, &carer_nodes, &phone, &net.admin] {

@@ -46,6 +46,8 @@ pub struct GrantTerms {
     pub valid_until_ms: u64,
     /// Whether it still stands (not revoked).
     pub standing: bool,
+    /// The height of the block that committed it (alerts decided before it are not its).
+    pub granted_at: Height,
 }
 
 /// Why a transaction cannot enter a block. The mempool returns these to the submitter.
@@ -241,6 +243,26 @@ impl Ledger {
         self.grants.get(&(*patient, *grant))
     }
 
+    /// Whether `carer` holds a standing grant of `patient`, valid at `now_ms`, that was
+    /// committed at or before `height`: an alert decided at `height` is delivered only under a
+    /// grant that stood when it was decided (and still stands), not under one given later.
+    pub fn carer_may_see_from(
+        &self,
+        patient: &PatientId,
+        carer: &CarerId,
+        now_ms: u64,
+        height: Height,
+    ) -> bool {
+        let first = (*patient, TxHash([0; 32]));
+        let last = (*patient, TxHash([0xff; 32]));
+        self.grants.range(first..=last).any(|(_, g)| {
+            g.standing
+                && g.carer == *carer
+                && g.granted_at <= height
+                && (g.valid_from_ms..g.valid_until_ms).contains(&now_ms)
+        })
+    }
+
     /// Every committed grant, revoked or not, in (patient, grant hash) order.
     pub fn grants(&self) -> impl Iterator<Item = (&PatientId, &TxHash, &GrantTerms)> + '_ {
         self.grants.iter().map(|((p, h), g)| (p, h, g))
@@ -367,7 +389,10 @@ impl Ledger {
             // this ledger would refuse can only come from a bug, and is skipped alike everywhere.
             let _ = overlay.admit(tx);
         }
-        let Overlay { changes, .. } = overlay;
+        let Overlay { mut changes, .. } = overlay;
+        for terms in changes.grants.values_mut() {
+            terms.granted_at = block.header.height;
+        }
         changes.apply_to(self);
         self.height = block.header.height;
         self.tip = hash;
@@ -557,6 +582,8 @@ impl<'a> Overlay<'a> {
                         valid_from_ms: t.valid_from_ms,
                         valid_until_ms: t.valid_until_ms,
                         standing: true,
+                        // Set when the block is applied; checks within a block need none.
+                        granted_at: Height(0),
                     },
                 );
                 Ok(state.custodian_key)

@@ -174,7 +174,9 @@ impl Driver {
         };
         let events = events
             .into_iter()
-            .filter(|e| ledger.carer_may_see(&e.patient, carer, now))
+            // Under a grant that stood when the event was decided: an Exit of a time nobody
+            // was granted is not handed to whoever is granted later.
+            .filter(|e| ledger.carer_may_see_from(&e.patient, carer, now, e.height))
             .map(|event| {
                 let mut signed = SignedAlert {
                     event,
