@@ -86,8 +86,10 @@ async fn scenario() {
             1_000,
         )
         .expect("fence");
-    let committed = commit(&net.admin, vec![grant, fence]).await;
-    let (grant_hash, fence_hash) = (committed[0].0, committed[1].0);
+    // The grant first: a fence needs a standing grant, which the mempool checks against the
+    // committed ledger.
+    let grant_hash = commit(&net.admin, vec![grant]).await[0].0;
+    let fence_hash = commit(&net.admin, vec![fence]).await[0].0;
 
     let carer_nodes = Nodes::new(&net.addrs, &net.trust, carer.identity()).expect("clients");
     let mut stream = AlertStream::new(carer.carer, net.validators.clone(), Height(1));
@@ -151,7 +153,25 @@ async fn scenario() {
         "Missing fires once per silence"
     );
 
-    // A carer reconnecting to other validators from the first height loses nothing.
+    // A carer reconnecting to other validators from the first height loses nothing; the
+    // alerts replayed to it are not timed as deliveries again.
+    let timed = |net: &Consortium| -> u64 {
+        net.cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                n.metrics()
+                    .encode()
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("bmpls_alert_latency_seconds_count ")?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            })
+            .sum()
+    };
     let others = Nodes::new(&net.addrs[2..], &net.trust, carer.identity()).expect("clients");
     let mut again = AlertStream::new(carer.carer, net.validators.clone(), Height(1));
     let replayed = collect(&mut again, &others, 2).await;
@@ -159,6 +179,16 @@ async fn scenario() {
     assert_eq!(
         kinds,
         vec![(AlertKind::Exit, Seq(6)), (AlertKind::Missing, Seq(8))]
+    );
+    // The same carer asking the validator that delivered them again from the first height
+    // (a restarted watch) gets them again, but their age is not a delivery latency.
+    let timed_before = timed(&net);
+    let mut restarted = AlertStream::new(carer.carer, net.validators.clone(), Height(1));
+    assert_eq!(collect(&mut restarted, &carer_nodes, 2).await.len(), 2);
+    assert_eq!(
+        timed(&net),
+        timed_before,
+        "a replay is not a delivery latency"
     );
 
     // Someone else's key cannot watch this carer's alerts.
@@ -199,7 +229,7 @@ async fn scenario() {
         )
         .expect("grant");
     commit(&net.admin, vec![coarser]).await;
-    let mut downgraded = AlertStream::new(carer.carer, net.validators, Height(1));
+    let mut downgraded = AlertStream::new(carer.carer, net.validators.clone(), Height(1));
     assert!(
         downgraded
             .next_events(&carer_nodes, 0)
@@ -207,6 +237,31 @@ async fn scenario() {
             .expect("watch")
             .is_empty(),
         "a grant coarser than the fence sees none of its alerts"
+    );
+
+    // A new grant at the fence's level opens what comes after it, not the alerts decided
+    // under the revoked one.
+    let regrant = patient
+        .grant(
+            net.validators.chain_id(),
+            carer.carer,
+            &carer.agreement().public(),
+            NEIGHBOURHOOD,
+            today,
+            (now - 60_000, now + 3_600_000),
+            "telecare, again",
+            &mut rng,
+        )
+        .expect("grant");
+    commit(&net.admin, vec![regrant]).await;
+    let mut regranted = AlertStream::new(carer.carer, net.validators, Height(1));
+    assert!(
+        regranted
+            .next_events(&carer_nodes, 0)
+            .await
+            .expect("watch")
+            .is_empty(),
+        "an Exit decided while no grant stood is not delivered under a later grant"
     );
 
     for nodes in [&others, &stranger, &carer_nodes, &phone, &net.admin] {

@@ -115,7 +115,9 @@ async fn scenario() -> (Vec<String>, Vec<String>, Vec<String>) {
             0,
         )
         .expect("fence");
-    let hashes = commit(&net.admin, vec![grant, fence]).await;
+    // The grant first: a fence needs a standing grant on the committed ledger.
+    let mut hashes = commit(&net.admin, vec![grant]).await;
+    hashes.extend(commit(&net.admin, vec![fence]).await);
 
     // Distinctive places: near home, then away.
     let fixes: Vec<Fix> = (0..6)

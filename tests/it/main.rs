@@ -4,10 +4,12 @@
 mod alerts;
 mod byzantine_alerts;
 mod carers;
+mod clients;
 mod cluster;
 mod consortium;
 mod crash;
 mod logs;
+mod metrics;
 mod privacy;
 mod store;
 mod sync_flood;

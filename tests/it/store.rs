@@ -682,6 +682,14 @@ proptest! {
         let track: Vec<Seq> = store.track(&patient, from, to, limit).expect("answers").iter().map(|r| r.record.seq).collect();
         let expected = brute(records, level, &everywhere, from, to);
         prop_assert_eq!(&track[..], &expected[..expected.len().min(limit)]);
+        // The newest fix of the window, not the last record submitted.
+        let newest = store.newest(&patient, from, to).expect("answers").map(|r| r.record.seq);
+        let expected = records
+            .iter()
+            .filter(|r| (from..=to).contains(&r.fix_time_ms))
+            .max_by_key(|r| (r.fix_time_ms, r.seq))
+            .map(|r| r.seq);
+        prop_assert_eq!(newest, expected);
     }
 }
 

@@ -10,7 +10,10 @@ use bmpls_client::{AlertStream, CarerKeystore, PatientKeystore, WatchError};
 use bmpls_net::alert::MAX_WATCH_WAIT_MS;
 use bmpls_types::Height;
 
-use crate::carer::{area_arg, iso, level_arg, submit, window};
+use bmpls_net::{GrantSummary, GrantsAsked};
+use bmpls_types::{CarerId, LevelIndex};
+
+use crate::carer::{area_arg, grants_of, iso, level_arg, submit, window};
 use crate::client::{Consortium, runtime};
 
 /// Arguments of `bmpls fence`.
@@ -62,7 +65,8 @@ pub struct WatchArgs {
     /// The carer's keystore.
     #[arg(long)]
     carer: PathBuf,
-    /// Resume from this block height (as a previous `watch` printed it).
+    /// Resume from this block height (a previous `watch` prints it on its last line, when it
+    /// stops on Ctrl-C or after --count alerts).
     #[arg(long, default_value_t = 1)]
     from_height: u64,
     /// Stop after this many alerts (default: run until interrupted).
@@ -94,8 +98,27 @@ pub fn fence(args: FenceArgs) -> anyhow::Result<()> {
     )?
     .ok_or_else(|| anyhow::anyhow!("give the safe zone as --circle, --box or --polygon"))?;
     let days = window(args.from.as_deref(), args.days)?;
+    // A fence alerts its carer only under a standing grant: refuse one that would alert nobody.
+    let chain = args.consortium.chain()?;
+    runtime()?.block_on(async {
+        let nodes = args.consortium.connect(patient.custodian_key()).await?;
+        let given = grants_of(&nodes, GrantsAsked::OfPatient(patient.patient)).await;
+        nodes.close().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64;
+        standing_grant(&given?, &card.carer, level, now).map_err(|why| {
+            anyhow::anyhow!(
+                "no fence for carer {}: {why}; grant it access first (bmpls grant --patient {} --carer {} --level {})",
+                hex::encode(card.carer.0),
+                args.patient.display(),
+                args.carer.display(),
+                args.level
+            )
+        })
+    })?;
     let tx = patient.fence(
-        &args.consortium.chain()?,
+        &chain,
         card.carer,
         level,
         &cells,
@@ -117,6 +140,63 @@ pub fn fence(args: FenceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `grants` hold a standing grant to `carer`, valid at `now_ms`, at `level` or finer
+/// (a fence is covered at the carer's level or a coarser one); if not, why not.
+fn standing_grant(
+    grants: &[GrantSummary],
+    carer: &CarerId,
+    level: LevelIndex,
+    now_ms: u64,
+) -> Result<(), &'static str> {
+    let theirs: Vec<&GrantSummary> = grants.iter().filter(|g| g.carer == *carer).collect();
+    let standing: Vec<&&GrantSummary> = theirs
+        .iter()
+        .filter(|g| g.standing && (g.valid_from_ms..g.valid_until_ms).contains(&now_ms))
+        .collect();
+    if theirs.is_empty() {
+        Err("the patient gave it no grant")
+    } else if standing.is_empty() {
+        Err("its grants are revoked or expired")
+    } else if !standing.iter().any(|g| g.level.0 <= level.0) {
+        Err("the level is finer than its grant")
+    } else {
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// The last line of `bmpls watch`: how many alerts it printed and the height to resume from.
+fn resume_hint(printed: usize, next: Height) -> String {
+    format!(
+        "stopped after {printed} alert{}; resume with --from-height {}",
+        if printed == 1 { "" } else { "s" },
+        next.0
+    )
+}
+
 /// `bmpls watch`: waits for the carer's alerts and prints each once, resuming on another
 /// validator when one stops answering.
 pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
@@ -124,7 +204,7 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let genesis = args.consortium.genesis()?;
     let validators = genesis.validators.crypto().clone();
     runtime()?.block_on(async {
-        let nodes = args.consortium.connect(carer.identity())?;
+        let nodes = args.consortium.connect(carer.identity()).await?;
         let mut stream = AlertStream::new(carer.carer, validators, Height(args.from_height));
         let mut printed = 0usize;
         let mut backoff = std::time::Duration::from_millis(200);
@@ -133,8 +213,32 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
             hex::encode(carer.carer.0),
             args.from_height
         );
+        // Alerts come only under a standing grant: say so rather than wait in silence.
+        if let Ok(held) = grants_of(&nodes, GrantsAsked::OfCarer(carer.carer)).await {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as u64;
+            let standing = held
+                .iter()
+                .filter(|g| g.standing && (g.valid_from_ms..g.valid_until_ms).contains(&now))
+                .count();
+            if standing == 0 {
+                eprintln!(
+                    "carer {} holds no standing grant: no alert comes until a patient's custodian grants it access (bmpls grant) and sets a fence (bmpls fence)",
+                    hex::encode(carer.carer.0)
+                );
+            }
+        }
+        // Ctrl-C (or SIGTERM) ends the watch between answers, saying where to resume: events
+        // below that height have all been printed.
+        let stop = stop_signal();
+        tokio::pin!(stop);
         while args.count.is_none_or(|n| printed < n) {
-            match stream.next_events(&nodes, MAX_WATCH_WAIT_MS).await {
+            let step = tokio::select! {
+                step = stream.next_events(&nodes, MAX_WATCH_WAIT_MS) => step,
+                () = &mut stop => break,
+            };
+            match step {
                 Ok(events) => {
                     backoff = std::time::Duration::from_millis(200);
                     for fault in stream.take_faults() {
@@ -158,13 +262,63 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
                         "no validator answers ({e}); retrying from height {}",
                         stream.next_height().0
                     );
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut stop => break,
+                    }
                     backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+        println!("{}", resume_hint(printed, stream.next_height()));
         nodes.close().await;
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use bmpls_net::GrantSummary;
+    use bmpls_types::{CarerId, Epoch, LevelIndex, PatientId, TxHash};
+
+    use super::standing_grant;
+
+    fn grant(carer: u8, level: u8, standing: bool, valid: (u64, u64)) -> GrantSummary {
+        GrantSummary {
+            patient: PatientId([1; 16]),
+            carer: CarerId([carer; 16]),
+            grant: TxHash([carer; 32]),
+            level: LevelIndex(level),
+            data_from: Epoch(0),
+            data_to: Epoch(1),
+            valid_from_ms: valid.0,
+            valid_until_ms: valid.1,
+            standing,
+        }
+    }
+
+    #[test]
+    fn a_fence_needs_a_standing_grant_at_its_level_or_finer() {
+        let nurse = CarerId([2; 16]);
+        let check = |grants: &[GrantSummary], level: u8| {
+            standing_grant(grants, &nurse, LevelIndex(level), 500)
+        };
+        assert_eq!(check(&[grant(2, 2, true, (0, 1000))], 2), Ok(()));
+        assert_eq!(check(&[grant(2, 2, true, (0, 1000))], 3), Ok(()), "coarser");
+        assert_eq!(
+            check(&[grant(2, 2, true, (0, 1000))], 1),
+            Err("the level is finer than its grant")
+        );
+        assert_eq!(
+            check(&[grant(3, 2, true, (0, 1000))], 2),
+            Err("the patient gave it no grant")
+        );
+        for revoked_or_expired in [grant(2, 2, false, (0, 1000)), grant(2, 2, true, (0, 400))] {
+            assert_eq!(
+                check(&[revoked_or_expired], 2),
+                Err("its grants are revoked or expired")
+            );
+        }
+    }
 }

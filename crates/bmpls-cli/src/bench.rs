@@ -13,16 +13,22 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Order-preserving encryption: encrypt and decrypt plaintexts under one random key.
+    #[command(after_help = "Example: target/release/bmpls bench ope --bits 32 --count 100000")]
     Ope(OpeArgs),
     /// Ingest: start a loopback cluster of validators in this process, drive it from many
     /// reporters submitting real encrypted, signed records, and print committed records/s and
     /// commit latency.
+    #[command(after_help = "Example: target/release/bmpls bench ingest --records 20000")]
     Ingest(crate::ingest::IngestArgs),
     /// Queries: fill a validator with a million records over the network, then measure a
     /// carer's last / one-day track / 1 km² area queries over QUIC (answered, and verified).
+    #[command(
+        after_help = "Example: target/release/bmpls bench query --records 100000 --queries 50"
+    )]
     Query(crate::querybench::QueryBenchArgs),
     /// Alerts: a patient steps in and out of a fence one report at a time; measure submit to
     /// delivery at the watching carer.
+    #[command(after_help = "Example: target/release/bmpls bench alerts --alerts 100")]
     Alerts(crate::querybench::AlertBenchArgs),
     /// Privacy: leakage-abuse attacks on a simulated patient's encrypted records, in metres,
     /// per storage scheme (all levels order-preserving as today; order-revealing below

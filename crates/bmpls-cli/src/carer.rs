@@ -13,11 +13,12 @@ use bmpls_client::{
 };
 use bmpls_crypto::keyfile::read_signing_key;
 use bmpls_grid::{LevelSet, cover_circle, cover_lon_lat_box};
-use bmpls_net::Submitted;
 use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, MAX_ANSWER_RECORDS, Query, QueryOutcome};
+use bmpls_net::{GrantSummary, GrantsAsked, GrantsOutcome, Submitted};
 use bmpls_types::{Epoch, Height, LevelIndex, PatientId, Transaction, TxHash};
 
 use crate::client::{Consortium, runtime};
+use crate::ids::Typed;
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -27,6 +28,7 @@ pub enum CarerCommand {
     /// Create a carer's keystore: an id, the identity key that signs queries and the HPKE key
     /// grants are wrapped to (secret files are owner-only). `carer.toml` is the public card a
     /// patient's custodian needs to grant access.
+    #[command(after_help = "Example: bmpls carer new --out carers/op --role telecare")]
     New {
         /// Folder to create.
         #[arg(long)]
@@ -36,6 +38,9 @@ pub enum CarerCommand {
         role: String,
     },
     /// Enrol the carer on the chain, signed by a validator operator's key.
+    #[command(
+        after_help = "Example: bmpls carer enrol --carer carers/op --operator-key certs/local/node1/validator.key"
+    )]
     Enrol {
         /// The carer's keystore.
         #[arg(long)]
@@ -82,7 +87,8 @@ pub struct RevokeArgs {
     /// The patient's keystore.
     #[arg(long)]
     patient: PathBuf,
-    /// The grant's transaction hash, as `bmpls grant` printed it.
+    /// The grant's transaction hash, as `bmpls grant` printed it, or enough of its first hex
+    /// digits to name one of the grants this patient gave.
     #[arg(long)]
     grant: String,
     #[command(flatten)]
@@ -135,10 +141,12 @@ pub struct QueryArgs {
     /// The carer's keystore.
     #[arg(long)]
     carer: PathBuf,
-    /// The patient's pseudonym (32 hex digits).
+    /// The patient's pseudonym: 32 hex digits, or enough of its first ones to name one of the
+    /// patients whose grants this carer holds (`a63d1d26`, or `a63d1d26…828`).
     #[arg(long)]
     patient_id: String,
-    /// The grant relied on (its transaction hash).
+    /// The grant relied on: its transaction hash (64 hex digits), or enough of its first ones
+    /// to name one of this carer's grants of the patient.
     #[arg(long)]
     grant: String,
     /// The level to see at: the granted one or a coarser one.
@@ -217,17 +225,6 @@ pub(crate) fn iso(ms: u64) -> String {
         .unwrap_or_else(|| format!("{ms} ms"))
 }
 
-fn hash_arg(text: &str) -> anyhow::Result<TxHash> {
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| {
-        anyhow::anyhow!(
-            "a grant hash is 64 hex digits, not {:?} (`bmpls grant` prints it in full)",
-            text.trim()
-        )
-    })?;
-    Ok(TxHash(bytes))
-}
-
 pub(crate) fn level_arg(levels: &LevelSet, name: &str) -> anyhow::Result<(LevelIndex, u8)> {
     let (index, level) = levels.by_name(name).ok_or_else(|| {
         let names: Vec<&str> = levels.levels().iter().map(|l| l.name.as_str()).collect();
@@ -253,7 +250,7 @@ pub(crate) fn submit(
     what: &str,
 ) -> anyhow::Result<(TxHash, u64)> {
     let outcome = runtime()?.block_on(async {
-        let nodes = consortium.connect(key)?;
+        let nodes = consortium.connect(key).await?;
         let outcome = nodes.submit(vec![tx]).await;
         nodes.close().await;
         anyhow::Ok(outcome?)
@@ -361,21 +358,43 @@ fn query_hint(
 /// `bmpls revoke`.
 pub fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
     let patient = PatientKeystore::open(&args.patient)?;
-    let grant = hash_arg(&args.grant)?;
+    let typed = Typed::<32>::parse(&args.grant, "a grant hash")?;
+    let grant = match typed {
+        Typed::Full(bytes) => TxHash(bytes),
+        abbreviated => runtime()?.block_on(async {
+            let nodes = args.consortium.connect(patient.custodian_key()).await?;
+            let given = grants_of(&nodes, GrantsAsked::OfPatient(patient.patient)).await;
+            nodes.close().await;
+            let given: Vec<[u8; 32]> = given?.iter().map(|g| g.grant.0).collect();
+            anyhow::Ok(TxHash(abbreviated.resolve(
+                &given,
+                "grant",
+                "the grants this patient gave",
+            )?))
+        })?,
+    };
     let (_, height) = submit(
         &args.consortium,
         patient.reporter_key(),
         patient.revoke(&args.consortium.chain()?, grant),
         "revocation",
     )?;
-    println!("grant {} revoked at height {height}", args.grant.trim());
+    println!("grant {} revoked at height {height}", hex::encode(grant.0));
     Ok(())
 }
 
 /// `bmpls unfence`.
 pub fn unfence(args: UnfenceArgs) -> anyhow::Result<()> {
     let patient = PatientKeystore::open(&args.patient)?;
-    let fence = hash_arg(&args.fence)?;
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(args.fence.trim(), &mut bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "a fence is named by its transaction hash, 64 hex digits, not {:?} (`bmpls fence` \
+             prints it in full)",
+            args.fence.trim()
+        )
+    })?;
+    let fence = TxHash(bytes);
     let (_, height) = submit(
         &args.consortium,
         patient.custodian_key(),
@@ -403,20 +422,18 @@ fn parse_numbers<const N: usize>(text: &str, what: &str) -> anyhow::Result<[f64;
 /// `bmpls query`.
 pub fn query(args: QueryArgs) -> anyhow::Result<()> {
     let carer = CarerKeystore::open(&args.carer)?;
-    let levels_text = std::fs::read_to_string(&args.levels)
-        .with_context(|| format!("reading {}", args.levels.display()))?;
+    let levels_text = std::fs::read_to_string(&args.levels).with_context(|| {
+        format!(
+            "reading {} (--levels{})",
+            args.levels.display(),
+            crate::client::outside_hint(&args.levels)
+        )
+    })?;
     let levels = LevelSet::from_toml(&levels_text)
         .with_context(|| format!("in {}", args.levels.display()))?;
     let (level, depth) = level_arg(&levels, &args.level)?;
-    let mut id = [0u8; 16];
-    hex::decode_to_slice(args.patient_id.trim(), &mut id)
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "a patient id is 32 hex digits, not {:?} (`bmpls grant` and `bmpls patient new` print it in full)",
-                args.patient_id.trim()
-            )
-        })?;
-    let grant = hash_arg(&args.grant)?;
+    let patient_typed = Typed::<16>::parse(&args.patient_id, "a patient id")?;
+    let grant_typed = Typed::<32>::parse(&args.grant, "a grant hash")?;
     let (from_ms, to_ms) = window(args.from.as_deref(), args.days)?;
     anyhow::ensure!(
         (1..=MAX_ANSWER_RECORDS as u32).contains(&args.limit),
@@ -432,18 +449,20 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
     let consortium = &args.consortium;
     let genesis = consortium.genesis()?;
     let validators = genesis.validators.crypto().clone();
-    let base = Query {
-        patient: PatientId(id),
-        grant,
-        level,
-        from_ms,
-        to_ms,
-        ask: if args.last { Ask::Last } else { Ask::Track },
-        limit: args.limit,
-    };
     let verified = runtime()?.block_on(async {
-        let nodes = consortium.connect(carer.identity())?;
+        let nodes = consortium.connect(carer.identity()).await?;
         let result = async {
+            let (patient, grant) =
+                resolve_ids(&nodes, &carer, &patient_typed, &grant_typed).await?;
+            let base = Query {
+                patient,
+                grant,
+                level,
+                from_ms,
+                to_ms,
+                ask: if args.last { Ask::Last } else { Ask::Track },
+                limit: args.limit,
+            };
             let query = match &area {
                 None => base,
                 Some(cells) => {
@@ -480,6 +499,53 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
         eprintln!("no record in the box; note that --box is W,S,E,N (longitude first)");
     }
     Ok(())
+}
+
+/// The grants the chain holds for `asked`, as one validator says (a hint for naming and
+/// checking grants; a query proves the grant it relies on). The request is signed by the
+/// carer's identity key or the patient's custodian key, whichever `nodes` signs with.
+pub(crate) async fn grants_of(
+    nodes: &Nodes,
+    asked: GrantsAsked,
+) -> anyhow::Result<Vec<GrantSummary>> {
+    let (addr, outcome) = nodes.grants(asked).await?;
+    match outcome {
+        GrantsOutcome::Grants { grants, .. } => Ok(grants.into_inner()),
+        GrantsOutcome::NotYours => anyhow::bail!(
+            "{addr} refused to list grants: this key is not the enrolled carer's or the patient's custodian's (enrolled on this chain?)"
+        ),
+    }
+}
+
+/// `--patient-id` and `--grant` as the carer typed them: in full they are used as they are,
+/// abbreviated they are resolved among the grants the chain holds for this carer.
+async fn resolve_ids(
+    nodes: &Nodes,
+    carer: &CarerKeystore,
+    patient: &Typed<16>,
+    grant: &Typed<32>,
+) -> anyhow::Result<(PatientId, TxHash)> {
+    if let (Typed::Full(p), Typed::Full(g)) = (patient, grant) {
+        return Ok((PatientId(*p), TxHash(*g)));
+    }
+    let held = grants_of(nodes, GrantsAsked::OfCarer(carer.carer)).await?;
+    let patients: Vec<[u8; 16]> = held.iter().map(|g| g.patient.0).collect();
+    let p = patient.resolve(
+        &patients,
+        "patient",
+        "the patients whose grants this carer holds",
+    )?;
+    let grants: Vec<[u8; 32]> = held
+        .iter()
+        .filter(|g| g.patient.0 == p)
+        .map(|g| g.grant.0)
+        .collect();
+    let g = grant.resolve(
+        &grants,
+        "grant",
+        &format!("this carer's grants of patient {}", hex::encode(p)),
+    )?;
+    Ok((PatientId(p), TxHash(g)))
 }
 
 /// Sends one query and verifies its answer; a refusal or failure is an error naming the node.
@@ -556,7 +622,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
         limit: args.limit,
     };
     let (addr, outcome) = runtime()?.block_on(async {
-        let nodes = args.consortium.connect(patient.custodian_key())?;
+        let nodes = args.consortium.connect(patient.custodian_key()).await?;
         let outcome = nodes.audit(request.clone()).await;
         nodes.close().await;
         anyhow::Ok(outcome?)
@@ -760,13 +826,8 @@ mod tests {
                 "cd".repeat(32)
             )
         );
-        let error = hash_arg("a63d1d26…828")
-            .expect_err("abbreviated")
-            .to_string();
-        assert!(
-            error.contains("64 hex digits") && error.contains("in full"),
-            "{error}"
-        );
+        let typed = Typed::<32>::parse("a63d1d26…828", "a grant hash").expect("abbreviated");
+        assert!(matches!(typed, Typed::Abbreviated { .. }));
     }
 
     #[test]

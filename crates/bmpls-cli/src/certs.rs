@@ -12,9 +12,11 @@ use bmpls_node::provision;
 pub enum CertsCommand {
     /// Create a CA, N validators (consensus key, TLS certificate naming that key) and the
     /// genesis file listing them, in an empty folder. Secret files are owner-only.
+    #[command(after_help = "Example: bmpls certs init --out certs/local --nodes 4")]
     Init(InitArgs),
     /// Replace one validator's TLS certificate and key with new ones from the same CA (its
     /// consensus key stays); restart that validator afterwards.
+    #[command(after_help = "Example: bmpls certs rotate --dir certs/local --name node2")]
     Rotate(RotateArgs),
 }
 

@@ -12,15 +12,20 @@ use bmpls_client::{Fix, Nodes, PatientKeystore};
 use bmpls_consensus::Genesis;
 use bmpls_crypto::SigningKey;
 use bmpls_crypto::keyfile::read_signing_key;
-use bmpls_net::{Submitted, Trust};
+use bmpls_net::{NextSeqOutcome, RefusalCode, Submitted, Trust};
 use bmpls_types::{ChainId, Seq, Transaction, Trigger, ValidatorId};
 
 /// How to reach the consortium (defaults: the local cluster of README "A local cluster").
 #[derive(Debug, Args)]
 pub struct Consortium {
-    /// A validator's client address; repeat it to fail over between validators.
-    #[arg(long = "node", default_value = "127.0.0.1:7201")]
-    nodes: Vec<SocketAddr>,
+    /// A validator's client address, IP:port or host:port (a DNS name is resolved when the
+    /// command starts); repeat it to fail over between validators.
+    #[arg(
+        long = "node",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:7201"
+    )]
+    nodes: Vec<String>,
     /// The consortium CA certificate, pinned: a node must present a certificate it signed.
     #[arg(long, default_value = "certs/local/ca.pem")]
     ca: PathBuf,
@@ -32,8 +37,13 @@ pub struct Consortium {
 impl Consortium {
     /// The genesis file, read and validated.
     pub(crate) fn genesis(&self) -> anyhow::Result<Genesis> {
-        let text = std::fs::read_to_string(&self.genesis)
-            .with_context(|| format!("reading {}", self.genesis.display()))?;
+        let text = std::fs::read_to_string(&self.genesis).with_context(|| {
+            format!(
+                "reading {} (--genesis{})",
+                self.genesis.display(),
+                outside_hint(&self.genesis)
+            )
+        })?;
         Genesis::from_toml(&text).with_context(|| format!("in {}", self.genesis.display()))
     }
 
@@ -43,19 +53,52 @@ impl Consortium {
     }
 
     /// Clients of the validators (inside a tokio runtime: the QUIC endpoint needs one).
-    pub(crate) fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
+    pub(crate) async fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
         let genesis = self.genesis()?;
         let ids: Vec<ValidatorId> = genesis.names.iter().map(|(_, id)| *id).collect();
-        let trust = Trust::load(&self.ca, genesis.validators.crypto().chain_id(), &ids)?;
-        Ok(Nodes::new(&self.nodes, &trust, key)?)
+        let trust = Trust::load(&self.ca, genesis.validators.crypto().chain_id(), &ids)
+            .with_context(|| format!("--ca {}{}", self.ca.display(), outside_hint(&self.ca)))?;
+        let mut addrs = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            addrs.push(resolve(node).await?);
+        }
+        Ok(Nodes::new(&addrs, &trust, key)?)
     }
+}
+
+/// What to say when a default path relative to the repository root is missing: the command
+/// probably runs elsewhere (docs/operating.md, "Outside the repository root").
+pub(crate) fn outside_hint(path: &std::path::Path) -> &'static str {
+    if path.is_relative() && !path.exists() {
+        "; the defaults are relative to the repository root: give the path when running elsewhere"
+    } else {
+        ""
+    }
+}
+
+/// `--node`'s text as an address: IP:port as it is, host:port through the system's resolver
+/// (the first address it gives).
+async fn resolve(node: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = node.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let mut addrs = tokio::net::lookup_host(node)
+        .await
+        .with_context(|| format!("--node {node:?} is not an address (IP:port or host:port)"))?;
+    addrs
+        .next()
+        .with_context(|| format!("--node {node:?} resolves to no address"))
 }
 
 /// A validator's key file in the local cluster, as enrol hints name it.
 pub(crate) const OPERATOR_KEY_EXAMPLE: &str = "certs/local/node1/validator.key";
 
-/// Arguments of `bmpls status`.
+/// Arguments of `bmpls status`. Its `--node` is every node to ask, not a failover list.
 #[derive(Debug, Args)]
+#[command(mut_arg("nodes", |arg| arg.help(
+    "A validator's client address, IP:port or host:port; repeat it to ask several (each is \
+     asked, and listed)"
+)))]
 pub struct StatusArgs {
     #[command(flatten)]
     consortium: Consortium,
@@ -66,6 +109,7 @@ pub struct StatusArgs {
 pub enum PatientCommand {
     /// Create a patient's keystore: a pseudonym, the reporter and custodian keys, the master
     /// secret of the location keys (secret files are owner-only).
+    #[command(after_help = "Example: bmpls patient new --out patients/alice")]
     New {
         /// Folder to create.
         #[arg(long)]
@@ -77,7 +121,21 @@ pub enum PatientCommand {
         #[arg(long, default_value_t = 24)]
         epoch_hours: u64,
     },
+    /// Set the keystore's next sequence number to the chain's, as a validator reads it from
+    /// the committed reports: for a keystore restored from a backup, whose reports are refused
+    /// as `Replay … next is N`. Signed by the reporter key.
+    #[command(after_help = "Example: bmpls patient resync --patient patients/alice")]
+    Resync {
+        /// The patient's keystore.
+        #[arg(long)]
+        patient: PathBuf,
+        #[command(flatten)]
+        consortium: Consortium,
+    },
     /// Enrol the patient on the chain, signed by a validator operator's key.
+    #[command(
+        after_help = "Example: bmpls patient enrol --patient patients/alice --operator-key certs/local/node1/validator.key"
+    )]
     Enrol {
         /// The patient's keystore.
         #[arg(long)]
@@ -105,7 +163,7 @@ pub struct ReportArgs {
     /// Report every fix of a file instead: OwnTracks JSON (one message per line, as the
     /// recorder stores them; encrypted payloads need --passphrase-file), GPX, or GeoJSON points.
     /// Lines that are not fixes are listed with their line number and skipped.
-    #[arg(long, conflicts_with_all = ["lat", "lon", "time_ms"])]
+    #[arg(long, conflicts_with_all = ["lat", "lon", "time_ms", "altitude_m", "speed_m_s", "battery"])]
     from: Option<PathBuf>,
     /// The OwnTracks encryption passphrase, read from this file (never from the command line).
     #[arg(long, requires = "from")]
@@ -116,6 +174,15 @@ pub struct ReportArgs {
     /// Horizontal accuracy in metres.
     #[arg(long, default_value_t = 10.0)]
     accuracy: f64,
+    /// Altitude in metres (default: not given).
+    #[arg(long, allow_hyphen_values = true)]
+    altitude_m: Option<f64>,
+    /// Ground speed in metres per second (default: not given).
+    #[arg(long)]
+    speed_m_s: Option<f64>,
+    /// Battery charge in per cent, 1 to 100 (default: not given).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    battery: Option<u8>,
     /// Fix time in Unix milliseconds (default: now), from 2000-01-01 to a day ahead of now.
     #[arg(long)]
     time_ms: Option<u64>,
@@ -134,7 +201,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     // Status needs no identity: a throwaway key signs the request.
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     runtime()?.block_on(async {
-        let nodes = args.consortium.connect(&key)?;
+        let nodes = args.consortium.connect(&key).await?;
         let statuses = nodes.statuses().await;
         nodes.close().await;
         for (addr, status) in &statuses {
@@ -168,8 +235,13 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             levels,
             epoch_hours,
         } => {
-            let text = std::fs::read_to_string(&levels)
-                .with_context(|| format!("reading {}", levels.display()))?;
+            let text = std::fs::read_to_string(&levels).with_context(|| {
+                format!(
+                    "reading {} (--levels{})",
+                    levels.display(),
+                    outside_hint(&levels)
+                )
+            })?;
             anyhow::ensure!(
                 (1..=24 * 366).contains(&epoch_hours),
                 "--epoch-hours must be 1 to 8784"
@@ -189,6 +261,10 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        PatientCommand::Resync {
+            patient,
+            consortium,
+        } => resync(&patient, &consortium),
         PatientCommand::Enrol {
             patient,
             operator_key,
@@ -197,7 +273,7 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             let store = PatientKeystore::open(&patient)?;
             let operator = read_signing_key(&operator_key)?;
             let outcome = runtime()?.block_on(async {
-                let nodes = consortium.connect(&operator)?;
+                let nodes = consortium.connect(&operator).await?;
                 let chain = consortium.chain()?;
                 let outcome = nodes.submit(vec![store.enrolment(&operator, &chain)]).await;
                 nodes.close().await;
@@ -218,6 +294,70 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `bmpls patient resync`: the keystore's next sequence number from the chain.
+fn resync(dir: &std::path::Path, consortium: &Consortium) -> anyhow::Result<()> {
+    let store = PatientKeystore::open(dir)?;
+    let had = store.next_seq()?;
+    // Every --node is asked: one still catching up after a restart knows an older number, so
+    // the answer read at the greatest height wins.
+    let answers = runtime()?.block_on(async {
+        let nodes = consortium.connect(store.reporter_key()).await?;
+        let answers = nodes.next_seqs(store.patient).await;
+        nodes.close().await;
+        anyhow::Ok(answers)
+    })?;
+    let best = answers
+        .iter()
+        .filter_map(|(addr, answer)| match answer {
+            Ok(NextSeqOutcome::Next { seq, height }) => Some((*height, *seq, *addr)),
+            _ => None,
+        })
+        .max();
+    let Some((height, seq, _)) = best else {
+        let why: Vec<String> = answers
+            .iter()
+            .map(|(addr, answer)| match answer {
+                Ok(_) => format!(
+                    "{addr} knows no patient {} with this reporter key (enrolled on this chain?)",
+                    hex::encode(store.patient.0)
+                ),
+                Err(e) => format!("{addr}: {e}"),
+            })
+            .collect();
+        anyhow::bail!(
+            "no validator gave the next sequence number: {}",
+            why.join("; ")
+        );
+    };
+    store.set_next_seq(seq)?;
+    if seq == had {
+        println!("next record is {seq}, as the chain says at height {height} (unchanged)");
+    } else {
+        println!(
+            "next record is {seq}, as the chain says at height {height} (the keystore said {had})"
+        );
+    }
+    Ok(())
+}
+
+/// The refusal of record `seq`, with the way forward when the keystore is behind the chain
+/// (restored from a backup, or copied): `patient resync` reads the chain's next number.
+pub(crate) fn report_refused(
+    seq: u64,
+    code: RefusalCode,
+    reason: &str,
+    patient: &std::path::Path,
+) -> anyhow::Error {
+    let mut text = format!("record {seq} refused ({code:?}): {reason}");
+    if code == RefusalCode::Replay {
+        text.push_str(&format!(
+            "; if this keystore is behind the chain (restored from a backup?), run: bmpls patient resync --patient {}",
+            patient.display()
+        ));
+    }
+    anyhow::anyhow!(text)
 }
 
 /// `bmpls report`.
@@ -241,9 +381,10 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         lat,
         lon,
         accuracy_m: args.accuracy,
-        altitude_m: 0.0,
-        speed_m_s: 0.0,
-        battery_percent: 100,
+        // A measurement not given is 0, which carers' output reads as absent.
+        altitude_m: args.altitude_m.unwrap_or(0.0),
+        speed_m_s: args.speed_m_s.unwrap_or(0.0),
+        battery_percent: args.battery.unwrap_or(0),
         trigger: Trigger::Manual,
         fix_time_ms: args.time_ms.unwrap_or(now_ms),
     };
@@ -252,7 +393,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let mut reporter = store.reporter(&args.consortium.chain()?)?;
     let record = reporter.build(&fix, Seq(seq), &mut rand::rngs::OsRng)?;
     let outcome = runtime()?.block_on(async {
-        let nodes = args.consortium.connect(store.reporter_key())?;
+        let nodes = args.consortium.connect(store.reporter_key()).await?;
         let outcome = nodes.submit(vec![Transaction::Report(record)]).await;
         nodes.close().await;
         anyhow::Ok(outcome?)
@@ -265,7 +406,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Submitted::Refused { code, reason }) => {
-            anyhow::bail!("record {seq} refused ({code:?}): {}", reason.as_str())
+            Err(report_refused(seq, *code, reason.as_str(), &args.patient))
         }
         None => anyhow::bail!("the node gave no outcome"),
     }

@@ -107,7 +107,7 @@ pub fn report_file(
     let mut next = first;
     let mut last_height = 0;
     runtime()?.block_on(async {
-        let nodes = consortium.connect(store.reporter_key())?;
+        let nodes = consortium.connect(store.reporter_key()).await?;
         let result = async {
             for chunk in fixes.chunks(BATCH) {
                 let mut batch = Vec::with_capacity(chunk.len());
@@ -128,7 +128,12 @@ pub fn report_file(
                             let times: Vec<u64> =
                                 chunk[..i].iter().map(|f| f.fix_time_ms).collect();
                             store.add_reported_times(&times)?;
-                            anyhow::bail!("record {next} refused ({code:?}): {}", reason.as_str());
+                            return Err(crate::client::report_refused(
+                                next,
+                                code,
+                                reason.as_str(),
+                                patient,
+                            ));
                         }
                     }
                 }

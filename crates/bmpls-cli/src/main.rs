@@ -7,8 +7,10 @@ mod carer;
 mod certs;
 mod client;
 mod demo;
+mod ids;
 mod import;
 mod ingest;
+mod logs;
 mod node;
 mod output;
 mod privacybench;
@@ -46,7 +48,7 @@ enum Command {
     /// gracefully on SIGTERM or Ctrl-C; restarting resumes from its data folder.
     ///
     /// Logs go to stderr (RUST_LOG sets the level; default info). Addresses in the configuration
-    /// are IP:port; paths are relative to the configuration file.
+    /// are IP:port or host:port (resolved at start); paths are relative to the configuration file.
     ///
     /// Example: `bmpls node --config config/node1.toml 2> data/node1.log &`
     Node(node::NodeArgs),
@@ -115,7 +117,8 @@ enum Command {
     /// As a carer, wait for geofence alerts (Enter, Exit, Missing) and print them as they
     /// commit; resumes from the last height on another validator if one stops answering.
     ///
-    /// Defaults: from height 1, until interrupted (--count stops after that many alerts).
+    /// Defaults: from height 1, until interrupted (--count stops after that many alerts). On
+    /// exit it prints the height to resume from (--from-height).
     ///
     /// Example: `bmpls watch --carer carers/op --node 127.0.0.1:7201 --node 127.0.0.1:7202`
     Watch(alerts::WatchArgs),
@@ -155,18 +158,9 @@ enum Command {
     Sim(sim::SimArgs),
 }
 
-/// Logs to stderr at the level of `RUST_LOG` (default: `info` for bmpls, `warn` for
-/// malachite's per-vote chatter). Logs never carry coordinates, keys or sealed payloads.
+/// Logs to stderr (see `logs.rs`).
 pub(crate) fn init_logs() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,informalsystems_malachitebft_core_consensus=warn")
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    logs::init();
 }
 
 fn main() -> std::process::ExitCode {
@@ -237,5 +231,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch(args) => alerts::watch(args),
         Command::Bench(command) => bench::run(command),
         Command::Sim(args) => sim::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command's help has an example: top-level ones in their long description, nested
+    /// ones (`certs init`, `patient new`…) after their options.
+    #[test]
+    fn every_command_has_an_example_in_its_help() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for command in cli.get_subcommands() {
+            let about = command
+                .get_long_about()
+                .or(command.get_about())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            if !about.contains("Example") {
+                missing.push(command.get_name().to_string());
+            }
+            for nested in command.get_subcommands() {
+                let after = nested
+                    .get_after_help()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                if !after.starts_with("Example") {
+                    missing.push(format!("{} {}", command.get_name(), nested.get_name()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no example in: {missing:?}");
+    }
+
+    #[test]
+    fn status_help_says_it_asks_every_node() {
+        let mut cli = Cli::command();
+        let status = cli.find_subcommand_mut("status").expect("status");
+        let help = status.render_long_help().to_string();
+        assert!(!help.contains("fail over"), "{help}");
+        assert!(help.contains("each is asked"), "{help}");
     }
 }

@@ -1,6 +1,7 @@
 //! How `bmpls query` prints a verified answer: a table, GeoJSON or CSV.
 
 use bmpls_client::VerifiedAnswer;
+use bmpls_types::ExactFix;
 
 use crate::carer::{Format, iso};
 
@@ -49,13 +50,13 @@ pub(crate) fn print_answer(answer: &VerifiedAnswer, format: Format, depth: u8) {
                 let rect = r.cell.rect();
                 match r.exact {
                     Some(fix) => println!(
-                        "{:>6}  {}  height {:>6}  lat {:.7} lon {:.7}  ±{:.1} m",
+                        "{:>6}  {}  height {:>6}  lat {:.7} lon {:.7}{}",
                         r.seq.0,
                         iso(r.fix_time_ms),
                         r.height.0,
                         f64::from(fix.lat_e7) / 1e7,
                         f64::from(fix.lon_e7) / 1e7,
-                        f64::from(fix.accuracy_cm) / 100.0
+                        measured(&fix)
                     ),
                     None => println!(
                         "{:>6}  {}  height {:>6}  cell lat {:.5}..{:.5} lon {:.5}..{:.5} (depth {depth})",
@@ -75,19 +76,63 @@ pub(crate) fn print_answer(answer: &VerifiedAnswer, format: Format, depth: u8) {
     }
 }
 
-/// The records as CSV (a header line, then one row per record).
+/// A fix's measurements in metres, metres per second and per cent, each `None` when the fix
+/// does not carry it. A sealed fix has no "absent" mark: a reporter without the measurement
+/// writes 0 (GPX has no accuracy, `report --lat` no battery), so 0 reads as absent. An
+/// accuracy, speed or battery of exactly 0 is no real measurement; an altitude of exactly 0 cm
+/// is dropped with them, which loses nothing a GPS gives.
+fn measurements(fix: &ExactFix) -> [Option<f64>; 4] {
+    [
+        (fix.accuracy_cm > 0).then(|| f64::from(fix.accuracy_cm) / 100.0),
+        (fix.altitude_cm != 0).then(|| f64::from(fix.altitude_cm) / 100.0),
+        (fix.speed_cm_s > 0).then(|| f64::from(fix.speed_cm_s) / 100.0),
+        (fix.battery_percent > 0).then(|| f64::from(fix.battery_percent)),
+    ]
+}
+
+/// A fix's measurements for the table: `  ±5.0 m  alt 3.0 m  5.0 m/s  battery 77%`, each
+/// only when the fix carries it.
+fn measured(fix: &ExactFix) -> String {
+    let [accuracy, altitude, speed, battery] = measurements(fix);
+    let mut out = String::new();
+    if let Some(a) = accuracy {
+        out.push_str(&format!("  ±{a:.1} m"));
+    }
+    if let Some(a) = altitude {
+        out.push_str(&format!("  alt {a:.1} m"));
+    }
+    if let Some(s) = speed {
+        out.push_str(&format!("  {s:.1} m/s"));
+    }
+    if let Some(b) = battery {
+        out.push_str(&format!("  battery {b:.0}%"));
+    }
+    out
+}
+
+/// The records as CSV (a header line, then one row per record); a measurement the fix does
+/// not carry is an empty field.
 pub fn csv(answer: &VerifiedAnswer) -> String {
-    let mut out = String::from("seq,time,height,west,south,east,north,lat,lon,accuracy_m\n");
+    let mut out = String::from(
+        "seq,time,height,west,south,east,north,lat,lon,accuracy_m,altitude_m,speed_m_s,battery_percent\n",
+    );
     for r in &answer.records {
         let rect = r.cell.rect();
         let exact = r.exact.map_or_else(
-            || ",,".to_string(),
+            || ",,,,,".to_string(),
             |f| {
+                let [accuracy, altitude, speed, battery] = measurements(&f);
+                let field = |v: Option<f64>, decimals: usize| {
+                    v.map_or_else(String::new, |v| format!("{v:.decimals$}"))
+                };
                 format!(
-                    "{:.7},{:.7},{:.2}",
+                    "{:.7},{:.7},{},{},{},{}",
                     f64::from(f.lat_e7) / 1e7,
                     f64::from(f.lon_e7) / 1e7,
-                    f64::from(f.accuracy_cm) / 100.0
+                    field(accuracy, 2),
+                    field(altitude, 2),
+                    field(speed, 2),
+                    field(battery, 0)
                 )
             },
         );
@@ -111,12 +156,28 @@ pub fn geojson(answer: &VerifiedAnswer) -> String {
         .records
         .iter()
         .map(|r| {
+            let mut extra = String::new();
             let geometry = match r.exact {
-                Some(fix) => format!(
-                    "{{\"type\":\"Point\",\"coordinates\":[{:.7},{:.7}]}}",
-                    f64::from(fix.lon_e7) / 1e7,
-                    f64::from(fix.lat_e7) / 1e7
-                ),
+                Some(fix) => {
+                    let [accuracy, altitude, speed, battery] = measurements(&fix);
+                    // Altitude is a point's third coordinate (RFC 7946); the rest are
+                    // properties, named as the importer reads them.
+                    for (name, value) in [
+                        ("accuracy_m", accuracy),
+                        ("speed_m_s", speed),
+                        ("battery_percent", battery),
+                    ] {
+                        if let Some(v) = value {
+                            extra.push_str(&format!(",\"{name}\":{v}"));
+                        }
+                    }
+                    format!(
+                        "{{\"type\":\"Point\",\"coordinates\":[{:.7},{:.7}{}]}}",
+                        f64::from(fix.lon_e7) / 1e7,
+                        f64::from(fix.lat_e7) / 1e7,
+                        altitude.map_or_else(String::new, |a| format!(",{a}"))
+                    )
+                }
                 None => {
                     let rect = r.cell.rect();
                     let (w, s, e, n) = (rect.min().x, rect.min().y, rect.max().x, rect.max().y);
@@ -126,7 +187,7 @@ pub fn geojson(answer: &VerifiedAnswer) -> String {
                 }
             };
             format!(
-                "{{\"type\":\"Feature\",\"geometry\":{geometry},\"properties\":{{\"seq\":{},\"time\":\"{}\",\"height\":{}}}}}",
+                "{{\"type\":\"Feature\",\"geometry\":{geometry},\"properties\":{{\"seq\":{},\"time\":\"{}\",\"height\":{}{extra}}}}}",
                 r.seq.0,
                 iso(r.fix_time_ms),
                 r.height.0
@@ -167,13 +228,14 @@ mod tests {
                     fix_time_ms: 1_700_000_000_000 + 30_000 * i,
                     height: Height(10 + i),
                     cell: CellIndex::from_lon_lat(lon, lat, 16).expect("cell"),
+                    // The first fix carries no measurement (as a GPX point without them).
                     exact: exact.then(|| ExactFix {
                         lat_e7: (lat * 1e7).round() as i32,
                         lon_e7: (lon * 1e7).round() as i32,
-                        accuracy_cm: 500,
-                        altitude_cm: 0,
-                        speed_cm_s: 0,
-                        battery_percent: 50,
+                        accuracy_cm: if i == 0 { 0 } else { 500 + 25 * i as u32 },
+                        altitude_cm: if i == 0 { 0 } else { -150 + 300 * i as i32 },
+                        speed_cm_s: if i == 0 { 0 } else { 125 * i as u32 },
+                        battery_percent: if i == 0 { 0 } else { 90 - i as u8 },
                         trigger: Trigger::Periodic,
                         fix_time_ms: 1_700_000_000_000 + 30_000 * i,
                     }),
@@ -217,7 +279,39 @@ mod tests {
             assert_eq!(fix.fix_time_ms, seen.fix_time_ms);
             assert_eq!((fix.lat * 1e7).round() as i32, exact.lat_e7);
             assert_eq!((fix.lon * 1e7).round() as i32, exact.lon_e7);
+            assert_eq!((fix.accuracy_m * 100.0).round() as u32, exact.accuracy_cm);
+            assert_eq!((fix.altitude_m * 100.0).round() as i32, exact.altitude_cm);
+            assert_eq!((fix.speed_m_s * 100.0).round() as u32, exact.speed_cm_s);
+            assert_eq!(fix.battery_percent, exact.battery_percent);
         }
+    }
+
+    #[test]
+    fn exact_fixes_show_what_they_carry_and_nothing_they_lack() {
+        let answer = answer(true);
+        let fix = |i: usize| answer.records[i].exact.expect("exact");
+        assert_eq!(
+            measured(&fix(0)),
+            "",
+            "no '±0.0 m' for a fix without accuracy"
+        );
+        assert_eq!(
+            measured(&fix(2)),
+            "  ±5.5 m  alt 4.5 m  2.5 m/s  battery 88%"
+        );
+        let text = csv(&answer);
+        let rows: Vec<&str> = text.lines().collect();
+        assert!(
+            rows[0].ends_with(",lat,lon,accuracy_m,altitude_m,speed_m_s,battery_percent"),
+            "{}",
+            rows[0]
+        );
+        assert!(
+            rows[1].ends_with(",52.3731000,4.8922000,,,,"),
+            "{}",
+            rows[1]
+        );
+        assert!(rows[3].ends_with(",5.50,4.50,2.50,88"), "{}", rows[3]);
     }
 
     #[test]
@@ -238,7 +332,7 @@ mod tests {
         assert!(rows[0].starts_with("seq,time,height,west,south,east,north"));
         assert!(rows[1].starts_with("1,2023-11-14T22:13:20.000Z,10,"));
         assert!(
-            rows[1].ends_with(",,"),
+            rows[1].ends_with(",,,,,,"),
             "no exact fix in a cell row: {}",
             rows[1]
         );

@@ -333,7 +333,9 @@ pub fn run_alerts(args: &AlertBenchArgs) -> anyhow::Result<()> {
         let depth = levels.levels()[2].depth;
         let zone = cover_circle(CENTRE.1, CENTRE.0, 300.0, depth, 128)?;
         let fence = patient.fence(chain, carer.carer, NEIGHBOURHOOD, &zone, today, 1, 0)?;
-        commit(&admin, vec![grant, fence]).await?;
+        // The grant first: a fence needs a standing grant on the committed ledger.
+        commit(&admin, vec![grant]).await?;
+        commit(&admin, vec![fence]).await?;
 
         let watcher_nodes = Nodes::new(&addrs, &trust, carer.identity())?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

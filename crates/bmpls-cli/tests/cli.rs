@@ -162,3 +162,86 @@ fn bench_privacy_prints_the_attacks_per_scheme_and_writes_a_chart() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("district") && svg.contains("(c) the home averaged"));
 }
+
+#[test]
+fn watch_prints_the_height_to_resume_from_when_interrupted() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = dir.path().join("certs");
+    let (ok, _, err) = run(&mut bmpls(&[
+        "certs",
+        "init",
+        "--out",
+        certs.to_str().expect("utf-8"),
+    ]));
+    assert!(ok, "certs init: {err}");
+    let carer = dir.path().join("nurse");
+    let (ok, _, err) = run(&mut bmpls(&[
+        "carer",
+        "new",
+        "--out",
+        carer.to_str().expect("utf-8"),
+        "--role",
+        "family",
+    ]));
+    assert!(ok, "carer new: {err}");
+    // No node answers, so the watch waits and retries until interrupted.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = bmpls(&[
+        "watch",
+        "--carer",
+        carer.to_str().expect("utf-8"),
+        "--from-height",
+        "7",
+        "--node",
+        &format!("127.0.0.1:{port}"),
+        "--ca",
+        certs.join("ca.pem").to_str().expect("utf-8"),
+        "--genesis",
+        certs.join("genesis.toml").to_str().expect("utf-8"),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawns");
+    // Its first retry shows that it is waiting (and has set up its signal handling).
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("a line");
+    assert!(line.contains("no validator answers"), "{line}");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("ends");
+    assert!(out.status.success(), "{:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().last(),
+        Some("stopped after 0 alerts; resume with --from-height 7"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn outside_the_repository_a_missing_default_names_its_option() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (args, option) in [
+        (
+            &["status"][..],
+            "(--genesis; the defaults are relative to the repository root",
+        ),
+        (
+            &["patient", "new", "--out", "alice"][..],
+            "(--levels; the defaults are relative to the repository root",
+        ),
+    ] {
+        let (ok, _, err) = run(bmpls(args).current_dir(dir.path()));
+        assert!(!ok);
+        assert!(err.contains(option), "{args:?}: {err}");
+    }
+}

@@ -540,6 +540,13 @@ fn geojson(text: &str, now_ms: u64) -> Result<Imported, ImportError> {
             .or_else(|| prop("accuracy"))
             .and_then(|v| v.as_f64())
             .unwrap_or(0.0);
+        // As `bmpls query --format geojson` writes them, so that an export imports whole.
+        f.speed_m_s = prop("speed_m_s")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0);
+        f.battery_percent = prop("battery_percent")
+            .and_then(serde_json::Value::as_f64)
+            .map_or(0, |b| b.clamp(0.0, 100.0) as u8);
         out.fixes.push((number_of, f));
     }
     Ok(out)

@@ -1,9 +1,11 @@
-//! Talking to the consortium: a set of validators, tried in turn. A phone keeps using the node
-//! that last answered and fails over to the others when it stops answering; resubmitting a
+//! Talking to the consortium: a set of validators. A phone keeps using the node that last
+//! answered and fails over to the others when it stops answering, dialling them all at once
+//! (so that any number of down nodes costs one connect timeout, not one each); resubmitting a
 //! transaction is safe (a node that already has it answers once it commits, or refuses it as a
 //! replay once committed).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bmpls_crypto::SigningKey;
@@ -11,7 +13,8 @@ use bmpls_net::alert::{WatchOutcome, WatchRequest};
 use bmpls_net::limits::MAX_SUBMIT_BATCH;
 use bmpls_net::query::{AuditOutcome, AuditRequest, MAX_QUERY_BATCH, Query, QueryOutcome};
 use bmpls_net::{
-    Client, ClientError, NodeStatus, Request, RequestError, Response, Submitted, Trust,
+    Client, ClientError, GrantsAsked, GrantsOutcome, NextSeqOutcome, NodeStatus, Request,
+    RequestError, Response, Submitted, Trust,
 };
 use bmpls_types::{BoundedVec, Transaction, ValidatorId};
 
@@ -26,9 +29,9 @@ pub enum NetworkError {
         "{0} transactions or queries in one request; at most {MAX_SUBMIT_BATCH} transactions or {MAX_QUERY_BATCH} queries"
     )]
     TooMany(usize),
-    /// Every node failed; the last failure.
-    #[error(transparent)]
-    Unreachable(#[from] ClientError),
+    /// Every node failed: each node and why, in the order given.
+    #[error("no validator answered: {}", failures(.0))]
+    Unreachable(Vec<(SocketAddr, ClientError)>),
     /// A node refused the request itself.
     #[error("refused: {0}")]
     Refused(RequestError),
@@ -37,10 +40,39 @@ pub enum NetworkError {
     Unexpected(SocketAddr),
 }
 
+/// Each failure on its own, naming its node once.
+fn failures(list: &[(SocketAddr, ClientError)]) -> String {
+    let each: Vec<String> = list
+        .iter()
+        .map(|(addr, e)| match e {
+            ClientError::Connect { .. } => e.to_string(),
+            other => format!("{addr}: {other}"),
+        })
+        .collect();
+    each.join("; ")
+}
+
+/// Dials under way, aborted when no longer wanted (a dial holds its client's connection slot
+/// until it ends, which would hold up closing it).
+struct Dials(
+    Vec<(
+        usize,
+        tokio::task::JoinHandle<Result<bmpls_types::ValidatorId, ClientError>>,
+    )>,
+);
+
+impl Drop for Dials {
+    fn drop(&mut self) {
+        for (_, dial) in &self.0 {
+            dial.abort();
+        }
+    }
+}
+
 /// Validators of one consortium, as seen by one client key.
 #[derive(Debug)]
 pub struct Nodes {
-    clients: Vec<Client>,
+    clients: Vec<Arc<Client>>,
     preferred: AtomicUsize,
 }
 
@@ -56,7 +88,11 @@ impl Nodes {
         }
         let clients = addrs
             .iter()
-            .map(|addr| Client::new(*addr, trust, SigningKey::from_seed(&key.to_seed())))
+            .map(|addr| {
+                Client::new(*addr, trust, SigningKey::from_seed(&key.to_seed()))
+                    .map(Arc::new)
+                    .map_err(|e| NetworkError::Unreachable(vec![(*addr, e)]))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Self {
             clients,
@@ -64,22 +100,60 @@ impl Nodes {
         })
     }
 
-    /// Sends `request` to the preferred node, then to the others in turn, until one answers.
-    /// An answer that is a request error (busy, rate limited…) is returned as it is.
+    /// Sends `request` to the preferred node, then to the others in turn, until one answers;
+    /// every node is dialled at once (each once), so down nodes cost one connect timeout
+    /// together, not one each, while the order stays that of preference (a client keeps
+    /// reading from the validator that acknowledged its writes). Every node that failed is
+    /// named in the error. An answer that is a request error (busy, rate limited…) is returned
+    /// as it is.
     pub async fn call(&self, request: Request) -> Result<(SocketAddr, Response), NetworkError> {
-        let start = self.preferred.load(Ordering::Relaxed);
-        let mut last = None;
-        for step in 0..self.clients.len() {
-            let index = (start + step) % self.clients.len();
-            match self.clients[index].call(request.clone()).await {
-                Ok(response) => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return Ok((self.clients[index].addr(), response));
-                }
-                Err(e) => last = Some(e),
+        let count = self.clients.len();
+        let start = self.preferred.load(Ordering::Relaxed) % count;
+        let order: Vec<usize> = (0..count).map(|step| (start + step) % count).collect();
+        let mut failed: Vec<Option<ClientError>> = self.clients.iter().map(|_| None).collect();
+        let preferred = &self.clients[start];
+        if preferred.is_connected().await {
+            match preferred.call(request.clone()).await {
+                Ok(response) => return Ok((preferred.addr(), response)),
+                Err(e) => failed[start] = Some(e),
             }
         }
-        Err(last.map_or(NetworkError::NoNodes, NetworkError::Unreachable))
+        let mut dials = Dials(
+            order
+                .iter()
+                .filter(|&&index| failed[index].is_none())
+                .map(|&index| {
+                    let client = self.clients[index].clone();
+                    (index, tokio::spawn(async move { client.dial().await }))
+                })
+                .collect(),
+        );
+        for (index, dial) in dials.0.iter_mut() {
+            let client = &self.clients[*index];
+            let outcome = match dial.await {
+                Ok(Ok(_)) => client.call(request.clone()).await,
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(ClientError::Connect {
+                    addr: client.addr(),
+                    reason: format!("the dial failed: {e}"),
+                }),
+            };
+            match outcome {
+                Ok(response) => {
+                    self.preferred.store(*index, Ordering::Relaxed);
+                    return Ok((client.addr(), response));
+                }
+                Err(e) => failed[*index] = Some(e),
+            }
+        }
+        let failures: Vec<(SocketAddr, ClientError)> = order
+            .iter()
+            .filter_map(|&index| Some((self.clients[index].addr(), failed[index].take()?)))
+            .collect();
+        if failures.is_empty() {
+            return Err(NetworkError::NoNodes);
+        }
+        Err(NetworkError::Unreachable(failures))
     }
 
     /// Submits `txs` and returns each outcome, once committed (or refused).
@@ -156,11 +230,43 @@ impl Nodes {
             .clients
             .get(index % self.clients.len())
             .ok_or(NetworkError::NoNodes)?;
-        let node = client.node().await?;
-        match client.call(Request::Watch(request)).await? {
+        let unreachable = |e| NetworkError::Unreachable(vec![(client.addr(), e)]);
+        let node = client.node().await.map_err(unreachable)?;
+        match client
+            .call(Request::Watch(request))
+            .await
+            .map_err(unreachable)?
+        {
             Response::Watch(outcome) => Ok((node, outcome)),
             Response::Error(e) => Err(NetworkError::Refused(e)),
             _ => Err(NetworkError::Unexpected(client.addr())),
+        }
+    }
+
+    /// The grants a carer holds or a patient gave (signed by the carer's identity key or the
+    /// patient's custodian key), as one node says: a hint for naming and checking grants,
+    /// unproved (a query proves the grant it relies on).
+    pub async fn grants(
+        &self,
+        asked: GrantsAsked,
+    ) -> Result<(SocketAddr, GrantsOutcome), NetworkError> {
+        match self.call(Request::Grants(asked)).await? {
+            (addr, Response::Grants(outcome)) => Ok((addr, outcome)),
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// The sequence number the patient's next report must carry, as one node says (signed by
+    /// the patient's reporter or custodian key). A wrong answer only gets reports refused.
+    pub async fn next_seq(
+        &self,
+        patient: bmpls_types::PatientId,
+    ) -> Result<(SocketAddr, NextSeqOutcome), NetworkError> {
+        match self.call(Request::NextSeq(patient)).await? {
+            (addr, Response::NextSeq(outcome)) => Ok((addr, outcome)),
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
         }
     }
 
@@ -173,25 +279,80 @@ impl Nodes {
         }
     }
 
-    /// Each node's status (or why it did not answer), in the order given.
+    /// Each node's status (or why it did not answer), in the order given; all asked at once,
+    /// each dialled once.
     pub async fn statuses(&self) -> Vec<(SocketAddr, Result<NodeStatus, String>)> {
-        let mut out = Vec::with_capacity(self.clients.len());
-        for client in &self.clients {
-            let status = match client.call(Request::Status).await {
-                Ok(Response::Status(s)) => Ok(s),
-                Ok(Response::Error(e)) => Err(e.to_string()),
-                Ok(_) => Err("unexpected answer".to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            out.push((client.addr(), status));
+        self.ask_all(Request::Status)
+            .await
+            .into_iter()
+            .map(|(addr, answer)| {
+                let status = answer.and_then(|response| match response {
+                    Response::Status(s) => Ok(s),
+                    Response::Error(e) => Err(e.to_string()),
+                    _ => Err("unexpected answer".to_string()),
+                });
+                (addr, status)
+            })
+            .collect()
+    }
+
+    /// Each node's sequence number for the patient's next report (or why it did not answer),
+    /// in the order given: a validator still catching up answers an older one, so a caller
+    /// takes the answer read at the greatest height.
+    pub async fn next_seqs(
+        &self,
+        patient: bmpls_types::PatientId,
+    ) -> Vec<(SocketAddr, Result<NextSeqOutcome, String>)> {
+        self.ask_all(Request::NextSeq(patient))
+            .await
+            .into_iter()
+            .map(|(addr, answer)| {
+                let outcome = answer.and_then(|response| match response {
+                    Response::NextSeq(outcome) => Ok(outcome),
+                    Response::Error(e) => Err(e.to_string()),
+                    _ => Err("unexpected answer".to_string()),
+                });
+                (addr, outcome)
+            })
+            .collect()
+    }
+
+    /// Sends `request` to every node at once (each dialled once) and returns each answer or
+    /// why there is none, in the order given.
+    async fn ask_all(&self, request: Request) -> Vec<(SocketAddr, Result<Response, String>)> {
+        let mut asks = tokio::task::JoinSet::new();
+        for (index, client) in self.clients.iter().enumerate() {
+            let client = client.clone();
+            let request = request.clone();
+            asks.spawn(async move {
+                let answer = match client.dial().await {
+                    Ok(_) => client.call(request).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (index, answer)
+            });
+        }
+        let mut out: Vec<(SocketAddr, Result<Response, String>)> = self
+            .clients
+            .iter()
+            .map(|c| (c.addr(), Err("no answer".to_string())))
+            .collect();
+        while let Some(joined) = asks.join_next().await {
+            if let Ok((index, answer)) = joined {
+                out[index].1 = answer;
+            }
         }
         out
     }
 
-    /// Closes every connection.
+    /// Closes every connection, all at once (each waits up to a moment for its peer's
+    /// acknowledgement, which a node that never answered does not send).
     pub async fn close(&self) {
+        let mut closing = tokio::task::JoinSet::new();
         for client in &self.clients {
-            client.close().await;
+            let client = client.clone();
+            closing.spawn(async move { client.close().await });
         }
+        while closing.join_next().await.is_some() {}
     }
 }

@@ -119,6 +119,9 @@ pub(crate) struct Host<W: WalStorage> {
     /// The height being decided, as malachite last announced it.
     pub(crate) height: Height,
     pub(crate) decided: bool,
+    /// Whether the block committed last came by catch-up (a synced block under its
+    /// certificate) rather than from this validator's own round.
+    pub(crate) decided_by_sync: bool,
     pub(crate) behind_since_ms: Option<u64>,
     /// The furthest peer seen ahead of us, and the height it was at.
     pub(crate) ahead: Option<(Address, Height)>,
@@ -175,6 +178,7 @@ impl<W: WalStorage> Engine<W> {
                 future: BTreeMap::new(),
                 height,
                 decided: false,
+                decided_by_sync: false,
                 behind_since_ms: None,
                 ahead: None,
                 sync_until: 0,
@@ -216,6 +220,14 @@ impl<W: WalStorage> Engine<W> {
     /// The ledger after the last committed block.
     pub fn ledger(&self) -> &Ledger {
         &self.host.ledger
+    }
+
+    /// Whether the block of the last [`Output::Committed`] came by catch-up (from a peer,
+    /// under its certificate) rather than from a round this validator took part in: a
+    /// catch-up block was proposed long before it arrives, so hosts leave it out of commit
+    /// latency.
+    pub fn committed_by_sync(&self) -> bool {
+        self.host.decided_by_sync
     }
 
     /// Inputs refused without harm so far.
@@ -631,7 +643,10 @@ impl<W: WalStorage> Host<W> {
             return;
         }
         match verify_block(block, &cert, self.validators().crypto()) {
-            Ok(verified) => self.apply_committed(verified, cert),
+            Ok(verified) => {
+                self.apply_committed(verified, cert);
+                self.decided_by_sync = true;
+            }
             Err(_) => self.refusals.malformed += 1,
         }
     }
@@ -652,6 +667,7 @@ impl<W: WalStorage> Host<W> {
         self.ledger.apply(&verified, hash);
         self.mempool.on_commit(&verified, &self.ledger);
         self.decided = true;
+        self.decided_by_sync = false;
         self.outputs.push(Output::Committed(verified, cert));
     }
 }

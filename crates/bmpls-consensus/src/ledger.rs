@@ -48,6 +48,8 @@ pub struct GrantTerms {
     pub valid_until_ms: u64,
     /// Whether it still stands (not revoked).
     pub standing: bool,
+    /// The height of the block that committed it (alerts decided before it are not its).
+    pub granted_at: Height,
 }
 
 /// Why a transaction cannot enter a block. The mempool returns these to the submitter.
@@ -68,6 +70,9 @@ pub enum TxRefusal {
     /// The carer is not enrolled.
     #[error("carer {0} is not enrolled")]
     UnknownCarer(CarerId),
+    /// A fence for a carer that holds no standing grant of the patient: it would alert nobody.
+    #[error("carer {0} holds no standing grant of this patient: grant it access before a fence")]
+    NoStandingGrant(CarerId),
     /// A report out of sequence: a replay, or a gap.
     #[error("report {got} of patient {patient} is out of sequence: next is {expected}")]
     Sequence {
@@ -250,15 +255,16 @@ impl Ledger {
         self.grants.get(&(*patient, *grant))
     }
 
-    /// Whether `carer` may receive an alert about `patient` from a fence at `level` decided by
-    /// a record of `epoch`: it holds a standing grant of the patient, valid at `now_ms`, at that
-    /// level or a finer one, whose data window holds the epoch. A carer downgraded to a coarser
-    /// level, or outside its window, gets no alert it could not get by a query.
+    /// Whether `carer` may receive an alert about `patient` from a fence at `level`, decided at
+    /// `height` by a record of `epoch`: it holds a standing grant of the patient, valid at
+    /// `now_ms`, committed at or before `height`, at that level or a finer one, whose data window
+    /// holds the epoch. A carer downgraded to a coarser level, outside its window, or granted
+    /// only after the alert was decided, gets no alert it could not get by a query.
     pub fn carer_may_see_alert(
         &self,
         patient: &PatientId,
         carer: &CarerId,
-        (level, epoch): (LevelIndex, Epoch),
+        (level, epoch, height): (LevelIndex, Epoch, Height),
         now_ms: u64,
     ) -> bool {
         let first = (*patient, TxHash([0; 32]));
@@ -266,9 +272,24 @@ impl Ledger {
         self.grants.range(first..=last).any(|(_, g)| {
             g.standing
                 && g.carer == *carer
+                && g.granted_at <= height
                 && (g.valid_from_ms..g.valid_until_ms).contains(&now_ms)
                 && g.level <= level
                 && (g.data_from..=g.data_to).contains(&epoch)
+        })
+    }
+
+    /// Every committed grant, revoked or not, in (patient, grant hash) order.
+    pub fn grants(&self) -> impl Iterator<Item = (&PatientId, &TxHash, &GrantTerms)> + '_ {
+        self.grants.iter().map(|((p, h), g)| (p, h, g))
+    }
+
+    /// Whether `carer` holds a standing grant of `patient` that is valid at `now_ms`.
+    pub fn carer_may_see(&self, patient: &PatientId, carer: &CarerId, now_ms: u64) -> bool {
+        let first = (*patient, TxHash([0; 32]));
+        let last = (*patient, TxHash([0xff; 32]));
+        self.grants.range(first..=last).any(|(_, g)| {
+            g.standing && g.carer == *carer && (g.valid_from_ms..g.valid_until_ms).contains(&now_ms)
         })
     }
 
@@ -384,7 +405,10 @@ impl Ledger {
             // this ledger would refuse can only come from a bug, and is skipped alike everywhere.
             let _ = overlay.admit(tx);
         }
-        let Overlay { changes, .. } = overlay;
+        let Overlay { mut changes, .. } = overlay;
+        for terms in changes.grants.values_mut() {
+            terms.granted_at = block.header.height;
+        }
         changes.apply_to(self);
         self.height = block.header.height;
         self.tip = hash;
@@ -451,6 +475,17 @@ impl<'a> Overlay<'a> {
 
     fn carer_known(&self, id: &CarerId) -> bool {
         self.changes.carers.contains_key(id) || self.ledger.carers.contains_key(id)
+    }
+
+    /// Whether `carer` holds a grant of `patient` committed or earlier in this block and not
+    /// revoked.
+    fn holds_standing_grant(&self, patient: &PatientId, carer: &CarerId) -> bool {
+        let range = (*patient, TxHash([0; 32]))..=(*patient, TxHash([0xff; 32]));
+        self.ledger
+            .grants
+            .range(range.clone())
+            .chain(self.changes.grants.range(range))
+            .any(|(key, g)| g.carer == *carer && g.standing && !self.changes.revoked.contains(key))
     }
 
     fn enrolled(&self, id: &PatientId) -> Result<PatientState, TxRefusal> {
@@ -569,6 +604,8 @@ impl<'a> Overlay<'a> {
                         valid_from_ms: t.valid_from_ms,
                         valid_until_ms: t.valid_until_ms,
                         standing: true,
+                        // Set when the block is applied; checks within a block need none.
+                        granted_at: Height(0),
                     },
                 );
                 Ok(state.custodian_key)
@@ -597,6 +634,13 @@ impl<'a> Overlay<'a> {
                 }
                 if t.level.0 >= state.level_count {
                     return Err(TxRefusal::Invalid("fence level"));
+                }
+                // Alerts reach a carer only under a standing grant; a fence without one
+                // would be accepted and alert nobody. Standing means committed (or earlier
+                // in this block) and not revoked; the validity period is the query's and the
+                // watch's to check, at their time (this check has no clock).
+                if !self.holds_standing_grant(&t.patient, &t.carer) {
+                    return Err(TxRefusal::NoStandingGrant(t.carer));
                 }
                 let epochs_increase = t.epochs.windows(2).all(|w| w[0].epoch < w[1].epoch);
                 let ore = t.level.0 < state.ore_levels;

@@ -664,7 +664,12 @@ fn a_fence_is_removed_once_and_alerts_follow_the_grants_level_and_window() {
         &operator,
     );
     let may_see = |level, epoch| {
-        ledger.carer_may_see_alert(&patient.id, &carer, (LevelIndex(level), Epoch(epoch)), 1)
+        ledger.carer_may_see_alert(
+            &patient.id,
+            &carer,
+            (LevelIndex(level), Epoch(epoch), ledger.height()),
+            1,
+        )
     };
     assert!(may_see(1, 0), "the granted level and epoch");
     assert!(!may_see(0, 0), "a fence finer than the grant");
@@ -672,7 +677,7 @@ fn a_fence_is_removed_once_and_alerts_follow_the_grants_level_and_window() {
     assert!(!ledger.carer_may_see_alert(
         &patient.id,
         &CarerId([6; 16]),
-        (LevelIndex(1), Epoch(0)),
+        (LevelIndex(1), Epoch(0), ledger.height()),
         1
     ));
 

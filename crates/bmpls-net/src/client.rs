@@ -23,7 +23,8 @@ pub enum ClientError {
     /// TLS material could not be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// No connection could be made (the node is down, or is not a validator of the CA).
+    /// No connection could be made (the node is down, is not a validator of the CA, or the
+    /// address is another port of a validator: see [`diagnose`]).
     #[error("cannot connect to {addr}: {reason}")]
     Connect {
         /// The node.
@@ -93,7 +94,7 @@ impl Client {
     /// Signs and sends `request`, and returns the node's answer. The envelope names the chain
     /// and the validator at the other end of the connection, so it is good for that node only.
     pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
-        let (connection, node) = self.connection(3).await?;
+        let (connection, node) = self.connection(DIALS).await?;
         let mut envelope = Envelope {
             client: self.key.public(),
             chain: self.trust.chain().clone(),
@@ -115,13 +116,28 @@ impl Client {
 
     /// Sends `bytes` as one request frame as they are (tests send garbage through this).
     pub async fn call_raw(&self, bytes: &[u8]) -> Result<Response, ClientError> {
-        let (connection, _) = self.connection(3).await?;
+        let (connection, _) = self.connection(DIALS).await?;
         self.exchange(connection, bytes).await
     }
 
     /// The validator this client is connected to (dialling it if need be).
     pub async fn node(&self) -> Result<ValidatorId, ClientError> {
-        Ok(self.connection(3).await?.1)
+        Ok(self.connection(DIALS).await?.1)
+    }
+
+    /// Opens a connection unless one is open, dialling once: at most [`CONNECT_TIMEOUT`]. A
+    /// failure says why, and names the port when it is a validator's peer or metrics port.
+    pub async fn dial(&self) -> Result<ValidatorId, ClientError> {
+        Ok(self.connection(1).await?.1)
+    }
+
+    /// Whether a connection is open (a call would not dial).
+    pub async fn is_connected(&self) -> bool {
+        self.connection
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|(c, _)| c.close_reason().is_none())
     }
 
     async fn exchange(
@@ -151,7 +167,17 @@ impl Client {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
                 self.forget(&connection).await;
-                Err(e)
+                // A validator's peer port lets the client's handshake end and then refuses
+                // the connection for want of a validator certificate, on the first stream.
+                match e {
+                    ClientError::Frame(e) if e.to_string().contains(CERTIFICATE_REQUIRED) => {
+                        Err(ClientError::Connect {
+                            addr: self.addr,
+                            reason: diagnose(self.addr, e.to_string()).await,
+                        })
+                    }
+                    e => Err(e),
+                }
             }
             Err(_) => Err(ClientError::Timeout(REQUEST_TIMEOUT)),
         }
@@ -187,7 +213,8 @@ impl Client {
         }
         let mut backoff = BACKOFF_MIN;
         let mut last = String::new();
-        for attempt in 0..attempts.max(1) {
+        let attempts = attempts.max(1);
+        for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -213,9 +240,87 @@ impl Client {
                 }
             }
         }
+        let mut reason = diagnose(self.addr, last).await;
+        if attempts > 1 {
+            reason.push_str(&format!(" ({attempts} dials)"));
+        }
         Err(ClientError::Connect {
             addr: self.addr,
-            reason: last,
+            reason,
         })
     }
 }
+
+/// How often [`Client::call`] dials a node before giving up (with backoff between dials), so
+/// that a node restarting under a long-lived client is reached again.
+const DIALS: u32 = 3;
+
+/// The TLS alert `certificate_required` (RFC 8446), as quinn names a handshake it ended: what
+/// a validator's peer port answers a client that brings no validator certificate.
+const CERTIFICATE_REQUIRED: &str = "error 116";
+
+/// The metric a validator's metrics endpoint names its client address in
+/// (`bmpls_client_address_info{address="…"} 1`).
+pub const CLIENT_ADDRESS_METRIC: &str = "bmpls_client_address_info";
+
+/// Largest metrics page the probe of [`diagnose`] reads.
+const MAX_PROBE_BYTES: usize = 256 * 1024;
+
+/// `reason` (why a dial to `addr` failed), with what the address is when it is a validator's
+/// other port: users paste the peer port (it is first in the configuration) or the metrics
+/// port, and QUIC then only says that the handshake failed or timed out.
+pub async fn diagnose(addr: SocketAddr, reason: String) -> String {
+    if reason.contains(CERTIFICATE_REQUIRED) {
+        return format!(
+            "{reason}: this is the peer port of a validator (it asks for a validator's certificate); \
+             the client port is the `clients` address in the [listen] section of its configuration"
+        );
+    }
+    match probe_metrics(addr).await {
+        Some(Some(clients)) => format!(
+            "{reason}: this is the metrics port of a validator; the client port is {clients}"
+        ),
+        Some(None) => format!(
+            "{reason}: this is the metrics port of a validator; the client port is the `clients` \
+             address in the [listen] section of its configuration"
+        ),
+        None => reason,
+    }
+}
+
+/// Asks `addr` over TCP for `GET /metrics`: `None` if it does not answer as a bmpls validator's
+/// metrics endpoint, else the client address it names (if any). Bounded in time and size.
+async fn probe_metrics(addr: SocketAddr) -> Option<Option<String>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+            .await
+            .ok()?;
+        let mut page = Vec::new();
+        let _ = (&mut stream)
+            .take(MAX_PROBE_BYTES as u64)
+            .read_to_end(&mut page)
+            .await;
+        Some(page)
+    };
+    let page = tokio::time::timeout(PROBE_TIMEOUT, probe).await.ok()??;
+    let page = String::from_utf8_lossy(&page);
+    if !page.starts_with("HTTP/") || !page.contains("bmpls_") {
+        return None;
+    }
+    let clients = page.lines().find_map(|line| {
+        let rest = line.strip_prefix(CLIENT_ADDRESS_METRIC)?;
+        let rest = rest.strip_prefix("{address=\"")?;
+        let end = rest.find('"')?;
+        rest[..end]
+            .parse::<SocketAddr>()
+            .ok()
+            .map(|a| a.to_string())
+    });
+    Some(clients)
+}
+
+/// How long the probe of a metrics port may take (the dial has already failed).
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -30,7 +30,10 @@ mod udp;
 pub use client::{Client, ClientError};
 pub use frame::FrameError;
 pub use peers::{Inbound, PeerConfig, PeerSender, Peers};
-pub use proto::{Envelope, NodeStatus, RefusalCode, Request, RequestError, Response, Submitted};
+pub use proto::{
+    Envelope, GrantSummary, GrantsAsked, GrantsOutcome, NextSeqOutcome, NodeStatus, RefusalCode,
+    Request, RequestError, Response, Submitted,
+};
 pub use server::{ClientServer, Handler};
 pub use tls::{Identity, TlsError, Trust};
 

@@ -10,8 +10,8 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use bmpls_types::limits::MAX_TX_BYTES;
 use bmpls_types::{
-    BoundedString, BoundedVec, Canonical, ChainId, Hash32, PublicKeyBytes, SignatureBytes, Signed,
-    Transaction, TxHash, ValidatorId,
+    BoundedString, BoundedVec, Canonical, CarerId, ChainId, Epoch, Hash32, LevelIndex, PatientId,
+    PublicKeyBytes, SignatureBytes, Signed, Transaction, TxHash, ValidatorId,
 };
 
 use crate::limits::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_SUBMIT_BATCH};
@@ -33,6 +33,79 @@ pub enum Request {
     Audit(crate::query::AuditRequest),
     /// A carer waits for its geofence alerts (a long poll; see [`crate::alert`]).
     Watch(crate::alert::WatchRequest),
+    /// The committed grants a carer holds or a patient gave, so that tools can resolve an
+    /// abbreviated id and check that a grant stands. Unproved: a hint, never a permission
+    /// (a query proves its grant).
+    Grants(GrantsAsked),
+    /// The sequence number a patient's next report must carry (committed reports + 1), for a
+    /// keystore restored from a backup. Unproved: a node that lies makes reports refused,
+    /// never accepted wrongly.
+    NextSeq(PatientId),
+}
+
+/// Most grants in one [`Response::Grants`].
+pub const MAX_GRANTS: usize = 1024;
+
+/// Whose grants [`Request::Grants`] asks for.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum GrantsAsked {
+    /// Those this carer holds; the request must be signed by the carer's identity key.
+    OfCarer(CarerId),
+    /// Those this patient gave; the request must be signed by the patient's custodian key.
+    OfPatient(PatientId),
+}
+
+/// A committed grant, as a tool names and checks it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct GrantSummary {
+    /// The patient who gave it.
+    pub patient: PatientId,
+    /// The carer who holds it.
+    pub carer: CarerId,
+    /// The grant's transaction hash (what `query --grant` and `revoke` name).
+    pub grant: TxHash,
+    /// The finest level granted.
+    pub level: LevelIndex,
+    /// First epoch of data.
+    pub data_from: Epoch,
+    /// Last epoch of data.
+    pub data_to: Epoch,
+    /// Valid from (Unix ms)…
+    pub valid_from_ms: u64,
+    /// …until.
+    pub valid_until_ms: u64,
+    /// Not revoked.
+    pub standing: bool,
+}
+
+/// The answer to [`Request::Grants`].
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum GrantsOutcome {
+    /// The grants (at most [`MAX_GRANTS`]; `more` when some were left out).
+    Grants {
+        /// The grants, in (patient, grant hash) order.
+        grants: BoundedVec<GrantSummary, MAX_GRANTS>,
+        /// Whether more exist.
+        more: bool,
+    },
+    /// The key that signed is not the carer's (or the patient's custodian's), or the carer
+    /// or patient is not enrolled.
+    NotYours,
+}
+
+/// The answer to [`Request::NextSeq`].
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum NextSeqOutcome {
+    /// The next report's sequence number, as of `height`.
+    Next {
+        /// The sequence number.
+        seq: u64,
+        /// The height it was read at.
+        height: u64,
+    },
+    /// The key that signed is neither the patient's reporter nor custodian key, or the
+    /// patient is not enrolled.
+    NotYours,
 }
 
 /// A signed request.
@@ -206,6 +279,10 @@ pub enum Response {
     Audit(crate::query::AuditOutcome),
     /// Alerts, or none before the wait ran out.
     Watch(crate::alert::WatchOutcome),
+    /// The grants asked for.
+    Grants(GrantsOutcome),
+    /// A patient's next sequence number.
+    NextSeq(NextSeqOutcome),
     /// The request was not served.
     Error(RequestError),
 }

@@ -57,7 +57,7 @@ pub struct Query {
 /// Which records a query wants.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Ask {
-    /// The latest record in the window.
+    /// The newest fix in the window: the greatest (fix time, seq), not the last submitted.
     Last,
     /// Every record in the window, in (fix time, sequence number) order, with the exclusion
     /// evidence ([`Answer::excluded`]) that lets the carer see that none is missing even when

@@ -169,7 +169,11 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
             && (permit.grant.data_from..=permit.grant.data_to).contains(&r.record.epoch)
     };
     let mut records: Vec<StoredRecord> = match &query.ask {
-        Ask::Last => store.last(&query.patient)?.into_iter().collect(),
+        // The newest fix of the window, not the last record submitted (issue 16, item 15).
+        Ask::Last => store
+            .newest(&query.patient, query.from_ms, query.to_ms)?
+            .into_iter()
+            .collect(),
         Ask::Track => store.track(&query.patient, query.from_ms, query.to_ms, limit + 1)?,
         Ask::Within(epochs) => {
             let ranges = epoch_ranges(epochs);

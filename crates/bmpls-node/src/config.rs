@@ -151,6 +151,22 @@ pub struct NodeConfig {
     pub blocks: BlockPolicy,
 }
 
+/// `text` as a socket address: `IP:port`, or `host:port` resolved now (the first address the
+/// resolver gives), so operators can name validators by DNS. A name is resolved once, when
+/// the configuration is loaded: a node restarts to follow a changed DNS record.
+pub fn resolve(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not an address (IP:port or host:port): {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
 impl NodeConfig {
     /// Loads and validates the file at `path` and the genesis file it names.
     pub fn load(path: &Path) -> Result<Self, NodeConfigError> {
@@ -186,10 +202,7 @@ impl NodeConfig {
                 ),
             )
         })?;
-        let address = |name: &str, text: &str| {
-            text.parse::<SocketAddr>()
-                .map_err(|e| field(name, format!("{text:?} is not an address (ip:port): {e}")))
-        };
+        let address = |name: &str, text: &str| resolve(text).map_err(|e| field(name, e));
         let listen_peers = address("listen.peers", &file.listen.peers)?;
         let listen_clients = address("listen.clients", &file.listen.clients)?;
         if listen_peers == listen_clients {
@@ -251,5 +264,25 @@ impl NodeConfig {
             peers,
             blocks: file.blocks,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    #[test]
+    fn addresses_are_ip_port_or_host_port() {
+        assert_eq!(
+            resolve("127.0.0.1:7101").expect("an IP"),
+            "127.0.0.1:7101".parse().expect("literal")
+        );
+        let named = resolve("localhost:7101").expect("a host name");
+        assert!(named.ip().is_loopback(), "{named}");
+        assert_eq!(named.port(), 7101);
+        for bad in ["localhost", "7101", "no-such-host.invalid:7101"] {
+            let error = resolve(bad).expect_err(bad);
+            assert!(error.contains(&format!("{bad:?}")), "{error}");
+        }
     }
 }

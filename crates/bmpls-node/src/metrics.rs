@@ -42,6 +42,13 @@ pub struct QueryLabels {
     pub outcome: String,
 }
 
+/// The label of the client address metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Address {
+    /// `IP:port`.
+    pub address: String,
+}
+
 /// The node's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -49,7 +56,8 @@ pub struct Metrics {
     pub commits: Counter,
     /// Transactions committed.
     pub committed_txs: Counter,
-    /// From a block's proposal time to its flush here, seconds.
+    /// From a block's proposal time to its flush here, seconds; blocks this validator decided
+    /// in its own rounds only (not catch-up).
     pub commit_latency: Histogram,
     /// Transactions waiting in the mempool.
     pub mempool: Gauge,
@@ -59,7 +67,8 @@ pub struct Metrics {
     pub queries: Family<QueryLabels, Counter>,
     /// Alerts derived from committed blocks.
     pub alerts: Counter,
-    /// From the deciding block's time to the alert's delivery to a carer, seconds.
+    /// From the deciding block's time to the alert's delivery to a carer, seconds; alerts
+    /// committed before the watch asked for them (a replay from an old height) are not counted.
     pub alert_latency: Histogram,
     /// Messages from peers that did not decode.
     pub bad_peer_messages: Counter,
@@ -69,6 +78,10 @@ pub struct Metrics {
     pub sync_dropped: Family<Reason, Counter>,
     /// Watch requests answered at once because the carer's or the node's watchers are full.
     pub watchers_refused: Counter,
+    /// The address reporters and carers reach this validator at (one series, value 1), so a
+    /// client pointed at this port by mistake can say which port it wanted
+    /// (`bmpls_net::client::diagnose`).
+    pub client_address: Family<Address, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -94,6 +107,7 @@ impl Default for Metrics {
             sync_served_blocks: Counter::default(),
             sync_dropped: Family::default(),
             watchers_refused: Counter::default(),
+            client_address: Family::default(),
         };
         registry.register(
             "commits",
@@ -107,7 +121,7 @@ impl Default for Metrics {
         );
         registry.register(
             "commit_latency_seconds",
-            "From a block's proposal time to its flush on this validator",
+            "From a block's proposal time to its flush on this validator (blocks it decided, not catch-up)",
             metrics.commit_latency.clone(),
         );
         registry.register(
@@ -155,6 +169,11 @@ impl Default for Metrics {
             "Alert long polls answered at once because watchers were full",
             metrics.watchers_refused.clone(),
         );
+        registry.register(
+            "client_address_info",
+            "The address clients reach this validator at (value 1)",
+            metrics.client_address.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -163,6 +182,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Names the client address in [`Metrics::client_address`].
+    pub fn set_client_address(&self, addr: SocketAddr) {
+        self.client_address
+            .get_or_create(&Address {
+                address: addr.to_string(),
+            })
+            .set(1);
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();

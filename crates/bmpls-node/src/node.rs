@@ -133,6 +133,7 @@ impl Node {
             .local_addr()
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         let metrics = Arc::new(Metrics::default());
+        metrics.set_client_address(client_addr);
         let metrics_server =
             match config.listen_metrics {
                 Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await.map_err(

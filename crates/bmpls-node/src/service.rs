@@ -71,6 +71,22 @@ impl Handler for Service {
                 })
                 .await
                 .map(Response::Watch),
+            Request::Grants(asked) => self
+                .ask(|reply| Command::Grants {
+                    client,
+                    asked,
+                    reply,
+                })
+                .await
+                .map(Response::Grants),
+            Request::NextSeq(patient) => self
+                .ask(|reply| Command::NextSeq {
+                    client,
+                    patient,
+                    reply,
+                })
+                .await
+                .map(Response::NextSeq),
         };
         answer.unwrap_or_else(Response::Error)
     }

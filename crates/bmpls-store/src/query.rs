@@ -141,6 +141,68 @@ impl Store {
         }
     }
 
+    /// The newest fix of `patient` in the window: the record with the greatest (fix time, seq)
+    /// among those with `from_ms ≤ fix_time ≤ to_ms`, which need not be the last submitted
+    /// (phones flush backlogs of older fixes after live ones).
+    ///
+    /// Tracks read earliest first, so this reads the window's end: the last hour, then spans
+    /// twice as long until one holds a record (a patient reporting live costs one short read),
+    /// paging through a span that holds more than [`MAX_RESULTS`].
+    pub fn newest(
+        &self,
+        patient: &PatientId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        const FIRST_SPAN_MS: u64 = 3_600_000;
+        if from_ms > to_ms {
+            return Ok(None);
+        }
+        let mut span = FIRST_SPAN_MS;
+        loop {
+            let start = to_ms.saturating_sub(span).max(from_ms);
+            if let Some(found) = self.newest_in(patient, start, to_ms)? {
+                return Ok(Some(found));
+            }
+            if start == from_ms {
+                return Ok(None);
+            }
+            span = span.saturating_mul(2);
+        }
+    }
+
+    /// [`Store::newest`] by reading the whole of `[from_ms, to_ms]`, a page at a time.
+    fn newest_in(
+        &self,
+        patient: &PatientId,
+        mut from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        let mut best: Option<StoredRecord> = None;
+        loop {
+            let page = self.track(patient, from_ms, to_ms, MAX_RESULTS)?;
+            let full = page.len() == MAX_RESULTS;
+            let last_time = page.last().map(|r| r.record.fix_time_ms);
+            for r in page {
+                let key = (r.record.fix_time_ms, r.record.seq);
+                if best
+                    .as_ref()
+                    .is_none_or(|b| key > (b.record.fix_time_ms, b.record.seq))
+                {
+                    best = Some(r);
+                }
+            }
+            match last_time {
+                // The next page starts at the last time read (ties may straddle pages); a page
+                // of one fix time only moves past it, or the walk would not advance.
+                Some(t) if full && t < to_ms => {
+                    from_ms = if t == from_ms { t + 1 } else { t };
+                }
+                _ => return Ok(best),
+            }
+        }
+    }
+
     /// Records of `patient` with `from_ms ≤ fix_time ≤ to_ms`: the earliest `limit` of them, in
     /// time order (ties by sequence number).
     pub fn track(

@@ -22,7 +22,7 @@ use bmpls_types::{
 };
 
 use super::watchers::Watcher;
-use super::{Driver, now_ms};
+use super::{Driver, MAX_TIMED_CARERS, now_ms};
 use crate::answer::{Permit, answer, audit_answer, authorize};
 use crate::metrics::QueryLabels;
 
@@ -157,7 +157,7 @@ impl Driver {
         };
         let answer = self.alerts_for(&watcher.carer, watcher.from);
         if !answer.events.is_empty() || request.wait_ms == 0 {
-            self.observe_delivery(&answer);
+            self.observe_delivery(&watcher.carer, &answer);
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
             return;
         }
@@ -183,7 +183,12 @@ impl Driver {
         };
         let events = events
             .into_iter()
-            .filter(|e| ledger.carer_may_see_alert(&e.patient, carer, (e.level, e.epoch), now))
+            // At the fence's level or finer, inside the data window, and under a grant that
+            // stood when the event was decided: an Exit of a time nobody was granted is not
+            // handed to whoever is granted later.
+            .filter(|e| {
+                ledger.carer_may_see_alert(&e.patient, carer, (e.level, e.epoch, e.height), now)
+            })
             .map(|event| {
                 let mut signed = SignedAlert {
                     event,
@@ -201,10 +206,23 @@ impl Driver {
         }
     }
 
-    /// Records the delivery latency of the events about to be sent.
-    fn observe_delivery(&self, answer: &WatchAnswer) {
+    /// Records the delivery latency of the events about to be sent to `carer`, leaving out
+    /// those this validator delivered to it before (a watch resuming from an old height).
+    fn observe_delivery(&mut self, carer: &CarerId, answer: &WatchAnswer) {
         let now = now_ms();
-        for signed in answer.events.iter() {
+        let delivered = self.delivered.get(carer).copied();
+        let newest = answer.events.iter().map(|s| s.event.height).max();
+        if let Some(newest) = newest.filter(|n| delivered.is_none_or(|d| *n > d)) {
+            if self.delivered.len() >= MAX_TIMED_CARERS && delivered.is_none() {
+                self.delivered.clear();
+            }
+            self.delivered.insert(*carer, newest);
+        }
+        for signed in answer
+            .events
+            .iter()
+            .filter(|s| delivered.is_none_or(|d| s.event.height > d))
+        {
             self.metrics
                 .alert_latency
                 .observe(now.saturating_sub(signed.event.time_ms) as f64 / 1000.0);
@@ -217,7 +235,7 @@ impl Driver {
             for watcher in self.watchers.take_carer(carer) {
                 let answer = self.alerts_for(&watcher.carer, watcher.from);
                 if !answer.events.is_empty() {
-                    self.observe_delivery(&answer);
+                    self.observe_delivery(&watcher.carer, &answer);
                     let _ = watcher.reply.send(WatchOutcome::Events(answer));
                 } else if !watcher.reply.is_closed() {
                     // Its events were below what it asks from: it waits on. It held a place
@@ -234,7 +252,7 @@ impl Driver {
     pub(super) fn serve_expired(&mut self, now: Instant) {
         for watcher in self.watchers.take_expired(now) {
             let answer = self.alerts_for(&watcher.carer, watcher.from);
-            self.observe_delivery(&answer);
+            self.observe_delivery(&watcher.carer, &answer);
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
         }
     }

@@ -20,7 +20,8 @@ use bmpls_net::query::{AuditOutcome, AuditRequest, CertifiedHeader, Query, Query
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
 use bmpls_store::{SledWal, Store};
 use bmpls_types::{
-    Block, BoundedVec, Canonical, CarerId, CommitCertificate, PublicKeyBytes, Transaction, TxHash,
+    Block, BoundedVec, Canonical, CarerId, CommitCertificate, Height, PublicKeyBytes, Transaction,
+    TxHash,
 };
 
 use crate::NodeError;
@@ -29,6 +30,7 @@ use crate::config::BlockPolicy;
 use crate::metrics::{Metrics, Reason};
 
 mod carers;
+mod lookup;
 mod sync;
 mod watchers;
 
@@ -74,7 +76,21 @@ pub(crate) enum Command {
         request: WatchRequest,
         reply: oneshot::Sender<WatchOutcome>,
     },
+    Grants {
+        client: PublicKeyBytes,
+        asked: bmpls_net::GrantsAsked,
+        reply: oneshot::Sender<bmpls_net::GrantsOutcome>,
+    },
+    NextSeq {
+        client: PublicKeyBytes,
+        patient: bmpls_types::PatientId,
+        reply: oneshot::Sender<bmpls_net::NextSeqOutcome>,
+    },
 }
+
+/// Carers whose last delivered alert a validator remembers, to leave replays out of the
+/// alert latency; past it the memory starts afresh (replays may then be timed once).
+const MAX_TIMED_CARERS: usize = 100_000;
 
 struct Batch {
     results: Vec<Option<Submitted>>,
@@ -100,6 +116,10 @@ pub(crate) struct Driver {
     /// height is one above it, and the carer checks it.
     tip: Option<CertifiedHeader>,
     watchers: watchers::Watchers,
+    /// Per carer, the highest height of an alert this validator delivered to it: a watch
+    /// that asks again from below (a restarted `bmpls watch` from height 1) gets those alerts
+    /// again, and their age is not a delivery latency. At most [`MAX_TIMED_CARERS`] entries.
+    delivered: HashMap<CarerId, Height>,
     store: Arc<Store>,
     peers: Peers,
     policy: BlockPolicy,
@@ -151,7 +171,9 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
             TxRefusal::PatientExists(_) | TxRefusal::CarerExists(_) => RefusalCode::AlreadyEnrolled,
             TxRefusal::BadSignature => RefusalCode::BadSignature,
             TxRefusal::WeakKey(_) => RefusalCode::WeakKey,
-            TxRefusal::NotAnOperator | TxRefusal::NotANode => RefusalCode::NotAuthorised,
+            TxRefusal::NotAnOperator | TxRefusal::NotANode | TxRefusal::NoStandingGrant(_) => {
+                RefusalCode::NotAuthorised
+            }
             TxRefusal::Levels { .. }
             | TxRefusal::Invalid(_)
             | TxRefusal::UnknownGrant(_)
@@ -181,6 +203,7 @@ impl Driver {
             alerts,
             tip,
             watchers: watchers::Watchers::default(),
+            delivered: HashMap::new(),
             store,
             peers,
             policy,
@@ -360,6 +383,20 @@ impl Driver {
                         mempool: self.engine.mempool_len() as u64,
                     });
                 }
+                Command::Grants {
+                    client,
+                    asked,
+                    reply,
+                } => {
+                    let _ = reply.send(lookup::grants(self.engine.ledger(), &client, &asked));
+                }
+                Command::NextSeq {
+                    client,
+                    patient,
+                    reply,
+                } => {
+                    let _ = reply.send(lookup::next_seq(self.engine.ledger(), &client, &patient));
+                }
                 Command::Submit { txs: batch, reply } => {
                     txs += batch.len();
                     submissions.push((batch, reply));
@@ -528,9 +565,13 @@ impl Driver {
         let txs = block.txs.len();
         self.metrics.commits.inc();
         self.metrics.committed_txs.inc_by(txs as u64);
-        self.metrics
-            .commit_latency
-            .observe(now_ms().saturating_sub(block.header.time_ms) as f64 / 1000.0);
+        // Catch-up blocks (after a restart, or behind a partition) were proposed long before
+        // they arrive: their age is not a commit latency.
+        if !self.engine.committed_by_sync() {
+            self.metrics
+                .commit_latency
+                .observe(now_ms().saturating_sub(block.header.time_ms) as f64 / 1000.0);
+        }
         self.metrics.mempool.set(self.engine.mempool_len() as i64);
         self.known
             .extend(block.txs.iter().flat_map(registered_keys));
