@@ -291,8 +291,9 @@ async fn scenario() {
         "every validator derived Exit and Missing"
     );
     assert!(
-        total("bmpls_alert_latency_seconds_count") >= 2.0,
-        "deliveries were timed"
+        // Missing reached a waiting watch; the Exit was committed before the carer asked.
+        total("bmpls_alert_latency_seconds_count") >= 1.0,
+        "deliveries to a waiting watch were timed"
     );
     assert!(total("bmpls_commit_latency_seconds_count") >= 4.0 * 8.0);
     for page in &pages {

@@ -174,7 +174,8 @@ async fn scenario() {
     let fence = patient
         .fence(&chain, carer.carer, NEIGHBOURHOOD, &cells, today, 2, 0)
         .expect("fence");
-    commit(&net.admin, vec![grant, fence]).await;
+    commit(&net.admin, vec![grant]).await;
+    commit(&net.admin, vec![fence]).await;
 
     // Four fixes at home, then out: the second record outside decides the Exit.
     let phone = Nodes::new(&net.addrs, &net.trust, patient.reporter_key()).expect("clients");

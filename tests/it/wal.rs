@@ -82,7 +82,19 @@ fn a_corrupt_log_entry_is_a_typed_error() {
     }
     // Flip a byte of the stored value through sled itself.
     {
-        let db = sled::open(dir.path()).expect("sled");
+        // sled releases its file lock from a background thread after the last handle drops:
+        // under load that takes a moment, so wait for it rather than fail.
+        let mut tries = 0;
+        let db = loop {
+            match sled::open(dir.path()) {
+                Ok(db) => break db,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("sled: {e}"),
+            }
+        };
         let (key, value) = db.iter().next().expect("one entry").expect("read");
         let mut bad = value.to_vec();
         let last = bad.len() - 1;
@@ -90,7 +102,15 @@ fn a_corrupt_log_entry_is_a_typed_error() {
         db.insert(key, bad).expect("write");
         db.flush().expect("flush");
     }
-    let wal = SledWal::open(dir.path()).expect("open");
+    // The same wait for the lock of the handle just dropped.
+    let wal = (0..100)
+        .find_map(|_| {
+            SledWal::open(dir.path()).ok().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                None
+            })
+        })
+        .expect("open");
     let error = wal.entries_from(0).expect_err("checksum fails");
     assert!(
         error.to_string().contains("corrupt write-ahead log entry"),

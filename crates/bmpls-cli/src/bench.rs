@@ -31,8 +31,9 @@ pub enum BenchCommand {
     #[command(after_help = "Example: target/release/bmpls bench alerts --alerts 100")]
     Alerts(crate::querybench::AlertBenchArgs),
     /// Privacy: leakage-abuse attacks on a simulated patient's encrypted records, in metres,
-    /// per storage scheme (all levels order-preserving as today; order-revealing below
-    /// district) and level, beside each scheme's costs.
+    /// per storage scheme (all levels order-preserving, as records were before store schema
+    /// 10; order-revealing below district, as they are now) and level, beside each scheme's
+    /// costs.
     ///
     /// The attacks: (a) a node's disk plus the patient's home address places every fix from
     /// the ciphertexts' distances to home's (window distance); (b) a carer granted a level
@@ -40,8 +41,9 @@ pub enum BenchCommand {
     /// place (home) averaged across per-day keys, with no key and no auxiliary knowledge. The
     /// costs: reporter encryption and node comparison per record and level, record and
     /// answer bytes. Runs in process, no cluster; prints tables, and an SVG chart with --svg.
-    ///
-    /// Example: `target/release/bmpls bench privacy --days 365 --seed 1 --svg privacy.svg`
+    #[command(
+        after_help = "Example: target/release/bmpls bench privacy --days 365 --seed 1 --svg privacy.svg"
+    )]
     Privacy(crate::privacybench::PrivacyBenchArgs),
 }
 

@@ -185,11 +185,15 @@ fn watch_prints_the_height_to_resume_from_when_interrupted() {
         "family",
     ]));
     assert!(ok, "carer new: {err}");
-    // No node answers, so the watch waits and retries until interrupted.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port();
+    // No node answers, so the watch waits and retries until interrupted (two nodes: one
+    // alone could not corroborate an alert).
+    let free_port = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let (port, other) = (free_port(), free_port());
     let mut child = bmpls(&[
         "watch",
         "--carer",
@@ -198,6 +202,8 @@ fn watch_prints_the_height_to_resume_from_when_interrupted() {
         "7",
         "--node",
         &format!("127.0.0.1:{port}"),
+        "--node",
+        &format!("127.0.0.1:{other}"),
         "--ca",
         certs.join("ca.pem").to_str().expect("utf-8"),
         "--genesis",

@@ -486,11 +486,26 @@ fn records_and_fences_follow_the_schemes_the_enrolment_names() {
         sig: SignatureBytes::UNSIGNED,
     };
     operator.sign(&mut carer, &chain());
+    // A standing grant, so that the carer may be fenced at all.
+    let mut grant = bmpls_types::Grant {
+        patient: PatientId([8; 16]),
+        carer: bmpls_types::CarerId([3; 16]),
+        level: LevelIndex(0),
+        data_from: Epoch(0),
+        data_to: Epoch(0),
+        valid_from_ms: 0,
+        valid_until_ms: u64::MAX,
+        purpose: bmpls_types::BoundedString::new("test").expect("short"),
+        wrapped_keys: BoundedVec::empty(),
+        sig: SignatureBytes::UNSIGNED,
+    };
+    custodian.sign(&mut grant, &chain());
     let block = one_block(
         &ledger,
         vec![
             Transaction::EnrolPatient(tx),
             Transaction::EnrolCarer(carer),
+            Transaction::Grant(grant),
         ],
         &operator,
     );

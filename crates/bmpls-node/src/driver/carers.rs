@@ -157,7 +157,7 @@ impl Driver {
         };
         let answer = self.alerts_for(&watcher.carer, watcher.from);
         if !answer.events.is_empty() || request.wait_ms == 0 {
-            self.observe_delivery(&watcher.carer, &answer);
+            self.observe_delivery(&watcher.carer, &answer, false);
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
             return;
         }
@@ -207,8 +207,12 @@ impl Driver {
     }
 
     /// Records the delivery latency of the events about to be sent to `carer`, leaving out
-    /// those this validator delivered to it before (a watch resuming from an old height).
-    fn observe_delivery(&mut self, carer: &CarerId, answer: &WatchAnswer) {
+    /// those this validator delivered to it before (a watch resuming from an old height) and
+    /// every event of an answer that is not `live`: an event given at once to a request that
+    /// found it already there (a replay, a watch that was not waiting when it was decided, or
+    /// another validator corroborating an alert the carer's client heard of elsewhere) does not
+    /// measure how fast the system delivers; one pushed to a watch that was waiting does.
+    fn observe_delivery(&mut self, carer: &CarerId, answer: &WatchAnswer, live: bool) {
         let now = now_ms();
         let delivered = self.delivered.get(carer).copied();
         let newest = answer.events.iter().map(|s| s.event.height).max();
@@ -221,6 +225,7 @@ impl Driver {
         for signed in answer
             .events
             .iter()
+            .filter(|_| live)
             .filter(|s| delivered.is_none_or(|d| s.event.height > d))
         {
             self.metrics
@@ -235,7 +240,7 @@ impl Driver {
             for watcher in self.watchers.take_carer(carer) {
                 let answer = self.alerts_for(&watcher.carer, watcher.from);
                 if !answer.events.is_empty() {
-                    self.observe_delivery(&watcher.carer, &answer);
+                    self.observe_delivery(&watcher.carer, &answer, true);
                     let _ = watcher.reply.send(WatchOutcome::Events(answer));
                 } else if !watcher.reply.is_closed() {
                     // Its events were below what it asks from: it waits on. It held a place
@@ -252,7 +257,7 @@ impl Driver {
     pub(super) fn serve_expired(&mut self, now: Instant) {
         for watcher in self.watchers.take_expired(now) {
             let answer = self.alerts_for(&watcher.carer, watcher.from);
-            self.observe_delivery(&watcher.carer, &answer);
+            self.observe_delivery(&watcher.carer, &answer, false);
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
         }
     }
