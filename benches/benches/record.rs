@@ -106,11 +106,7 @@ fn record(c: &mut Criterion) {
     else {
         panic!("neighbourhood is an ORE level")
     };
-    let pairs = area.tokens[0]
-        .ranges
-        .iter()
-        .map(|(lo, hi)| (&lo.0[..], &hi.0[..]));
-    let tokens = TokenRanges::parse(pairs).expect("tokens");
+    let tokens = TokenRanges::parse(area.tokens[0].ranges.iter()).expect("tokens");
     println!("area: {} token ranges at neighbourhood", tokens.len());
     let rights: Vec<&[u8]> = records
         .iter()

@@ -170,8 +170,10 @@ fn main() {
                         .tokens
                         .iter()
                         .map(|e| {
-                            let pairs = e.ranges.iter().map(|(lo, hi)| (&lo.0[..], &hi.0[..]));
-                            (e.epoch.0, TokenRanges::parse(pairs).expect("tokens"))
+                            (
+                                e.epoch.0,
+                                TokenRanges::parse(e.ranges.iter()).expect("tokens"),
+                            )
                         })
                         .collect(),
                 };

@@ -398,7 +398,7 @@ pub fn verify_answer(
             .tokens
             .iter()
             .map(|e| {
-                TokenRanges::parse(e.ranges.iter().map(|(lo, hi)| (&lo.0[..], &hi.0[..])))
+                TokenRanges::parse(e.ranges.iter())
                     .map(|t| (e.epoch.0, t))
                     .map_err(|e| AnswerError::Keys(e.to_string()))
             })

@@ -336,7 +336,7 @@ impl PatientKeystore {
         self.custodian.sign(&mut fence, chain);
         let fence = Transaction::SetFence(fence);
         // ORE tokens are ~130 bytes each: a long fence of a finely cut zone may not fit.
-        let size = fence.encode().len();
+        let size = fence.encoded_len();
         if size > MAX_TX_BYTES {
             return Err(invalid(format!(
                 "the fence takes {size} bytes, more than a transaction's {MAX_TX_BYTES}: set it \

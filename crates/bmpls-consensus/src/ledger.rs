@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bmpls_crypto::hash::tx_hash;
 use bmpls_types::limits::{MAX_FIX_AHEAD_MS, MAX_LEVELS};
 use bmpls_types::{
-    Block, BlockHash, CarerId, Cell, ChainId, Epoch, FenceRanges, Height, LevelIndex, OreLeft,
-    PatientId, PublicKeyBytes, Seq, Transaction, TxHash,
+    Block, BlockHash, CarerId, Cell, ChainId, Epoch, FenceRanges, Height, LevelIndex, PatientId,
+    PublicKeyBytes, Seq, Transaction, TxHash,
 };
 
 use crate::context::ValidatorSet;
@@ -651,7 +651,9 @@ impl<'a> Overlay<'a> {
                         !ore && r.iter().all(|(lo, hi)| lo <= hi)
                             && r.windows(2).all(|w| w[0].1 < w[1].0)
                     }
-                    FenceRanges::Ore(r) => ore && ore_tokens_ok(r),
+                    FenceRanges::Ore(r) => {
+                        ore && bmpls_ore_compare::TokenRanges::parse(r.iter()).is_ok()
+                    }
                 });
                 if t.epochs.is_empty() || !epochs_increase || !ranges_ok {
                     return Err(TxRefusal::Invalid(
@@ -714,15 +716,4 @@ pub(crate) fn record_shape(
         ));
     }
     Ok(())
-}
-
-/// Whether ORE fence tokens are well formed and all of one domain.
-fn ore_tokens_ok(ranges: &[(OreLeft, OreLeft)]) -> bool {
-    let mut domain = None;
-    ranges.iter().flat_map(|(lo, hi)| [lo, hi]).all(|token| {
-        match bmpls_ore_compare::LeftCiphertext::from_bytes(&token.0) {
-            Ok(left) => *domain.get_or_insert(left.domain()) == left.domain(),
-            Err(_) => false,
-        }
-    })
 }

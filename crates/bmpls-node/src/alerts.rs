@@ -74,8 +74,7 @@ impl Fence {
                             Ranges::Ope(r.iter().map(|(lo, hi)| (lo.0, hi.0)).collect())
                         }
                         FenceRanges::Ore(r) => {
-                            TokenRanges::parse(r.iter().map(|(lo, hi)| (&lo.0[..], &hi.0[..])))
-                                .map_or(Ranges::Unusable, Ranges::Ore)
+                            TokenRanges::parse(r.iter()).map_or(Ranges::Unusable, Ranges::Ore)
                         }
                     };
                     (e.epoch.0, ranges)

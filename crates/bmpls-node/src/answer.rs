@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 
 use bmpls_consensus::{GrantTerms, Ledger};
 use bmpls_net::query::{
-    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, EpochTokens, MAX_ANSWER_RECORDS,
-    ProvedRecord, ProvedTx, Query, QueryOutcome, Unauthorized,
+    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, MAX_ANSWER_RECORDS, ProvedRecord,
+    ProvedTx, Query, QueryOutcome, Unauthorized,
 };
 use bmpls_ore_compare::{OreError, TokenRanges};
 use bmpls_store::{EpochRanges, OreTokens, Plan, Store, StoreError, StoredRecord};
@@ -37,6 +37,8 @@ pub(crate) struct Permit {
     pub(crate) keys_at: Vec<(Height, u32)>,
     /// The chain height when the query was allowed.
     pub(crate) at_height: Height,
+    /// An ORE area's tokens, parsed when the query was allowed.
+    pub(crate) tokens: Option<OreTokens>,
 }
 
 fn failed(why: impl std::fmt::Display) -> QueryOutcome {
@@ -103,6 +105,7 @@ pub(crate) fn authorize(
         }));
     }
     let ore = query.level.0 < patient.ore_levels;
+    let mut tokens = None;
     let epochs: Vec<Epoch> = match &query.ask {
         Ask::Last | Ask::Track => Vec::new(),
         Ask::Within(_) if ore => {
@@ -122,12 +125,20 @@ pub(crate) fn authorize(
             if coarse < patient.ore_levels {
                 return Err(failed("the pre-filter level must be under OPE"));
             }
-            if let Some(Err(e)) = area.tokens.iter().map(parse_tokens).find(Result::is_err) {
-                return Err(failed(match e {
-                    OreError::DomainMismatch => "query tokens of more than one domain",
-                    _ => "query tokens that do not parse",
-                }));
+            let mut by_epoch = BTreeMap::new();
+            for e in area.tokens.iter() {
+                let parsed = TokenRanges::parse(e.ranges.iter()).map_err(|e| {
+                    failed(match e {
+                        OreError::DomainMismatch => "query tokens of more than one domain",
+                        _ => "query tokens that do not parse",
+                    })
+                })?;
+                by_epoch.insert(e.epoch.0, parsed);
             }
+            tokens = Some(OreTokens {
+                level: query.level,
+                by_epoch,
+            });
             let prefilter = area.prefilter.iter().map(|e| e.epoch);
             prefilter
                 .chain(area.tokens.iter().map(|e| e.epoch))
@@ -158,6 +169,7 @@ pub(crate) fn authorize(
         grant_at,
         keys_at,
         at_height: ledger.height(),
+        tokens,
     })
 }
 
@@ -187,20 +199,14 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
             )?
         }
         Ask::WithinOre(area) => {
-            // `authorize` refused tokens that do not parse.
-            let tokens = OreTokens {
-                level: query.level,
-                by_epoch: area
-                    .tokens
-                    .iter()
-                    .filter_map(|e| Some((e.epoch.0, parse_tokens(e).ok()?)))
-                    .collect(),
-            };
+            let tokens = permit.tokens.as_ref().ok_or(StoreError::QueryTooLarge(
+                "an ORE area allowed without its tokens",
+            ))?;
             store.within_ore(
                 &query.patient,
                 area.coarse,
                 &epoch_ranges(&area.prefilter),
-                &tokens,
+                tokens,
                 (query.from_ms, query.to_ms),
                 limit + 1,
                 Plan::Auto,
@@ -418,9 +424,4 @@ fn epoch_ranges(epochs: &[bmpls_net::query::EpochRanges]) -> Vec<EpochRanges> {
             ranges: e.ranges.to_vec(),
         })
         .collect()
-}
-
-/// One epoch's tokens of an ORE area query, parsed.
-fn parse_tokens(epoch: &EpochTokens) -> Result<TokenRanges, OreError> {
-    TokenRanges::parse(epoch.ranges.iter().map(|(lo, hi)| (&lo.0[..], &hi.0[..])))
 }

@@ -15,16 +15,17 @@ pub struct TokenRanges {
 }
 
 impl TokenRanges {
-    /// Parses the ranges' canonical encodings; every token must be of one domain.
-    pub fn parse<'a>(
-        ranges: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    /// Parses the ranges' canonical encodings (each bound anything that reads as bytes: the
+    /// wire's `OreLeft`, a `Vec<u8>`); every token must be of one domain.
+    pub fn parse<'a, T: AsRef<[u8]> + 'a>(
+        ranges: impl IntoIterator<Item = &'a (T, T)>,
     ) -> Result<Self, OreError> {
         let mut domain = None;
         let mut parsed = Vec::new();
         for (lo, hi) in ranges {
             let (lo, hi) = (
-                LeftCiphertext::from_bytes(lo)?,
-                LeftCiphertext::from_bytes(hi)?,
+                LeftCiphertext::from_bytes(lo.as_ref())?,
+                LeftCiphertext::from_bytes(hi.as_ref())?,
             );
             for token in [&lo, &hi] {
                 if *domain.get_or_insert(token.domain()) != token.domain() {

@@ -19,6 +19,12 @@ pub struct OreRight(pub BoundedVec<u8, MAX_ORE_RIGHT_BYTES>);
 #[derive(Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct OreLeft(pub BoundedVec<u8, MAX_ORE_LEFT_BYTES>);
 
+impl AsRef<[u8]> for OreLeft {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 // Ciphertexts stay out of logs: their length is enough to debug with.
 impl std::fmt::Debug for OreRight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
