@@ -6,7 +6,7 @@
 
 use bmpls_client::{AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore};
 use bmpls_grid::{LevelSet, cover_circle};
-use bmpls_net::alert::{AlertEvent, AlertKind};
+use bmpls_net::alert::{AlertEvent, AlertKind, WatchOutcome, WatchRequest};
 use bmpls_types::{Height, LevelIndex, Role, Seq, Transaction};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -109,8 +109,7 @@ async fn scenario() {
         .reporter(net.validators.chain_id())
         .expect("reporter");
     let start = now_ms() - 60_000;
-    let mut heights = Vec::new();
-    for i in 0..8u64 {
+    let mut records = (0..8u64).map(|i| {
         let east = if i < 4 { 0.0 } else { 0.03 + 0.001 * i as f64 };
         let fix = Fix {
             lat: HOME.0,
@@ -122,8 +121,57 @@ async fn scenario() {
             trigger: bmpls_types::Trigger::Periodic,
             fix_time_ms: start + i * 1_000,
         };
-        let record = reporter.build(&fix, Seq(i + 1), &mut rng).expect("record");
+        reporter.build(&fix, Seq(i + 1), &mut rng).expect("record")
+    });
+    let mut heights = Vec::new();
+    for record in records.by_ref().take(4) {
         heights.push(commit(&phone, vec![Transaction::Report(record)]).await[0].1);
+    }
+    // A long poll held by one validator before the walk is committed: the Exit is pushed to
+    // it, which is the delivery the alert latency metric times.
+    let held = || -> i64 {
+        net.cluster
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                n.metrics()
+                    .encode()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("bmpls_watchers ")?.parse::<i64>().ok())
+            })
+            .sum()
+    };
+    let waiting = carer_nodes.watch_on(
+        0,
+        WatchRequest {
+            carer: carer.carer,
+            from_height: Height(1),
+            wait_ms: 60_000,
+        },
+    );
+    let walk = async {
+        // Bounded so that a validator that never holds the poll fails the test, not hangs it.
+        for _ in 0..3_000 {
+            if held() >= 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(held(), 1, "one validator holds the carer's long poll");
+        for record in records {
+            heights.push(commit(&phone, vec![Transaction::Report(record)]).await[0].1);
+        }
+    };
+    let (pushed, ()) = tokio::join!(waiting, walk);
+    match pushed.expect("watch").1 {
+        WatchOutcome::Events(answer) => assert!(
+            answer
+                .events
+                .iter()
+                .any(|s| s.event.kind == AlertKind::Exit),
+            "the waiting watch was answered with the Exit"
+        ),
+        other => panic!("{other:?}"),
     }
     let events = collect(&mut stream, &carer_nodes, 1).await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -291,7 +339,7 @@ async fn scenario() {
         "every validator derived Exit and Missing"
     );
     assert!(
-        // Missing reached a waiting watch; the Exit was committed before the carer asked.
+        // The Exit was pushed to the long poll held while the walk was committed.
         total("bmpls_alert_latency_seconds_count") >= 1.0,
         "deliveries to a waiting watch were timed"
     );

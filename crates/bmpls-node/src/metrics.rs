@@ -78,6 +78,8 @@ pub struct Metrics {
     pub sync_dropped: Family<Reason, Counter>,
     /// Watch requests answered at once because the carer's or the node's watchers are full.
     pub watchers_refused: Counter,
+    /// Alert long polls held, waiting for an event or their deadline.
+    pub watchers: Gauge,
     /// The address reporters and carers reach this validator at (one series, value 1), so a
     /// client pointed at this port by mistake can say which port it wanted
     /// (`bmpls_net::client::diagnose`).
@@ -107,6 +109,7 @@ impl Default for Metrics {
             sync_served_blocks: Counter::default(),
             sync_dropped: Family::default(),
             watchers_refused: Counter::default(),
+            watchers: Gauge::default(),
             client_address: Family::default(),
         };
         registry.register(
@@ -168,6 +171,11 @@ impl Default for Metrics {
             "watchers_refused",
             "Alert long polls answered at once because watchers were full",
             metrics.watchers_refused.clone(),
+        );
+        registry.register(
+            "watchers",
+            "Alert long polls held, waiting for an event or their deadline",
+            metrics.watchers.clone(),
         );
         registry.register(
             "client_address_info",

@@ -166,6 +166,13 @@ impl Driver {
             self.metrics.watchers_refused.inc();
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
         }
+        self.count_watchers();
+    }
+
+    /// Shows how many long polls are held.
+    fn count_watchers(&self) {
+        let held = i64::try_from(self.watchers.len()).unwrap_or(i64::MAX);
+        self.metrics.watchers.set(held);
     }
 
     /// The alerts for `carer` from `from` on that it may see now (it holds a standing, valid
@@ -251,6 +258,7 @@ impl Driver {
                 }
             }
         }
+        self.count_watchers();
     }
 
     /// Answers the watchers whose wait ran out.
@@ -260,6 +268,7 @@ impl Driver {
             self.observe_delivery(&watcher.carer, &answer, false);
             let _ = watcher.reply.send(WatchOutcome::Events(answer));
         }
+        self.count_watchers();
     }
 
     /// The signed audit entry of an allowed query.
