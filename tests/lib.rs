@@ -2,7 +2,9 @@
 //! keys that commits blocks of given transactions, and records with random ciphertexts.
 #![forbid(unsafe_code)]
 
-use bmpls_crypto::{SigningKey, Validator, ValidatorSet, Verified, certify, merkle, verify_block};
+use bmpls_crypto::{
+    HashedBlock, SigningKey, Validator, ValidatorSet, Verified, certify, merkle, verify_block,
+};
 use bmpls_types::{
     Block, BlockHash, BlockHeader, BoundedVec, Cell, ChainId, CommitCertificate, Epoch, Height,
     LocationRecord, OpeCiphertext, PatientId, Round, Seq, SignatureBytes, Transaction, ValidatorId,
@@ -66,7 +68,7 @@ impl TestChain {
     }
 
     /// The next block of `txs`, verified, with its certificate.
-    pub fn next(&mut self, txs: Vec<Transaction>) -> (Verified<Block>, CommitCertificate) {
+    pub fn next(&mut self, txs: Vec<Transaction>) -> (Verified<HashedBlock>, CommitCertificate) {
         self.height += 1;
         let block = Block {
             header: BlockHeader {

@@ -130,7 +130,10 @@ fn blocks_read_back_equal_with_interleaved_patients_and_other_transactions() {
     let store = open(&dir);
     for (i, block) in blocks.iter().enumerate() {
         let height = Height(i as u64 + 1);
-        assert_eq!(store.block(height).expect("reads").as_ref(), Some(block));
+        assert_eq!(
+            store.block(height).expect("reads").as_ref(),
+            Some(block.block())
+        );
         for (index, tx) in block.txs.iter().enumerate() {
             assert_eq!(
                 store.tx_position(tx).expect("reads"),
@@ -500,7 +503,10 @@ fn small_blocks_are_compacted_without_changing_any_answer() {
     let mut records: BTreeMap<PatientId, Vec<LocationRecord>> = BTreeMap::new();
     for (i, block) in blocks.iter().enumerate() {
         let height = Height(i as u64 + 1);
-        assert_eq!(store.block(height).expect("reads").as_ref(), Some(block));
+        assert_eq!(
+            store.block(height).expect("reads").as_ref(),
+            Some(block.block())
+        );
         for (index, tx) in block.txs.iter().enumerate() {
             let Transaction::Report(r) = tx else { continue };
             let stored = store

@@ -7,8 +7,9 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use malachite_types as mt;
 use malachite_types::{NilOrVal, Round, VoteType};
 
+use bmpls_crypto::HashedBlock;
 use bmpls_crypto::hash::block_hash;
-use bmpls_types::{Block, BlockHash, ChainId, PublicKeyBytes, SignatureBytes, ValidatorId};
+use bmpls_types::{BlockHash, ChainId, PublicKeyBytes, SignatureBytes, ValidatorId};
 
 /// The malachite context of one chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,12 +182,14 @@ impl mt::ValidatorSet<Ctx> for ValidatorSet {
 #[derive(Clone, Debug)]
 pub struct ProposedBlock {
     hash: BlockHash,
-    block: Arc<Block>,
+    block: Arc<HashedBlock>,
 }
 
 impl ProposedBlock {
-    /// Wraps `block`, hashing its header.
-    pub fn new(block: Block) -> Self {
+    /// Wraps `block`, hashing its header (its transactions are hashed when first checked,
+    /// once however many copies of the value there are).
+    pub fn new(block: impl Into<HashedBlock>) -> Self {
+        let block = block.into();
         Self {
             hash: block_hash(&block.header),
             block: Arc::new(block),
@@ -198,8 +201,8 @@ impl ProposedBlock {
         self.hash
     }
 
-    /// The block.
-    pub fn block(&self) -> &Block {
+    /// The block, with its transactions' hashes.
+    pub fn block(&self) -> &HashedBlock {
         &self.block
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use malachite_consensus::{Input, ProposedValue, State};
 use malachite_types::{self as mt, Timeout, TimeoutKind, Validity, ValueOrigin};
 
-use bmpls_crypto::{SigningKey, Verified, verify_block};
+use bmpls_crypto::{HashedBlock, SigningKey, Verified, verify_block};
 use bmpls_types::{
     Block, BlockHash, BlockHeader, BoundedVec, Canonical, CommitCertificate, Hash32, Transaction,
     TxHash,
@@ -54,7 +54,7 @@ pub enum Output {
     /// Stop every timer.
     CancelAll,
     /// A block was committed: persist it, then call [`Engine::start_next_height`].
-    Committed(Verified<Block>, CommitCertificate),
+    Committed(Verified<HashedBlock>, CommitCertificate),
 }
 
 /// An error the host must act on.
@@ -499,18 +499,19 @@ impl<W: WalStorage> Host<W> {
             params.max_block_txs,
             params.max_block_bytes,
         );
-        let header = BlockHeader {
+        // `take_block` stops at `max_block_txs`, which validation bounds by MAX_BLOCK_TXS.
+        let txs = BoundedVec::new(txs).unwrap_or_else(|_| BoundedVec::empty());
+        let tx_count = txs.len() as u32;
+        let block = HashedBlock::assemble(txs, |tx_root| BlockHeader {
             chain_id: self.ledger.chain_id().clone(),
             height: height.into(),
             prev_hash: self.ledger.tip(),
             time_ms,
             proposer: self.address.0,
-            tx_root: bmpls_crypto::merkle::tx_root(&txs),
-            tx_count: txs.len() as u32,
-        };
-        // `take_block` stops at `max_block_txs`, which validation bounds by MAX_BLOCK_TXS.
-        let txs = BoundedVec::new(txs).unwrap_or_else(|_| BoundedVec::empty());
-        let value = ProposedBlock::new(Block { header, txs });
+            tx_root,
+            tx_count,
+        });
+        let value = ProposedBlock::new(block);
         self.own_proposals.insert(round, value.clone());
         self.blocks.insert(value.hash(), (value.clone(), true));
         value
@@ -527,10 +528,11 @@ impl<W: WalStorage> Host<W> {
                 // proposer may re-propose it (Tendermint's valid value), so the two differ.
                 // Signatures this validator's mempool already verified are not checked again.
                 let mempool = &self.mempool;
+                // The value's block keeps the hashes the check computes, for the commit.
                 let valid = self
                     .ledger
                     .check_block_known(
-                        &p.block,
+                        value.block(),
                         self.genesis.params.max_clock_drift_ms,
                         self.now_ms,
                         |hash| mempool.verified_signer(hash),
@@ -651,7 +653,7 @@ impl<W: WalStorage> Host<W> {
         }
     }
 
-    fn commit(&mut self, block: Block, cert: CommitCertificate) {
+    fn commit(&mut self, block: HashedBlock, cert: CommitCertificate) {
         match verify_block(block, &cert, self.validators().crypto()) {
             Ok(verified) => self.apply_committed(verified, cert),
             Err(e) => {
@@ -662,7 +664,7 @@ impl<W: WalStorage> Host<W> {
         }
     }
 
-    fn apply_committed(&mut self, verified: Verified<Block>, cert: CommitCertificate) {
+    fn apply_committed(&mut self, verified: Verified<HashedBlock>, cert: CommitCertificate) {
         let hash = cert.block_hash;
         self.ledger.apply(&verified, hash);
         self.mempool.on_commit(&verified, &self.ledger);

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bmpls_crypto::HashedBlock;
 use bmpls_crypto::hash::tx_hash;
 use bmpls_types::limits::{MAX_FIX_AHEAD_MS, MAX_LEVELS};
 use bmpls_types::{
@@ -325,7 +326,8 @@ impl Ledger {
         max_future_ms: u64,
         now_ms: u64,
     ) -> Result<(), BlockRefusal> {
-        self.check_block_known(block, max_future_ms, now_ms, |_| None)
+        let block = HashedBlock::new(block.clone());
+        self.check_block_known(&block, max_future_ms, now_ms, |_| None)
     }
 
     /// [`Ledger::check_block`], skipping the signatures `known` vouches for: it names, for a
@@ -333,7 +335,7 @@ impl Ledger {
     /// mempool's); the check is skipped only when that is the key these rules require.
     pub fn check_block_known(
         &self,
-        block: &Block,
+        block: &HashedBlock,
         max_future_ms: u64,
         now_ms: u64,
         known: impl Fn(&TxHash) -> Option<PublicKeyBytes>,
@@ -359,25 +361,29 @@ impl Ledger {
         if !self.validators.contains(&header.proposer) {
             return Err(BlockRefusal::Header("proposer is not a validator"));
         }
-        if bmpls_crypto::merkle::tx_root(&block.txs) != header.tx_root
-            || header.tx_count as usize != block.txs.len()
-        {
+        if header.tx_count as usize != block.txs.len() || block.tx_root() != header.tx_root {
             return Err(BlockRefusal::TxRoot);
         }
+        let hashes = block.hashes();
         let mut overlay = Overlay::new(self);
         let mut signers = Vec::with_capacity(block.txs.len());
-        for (index, tx) in block.txs.iter().enumerate() {
+        for (index, (tx, hashed)) in block.txs.iter().zip(hashes).enumerate() {
             let signer = check_fix_time(tx, header.time_ms)
-                .and_then(|()| overlay.admit(tx))
+                .and_then(|()| overlay.admit_as(tx, hashed.hash))
                 .map_err(|refusal| BlockRefusal::Tx { index, refusal })?;
             signers.push(signer);
         }
         let mut unknown = Vec::new();
         let mut items = Vec::new();
-        for (index, (tx, signer)) in block.txs.iter().zip(signers).enumerate() {
-            if known(&tx_hash(tx)) != Some(signer) {
+        for (index, ((tx, hashed), signer)) in block.txs.iter().zip(hashes).zip(signers).enumerate()
+        {
+            if known(&hashed.hash) != Some(signer) {
                 unknown.push(index);
-                items.push((signer, tx.signing_bytes(self.chain_id()), *tx.signature()));
+                items.push((
+                    signer,
+                    hashed.signing_bytes(tx, self.chain_id()),
+                    *tx.signature(),
+                ));
             }
         }
         if items.is_empty() || bmpls_crypto::sign::verify_batch(&items).is_ok() {
@@ -398,12 +404,12 @@ impl Ledger {
     }
 
     /// Applies a committed block (already checked, or carried by a verified certificate).
-    pub fn apply(&mut self, block: &Block, hash: BlockHash) {
+    pub fn apply(&mut self, block: &HashedBlock, hash: BlockHash) {
         let mut overlay = Overlay::new(self);
-        for tx in block.txs.iter() {
+        for (tx, hashed) in block.txs.iter().zip(block.hashes()) {
             // A committed block passed `check_block` on a quorum; a transaction it holds that
             // this ledger would refuse can only come from a bug, and is skipped alike everywhere.
-            let _ = overlay.admit(tx);
+            let _ = overlay.admit_as(tx, hashed.hash);
         }
         let Overlay { mut changes, .. } = overlay;
         for terms in changes.grants.values_mut() {
@@ -497,7 +503,15 @@ impl<'a> Overlay<'a> {
     /// Checks `tx` against the state so far and, if it passes, records its effect. Returns the
     /// key its signature must verify under (checked by the caller, in a batch).
     pub(crate) fn admit(&mut self, tx: &Transaction) -> Result<PublicKeyBytes, TxRefusal> {
-        let hash = tx_hash(tx);
+        self.admit_as(tx, tx_hash(tx))
+    }
+
+    /// [`Overlay::admit`] of `tx`, whose hash is `hash` (computed once by the caller).
+    pub(crate) fn admit_as(
+        &mut self,
+        tx: &Transaction,
+        hash: TxHash,
+    ) -> Result<PublicKeyBytes, TxRefusal> {
         if !self.changes.txs.insert(hash) {
             return Err(TxRefusal::Duplicate(hash));
         }

@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use bmpls_crypto::hash::tx_hash;
 use bmpls_crypto::sign::{verify_batch, verify_bytes};
+use bmpls_crypto::{HashedBlock, TxHashes};
 use bmpls_types::limits::MAX_TX_BYTES;
-use bmpls_types::{Block, Canonical, PatientId, PublicKeyBytes, Transaction, TxHash};
+use bmpls_types::{Canonical, PatientId, PublicKeyBytes, Transaction, TxHash};
 
 use crate::ledger::{Ledger, Overlay, TxRefusal};
 
@@ -83,7 +83,8 @@ impl Mempool {
     /// Checks `tx` against `ledger` and the reports already waiting, verifies its signature and
     /// queues it.
     pub fn admit(&mut self, tx: Transaction, ledger: &Ledger) -> Result<TxHash, Refusal> {
-        self.admit_checked(tx, ledger, None)
+        let hashes = TxHashes::of(&tx);
+        self.admit_checked(tx, &hashes, ledger, None)
     }
 
     /// Admits many transactions in order, verifying their signatures as one batch first (about
@@ -103,17 +104,26 @@ impl Mempool {
                 other => Overlay::new(ledger).admit(other).ok(),
             })
             .collect();
+        // Each report's record is digested once, for its signed bytes and its hash.
+        let hashes: Vec<TxHashes> = txs.iter().map(TxHashes::of).collect();
         let items: Vec<_> = txs
             .iter()
+            .zip(&hashes)
             .zip(&signers)
-            .filter_map(|(tx, key)| {
-                key.map(|k| (k, tx.signing_bytes(ledger.chain_id()), *tx.signature()))
+            .filter_map(|((tx, hashed), key)| {
+                key.map(|k| {
+                    let bytes = hashed.signing_bytes(tx, ledger.chain_id());
+                    (k, bytes, *tx.signature())
+                })
             })
             .collect();
         let batch_ok = !items.is_empty() && verify_batch(&items).is_ok();
         txs.into_iter()
+            .zip(hashes)
             .zip(signers)
-            .map(|(tx, key)| self.admit_checked(tx, ledger, key.filter(|_| batch_ok)))
+            .map(|((tx, hashed), key)| {
+                self.admit_checked(tx, &hashed, ledger, key.filter(|_| batch_ok))
+            })
             .collect()
     }
 
@@ -122,6 +132,7 @@ impl Mempool {
     fn admit_checked(
         &mut self,
         tx: Transaction,
+        hashed: &TxHashes,
         ledger: &Ledger,
         verified: Option<PublicKeyBytes>,
     ) -> Result<TxHash, Refusal> {
@@ -135,7 +146,7 @@ impl Mempool {
                 bytes: self.bytes,
             });
         }
-        let hash = tx_hash(&tx);
+        let hash = hashed.hash;
         if self.hashes.contains_key(&hash) {
             return Err(TxRefusal::Duplicate(hash).into());
         }
@@ -164,12 +175,12 @@ impl Mempool {
                 crate::ledger::record_shape(record, state)?;
                 state.reporter_key
             }
-            other => Overlay::new(ledger).admit(other)?,
+            other => Overlay::new(ledger).admit_as(other, hash)?,
         };
         if verified != Some(signer) {
             verify_bytes(
                 &signer,
-                &tx.signing_bytes(ledger.chain_id()),
+                &hashed.signing_bytes(&tx, ledger.chain_id()),
                 tx.signature(),
                 "transaction",
             )
@@ -210,8 +221,8 @@ impl Mempool {
             if bytes + entry.bytes > max_bytes {
                 continue;
             }
-            let valid =
-                crate::check_fix_time(&entry.tx, time_ms).and_then(|()| overlay.admit(&entry.tx));
+            let valid = crate::check_fix_time(&entry.tx, time_ms)
+                .and_then(|()| overlay.admit_as(&entry.tx, entry.hash));
             if valid.is_ok() {
                 bytes += entry.bytes;
                 chosen.push(entry.tx.clone());
@@ -222,8 +233,8 @@ impl Mempool {
 
     /// Drops what `block` committed and whatever the new `ledger` makes invalid for good
     /// (reports at or below a patient's committed sequence number).
-    pub fn on_commit(&mut self, block: &Block, ledger: &Ledger) {
-        let committed: HashSet<TxHash> = block.txs.as_slice().iter().map(tx_hash).collect();
+    pub fn on_commit(&mut self, block: &HashedBlock, ledger: &Ledger) {
+        let committed: HashSet<TxHash> = block.hashes().iter().map(|h| h.hash).collect();
         let stale = |tx: &Transaction| match tx {
             Transaction::Report(record) => ledger
                 .patient(&record.patient)

@@ -197,7 +197,7 @@ impl SignedProposal {
             round: p.round,
             pol_round: p.pol_round,
             proposer: p.proposer,
-            block: p.block.block().clone(),
+            block: p.block.block().block().clone(),
             signature: signed.signature,
         }
     }

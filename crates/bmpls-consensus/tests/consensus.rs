@@ -101,7 +101,10 @@ fn enrol(ledger: &mut Ledger, operator: &SigningKey) -> Patient {
     ledger
         .check_block(&block, 1000, block.header.time_ms)
         .expect("valid block");
-    ledger.apply(&block, bmpls_crypto::hash::block_hash(&block.header));
+    ledger.apply(
+        &block.clone().into(),
+        bmpls_crypto::hash::block_hash(&block.header),
+    );
     Patient {
         id: PatientId([7; 16]),
         reporter,
@@ -204,8 +207,11 @@ fn the_mempool_admits_reports_in_sequence_and_refuses_replays_gaps_and_forgeries
     ledger
         .check_block(&block, 1000, block.header.time_ms)
         .expect("valid");
-    ledger.apply(&block, bmpls_crypto::hash::block_hash(&block.header));
-    pool.on_commit(&block, &ledger);
+    ledger.apply(
+        &block.clone().into(),
+        bmpls_crypto::hash::block_hash(&block.header),
+    );
+    pool.on_commit(&block.clone().into(), &ledger);
     assert!(pool.is_empty());
     assert!(matches!(
         pool.admit(report(&patient, 1, 2), &ledger),
@@ -439,7 +445,7 @@ fn a_block_check_skips_only_signatures_verified_under_the_required_key() {
     let hash_of_bad = bmpls_crypto::hash::tx_hash(&bad);
     let check = |tx: &Transaction, known: Option<PublicKeyBytes>| {
         let block = one_block(&ledger, vec![tx.clone()], &operator);
-        ledger.check_block_known(&block, 1000, block.header.time_ms, |h| {
+        ledger.check_block_known(&block.clone().into(), 1000, block.header.time_ms, |h| {
             (*h == hash_of_bad).then_some(known).flatten()
         })
     };
@@ -512,7 +518,10 @@ fn records_and_fences_follow_the_schemes_the_enrolment_names() {
     ledger
         .check_block(&block, 1000, block.header.time_ms)
         .expect("valid block");
-    ledger.apply(&block, bmpls_crypto::hash::block_hash(&block.header));
+    ledger.apply(
+        &block.clone().into(),
+        bmpls_crypto::hash::block_hash(&block.header),
+    );
 
     let right = Cell::Ore(OreRight(
         BoundedVec::new(vec![1, b'R', 32, 6, 0]).expect("small"),
@@ -611,7 +620,10 @@ fn records_and_fences_follow_the_schemes_the_enrolment_names() {
 /// Applies `txs` as the next block (their rules checked as a committed block's are).
 fn apply(ledger: &mut Ledger, txs: Vec<Transaction>, proposer: &SigningKey) {
     let block = one_block(ledger, txs, proposer);
-    ledger.apply(&block, bmpls_crypto::hash::block_hash(&block.header));
+    ledger.apply(
+        &block.clone().into(),
+        bmpls_crypto::hash::block_hash(&block.header),
+    );
 }
 
 #[test]

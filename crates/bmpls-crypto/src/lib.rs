@@ -6,6 +6,7 @@
 
 mod error;
 pub mod hash;
+mod hashed;
 pub mod keyfile;
 pub mod merkle;
 pub mod seal;
@@ -17,6 +18,7 @@ mod verified;
 pub mod wrap;
 
 pub use error::CryptoError;
+pub use hashed::{HashedBlock, TxHashes, report_tx_hash};
 pub use seal::SealKey;
 pub use sign::{SigningKey, verify_transactions};
 pub use validators::{Validator, ValidatorSet};

@@ -8,6 +8,7 @@ use bmpls_types::{
 
 use crate::error::CryptoError;
 use crate::hash::block_hash;
+use crate::hashed::HashedBlock;
 use crate::merkle::{self, InclusionProof};
 use crate::sign::{verify, verify_batch, verify_bytes};
 use crate::validators::ValidatorSet;
@@ -83,13 +84,16 @@ fn check_batch(
 /// header's hash and height, and distinct known validators holding more than two thirds of the
 /// power signed the precommit (checked as one Ed25519 batch). The transactions' own signatures
 /// need the ledger's state to know their keys: see [`crate::verify_transactions`].
+///
+/// The block comes back with its transactions' hashes, which the checks computed and which
+/// the ledger, the mempool and the store then use rather than hashing it again.
 pub fn verify_block(
-    block: Block,
+    block: impl Into<HashedBlock>,
     cert: &CommitCertificate,
     validators: &ValidatorSet,
-) -> Result<Verified<Block>, CryptoError> {
-    if merkle::tx_root(&block.txs) != block.header.tx_root
-        || block.header.tx_count as usize != block.txs.len()
+) -> Result<Verified<HashedBlock>, CryptoError> {
+    let block = block.into();
+    if block.header.tx_count as usize != block.txs.len() || block.tx_root() != block.header.tx_root
     {
         return Err(CryptoError::BadTxRoot);
     }

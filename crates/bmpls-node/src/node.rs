@@ -55,6 +55,7 @@ fn state_from_store(config: &NodeConfig, store: &Store) -> Result<(Ledger, Alert
             NodeError::Internal(format!("block {height} is missing below the tip {}", tip.0))
         })?;
         let hash = bmpls_crypto::hash::block_hash(&block.header);
+        let block = bmpls_crypto::HashedBlock::new(block);
         ledger.apply(&block, hash);
         alerts.on_block(&block);
     }

@@ -11,8 +11,8 @@ use bmpls_consensus::{
     Address, ConsensusParams, Engine, Genesis, Ledger, MemoryWal, Message, NilOrVal, Output,
     Timeout, Timeouts, ValidatorSet,
 };
-use bmpls_crypto::{SigningKey, verify_block};
-use bmpls_types::{Block, BlockHash, ChainId, CommitCertificate, ValidatorId};
+use bmpls_crypto::{HashedBlock, SigningKey, verify_block};
+use bmpls_types::{BlockHash, ChainId, CommitCertificate, ValidatorId};
 
 use crate::byzantine::tamper;
 use crate::scenario::{Action, Scenario};
@@ -86,7 +86,7 @@ struct Node {
     address: Address,
     engine: Option<Engine<MemoryWal>>,
     wal: MemoryWal,
-    chain: Vec<(Block, CommitCertificate)>,
+    chain: Vec<(HashedBlock, CommitCertificate)>,
     timers: HashMap<Timeout, u64>,
     incarnation: u64,
     byzantine: Option<crate::Fault>,
@@ -453,7 +453,8 @@ impl<'a> Sim<'a> {
                 .cloned()
                 .collect();
             for (block, cert) in blocks {
-                self.send(to, from, Message::SyncResponse(Box::new(block), cert));
+                let block = Box::new(block.into_block());
+                self.send(to, from, Message::SyncResponse(block, cert));
             }
             return Ok(());
         }
@@ -592,7 +593,7 @@ impl<'a> Sim<'a> {
     fn check_commit(
         &mut self,
         node: usize,
-        block: &Block,
+        block: &HashedBlock,
         cert: &CommitCertificate,
     ) -> Result<(), String> {
         let height = block.header.height.0;

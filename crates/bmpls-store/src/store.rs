@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use bmpls_crypto::Verified;
 use bmpls_crypto::hash::{block_hash, tx_hash};
-use bmpls_crypto::merkle::{MerkleTree, tx_leaf_hash};
+use bmpls_crypto::merkle::MerkleTree;
+use bmpls_crypto::{HashedBlock, Verified};
 use bmpls_types::{
     Block, BlockHash, BlockHeader, Canonical, ChainId, CommitCertificate, Height, LocationRecord,
     PatientId, Seq, Transaction,
@@ -213,7 +213,7 @@ impl Store {
     /// all of it is there or none.
     pub fn apply_block(
         &self,
-        block: &Verified<Block>,
+        block: &Verified<HashedBlock>,
         cert: &CommitCertificate,
     ) -> Result<(), StoreError> {
         let header = &block.header;
@@ -229,7 +229,8 @@ impl Store {
         let mut skeleton = Skeleton::new(header, block.txs.len());
         // Each patient's reports, in block order, with their positions in the block.
         let mut runs: BTreeMap<PatientId, Vec<(u32, &LocationRecord)>> = BTreeMap::new();
-        for (index, tx) in block.txs.iter().enumerate() {
+        let hashes = block.hashes();
+        for (index, (tx, hashed)) in block.txs.iter().zip(hashes).enumerate() {
             let index = index as u32;
             match tx {
                 Transaction::Report(record) => {
@@ -242,7 +243,7 @@ impl Store {
                     skeleton.inline(other);
                     let mut position = header.height.0.to_be_bytes().to_vec();
                     position.extend_from_slice(&index.to_be_bytes());
-                    batch.insert(layout::key(TX, &[&tx_hash(other).0]), seal_value(&position));
+                    batch.insert(layout::key(TX, &[&hashed.hash.0]), seal_value(&position));
                     if let Transaction::Audit(audit) = other {
                         batch.insert(
                             layout::audit_key(&audit.patient, header.height, index),
@@ -260,7 +261,7 @@ impl Store {
             seal_value(&skeleton.finish()),
         );
         batch.insert(height_key(CERT, header.height), seal_value(&cert.encode()));
-        let tree = MerkleTree::from_leaf_hashes(block.txs.iter().map(tx_leaf_hash).collect());
+        let tree = block.merkle_tree();
         batch.insert(
             height_key(LEAVES, header.height),
             seal_value(&tree.level_bytes()),

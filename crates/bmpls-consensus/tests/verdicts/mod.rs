@@ -65,7 +65,10 @@ fn ledger_with(keys: &[PublicKeyBytes], operator: &SigningKey) -> Ledger {
     ledger
         .check_block(&block, 1000, block.header.time_ms)
         .expect("enrolments are valid");
-    ledger.apply(&block, bmpls_crypto::hash::block_hash(&block.header));
+    ledger.apply(
+        &block.clone().into(),
+        bmpls_crypto::hash::block_hash(&block.header),
+    );
     ledger
 }
 
@@ -151,7 +154,8 @@ fn mempool_proposal_and_block_checks_agree_on_every_crafted_signature() {
         );
         // A validator whose mempool holds the companions (verified in another batch).
         assert_eq!(
-            ledger.check_block_known(&block, 1000, time, |h| pool.verified_signer(h)),
+            ledger.check_block_known(&block.clone().into(), 1000, time, |h| pool
+                .verified_signer(h)),
             expected,
             "trial {trial} with the mempool's vouching"
         );

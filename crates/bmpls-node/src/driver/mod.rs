@@ -11,8 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info};
 
 use bmpls_consensus::{Address, Engine, EngineError, Message, Output, Refusal, Timeout, TxRefusal};
-use bmpls_crypto::hash::tx_hash;
-use bmpls_crypto::{SigningKey, Verified};
+use bmpls_crypto::{HashedBlock, SigningKey, Verified};
 use bmpls_net::alert::{WatchOutcome, WatchRequest};
 use bmpls_net::guard::KnownClients;
 use bmpls_net::proto::reason;
@@ -20,8 +19,7 @@ use bmpls_net::query::{AuditOutcome, AuditRequest, CertifiedHeader, Query, Query
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
 use bmpls_store::{SledWal, Store};
 use bmpls_types::{
-    Block, BoundedVec, Canonical, CarerId, CommitCertificate, Height, PublicKeyBytes, Transaction,
-    TxHash,
+    BoundedVec, Canonical, CarerId, CommitCertificate, Height, PublicKeyBytes, Transaction, TxHash,
 };
 
 use crate::NodeError;
@@ -551,7 +549,7 @@ impl Driver {
 
     async fn commit(
         &mut self,
-        block: Verified<Block>,
+        block: Verified<HashedBlock>,
         cert: CommitCertificate,
     ) -> Result<(), NodeError> {
         let started = Instant::now();
@@ -587,8 +585,7 @@ impl Driver {
             self.serve_carers(&carers);
         }
         if !self.waiting.is_empty() {
-            for tx in block.txs.iter() {
-                let hash = tx_hash(tx);
+            for hash in block.hashes().iter().map(|h| h.hash) {
                 let Some((id, index)) = self.waiting.remove(&hash) else {
                     continue;
                 };
