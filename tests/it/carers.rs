@@ -8,7 +8,8 @@ use bmpls_client::{CarerKeystore, Fix, Nodes, PatientKeystore, verify_answer, ve
 use bmpls_crypto::ValidatorSet;
 use bmpls_grid::{CellIndex, LevelSet, cover_lon_lat_box};
 use bmpls_net::query::{
-    Answer, Ask, AuditOutcome, AuditRequest, Query, QueryOutcome, Unauthorized,
+    Answer, Ask, AuditOutcome, AuditRequest, GrantOutcome, GrantRequest, Query, QueryOutcome,
+    Unauthorized,
 };
 use bmpls_ope::keys::{Epoch as KeyEpoch, PatientKeys};
 use bmpls_types::{Finer, LevelIndex, OpeCiphertext, QueryKind, Role, Seq, Transaction, TxHash};
@@ -514,7 +515,41 @@ async fn carers_scenario() {
     }
     // An area at street level: tokens for the street cells, a district pre-filter; the node
     // answers exactly the fixes whose street cell is in the area.
-    let gp_keys = bmpls_client::open_grant(&seen_gp.grant, &gp).expect("its keys open");
+    // The GP opens the grant's keys from the grant's proof, which is not a query: no audit
+    // entry (checked at the end: the GP never asks `Last`, which the keys once came from).
+    let gp_grant = GrantRequest {
+        patient: patient.patient,
+        grant: gp_hash,
+    };
+    let evidence = match gp_nodes.grant(gp_grant.clone()).await.expect("answer").1 {
+        GrantOutcome::Proved(evidence) => *evidence,
+        other => panic!("the GP's grant is not proved: {other:?}"),
+    };
+    let (proved, gp_keys) =
+        bmpls_client::verify_grant(&evidence, &gp_grant, &world.validators, &gp)
+            .expect("the grant's proof verifies");
+    assert_eq!(proved.grant, seen_gp.grant, "the grant the answers carry");
+    assert_eq!(proved.epoch_length_ms, DAY_MS);
+    // A node passing off another proved transaction as the grant, or dropping the enrolment,
+    // is caught; another carer's key is not given the GP's grant.
+    let mut swapped = evidence.clone();
+    swapped.grant = evidence.keys[0].clone();
+    assert!(bmpls_client::verify_grant(&swapped, &gp_grant, &world.validators, &gp).is_err());
+    let mut no_enrolment = evidence.clone();
+    no_enrolment.keys = bmpls_types::BoundedVec::empty();
+    assert!(bmpls_client::verify_grant(&no_enrolment, &gp_grant, &world.validators, &gp).is_err());
+    assert!(
+        bmpls_client::verify_grant(&evidence, &gp_grant, &world.validators, &district).is_err(),
+        "the grant is wrapped to the GP"
+    );
+    assert_eq!(
+        district_nodes
+            .grant(gp_grant.clone())
+            .await
+            .expect("answer")
+            .1,
+        GrantOutcome::Unauthorized(Unauthorized::NotTheGrantee)
+    );
     let street_depth = world.levels.levels()[1].depth;
     let street_cells =
         cover_lon_lat_box(lo_lon, lo_lat, hi_lon, hi_lat, street_depth, 64).expect("cover");
@@ -622,6 +657,19 @@ async fn carers_scenario() {
         .await
         .expect("answer");
     assert_eq!(refusal(&outcomes[0]), &Unauthorized::Revoked);
+    let district_grant = GrantRequest {
+        patient: patient.patient,
+        grant: district_hash,
+    };
+    assert_eq!(
+        district_nodes
+            .grant(district_grant)
+            .await
+            .expect("answer")
+            .1,
+        GrantOutcome::Unauthorized(Unauthorized::Revoked),
+        "a revoked grant's proof is not handed out either"
+    );
     // Revoking it again says so, and an unknown grant is another refusal.
     let again = net
         .admin
@@ -693,6 +741,12 @@ async fn carers_scenario() {
     assert!(
         seen.contains(&(gp.carer, QueryKind::Within, STREET)),
         "{seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|(carer, kind, _)| *carer == gp.carer && *kind == QueryKind::Last),
+        "fetching the grant's proof is not audited as a query: {seen:?}"
     );
     assert!(
         !seen

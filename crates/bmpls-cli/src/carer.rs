@@ -466,22 +466,17 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
             let query = match &area {
                 None => base,
                 Some(cells) => {
-                    // The area is encrypted under the grant's keys: learn them from a verified
-                    // answer first (the grant travels with every answer, proved).
-                    let probe = Query {
-                        ask: Ask::Last,
-                        limit: 1,
-                        ..base.clone()
-                    };
-                    let first = ask(&nodes, probe, &validators, &levels, &carer).await?;
-                    let keys = bmpls_client::open_grant(&first.grant, &carer)?;
+                    // The area is encrypted under the grant's keys: open them from the
+                    // grant's proof first (not a query, so not audited).
+                    let (proved, keys) =
+                        proved_grant(&nodes, patient, grant, &validators, &carer, &levels).await?;
                     // Key epochs from the patient's proved enrolment.
                     let epoch = |ms: u64| {
-                        Epoch(u32::try_from(ms / first.epoch_length_ms).unwrap_or(u32::MAX))
+                        Epoch(u32::try_from(ms / proved.epoch_length_ms).unwrap_or(u32::MAX))
                     };
                     let span = (
-                        epoch(from_ms).max(first.grant.data_from),
-                        epoch(to_ms).min(first.grant.data_to),
+                        epoch(from_ms).max(proved.grant.data_from),
+                        epoch(to_ms).min(proved.grant.data_to),
                     );
                     let ask = bmpls_client::area_query(&keys, &levels, level.0, cells, span)?;
                     Query { ask, ..base }
@@ -549,6 +544,30 @@ async fn resolve_ids(
 }
 
 /// Sends one query and verifies its answer; a refusal or failure is an error naming the node.
+/// The proof of `grant`, verified, and the keys it wraps to `carer`.
+pub(crate) async fn proved_grant(
+    nodes: &Nodes,
+    patient: PatientId,
+    grant: TxHash,
+    validators: &bmpls_crypto::ValidatorSet,
+    carer: &CarerKeystore,
+    levels: &LevelSet,
+) -> anyhow::Result<(bmpls_client::ProvedGrant, bmpls_ope::keys::GrantKeys)> {
+    use bmpls_net::query::{GrantOutcome, GrantRequest};
+    let request = GrantRequest { patient, grant };
+    let (addr, outcome) = nodes.grant(request.clone()).await?;
+    match outcome {
+        GrantOutcome::Proved(evidence) => Ok(bmpls_client::verify_grant(
+            &evidence, &request, validators, carer,
+        )
+        .with_context(|| format!("the grant's proof from {addr} does not verify"))?),
+        GrantOutcome::Unauthorized(why) => {
+            anyhow::bail!("refused by {addr}: {}", refusal_text(&why, levels))
+        }
+        GrantOutcome::Failed(why) => anyhow::bail!("{addr} failed: {}", why.as_str()),
+    }
+}
+
 pub(crate) async fn ask(
     nodes: &Nodes,
     query: Query,

@@ -43,7 +43,7 @@ use bmpls_ope::keys::{Epoch as KeyEpoch, GrantKeys};
 use bmpls_ore::{RightCiphertext, TokenRanges};
 use bmpls_types::{
     AgreementKey, BlockHeader, CarerId, Cell, ChainId, EnrolCarer, ExactFix, Grant, Height,
-    PublicKeyBytes, Role, Seq, SignatureBytes, Transaction,
+    PatientId, PublicKeyBytes, Role, Seq, SignatureBytes, Transaction, TxHash,
 };
 
 use crate::ciphers::LevelCiphers;
@@ -330,6 +330,96 @@ pub fn open_grant(grant: &Grant, carer: &CarerKeystore) -> Result<GrantKeys, Ans
     GrantKeys::from_bytes(&material).map_err(|e| AnswerError::Keys(e.to_string()))
 }
 
+/// A grant and the patient's key history, verified.
+#[derive(Clone, Debug)]
+pub struct ProvedGrant {
+    /// The grant.
+    pub grant: Grant,
+    /// The patient's key epoch length, from the proved enrolment.
+    pub epoch_length_ms: u64,
+    /// The reporter key in force from each sequence number on.
+    pub reporter_keys: BTreeMap<u64, PublicKeyBytes>,
+}
+
+/// Checks that `grant` is the grant `asked` (patient, grant hash) names, held by `carer`, and
+/// that `keys` are the patient's enrolment then key rotations in chain order, each proved into
+/// one of the verified `headers`.
+fn prove_grant(
+    headers: &[Verified<BlockHeader>],
+    grant: &bmpls_net::query::ProvedTx,
+    keys: &[bmpls_net::query::ProvedTx],
+    asked: (&PatientId, &TxHash),
+    carer: &CarerKeystore,
+) -> Result<ProvedGrant, AnswerError> {
+    let (patient, grant_hash) = asked;
+    let prove = |p: &bmpls_net::query::ProvedTx, what: &'static str| {
+        let header = headers
+            .get(p.block as usize)
+            .ok_or_else(|| wrong(format!("{what} names a block the answer lacks")))?;
+        verify_inclusion(header, p.tx.clone(), &p.proof)
+            .map_err(|source| AnswerError::Proof { what, source })
+    };
+
+    let proved = prove(grant, "grant inclusion")?;
+    let asked_for = bmpls_crypto::hash::tx_hash(proved.get()) == *grant_hash;
+    let grant = match proved.into_inner() {
+        Transaction::Grant(g) if asked_for && g.patient == *patient && g.carer == carer.carer => g,
+        _ => return Err(wrong("the grant is not the one asked under")),
+    };
+
+    let mut reporter_keys: BTreeMap<u64, PublicKeyBytes> = BTreeMap::new();
+    let mut epoch_length_ms = 0;
+    let mut last_position = None;
+    for (i, proved) in keys.iter().enumerate() {
+        let committed = prove(proved, "key inclusion")?;
+        let position = (committed.height(), committed.position());
+        if last_position.is_some_and(|p| p >= position) {
+            return Err(wrong("key transactions out of chain order"));
+        }
+        last_position = Some(position);
+        match (i, committed.into_inner()) {
+            (0, Transaction::EnrolPatient(e)) if e.patient == *patient => {
+                reporter_keys.insert(0, e.reporter_key);
+                epoch_length_ms = e.epoch_length_ms;
+            }
+            (i, Transaction::RotateReporterKey(r)) if i > 0 && r.patient == *patient => {
+                reporter_keys.insert(r.from_seq.0, r.new_reporter_key);
+            }
+            _ => return Err(wrong("the patient's key history is malformed")),
+        }
+    }
+    if reporter_keys.is_empty() {
+        return Err(wrong("the patient's enrolment is missing"));
+    }
+    Ok(ProvedGrant {
+        grant,
+        epoch_length_ms,
+        reporter_keys,
+    })
+}
+
+/// Verifies a node's proof of a grant against the genesis `validators` (the grant, held by
+/// `carer`, and the patient's key history, each proved into a certified block) and opens the
+/// grant's keys: what a carer needs before it asks under the grant, gained without a query
+/// (so without an audit entry the carer did not mean).
+pub fn verify_grant(
+    evidence: &bmpls_net::query::GrantEvidence,
+    asked: &bmpls_net::query::GrantRequest,
+    validators: &ValidatorSet,
+    carer: &CarerKeystore,
+) -> Result<(ProvedGrant, GrantKeys), AnswerError> {
+    let headers = verify_headers(&evidence.blocks, validators)?;
+    let proved = prove_grant(
+        &headers,
+        &evidence.grant,
+        &evidence.keys,
+        (&asked.patient, &asked.grant),
+        carer,
+    )?;
+    let keys = open_grant(&proved.grant, carer)?;
+    Ok((proved, keys))
+}
+
 /// Verifies `answer` to `query` against the genesis `validators`, then decrypts it with the
 /// grant's keys opened by `carer` (see the module documentation for what is checked).
 pub fn verify_answer(
@@ -340,49 +430,22 @@ pub fn verify_answer(
     carer: &CarerKeystore,
 ) -> Result<VerifiedAnswer, AnswerError> {
     let headers = verify_headers(&answer.blocks, validators)?;
+    let ProvedGrant {
+        grant,
+        epoch_length_ms,
+        reporter_keys: keys,
+    } = prove_grant(
+        &headers,
+        &answer.grant,
+        &answer.keys,
+        (&query.patient, &query.grant),
+        carer,
+    )?;
     let header_of = |block: u32, what: &'static str| {
         headers
             .get(block as usize)
             .ok_or_else(|| wrong(format!("{what} names a block the answer lacks")))
     };
-    let prove = |p: &bmpls_net::query::ProvedTx, what: &'static str| {
-        verify_inclusion(header_of(p.block, what)?, p.tx.clone(), &p.proof)
-            .map_err(|source| AnswerError::Proof { what, source })
-    };
-
-    let grant = prove(&answer.grant, "grant inclusion")?;
-    let asked_for = bmpls_crypto::hash::tx_hash(grant.get()) == query.grant;
-    let grant = match grant.into_inner() {
-        Transaction::Grant(g)
-            if asked_for && g.patient == query.patient && g.carer == carer.carer =>
-        {
-            g
-        }
-        _ => return Err(wrong("the grant is not the one asked under")),
-    };
-
-    // The reporter key in force from each sequence number on.
-    let mut keys: BTreeMap<u64, PublicKeyBytes> = BTreeMap::new();
-    let mut epoch_length_ms = 0;
-    let mut last_position = None;
-    for (i, proved) in answer.keys.iter().enumerate() {
-        let committed = prove(proved, "key inclusion")?;
-        let position = (committed.height(), committed.position());
-        if last_position.is_some_and(|p| p >= position) {
-            return Err(wrong("key transactions out of chain order"));
-        }
-        last_position = Some(position);
-        match (i, committed.into_inner()) {
-            (0, Transaction::EnrolPatient(e)) if e.patient == query.patient => {
-                keys.insert(0, e.reporter_key);
-                epoch_length_ms = e.epoch_length_ms;
-            }
-            (i, Transaction::RotateReporterKey(r)) if i > 0 && r.patient == query.patient => {
-                keys.insert(r.from_seq.0, r.new_reporter_key);
-            }
-            _ => return Err(wrong("the patient's key history is malformed")),
-        }
-    }
 
     let grant_keys = open_grant(&grant, carer)?;
     let level = query.level.0;

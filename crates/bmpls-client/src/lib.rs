@@ -14,7 +14,10 @@ mod reporter;
 
 pub use alerts::{AlertStream, VerifiedWatch, WatchError, WatchFault, verify_alerts};
 pub use audit::{AuditEntry, verify_audit};
-pub use carer::{AnswerError, CarerKeystore, Seen, VerifiedAnswer, open_grant, verify_answer};
+pub use carer::{
+    AnswerError, CarerKeystore, ProvedGrant, Seen, VerifiedAnswer, open_grant, verify_answer,
+    verify_grant,
+};
 pub use ciphers::{CipherError, EncryptedRanges, EpochKeys, LevelCiphers};
 pub use keystore::PatientKeystore;
 pub use network::{NetworkError, Nodes};

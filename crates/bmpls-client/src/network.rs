@@ -270,6 +270,19 @@ impl Nodes {
         }
     }
 
+    /// The proof of a grant this carer holds, as one node gives it (signed by the carer's
+    /// identity key); check it with [`crate::verify_grant`].
+    pub async fn grant(
+        &self,
+        request: bmpls_net::query::GrantRequest,
+    ) -> Result<(SocketAddr, bmpls_net::query::GrantOutcome), NetworkError> {
+        match self.call(Request::Grant(request)).await? {
+            (addr, Response::Grant(outcome)) => Ok((addr, outcome)),
+            (_, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
     /// The status of the first node that answers.
     pub async fn status(&self) -> Result<(SocketAddr, NodeStatus), NetworkError> {
         match self.call(Request::Status).await? {

@@ -41,6 +41,9 @@ pub enum Request {
     /// keystore restored from a backup. Unproved: a node that lies makes reports refused,
     /// never accepted wrongly.
     NextSeq(PatientId),
+    /// A carer asks for the proof of a grant it holds (not audited; see
+    /// [`crate::query::GrantRequest`]).
+    Grant(crate::query::GrantRequest),
 }
 
 /// Most grants in one [`Response::Grants`].
@@ -283,6 +286,8 @@ pub enum Response {
     Grants(GrantsOutcome),
     /// A patient's next sequence number.
     NextSeq(NextSeqOutcome),
+    /// A grant's proof.
+    Grant(crate::query::GrantOutcome),
     /// The request was not served.
     Error(RequestError),
 }

@@ -229,6 +229,41 @@ impl QueryOutcome {
     }
 }
 
+/// A carer asks for the proof of a grant it holds, to open the grant's keys before it asks
+/// anything under it (an area query's ranges and tokens are made with those keys). Not
+/// audited: it reads the carer's own grant and the patient's enrolment, both already on the
+/// chain, and no record.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct GrantRequest {
+    /// The patient who gave the grant.
+    pub patient: PatientId,
+    /// The grant.
+    pub grant: TxHash,
+}
+
+/// The proof of a grant: the grant and the patient's key history (enrolment, then each key
+/// rotation), each proved in a certified block, as an [`Answer`] carries them.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct GrantEvidence {
+    /// The blocks the proved transactions are in, each once.
+    pub blocks: BoundedVec<CertifiedHeader, { MAX_KEY_TXS + 1 }>,
+    /// The grant.
+    pub grant: ProvedTx,
+    /// The patient's enrolment, then each key rotation, in chain order.
+    pub keys: BoundedVec<ProvedTx, MAX_KEY_TXS>,
+}
+
+/// The answer to a [`GrantRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum GrantOutcome {
+    /// The grant's proof.
+    Proved(Box<GrantEvidence>),
+    /// Unknown, revoked, or not the requester's.
+    Unauthorized(Unauthorized),
+    /// Failed on the node.
+    Failed(bmpls_types::BoundedString<MAX_REASON_BYTES>),
+}
+
 /// Audit entries in one answer.
 pub const MAX_AUDIT_ENTRIES: usize = 1_000;
 

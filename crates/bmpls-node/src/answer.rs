@@ -18,14 +18,16 @@
 
 use std::collections::BTreeMap;
 
-use bmpls_consensus::{GrantTerms, Ledger};
+use bmpls_consensus::{GrantTerms, Ledger, PatientState};
 use bmpls_net::query::{
-    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, MAX_ANSWER_RECORDS, ProvedRecord,
-    ProvedTx, Query, QueryOutcome, Unauthorized,
+    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, GrantEvidence, GrantOutcome,
+    GrantRequest, MAX_ANSWER_RECORDS, ProvedRecord, ProvedTx, Query, QueryOutcome, Unauthorized,
 };
 use bmpls_ore_compare::{OreError, TokenRanges};
 use bmpls_store::{EpochRanges, OreTokens, Plan, Store, StoreError, StoredRecord};
-use bmpls_types::{BoundedVec, Epoch, Height, LevelIndex, PublicKeyBytes, Transaction, TxHash};
+use bmpls_types::{
+    BoundedVec, Epoch, Height, LevelIndex, PatientId, PublicKeyBytes, Transaction, TxHash,
+};
 
 /// What a query may read, once its grant is checked.
 #[derive(Clone, Debug)]
@@ -63,18 +65,8 @@ pub(crate) fn authorize(
             "the limit must be 1 to {MAX_ANSWER_RECORDS}"
         )));
     }
-    let patient = ledger
-        .patient(&query.patient)
-        .ok_or(QueryOutcome::Unauthorized(Unauthorized::UnknownGrant))?;
-    let grant = *ledger
-        .grant(&query.patient, &query.grant)
-        .ok_or(QueryOutcome::Unauthorized(Unauthorized::UnknownGrant))?;
-    if !grant.standing {
-        return Err(QueryOutcome::Unauthorized(Unauthorized::Revoked));
-    }
-    if ledger.carer_key(&grant.carer) != Some(*client) {
-        return Err(QueryOutcome::Unauthorized(Unauthorized::NotTheGrantee));
-    }
+    let (patient, grant) = standing_grant(ledger, client, &query.patient, &query.grant)
+        .map_err(QueryOutcome::Unauthorized)?;
     if now_ms < grant.valid_from_ms || now_ms >= grant.valid_until_ms {
         return Err(QueryOutcome::Unauthorized(Unauthorized::OutsideValidity {
             valid_from_ms: grant.valid_from_ms,
@@ -153,23 +145,94 @@ pub(crate) fn authorize(
             Unauthorized::EpochOutsideWindow(e.0),
         ));
     }
-    let locate = |hash: &TxHash| {
-        store
-            .locate(hash)
-            .map_err(failed)?
-            .ok_or_else(|| failed("a committed transaction is missing from the store"))
-    };
-    let grant_at = locate(&query.grant)?;
-    let mut keys_at = Vec::new();
-    for hash in ledger.key_transactions(&query.patient) {
-        keys_at.push(locate(hash)?);
-    }
+    let (grant_at, keys_at) = grant_positions(ledger, store, &query.patient, &query.grant)?;
     Ok(Permit {
         grant,
         grant_at,
         keys_at,
         at_height: ledger.height(),
         tokens,
+    })
+}
+
+/// The patient and the terms of `grant`, if it is the patient's, stands, and names `client`
+/// as its carer.
+fn standing_grant<'a>(
+    ledger: &'a Ledger,
+    client: &PublicKeyBytes,
+    patient: &PatientId,
+    grant: &TxHash,
+) -> Result<(&'a PatientState, GrantTerms), Unauthorized> {
+    let state = ledger.patient(patient).ok_or(Unauthorized::UnknownGrant)?;
+    let terms = *ledger
+        .grant(patient, grant)
+        .ok_or(Unauthorized::UnknownGrant)?;
+    if !terms.standing {
+        return Err(Unauthorized::Revoked);
+    }
+    if ledger.carer_key(&terms.carer) != Some(*client) {
+        return Err(Unauthorized::NotTheGrantee);
+    }
+    Ok((state, terms))
+}
+
+/// Where the grant and the patient's key transactions are in the chain.
+type GrantPositions = ((Height, u32), Vec<(Height, u32)>);
+
+fn grant_positions(
+    ledger: &Ledger,
+    store: &Store,
+    patient: &PatientId,
+    grant: &TxHash,
+) -> Result<GrantPositions, QueryOutcome> {
+    let locate = |hash: &TxHash| {
+        store
+            .locate(hash)
+            .map_err(failed)?
+            .ok_or_else(|| failed("a committed transaction is missing from the store"))
+    };
+    let grant_at = locate(grant)?;
+    let mut keys_at = Vec::new();
+    for hash in ledger.key_transactions(patient) {
+        keys_at.push(locate(hash)?);
+    }
+    Ok((grant_at, keys_at))
+}
+
+/// Where the grant a [`GrantRequest`] names and the patient's key transactions are, if the
+/// grant stands and is `client`'s; else the outcome to answer.
+pub(crate) fn locate_grant(
+    ledger: &Ledger,
+    store: &Store,
+    client: &PublicKeyBytes,
+    request: &GrantRequest,
+) -> Result<GrantPositions, GrantOutcome> {
+    standing_grant(ledger, client, &request.patient, &request.grant)
+        .map_err(GrantOutcome::Unauthorized)?;
+    grant_positions(ledger, store, &request.patient, &request.grant).map_err(|e| match e {
+        QueryOutcome::Failed(why) => GrantOutcome::Failed(why),
+        _ => GrantOutcome::Failed(bmpls_net::proto::reason("the grant could not be located")),
+    })
+}
+
+/// The proof of the grant at `grant_at` and of the key transactions at `keys_at`.
+pub(crate) fn grant_evidence(
+    store: &Store,
+    grant_at: (Height, u32),
+    keys_at: &[(Height, u32)],
+) -> Result<GrantEvidence, StoreError> {
+    let mut wanted = vec![grant_at];
+    wanted.extend_from_slice(keys_at);
+    let mut prover = Prover::new(store, &wanted, [])?;
+    let grant = prover.proved(grant_at)?;
+    let keys = keys_at
+        .iter()
+        .map(|&at| prover.proved(at))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(GrantEvidence {
+        blocks: BoundedVec::new(prover.blocks).map_err(|_| bad("too many blocks"))?,
+        grant,
+        keys: BoundedVec::new(keys).map_err(|_| bad("too many key transactions"))?,
     })
 }
 

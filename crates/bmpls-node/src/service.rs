@@ -87,6 +87,14 @@ impl Handler for Service {
                 })
                 .await
                 .map(Response::NextSeq),
+            Request::Grant(request) => self
+                .ask(|reply| Command::Grant {
+                    client,
+                    request,
+                    reply,
+                })
+                .await
+                .map(Response::Grant),
         };
         answer.unwrap_or_else(Response::Error)
     }

@@ -15,7 +15,10 @@ use bmpls_net::alert::{
 };
 use bmpls_net::limits::MAX_RESPONSE_BYTES;
 use bmpls_net::proto::reason;
-use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, MAX_AUDIT_ENTRIES, Query, QueryOutcome};
+use bmpls_net::query::{
+    Ask, AuditOutcome, AuditRequest, GrantOutcome, GrantRequest, MAX_AUDIT_ENTRIES, Query,
+    QueryOutcome,
+};
 use bmpls_types::{
     Audit, BoundedVec, Canonical, CarerId, Height, PublicKeyBytes, QueryKind, SignatureBytes,
     Transaction, ValidatorId,
@@ -23,7 +26,7 @@ use bmpls_types::{
 
 use super::watchers::Watcher;
 use super::{Driver, MAX_TIMED_CARERS, now_ms};
-use crate::answer::{Permit, answer, audit_answer, authorize};
+use crate::answer::{Permit, answer, audit_answer, authorize, grant_evidence, locate_grant};
 use crate::metrics::QueryLabels;
 
 impl Driver {
@@ -131,6 +134,33 @@ impl Driver {
             let outcome = match audit_answer(&store, &request) {
                 Ok(answer) => AuditOutcome::Answered(Box::new(answer)),
                 Err(e) => AuditOutcome::Failed(reason(e)),
+            };
+            let _ = reply.send(outcome);
+        });
+    }
+
+    /// The proof of a standing grant, for its carer only (who cares for whom is itself
+    /// sensitive), read from the store on a blocking thread. Not audited: no record is read.
+    pub(super) fn grant_evidence(
+        &mut self,
+        client: PublicKeyBytes,
+        request: GrantRequest,
+        reply: oneshot::Sender<GrantOutcome>,
+    ) {
+        let ledger = self.engine.ledger();
+        let positions = match locate_grant(ledger, &self.store, &client, &request) {
+            Ok(positions) => positions,
+            Err(refused) => {
+                let _ = reply.send(refused);
+                return;
+            }
+        };
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let (grant_at, keys_at) = positions;
+            let outcome = match grant_evidence(&store, grant_at, &keys_at) {
+                Ok(evidence) => GrantOutcome::Proved(Box::new(evidence)),
+                Err(e) => GrantOutcome::Failed(reason(e)),
             };
             let _ = reply.send(outcome);
         });

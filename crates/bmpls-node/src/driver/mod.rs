@@ -84,6 +84,11 @@ pub(crate) enum Command {
         patient: bmpls_types::PatientId,
         reply: oneshot::Sender<bmpls_net::NextSeqOutcome>,
     },
+    Grant {
+        client: PublicKeyBytes,
+        request: bmpls_net::query::GrantRequest,
+        reply: oneshot::Sender<bmpls_net::query::GrantOutcome>,
+    },
 }
 
 /// Carers whose last delivered alert a validator remembers, to leave replays out of the
@@ -414,6 +419,11 @@ impl Driver {
                     request,
                     reply,
                 } => self.watch(client, request, reply),
+                Command::Grant {
+                    client,
+                    request,
+                    reply,
+                } => self.grant_evidence(client, request, reply),
             }
             if txs < ADMIT_BATCH {
                 next = queue.try_recv().ok();
