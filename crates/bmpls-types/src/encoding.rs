@@ -12,8 +12,12 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::limits::MAX_ENCODED_BYTES;
 
-/// Version byte leading every encoding. Version 2: a record is signed and put in its block's
-/// Merkle tree through its digest (the level chain), so answers carry only granted levels.
+/// Version byte leading every encoding. Version 2, one bump for the privacy and byzantine
+/// changes of the same round (no build of version 2 was released before all of them): a record
+/// is signed and put in its block's Merkle tree through its digest (the level chain), so answers
+/// carry only granted levels; a cell is OPE or an ORE right ciphertext, named by its scheme;
+/// transactions and requests name their chain; a watch answer carries the certified tip; a
+/// carer may ask for the proof of its grant.
 pub const WIRE_VERSION: u8 = 2;
 
 /// Why bytes did not decode.
