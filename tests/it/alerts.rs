@@ -4,10 +4,11 @@
 //! first height loses nothing; a revoked carer gets nothing, nor one downgraded below the fence's
 //! level.
 
-use bmpls_client::{AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore};
+use bmpls_client::{AlertStream, CarerKeystore, Fix, Nodes, PatientKeystore, verify_audit};
 use bmpls_grid::{LevelSet, cover_circle};
 use bmpls_net::alert::{AlertEvent, AlertKind, WatchOutcome, WatchRequest};
-use bmpls_types::{Height, LevelIndex, Role, Seq, Transaction};
+use bmpls_net::query::{AuditOutcome, AuditRequest};
+use bmpls_types::{Height, LevelIndex, QueryKind, Role, Seq, Transaction};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -192,6 +193,7 @@ async fn scenario() {
         (events[0].kind, events[0].seq),
         (AlertKind::Missing, Seq(8))
     );
+    let (exit_height, missing_height) = (exit.height, events[0].height);
     assert!(
         stream
             .next_events(&carer_nodes, 300)
@@ -200,6 +202,42 @@ async fn scenario() {
             .is_empty(),
         "Missing fires once per silence"
     );
+
+    // Each delivery is in the patient's audit trail: kind Alerts, the fence's level, at the
+    // height of the newest alert delivered, signed by the validator that delivered it.
+    let custodian = Nodes::new(&net.addrs, &net.trust, patient.custodian_key()).expect("clients");
+    let request = AuditRequest {
+        patient: patient.patient,
+        from_height: Height(1),
+        limit: 1_000,
+    };
+    let mut delivered = Vec::new();
+    for _ in 0..100 {
+        let (_, outcome) = custodian.audit(request.clone()).await.expect("audit");
+        let AuditOutcome::Answered(answer) = outcome else {
+            panic!("the custodian is refused: {outcome:?}");
+        };
+        delivered = verify_audit(*answer, &request, &net.validators)
+            .expect("the audit verifies")
+            .into_iter()
+            .filter(|e| e.audit.query == QueryKind::Alerts)
+            .map(|e| (e.audit.carer, e.audit.level, e.audit.at_height))
+            .collect();
+        let heights: Vec<_> = delivered.iter().map(|d| d.2).collect();
+        if heights.contains(&exit_height) && heights.contains(&missing_height) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        delivered.contains(&(carer.carer, NEIGHBOURHOOD, exit_height)),
+        "the Exit's delivery is audited: {delivered:?}"
+    );
+    assert!(
+        delivered.contains(&(carer.carer, NEIGHBOURHOOD, missing_height)),
+        "the Missing's delivery is audited: {delivered:?}"
+    );
+    custodian.close().await;
 
     // A carer reconnecting to other validators from the first height loses nothing; the
     // alerts replayed to it are not timed as deliveries again.

@@ -15,7 +15,7 @@ use bmpls_crypto::keyfile::read_signing_key;
 use bmpls_grid::{LevelSet, cover_circle, cover_lon_lat_box};
 use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, MAX_ANSWER_RECORDS, Query, QueryOutcome};
 use bmpls_net::{GrantSummary, GrantsAsked, GrantsOutcome, Submitted};
-use bmpls_types::{Epoch, Height, LevelIndex, PatientId, Transaction, TxHash};
+use bmpls_types::{Epoch, Height, LevelIndex, PatientId, QueryKind, Transaction, TxHash};
 
 use crate::client::{Consortium, runtime};
 use crate::ids::Typed;
@@ -680,16 +680,25 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
             .levels()
             .get(usize::from(a.level.0))
             .map_or_else(|| a.level.0.to_string(), |l| l.name.clone());
+        let what = match a.query {
+            QueryKind::Alerts => format!(
+                "delivered alerts to carer {}: fences at {level}, decided {} to {}",
+                hex::encode(a.carer.0),
+                iso(a.from_ms),
+                iso(a.to_ms)
+            ),
+            kind => format!(
+                "answered carer {}: {kind:?} at {level} for {} to {}",
+                hex::encode(a.carer.0),
+                iso(a.from_ms),
+                iso(a.to_ms)
+            ),
+        };
         println!(
-            "{}  height {:>6}  {} answered carer {}: {:?} at {} for {} to {}",
+            "{}  height {:>6}  {} {what}",
             iso(entry.block_time_ms),
             entry.height.0,
             node_name(&a.node),
-            hex::encode(a.carer.0),
-            a.query,
-            level,
-            iso(a.from_ms),
-            iso(a.to_ms)
         );
     }
     Ok(())

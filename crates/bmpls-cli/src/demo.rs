@@ -452,8 +452,12 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             .get(usize::from(entry.audit.level.0))
             .map_or("?", |l| l.name.as_str());
         println!(
-            "   height {:>4}: the {who} asked {:?} at {level}",
-            entry.height.0, entry.audit.query
+            "   height {:>4}: the {who} {} at {level}",
+            entry.height.0,
+            match entry.audit.query {
+                bmpls_types::QueryKind::Alerts => "was delivered alerts".to_string(),
+                kind => format!("asked {kind:?}"),
+            }
         );
     }
 

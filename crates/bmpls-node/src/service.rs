@@ -70,6 +70,7 @@ impl Handler for Service {
                     reply,
                 })
                 .await
+                .and_then(|watched| watched)
                 .map(Response::Watch),
             Request::Grants(asked) => self
                 .ask(|reply| Command::Grants {

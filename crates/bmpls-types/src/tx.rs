@@ -220,6 +220,9 @@ pub enum QueryKind {
     Track = 1,
     /// Records in an area and a time window.
     Within = 2,
+    /// Geofence alerts delivered to a watching carer: the entry's level is the fences', its
+    /// window the deciding blocks' times, its height the newest alert's.
+    Alerts = 3,
 }
 
 /// A node's record of a query it answered.

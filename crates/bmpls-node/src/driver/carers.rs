@@ -2,7 +2,7 @@
 //! grants, audited, answered from the store on a blocking thread), the audit trail, and the
 //! long poll for geofence alerts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -20,11 +20,11 @@ use bmpls_net::query::{
     QueryOutcome,
 };
 use bmpls_types::{
-    Audit, BoundedVec, Canonical, CarerId, Height, PublicKeyBytes, QueryKind, SignatureBytes,
-    Transaction, ValidatorId,
+    Audit, BoundedVec, Canonical, CarerId, Height, LevelIndex, PatientId, PublicKeyBytes,
+    QueryKind, SignatureBytes, Transaction, ValidatorId,
 };
 
-use super::watchers::Watcher;
+use super::watchers::{WatchReply, Watcher};
 use super::{Driver, MAX_TIMED_CARERS, now_ms};
 use crate::answer::{Permit, answer, audit_answer, authorize, grant_evidence, locate_grant};
 use crate::metrics::QueryLabels;
@@ -172,10 +172,10 @@ impl Driver {
         &mut self,
         client: PublicKeyBytes,
         request: WatchRequest,
-        reply: oneshot::Sender<WatchOutcome>,
+        reply: WatchReply,
     ) {
         if self.engine.ledger().carer_key(&request.carer) != Some(client) {
-            let _ = reply.send(WatchOutcome::NotTheCarer);
+            let _ = reply.send(Ok(WatchOutcome::NotTheCarer));
             return;
         }
         let watcher = Watcher {
@@ -187,14 +187,13 @@ impl Driver {
         };
         let answer = self.alerts_for(&watcher.carer, watcher.from);
         if !answer.events.is_empty() || request.wait_ms == 0 {
-            self.observe_delivery(&watcher.carer, &answer, false);
-            let _ = watcher.reply.send(WatchOutcome::Events(answer));
+            self.deliver(watcher, answer, false);
             return;
         }
         if let Err(watcher) = self.watchers.add(watcher) {
             // Full: "nothing yet" now, which the carer's client asks again after.
             self.metrics.watchers_refused.inc();
-            let _ = watcher.reply.send(WatchOutcome::Events(answer));
+            let _ = watcher.reply.send(Ok(WatchOutcome::Events(answer)));
         }
         self.count_watchers();
     }
@@ -277,13 +276,12 @@ impl Driver {
             for watcher in self.watchers.take_carer(carer) {
                 let answer = self.alerts_for(&watcher.carer, watcher.from);
                 if !answer.events.is_empty() {
-                    self.observe_delivery(&watcher.carer, &answer, true);
-                    let _ = watcher.reply.send(WatchOutcome::Events(answer));
+                    self.deliver(watcher, answer, true);
                 } else if !watcher.reply.is_closed() {
                     // Its events were below what it asks from: it waits on. It held a place
                     // a moment ago, so there is room.
                     if let Err(watcher) = self.watchers.add(watcher) {
-                        let _ = watcher.reply.send(WatchOutcome::Events(answer));
+                        let _ = watcher.reply.send(Ok(WatchOutcome::Events(answer)));
                     }
                 }
             }
@@ -295,10 +293,66 @@ impl Driver {
     pub(super) fn serve_expired(&mut self, now: Instant) {
         for watcher in self.watchers.take_expired(now) {
             let answer = self.alerts_for(&watcher.carer, watcher.from);
-            self.observe_delivery(&watcher.carer, &answer, false);
-            let _ = watcher.reply.send(WatchOutcome::Events(answer));
+            self.deliver(watcher, answer, false);
         }
         self.count_watchers();
+    }
+
+    /// Answers `watcher` with `answer` (`live`: pushed to a watch that was waiting, see
+    /// [`Driver::observe_delivery`]). A delivery of events is audited like a query, one entry per
+    /// patient and fence level (kind `Alerts`, the window the events' block times, at the
+    /// newest event's height), and fails closed as a query does: unless every entry was admitted
+    /// (or already waits or is committed: the same delivery again is the same entry), the
+    /// watch is refused as `Busy`, which the carer's client retries elsewhere or later.
+    fn deliver(&mut self, watcher: Watcher, answer: WatchAnswer, live: bool) {
+        let audits = self.delivery_audits(&watcher.carer, &answer);
+        if !audits.is_empty() {
+            let AuditAdmission { admitted, refused } = admit_audits(&mut self.engine, audits);
+            if let Ok(txs) = BoundedVec::new(admitted) {
+                self.peers
+                    .broadcast(Message::Transactions(txs).encode().into());
+            }
+            if let Some(why) = refused {
+                warn!(error = %why, "audit entry of an alert delivery not admitted: not delivered");
+                let _ = watcher.reply.send(Err(RequestError::Busy));
+                return;
+            }
+        }
+        self.observe_delivery(&watcher.carer, &answer, live);
+        let _ = watcher.reply.send(Ok(WatchOutcome::Events(answer)));
+    }
+
+    /// The signed audit entries of delivering `answer` to `carer`.
+    fn delivery_audits(&self, carer: &CarerId, answer: &WatchAnswer) -> Vec<Transaction> {
+        let mut groups: BTreeMap<(PatientId, LevelIndex), (u64, u64, Height)> = BTreeMap::new();
+        for signed in answer.events.iter() {
+            let e = &signed.event;
+            let group = groups
+                .entry((e.patient, e.level))
+                .or_insert((e.time_ms, e.time_ms, e.height));
+            group.0 = group.0.min(e.time_ms);
+            group.1 = group.1.max(e.time_ms);
+            group.2 = group.2.max(e.height);
+        }
+        groups
+            .into_iter()
+            .map(|((patient, level), (from_ms, to_ms, at_height))| {
+                let mut audit = Audit {
+                    node: ValidatorId(self.auditor.public().0),
+                    carer: *carer,
+                    patient,
+                    query: QueryKind::Alerts,
+                    level,
+                    from_ms,
+                    to_ms,
+                    at_height,
+                    sig: SignatureBytes::UNSIGNED,
+                };
+                self.auditor
+                    .sign(&mut audit, self.engine.ledger().chain_id());
+                Transaction::Audit(audit)
+            })
+            .collect()
     }
 
     /// The signed audit entry of an allowed query.

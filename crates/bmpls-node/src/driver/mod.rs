@@ -12,7 +12,7 @@ use tracing::{debug, info};
 
 use bmpls_consensus::{Address, Engine, EngineError, Message, Output, Refusal, Timeout, TxRefusal};
 use bmpls_crypto::{HashedBlock, SigningKey, Verified};
-use bmpls_net::alert::{WatchOutcome, WatchRequest};
+use bmpls_net::alert::WatchRequest;
 use bmpls_net::guard::KnownClients;
 use bmpls_net::proto::reason;
 use bmpls_net::query::{AuditOutcome, AuditRequest, CertifiedHeader, Query, QueryOutcome};
@@ -72,7 +72,7 @@ pub(crate) enum Command {
     Watch {
         client: PublicKeyBytes,
         request: WatchRequest,
-        reply: oneshot::Sender<WatchOutcome>,
+        reply: watchers::WatchReply,
     },
     Grants {
         client: PublicKeyBytes,

@@ -8,16 +8,21 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use bmpls_net::RequestError;
 use bmpls_net::alert::WatchOutcome;
 use bmpls_net::limits::{MAX_WATCHERS, MAX_WATCHERS_PER_CARER};
 use bmpls_types::{CarerId, Height};
+
+/// Where a watch request's outcome goes: the events, or an error (a delivery whose audit entry
+/// could not be admitted is refused as `Busy`, as a query is).
+pub(super) type WatchReply = oneshot::Sender<Result<WatchOutcome, RequestError>>;
 
 /// A carer's watch request waiting for an alert.
 #[derive(Debug)]
 pub(super) struct Watcher {
     pub(super) carer: CarerId,
     pub(super) from: Height,
-    pub(super) reply: oneshot::Sender<WatchOutcome>,
+    pub(super) reply: WatchReply,
     pub(super) deadline: Instant,
 }
 
@@ -112,7 +117,13 @@ mod tests {
 
     use super::*;
 
-    fn watcher(carer: u8, deadline: Instant) -> (Watcher, oneshot::Receiver<WatchOutcome>) {
+    fn watcher(
+        carer: u8,
+        deadline: Instant,
+    ) -> (
+        Watcher,
+        oneshot::Receiver<Result<WatchOutcome, RequestError>>,
+    ) {
         let (reply, answer) = oneshot::channel();
         (
             Watcher {

@@ -138,7 +138,8 @@ fn audit() -> impl Strategy<Value = Audit> {
         prop_oneof![
             Just(QueryKind::Last),
             Just(QueryKind::Track),
-            Just(QueryKind::Within)
+            Just(QueryKind::Within),
+            Just(QueryKind::Alerts)
         ],
         (any::<u8>(), any::<u64>(), any::<u64>(), any::<u64>()),
         signature(),
