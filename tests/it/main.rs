@@ -3,6 +3,7 @@
 
 mod alerts;
 mod byzantine_alerts;
+mod byzantine_peers;
 mod carers;
 mod clients;
 mod cluster;

@@ -14,6 +14,8 @@
 
 pub mod alerts;
 mod answer;
+#[cfg(feature = "byzantine")]
+pub mod byzantine;
 pub mod config;
 mod driver;
 pub mod local;

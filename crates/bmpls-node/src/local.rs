@@ -33,6 +33,11 @@ fn free_port() -> Result<u16, NodeError> {
         .map_err(|e| NodeError::Internal(format!("no free port: {e}")))
 }
 
+#[cfg(feature = "byzantine")]
+type ByzantineHook = crate::byzantine::Tamper;
+#[cfg(not(feature = "byzantine"))]
+type ByzantineHook = std::convert::Infallible;
+
 impl LocalCluster {
     /// Provisions `n` validators of chain `chain_id` in `dir` (which must not hold a CA yet),
     /// writes their configurations and starts them. Must run inside a tokio runtime.
@@ -41,6 +46,29 @@ impl LocalCluster {
         n: usize,
         chain_id: &str,
         blocks: BlockPolicy,
+    ) -> Result<Self, NodeError> {
+        Self::start_with(dir, n, chain_id, blocks, None).await
+    }
+
+    /// Test-only: [`LocalCluster::start`] with the validator at `index` byzantine, its
+    /// broadcasts rewritten by `tamper` (see [`crate::byzantine`]).
+    #[cfg(feature = "byzantine")]
+    pub async fn start_byzantine(
+        dir: &Path,
+        n: usize,
+        chain_id: &str,
+        blocks: BlockPolicy,
+        (index, tamper): (usize, crate::byzantine::Tamper),
+    ) -> Result<Self, NodeError> {
+        Self::start_with(dir, n, chain_id, blocks, Some((index, tamper))).await
+    }
+
+    async fn start_with(
+        dir: &Path,
+        n: usize,
+        chain_id: &str,
+        blocks: BlockPolicy,
+        byzantine: Option<(usize, ByzantineHook)>,
     ) -> Result<Self, NodeError> {
         let certs = dir.join("certs");
         let now_ms = SystemTime::now()
@@ -79,7 +107,15 @@ impl LocalCluster {
             let path = dir.join(format!("{}.toml", node.name));
             std::fs::write(&path, text)
                 .map_err(|e| NodeError::Internal(format!("{}: {e}", path.display())))?;
-            nodes.push(Node::start(&NodeConfig::load(&path)?).await?);
+            let config = NodeConfig::load(&path)?;
+            let node = match &byzantine {
+                #[cfg(feature = "byzantine")]
+                Some((index, tamper)) if *index == i => {
+                    Node::start_byzantine(&config, tamper.clone()).await?
+                }
+                _ => Node::start(&config).await?,
+            };
+            nodes.push(node);
         }
         Ok(Self {
             nodes,

@@ -62,10 +62,31 @@ fn state_from_store(config: &NodeConfig, store: &Store) -> Result<(Ledger, Alert
     Ok((ledger, alerts))
 }
 
+/// The hook of a byzantine validator (feature `byzantine`); nothing otherwise.
+#[cfg(feature = "byzantine")]
+type Tamper = crate::byzantine::Tamper;
+#[cfg(not(feature = "byzantine"))]
+type Tamper = std::convert::Infallible;
+
 impl Node {
     /// Opens the node's disk, rebuilds its state, and starts consensus, peer links and the
     /// client service. Must run inside a tokio runtime.
     pub async fn start(config: &NodeConfig) -> Result<Self, NodeError> {
+        Self::start_with(config, None).await
+    }
+
+    /// Test-only: [`Node::start`] of a byzantine validator, whose every consensus broadcast
+    /// `tamper` rewrites per peer (see [`crate::byzantine`]).
+    #[cfg(feature = "byzantine")]
+    pub async fn start_byzantine(
+        config: &NodeConfig,
+        tamper: crate::byzantine::Tamper,
+    ) -> Result<Self, NodeError> {
+        Self::start_with(config, Some(tamper)).await
+    }
+
+    #[cfg_attr(not(feature = "byzantine"), allow(unused_variables, unused_mut))]
+    async fn start_with(config: &NodeConfig, tamper: Option<Tamper>) -> Result<Self, NodeError> {
         let key = read_signing_key(&config.validator_key)?;
         if ValidatorId(key.public().0) != config.id {
             return Err(NodeError::WrongKey {
@@ -143,7 +164,7 @@ impl Node {
                 None => None,
             };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let driver = Driver::new(
+        let mut driver = Driver::new(
             engine,
             auditor,
             (alerts, tip),
@@ -153,6 +174,11 @@ impl Node {
             metrics.clone(),
             known,
         );
+        #[cfg(feature = "byzantine")]
+        {
+            let peers = config.peers.iter().map(|(id, _)| *id).collect();
+            driver.tamper = tamper.map(|t| (t, peers));
+        }
         let driver = tokio::spawn(driver.run(initial, inbound, command_rx, shutdown_rx));
         info!(
             name = %config.name,

@@ -21,6 +21,6 @@ mod scenario;
 mod sim;
 mod workload;
 
-pub use byzantine::Fault;
+pub use byzantine::{Fault, tamper};
 pub use scenario::{Action, NetworkFaults, Scenario};
 pub use sim::{MAX_EVENTS, Outcome, PAST_HEAL, SimFailure, run, sim_params};

@@ -136,6 +136,9 @@ pub(crate) struct Driver {
     known: KnownClients,
     /// Admission of peers' sync requests.
     sync: sync::SyncServer,
+    /// Test-only: rewrites this validator's broadcasts, with its peers' ids.
+    #[cfg(feature = "byzantine")]
+    pub(crate) tamper: Option<(crate::byzantine::Tamper, Vec<bmpls_types::ValidatorId>)>,
 }
 
 fn now_ms() -> u64 {
@@ -218,6 +221,8 @@ impl Driver {
             next_height: None,
             known,
             sync: sync::SyncServer::default(),
+            #[cfg(feature = "byzantine")]
+            tamper: None,
         }
     }
 
@@ -539,6 +544,16 @@ impl Driver {
     async fn handle(&mut self, outputs: Vec<Output>) -> Result<(), NodeError> {
         for output in outputs {
             match output {
+                #[cfg(feature = "byzantine")]
+                Output::Broadcast(message) if self.tamper.is_some() => {
+                    if let Some((tamper, peers)) = &self.tamper {
+                        for (to, sent) in peers.iter().zip(tamper(&message, peers, &self.auditor)) {
+                            if let Some(sent) = sent {
+                                self.peers.send(to, sent.encode().into());
+                            }
+                        }
+                    }
+                }
                 Output::Broadcast(message) => self.peers.broadcast(message.encode().into()),
                 Output::Send(to, message) => {
                     self.peers.send(&to.0, message.encode().into());
