@@ -9,6 +9,7 @@ mod clients;
 mod cluster;
 mod consortium;
 mod crash;
+mod durability;
 mod logs;
 mod metrics;
 mod privacy;

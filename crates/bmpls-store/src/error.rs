@@ -7,6 +7,14 @@ pub enum StoreError {
     /// sled reported an error (I/O, or its own corruption detection).
     #[error("database: {0}")]
     Database(#[from] sled::Error),
+    /// Making flushed data durable failed (`fsync` of the database's files).
+    #[error("syncing {} to disk: {source}", .dir.display())]
+    Sync {
+        /// The database folder.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Another process holds the database's lock: most often the same node started twice.
     #[error("another node is using {}: its database is locked (is this node already running?)", .0.display())]
     Locked(std::path::PathBuf),

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod chunk;
+mod durable;
 mod error;
 mod layout;
 mod query;

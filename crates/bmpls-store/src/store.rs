@@ -12,6 +12,7 @@ use bmpls_types::{
 };
 
 use crate::chunk::RecordChunk;
+use crate::durable::Durability;
 use crate::error::StoreError;
 use crate::layout::{
     self, BLOCK, CERT, LEAVES, META, PATIENT, SEGMENT_BYTES, TX, be_u32, be_u64, corrupt,
@@ -122,6 +123,8 @@ pub struct Store {
     pub(crate) db: sled::Db,
     pub(crate) tree: sled::Tree,
     chain_id: ChainId,
+    /// What of the database folder is on stable storage; synced after every flush.
+    durability: std::sync::Arc<std::sync::Mutex<Durability>>,
 }
 
 impl Store {
@@ -140,6 +143,7 @@ impl Store {
             db,
             tree,
             chain_id: chain_id.clone(),
+            durability: std::sync::Arc::new(std::sync::Mutex::new(Durability::new(dir))),
         };
         store.check_meta()?;
         Ok(store)
@@ -156,7 +160,7 @@ impl Store {
                     seal_value(self.chain_id.as_str().as_bytes()),
                 );
                 self.tree.apply_batch(batch)?;
-                self.db.flush()?;
+                self.flush()?;
             }
             Some(stored) => {
                 let payload = open_value(&stored, "schema version", &schema_key)?;
@@ -270,8 +274,22 @@ impl Store {
         tip.extend_from_slice(&block_hash(header).0);
         batch.insert(layout::key(META, &[META_TIP]), seal_value(&tip));
         self.tree.apply_batch(batch)?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(())
+    }
+
+    /// Flushes sled's buffers and makes them durable ([`Durability::sync`]): what returns
+    /// after this survives a power cut.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        let mut durability = self
+            .durability
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        durability.sync().map_err(|source| StoreError::Sync {
+            dir: durability.dir().to_path_buf(),
+            source,
+        })
     }
 
     /// The block at `height`, reassembled from its stored skeleton and record chunks.

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use bmpls_consensus::WalStorage;
 
+use crate::durable::Durability;
 use crate::error::StoreError;
 use crate::layout::{be_u64, hex, open_value, seal_value};
 
@@ -14,6 +15,7 @@ use crate::layout::{be_u64, hex, open_value, seal_value};
 pub struct SledWal {
     db: sled::Db,
     next: u64,
+    durability: Durability,
 }
 
 impl SledWal {
@@ -32,7 +34,11 @@ impl SledWal {
             }
             None => 0,
         };
-        Ok(Self { db, next })
+        Ok(Self {
+            db,
+            next,
+            durability: Durability::new(dir),
+        })
     }
 }
 
@@ -51,7 +57,13 @@ impl WalStorage for SledWal {
             .insert(wal_key(height, self.next), seal_value(entry))?;
         self.next += 1;
         if durable {
+            // What the engine signs next depends on this entry: it must survive a power cut,
+            // or a restarted validator could sign a second value at the same height and round.
             self.db.flush()?;
+            self.durability.sync().map_err(|source| StoreError::Sync {
+                dir: self.durability.dir().to_path_buf(),
+                source,
+            })?;
         }
         Ok(())
     }
