@@ -299,6 +299,26 @@ async fn scenario() {
             .expect("watch")
             .is_empty()
     );
+    let faults = revoked.take_faults();
+    assert!(
+        faults.is_empty(),
+        "validators holding alerts back under a revoked grant are not judged forgers: {faults:?}"
+    );
+    // Each validator that has applied the revocation names the patient as held back (the
+    // Exit and Missing were the carer's when decided), so that one that has not yet, and still
+    // delivers them, is not judged a forger.
+    let raw = |wait_ms| WatchRequest {
+        carer: carer.carer,
+        from_height: Height(1),
+        wait_ms,
+    };
+    match carer_nodes.watch_on(0, raw(0)).await.expect("watch").1 {
+        WatchOutcome::Events(answer) => {
+            assert!(answer.events.is_empty());
+            assert_eq!(answer.withheld.as_slice(), &[patient.patient]);
+        }
+        other => panic!("{other:?}"),
+    }
 
     // Downgraded to a coarser level than the fence's, the carer still receives nothing: an
     // alert would tell it where she is at the fence's level.

@@ -23,7 +23,7 @@ use std::time::Duration;
 use bmpls_crypto::ValidatorSet;
 use bmpls_crypto::sign::verify;
 use bmpls_net::alert::{AlertEvent, AlertKind, WatchAnswer, WatchOutcome, WatchRequest};
-use bmpls_types::{CarerId, Height, TxHash, ValidatorId};
+use bmpls_types::{CarerId, Height, PatientId, TxHash, ValidatorId};
 
 use crate::carer::{AnswerError, verify_headers};
 use crate::network::{NetworkError, Nodes};
@@ -96,6 +96,9 @@ pub struct VerifiedWatch {
     pub events: Vec<(AlertEvent, ValidatorId)>,
     /// Where the answer says to resume; at most one above its certified tip.
     pub next_height: Height,
+    /// Patients whose events the node says it holds back under the carer's grant as it sees
+    /// it ([`WatchAnswer::withheld`]).
+    pub withheld: HashSet<PatientId>,
 }
 
 fn wrong(why: &str) -> AnswerError {
@@ -150,6 +153,7 @@ pub fn verify_alerts(
     Ok(VerifiedWatch {
         events,
         next_height: answer.next_height,
+        withheld: answer.withheld.iter().copied().collect(),
     })
 }
 
@@ -159,8 +163,9 @@ struct Tally {
     from: Height,
     /// `f + 1`.
     quorum: usize,
-    /// Per answering validator: its resume height and the events its answer held.
-    answers: HashMap<ValidatorId, (Height, HashSet<AlertEvent>)>,
+    /// Per answering validator: its resume height, the events its answer held and the
+    /// patients whose events it says it holds back.
+    answers: HashMap<ValidatorId, (Height, HashSet<AlertEvent>, HashSet<PatientId>)>,
     /// Per event: its distinct signers, and when it was first seen (to keep chain order).
     signers: HashMap<AlertEvent, (HashSet<ValidatorId>, usize)>,
 }
@@ -197,7 +202,8 @@ impl Tally {
                 .insert(signer);
             held.insert(event);
         }
-        self.answers.insert(node, (answer.next_height, held));
+        self.answers
+            .insert(node, (answer.next_height, held, answer.withheld));
     }
 
     fn verdict(&self, event: &AlertEvent) -> Verdict {
@@ -206,11 +212,15 @@ impl Tally {
             return Verdict::Corroborated;
         }
         // An honest validator whose answer covers the event's height holds the event if it
-        // is true; `f + 1` such answers without it include an honest one.
+        // is true, unless it says it holds the patient's events back under the grant (which
+        // validators at different heights can judge differently); `f + 1` answers that cover
+        // the height, lack the event and hold nothing back include an honest one.
         let denied = self
             .answers
             .values()
-            .filter(|(next, held)| event.height < *next && !held.contains(event))
+            .filter(|(next, held, withheld)| {
+                event.height < *next && !held.contains(event) && !withheld.contains(&event.patient)
+            })
             .count();
         if denied >= self.quorum {
             Verdict::Forged
@@ -231,7 +241,7 @@ impl Tally {
     /// The corroborated events in chain order, the forged ones, and the height to resume
     /// from: what `f + 1` answers cover, held below any event still waiting.
     fn settle(&self) -> (Vec<AlertEvent>, Vec<Forged>, Height) {
-        let mut covered: Vec<Height> = self.answers.values().map(|(next, _)| *next).collect();
+        let mut covered: Vec<Height> = self.answers.values().map(|(next, ..)| *next).collect();
         covered.sort_unstable_by(|a, b| b.cmp(a));
         let mut next = covered
             .get(self.quorum - 1)
@@ -376,7 +386,7 @@ impl AlertStream {
 
 #[cfg(test)]
 mod tests {
-    use bmpls_types::{Epoch, LevelIndex, PatientId, Seq};
+    use bmpls_types::{Epoch, LevelIndex, Seq};
 
     use super::*;
 
@@ -405,6 +415,7 @@ mod tests {
             VerifiedWatch {
                 events: events.iter().map(|e| (e.clone(), node(from))).collect(),
                 next_height: Height(next),
+                withheld: HashSet::new(),
             },
         )
     }
@@ -469,6 +480,31 @@ mod tests {
     }
 
     #[test]
+    fn validators_that_hold_a_patient_back_under_a_revoked_grant_do_not_refute_its_events() {
+        // Node 1 has not seen the revocation yet and delivers the Exit; nodes 2 and 3 have, and
+        // say they hold the patient's events back: no forgery, and nothing delivered.
+        let exit = event(AlertKind::Exit, 5);
+        let revoked = |from: u8| {
+            let (n, mut answer) = answer(from, &[], 10);
+            answer.withheld.insert(exit.patient);
+            (n, answer)
+        };
+        let (_, delivered, forged, _) = check(vec![
+            answer(1, std::slice::from_ref(&exit), 10),
+            revoked(2),
+            revoked(3),
+        ]);
+        assert_eq!((delivered, forged), (vec![], 0));
+        // Without the note, the same two answers refute it.
+        let (_, _, forged, _) = check(vec![
+            answer(1, std::slice::from_ref(&exit), 10),
+            answer(2, &[], 10),
+            answer(3, &[], 10),
+        ]);
+        assert_eq!(forged, 1);
+    }
+
+    #[test]
     fn lagging_answers_neither_refute_nor_move_past_an_event() {
         let exit = event(AlertKind::Exit, 5);
         // Two validators have not reached height 5 yet: they deny nothing.
@@ -496,6 +532,7 @@ mod tests {
             VerifiedWatch {
                 events: vec![(exit.clone(), node(3))],
                 next_height: Height(10),
+                withheld: HashSet::new(),
             },
         );
         assert_eq!(tally.verdict(&exit), Verdict::Corroborated);

@@ -51,6 +51,8 @@ pub struct GrantTerms {
     pub standing: bool,
     /// The height of the block that committed it (alerts decided before it are not its).
     pub granted_at: Height,
+    /// The height of the block that revoked it, if one did.
+    pub revoked_at: Option<Height>,
 }
 
 /// Why a transaction cannot enter a block. The mempool returns these to the submitter.
@@ -280,6 +282,33 @@ impl Ledger {
         })
     }
 
+    /// Whether `carer` was entitled, when it was decided, to an alert about `patient` from a
+    /// fence at `level`, decided at `height` (a block of time `time_ms`) by a record of `epoch`:
+    /// a grant of the patient committed at or before `height`, not revoked by then, valid at
+    /// `time_ms`, at that level or finer, whose data window holds the epoch. Unlike
+    /// [`Ledger::carer_may_see_alert`] it does not depend on the ledger's height or the clock,
+    /// so validators agree on it whatever they have seen since; it decides which patients a
+    /// watch answer names as held back, so that a carer never learns from that note of an alert
+    /// it was never entitled to.
+    pub fn carer_was_entitled_to_alert(
+        &self,
+        patient: &PatientId,
+        carer: &CarerId,
+        (level, epoch, height): (LevelIndex, Epoch, Height),
+        time_ms: u64,
+    ) -> bool {
+        let first = (*patient, TxHash([0; 32]));
+        let last = (*patient, TxHash([0xff; 32]));
+        self.grants.range(first..=last).any(|(_, g)| {
+            g.carer == *carer
+                && g.granted_at <= height
+                && g.revoked_at.is_none_or(|r| r > height)
+                && (g.valid_from_ms..g.valid_until_ms).contains(&time_ms)
+                && g.level <= level
+                && (g.data_from..=g.data_to).contains(&epoch)
+        })
+    }
+
     /// Every committed grant, revoked or not, in (patient, grant hash) order.
     pub fn grants(&self) -> impl Iterator<Item = (&PatientId, &TxHash, &GrantTerms)> + '_ {
         self.grants.iter().map(|((p, h), g)| (p, h, g))
@@ -415,7 +444,7 @@ impl Ledger {
         for terms in changes.grants.values_mut() {
             terms.granted_at = block.header.height;
         }
-        changes.apply_to(self);
+        changes.apply_to(self, block.header.height);
         self.height = block.header.height;
         self.tip = hash;
         self.tip_time_ms = block.header.time_ms;
@@ -436,13 +465,14 @@ struct Changes {
 }
 
 impl Changes {
-    fn apply_to(self, ledger: &mut Ledger) {
+    fn apply_to(self, ledger: &mut Ledger, height: Height) {
         ledger.patients.extend(self.patients);
         ledger.carers.extend(self.carers);
         ledger.grants.extend(self.grants);
         for grant in self.revoked {
             if let Some(terms) = ledger.grants.get_mut(&grant) {
                 terms.standing = false;
+                terms.revoked_at = Some(height);
             }
         }
         for (patient, tx) in self.key_txs {
@@ -620,6 +650,7 @@ impl<'a> Overlay<'a> {
                         standing: true,
                         // Set when the block is applied; checks within a block need none.
                         granted_at: Height(0),
+                        revoked_at: None,
                     },
                 );
                 Ok(state.custodian_key)

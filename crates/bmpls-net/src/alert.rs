@@ -108,6 +108,13 @@ pub struct WatchAnswer {
     /// The certified header of the node's last committed block (none before the first), which
     /// shows that the chain reaches `next_height - 1`.
     pub tip: Option<Box<CertifiedHeader>>,
+    /// Patients some of whose events in the heights answered this node holds for the carer but
+    /// does not hand over: the carer was entitled to them when they were decided, and its grant
+    /// no longer allows them as this node sees it (revoked or expired since). Validators at different heights or clocks
+    /// can differ on a grant, so an answer naming a patient does not count as denying that
+    /// patient's events: otherwise a validator that has not yet seen a revocation would be
+    /// judged a forger by those that have.
+    pub withheld: BoundedVec<PatientId, MAX_WATCH_EVENTS>,
 }
 
 /// The outcome of a watch request.

@@ -217,14 +217,24 @@ impl Driver {
             Some(last) if more => last.height,
             _ => Height(seen + 1),
         };
+        // At the fence's level or finer, inside the data window, and under a grant that
+        // stood when the event was decided: an Exit of a time nobody was granted is not
+        // handed to whoever is granted later. The patients of the others are named.
+        let (events, held_back): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| {
+            ledger.carer_may_see_alert(&e.patient, carer, (e.level, e.epoch, e.height), now)
+        });
+        // Only where the carer was entitled to the event when it was decided (a revocation
+        // or an expiry since), so that the note tells a carer of no alert it never could see.
+        let withheld: BTreeSet<PatientId> = held_back
+            .iter()
+            .filter(|e| {
+                let decided = (e.level, e.epoch, e.height);
+                ledger.carer_was_entitled_to_alert(&e.patient, carer, decided, e.time_ms)
+            })
+            .map(|e| e.patient)
+            .collect();
         let events = events
             .into_iter()
-            // At the fence's level or finer, inside the data window, and under a grant that
-            // stood when the event was decided: an Exit of a time nobody was granted is not
-            // handed to whoever is granted later.
-            .filter(|e| {
-                ledger.carer_may_see_alert(&e.patient, carer, (e.level, e.epoch, e.height), now)
-            })
             .map(|event| {
                 let mut signed = SignedAlert {
                     event,
@@ -239,6 +249,9 @@ impl Driver {
             events: BoundedVec::new(events).expect("at most MAX_WATCH_EVENTS"),
             next_height,
             tip: self.tip.clone().map(Box::new),
+            // At most one per event held back, and those are at most MAX_WATCH_EVENTS.
+            withheld: BoundedVec::new(withheld.into_iter().collect())
+                .expect("at most MAX_WATCH_EVENTS"),
         }
     }
 
