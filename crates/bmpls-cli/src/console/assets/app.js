@@ -29,8 +29,8 @@ async function api(path, options) {
 // The map: Leaflet with the configured tiles, or a plain grid drawn here (nothing fetched).
 const map = L.map("map", { keyboard: true }).setView([52.3676, 4.9041], 12);
 L.control.scale({ imperial: false }).addTo(map);
-const caseloadLayer = L.featureGroup().addTo(map);
 const historyLayer = L.featureGroup().addTo(map);
+const caseloadLayer = L.featureGroup().addTo(map);
 
 const GridTiles = L.GridLayer.extend({
   createTile(coords) {
@@ -49,9 +49,15 @@ function setTiles(tiles) {
   }
 }
 
+// History cells are blue; a patient's latest cell is dark red and dashed, drawn over them.
 function cellRect(cell, className) {
+  const latest = className === "caseload-cell";
   return L.rectangle([[cell.s, cell.w], [cell.n, cell.e]], {
-    className, color: "#1a4fd6", weight: 2, fillOpacity: 0.15,
+    className,
+    color: latest ? "#a4001d" : "#1a4fd6",
+    weight: latest ? 3 : 2,
+    dashArray: latest ? "6 4" : null,
+    fillOpacity: latest ? 0.1 : 0.2,
   });
 }
 
@@ -153,7 +159,8 @@ function fenceText(fences) {
   if (!fences.length) return el("span", { className: "muted" }, "no alarm yet");
   const span = el("span", {});
   for (const f of fences) {
-    span.append(el("span", { className: `fence-${f.state}` }, `${short(f.fence)} ${f.state} since ${utc(f.since_ms)}`), el("br"));
+    const item = el("span", { className: `fence-${f.state}`, title: `fence ${f.fence}` }, `${f.state} since ${utc(f.since_ms).slice(11)}`);
+    span.append(item, el("br"));
   }
   return span;
 }
