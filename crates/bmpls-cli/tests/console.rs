@@ -162,6 +162,49 @@ async fn wait_for(client: &Client, css: &str, count: usize) -> Vec<fantoccini::e
     }
 }
 
+/// An attribute of the first element `css` matches, found afresh on each try: the page may
+/// rebuild an element between finding it and reading it.
+async fn attr(client: &Client, css: &str, name: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            if let Ok(Some(value)) = element.attr(name).await {
+                return value;
+            }
+        }
+        assert!(Instant::now() < deadline, "{css}: no {name}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The text of the first element `css` matches, found afresh on each try.
+async fn text(client: &Client, css: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                return text;
+            }
+        }
+        assert!(Instant::now() < deadline, "{css}: no text");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Clicks the first element `css` matches, found afresh on each try.
+async fn click(client: &Client, css: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            if element.click().await.is_ok() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{css}: cannot click");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn report(demo: &Demo, dir: &Path, lat: f64, lon: f64) {
     let kept = dir.join("kept");
     let mut command = Command::new(env!("CARGO_BIN_EXE_bmpls"));
@@ -233,6 +276,87 @@ fn http(addr: SocketAddr, request: &str) -> u16 {
     stream.read_exact(&mut head).expect("status line");
     let line = String::from_utf8_lossy(&head).into_owned();
     line[9..12].parse().expect("a status code")
+}
+
+/// A GET (`Connection: close`); returns the whole response, head and body.
+fn get_all(addr: SocketAddr, path: &str, cookie: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+/// `bmpls console` itself, started anew for the same carer: it serves the caseload, and the
+/// acknowledgement made in the browser is still there (read from its log).
+fn console_command(demo: &Demo, dir: &Path, id: &str) {
+    let kept = dir.join("kept");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bmpls"));
+    command
+        .arg("console")
+        .arg("--carer")
+        .arg(kept.join("carers/telecare"))
+        .args(["--listen", "127.0.0.1:0", "--tiles", "grid"])
+        .arg("--levels")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/levels.toml"
+        ))
+        .arg("--ca")
+        .arg(kept.join("certs/ca.pem"))
+        .arg("--genesis")
+        .arg(kept.join("certs/genesis.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for node in &demo.nodes {
+        command.args(["--node", node]);
+    }
+    let mut child = command.spawn().expect("console runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let _process = Killed(child);
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("the console prints its URL");
+    let url = first
+        .rsplit("open ")
+        .next()
+        .expect("url")
+        .trim()
+        .to_string();
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (addr, path) = rest.split_once('/').expect("a path");
+    let addr: SocketAddr = addr.parse().expect("addr");
+    let entry = get_all(addr, &format!("/{path}"), "");
+    assert!(entry.starts_with("HTTP/1.1 303"), "{entry}");
+    let cookie = entry
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a cookie")
+        .to_string();
+    let caseload = get_all(addr, "/api/caseload", &cookie);
+    assert!(caseload.starts_with("HTTP/1.1 200"), "{caseload}");
+    assert!(caseload.contains(&demo.patient), "{caseload}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let alarms = get_all(addr, "/api/alarms", &cookie);
+        if alarms.contains(id) {
+            assert!(alarms.contains("\"by\":\"Sam Jones\""), "{alarms}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted console lacks {id}: {alarms}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn access_checks(demo: &Demo, cookie: &str, csrf: &str) {
@@ -317,8 +441,8 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
     );
     let rows = wait_for(&client, &row, 1).await;
     assert_eq!(rows.len(), 1);
-    let text = rows[0].text().await.expect("row text");
-    assert!(text.contains("neighbourhood"), "{text}");
+    let shown = text(&client, &row).await;
+    assert!(shown.contains("neighbourhood"), "{shown}");
     assert_eq!(
         client.current_url().await.expect("url").query(),
         None,
@@ -347,22 +471,12 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
     report(&demo, dir.path(), 52.3700, 4.8950);
     report(&demo, dir.path(), 52.3702, 4.8953);
     let committed = Instant::now();
-    let exits = wait_for(&client, "#alarms li[data-kind=Exit][data-acked=false]", 2).await;
+    // The Exit is decided by the second record reported (the walk's 20, then 21 and 22).
+    let exit = "#alarms li[data-kind=Exit][data-seq='22'][data-acked=false]";
+    wait_for(&client, exit, 1).await;
     let shown = committed.elapsed();
-    let mut fresh = None;
-    for li in exits {
-        let text = li.text().await.expect("text");
-        if text.contains("record 22,") {
-            fresh = Some(li);
-        }
-    }
-    let fresh = fresh.expect("the Exit decided by the second record reported");
-    let id = fresh.attr("data-id").await.expect("attr").expect("an id");
-    let delay_ms = fresh
-        .attr("data-delay-ms")
-        .await
-        .expect("attr")
-        .expect("a delay");
+    let id = attr(&client, exit, "data-id").await;
+    let delay_ms = attr(&client, exit, "data-delay-ms").await;
     eprintln!(
         "figure: the Exit showed in the page {} ms after `bmpls report` returned (committed); the console received it {delay_ms} ms after its block's time",
         shown.as_millis()
@@ -375,21 +489,11 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
         .expect("operator field");
     name.clear().await.expect("clear");
     name.send_keys("Sam Jones").await.expect("type");
-    fresh
-        .find(Locator::Css("button.ack"))
-        .await
-        .expect("ack button")
-        .click()
-        .await
-        .expect("click");
-    let acked = wait_for(
-        &client,
-        &format!("#alarms li[data-id='{id}'][data-acked=true]"),
-        1,
-    )
-    .await;
-    let text = acked[0].text().await.expect("text");
-    assert!(text.contains("Acknowledged by Sam Jones at"), "{text}");
+    click(&client, &format!("#alarms li[data-id='{id}'] button.ack")).await;
+    let acked = format!("#alarms li[data-id='{id}'][data-acked=true]");
+    wait_for(&client, &acked, 1).await;
+    let shown = text(&client, &acked).await;
+    assert!(shown.contains("Acknowledged by Sam Jones at"), "{shown}");
     let log = std::fs::read_to_string(dir.path().join("kept/carers/telecare/console-acks.jsonl"))
         .expect("the acknowledgement log");
     assert!(
@@ -411,19 +515,10 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
         .await
         .expect("set the window");
     assert!(today.is_string());
-    client
-        .find(Locator::Id("history-run"))
+    click(&client, "#history-run").await;
+    wait_for(&client, "#history-status[data-cells]", 1).await;
+    let cells: usize = attr(&client, "#history-status", "data-cells")
         .await
-        .expect("run button")
-        .click()
-        .await
-        .expect("click");
-    let status = wait_for(&client, "#history-status[data-cells]", 1).await;
-    let cells: usize = status[0]
-        .attr("data-cells")
-        .await
-        .expect("attr")
-        .expect("cells")
         .parse()
         .expect("a number");
     let drawn = client
@@ -451,7 +546,11 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
         "the walk's 20 records and the two reported"
     );
 
+    console_command(&demo, dir.path(), &id);
+
     if let Ok(path) = std::env::var("BMPLS_CONSOLE_SCREENSHOT") {
+        // The map's zoom and the banner's flash animate; the picture is of where they end.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
         let png = client.screenshot().await.expect("screenshot");
         std::fs::write(&path, png).expect("write the screenshot");
     }

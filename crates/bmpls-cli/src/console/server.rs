@@ -46,6 +46,8 @@ pub const MAX_CASELOAD: usize = 200;
 pub const CASELOAD_FRESH: Duration = Duration::from_secs(10);
 /// Longest query-string value read (an area, an id, a level name).
 pub const MAX_PARAM_CHARS: usize = 200;
+/// Queries the console has out to the validators at once; more wait their turn.
+pub const MAX_QUERIES_IN_FLIGHT: usize = 4;
 /// Runs of cells an area of a history query is covered by.
 pub const MAX_AREA_RANGES: usize = 256;
 
@@ -75,6 +77,8 @@ pub struct Console {
     /// Each grant's data window in ms, as a node's refusal or an answer showed it.
     windows: Mutex<HashMap<TxHash, (u64, u64)>>,
     streams: AtomicUsize,
+    /// Queries to the validators at once (each answered query is an audit entry).
+    queries: tokio::sync::Semaphore,
 }
 
 impl Console {
@@ -105,6 +109,7 @@ impl Console {
             caseload: tokio::sync::Mutex::new(None),
             windows: Mutex::new(HashMap::new()),
             streams: AtomicUsize::new(0),
+            queries: tokio::sync::Semaphore::new(MAX_QUERIES_IN_FLIGHT),
         }
     }
 
@@ -149,19 +154,32 @@ impl Console {
     }
 
     /// Asks `query` (clipped to the grant's data window), and once more with the window a
-    /// node's refusal names: the patient's epoch length is known only from the chain.
+    /// node's refusal names: the patient's epoch length is known only from the chain. Fails
+    /// with the page's text.
     async fn ask_clipped(
         &self,
         grant: &GrantSummary,
         mut query: Query,
         area: Option<&[bmpls_grid::IndexRange]>,
-    ) -> Result<VerifiedAnswer, AskError> {
+    ) -> Result<VerifiedAnswer, String> {
+        let _turn = self
+            .queries
+            .acquire()
+            .await
+            .map_err(|_| "the console is stopping".to_string())?;
+        let asked = (query.from_ms, query.to_ms);
         let mut retried = false;
         loop {
             let (lo, hi) = self.window_of(grant);
-            let asked = (query.from_ms, query.to_ms);
+            if asked.1 < lo || asked.0 > hi {
+                return Err(format!(
+                    "the window is outside the grant's data, {} to {}",
+                    crate::carer::iso(lo),
+                    crate::carer::iso(hi)
+                ));
+            }
             query.from_ms = asked.0.max(lo);
-            query.to_ms = asked.1.min(hi).max(query.from_ms);
+            query.to_ms = asked.1.min(hi);
             let result = match area {
                 None => {
                     bmpls_client::ask(
@@ -196,10 +214,9 @@ impl Console {
                     ..
                 }) if !retried => {
                     self.learn_window(grant.grant, (data_from_ms, data_to_ms));
-                    (query.from_ms, query.to_ms) = asked;
                     retried = true;
                 }
-                other => return other,
+                other => return other.map_err(|e| crate::carer::ask_error_text(&e, &self.levels)),
             }
         }
     }
@@ -238,9 +255,7 @@ impl Console {
                 limit: 1,
             };
             let answer = self.ask_clipped(grant, query, None).await;
-            let answer = answer
-                .as_ref()
-                .map_err(|e| crate::carer::ask_error_text(e, &self.levels));
+            let answer = answer.as_ref().map_err(String::clone);
             let fences = self
                 .book
                 .lock()
@@ -592,13 +607,7 @@ async fn history(State(console): State<Shared>, params: UrlQuery<HistoryParams>)
     };
     let answer = match console.ask_clipped(&grant, query, area.as_deref()).await {
         Ok(answer) => answer,
-        Err(e) => {
-            return (
-                StatusCode::BAD_GATEWAY,
-                crate::carer::ask_error_text(&e, &console.levels),
-            )
-                .into_response();
-        }
+        Err(why) => return (StatusCode::BAD_GATEWAY, why).into_response(),
     };
     let name = format!("bmpls-{}", &p.patient.trim()[..8]);
     match p.format.as_deref().unwrap_or("json") {

@@ -75,25 +75,42 @@ function beep() {
   }
 }
 
-function showBanner(alarm) {
+// A new alarm flashes the banner (renderAlarms writes it: the newest not acknowledged).
+function flashBanner() {
   const banner = $("banner");
-  banner.textContent = `${alarm.kind} alarm: patient ${short(alarm.patient)} at ${utc(alarm.time_ms)}`;
-  banner.hidden = false;
   banner.classList.remove("flash");
   void banner.offsetWidth;
   banner.classList.add("flash");
 }
 
+// Updates the list in place: an item is rebuilt only when its acknowledgement changes, and new
+// alarms go in above the others, so keyboard focus stays where the operator left it.
 function renderAlarms() {
   const list = $("alarms");
   const items = [...state.alarms.values()].sort((a, b) => b.height - a.height || b.time_ms - a.time_ms);
-  list.replaceChildren(...items.map(alarmItem));
+  const shown = new Map([...list.children].map((li) => [li.dataset.id, li]));
+  items.forEach((alarm, i) => {
+    let li = shown.get(alarm.id);
+    if (!li || li.dataset.acked !== String(!!alarm.ack)) {
+      const fresh = alarmItem(alarm);
+      if (li) li.replaceWith(fresh);
+      li = fresh;
+    }
+    shown.delete(alarm.id);
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+  });
+  for (const gone of shown.values()) gone.remove();
   const open = items.filter((a) => !a.ack).length;
   $("unacked").textContent = open;
   $("unacked").dataset.zero = String(open === 0);
   $("no-alarms").hidden = items.length > 0;
   document.title = open ? `(${open}) bmpls console` : "bmpls console";
-  if (!open) $("banner").hidden = true;
+  const newest = items.find((a) => !a.ack);
+  if (newest) {
+    $("banner").textContent = `${newest.kind} alarm: patient ${short(newest.patient)} at ${utc(newest.time_ms)}` +
+      (open > 1 ? ` (${open} not acknowledged)` : "");
+  }
+  $("banner").hidden = !newest;
 }
 
 function alarmItem(alarm) {
@@ -101,6 +118,7 @@ function alarmItem(alarm) {
   const item = el("li", {});
   item.dataset.id = alarm.id;
   item.dataset.kind = alarm.kind;
+  item.dataset.seq = String(alarm.seq);
   item.dataset.acked = String(!!alarm.ack);
   item.dataset.delayMs = String(delay);
   item.append(
@@ -258,6 +276,7 @@ async function runHistory(event) {
     status.textContent = `${h.records.length} record(s) in ${h.cells.length} cell(s), verified at height ${h.at_height}` + (h.more ? "; more in the window" : "");
     status.dataset.records = String(h.records.length);
     status.dataset.cells = String(h.cells.length);
+    caseloadLayer.bringToFront();
     if (h.cells.length) map.fitBounds(historyLayer.getBounds(), { maxZoom: 17 });
     for (const [id, format] of [["export-geojson", "geojson"], ["export-csv", "csv"]]) {
       $(id).href = `/api/history?${historyParams(format)}`;
@@ -296,7 +315,7 @@ async function start() {
     state.alarms.set(alarm.id, alarm);
     renderAlarms();
     if (!known && !alarm.ack) {
-      showBanner(alarm);
+      flashBanner();
       beep();
     }
     loadCaseload();
