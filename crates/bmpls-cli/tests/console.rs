@@ -191,6 +191,43 @@ async fn text(client: &Client, css: &str) -> String {
     }
 }
 
+/// Sends Enter to the first element `css` matches (WebDriver focuses it first), found afresh
+/// on each try.
+async fn press_enter(client: &Client, css: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            if element.send_keys("\u{E007}").await.is_ok() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{css}: cannot press Enter");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The WCAG contrast ratio of each element's text against the background it is drawn on.
+const CONTRAST: &str = "
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (node) => {
+    for (; node; node = node.parentElement) {
+      const c = rgb(getComputedStyle(node).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  return arguments[0].map((css) => {
+    const node = document.querySelector(css);
+    if (!node) return [css, 0];
+    const a = lum(rgb(getComputedStyle(node).color).slice(0, 3)), b = lum(background(node));
+    return [css, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+";
+
 /// Clicks the first element `css` matches, found afresh on each try.
 async fn click(client: &Client, css: &str) {
     let deadline = Instant::now() + PATIENCE;
@@ -489,7 +526,8 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
         .expect("operator field");
     name.clear().await.expect("clear");
     name.send_keys("Sam Jones").await.expect("type");
-    click(&client, &format!("#alarms li[data-id='{id}'] button.ack")).await;
+    // From the keyboard: Enter on the focused button, as an operator tabbing through does.
+    press_enter(&client, &format!("#alarms li[data-id='{id}'] button.ack")).await;
     let acked = format!("#alarms li[data-id='{id}'][data-acked=true]");
     wait_for(&client, &acked, 1).await;
     let shown = text(&client, &acked).await;
@@ -545,6 +583,33 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
         expected_records, 22,
         "the walk's 20 records and the two reported"
     );
+
+    // Readable: every kind of text on the page has at least WCAG AA's 4.5:1 contrast.
+    let selectors = [
+        "body",
+        "#watch",
+        "#banner",
+        "#alarms li .state",
+        "#alarms li .muted",
+        "#alarms button.ack",
+        ".count",
+        "#caseload td",
+        ".fence-outside, .fence-silent, .fence-inside",
+        "#history-status",
+        "#history td",
+        ".grid-tile",
+    ];
+    let ratios = client
+        .execute(CONTRAST, vec![serde_json::json!(selectors)])
+        .await
+        .expect("contrast");
+    for pair in ratios.as_array().expect("pairs") {
+        let (css, ratio) = (
+            pair[0].as_str().expect("css"),
+            pair[1].as_f64().expect("ratio"),
+        );
+        assert!(ratio >= 4.5, "{css}: contrast {ratio:.2}:1");
+    }
 
     console_command(&demo, dir.path(), &id);
 
