@@ -216,7 +216,25 @@ impl Console {
                     self.learn_window(grant.grant, (data_from_ms, data_to_ms));
                     retried = true;
                 }
-                other => return other.map_err(|e| crate::carer::ask_error_text(&e, &self.levels)),
+                Ok(answer) => {
+                    // The proved enrolment gives the epoch length: a grant's data may reach
+                    // further than the default length said, and then the window is asked again.
+                    let length = answer.epoch_length_ms.max(1);
+                    let proved = (
+                        u64::from(answer.grant.data_from.0).saturating_mul(length),
+                        (u64::from(answer.grant.data_to.0) + 1)
+                            .saturating_mul(length)
+                            .saturating_sub(1),
+                    );
+                    self.learn_window(grant.grant, proved);
+                    // Asked wider than the assumed window, and the proved one reaches further.
+                    let wider = (asked.0 < lo && proved.0 < lo) || (asked.1 > hi && proved.1 > hi);
+                    if retried || !wider {
+                        return Ok(answer);
+                    }
+                    retried = true;
+                }
+                Err(e) => return Err(crate::carer::ask_error_text(&e, &self.levels)),
             }
         }
     }
@@ -582,19 +600,9 @@ async fn history(State(console): State<Shared>, params: UrlQuery<HistoryParams>)
             Err(e) => return bad(e.to_string()),
         },
     };
-    let area = match p.area.as_deref().filter(|a| !a.is_empty()) {
-        None => None,
-        Some(text) => {
-            let (circle, area_box) = match text.split_once(':') {
-                Some(("circle", c)) => (Some(c), None),
-                Some(("box", b)) => (None, Some(b)),
-                _ => return bad("area: circle:LAT,LON,METRES or box:W,S,E,N"),
-            };
-            match crate::carer::area_arg(circle, area_box, None, depth, MAX_AREA_RANGES) {
-                Ok(cells) => cells,
-                Err(e) => return bad(e.to_string()),
-            }
-        }
+    let area = match area_param(p.area.as_deref(), depth) {
+        Ok(area) => area,
+        Err(why) => return bad(why),
     };
     let query = Query {
         patient: grant.patient,
@@ -626,6 +634,24 @@ async fn history(State(console): State<Shared>, params: UrlQuery<HistoryParams>)
     }
 }
 
+/// A history's area as the page sends it: `circle:LAT,LON,METRES` or `box:W,S,E,N` (the
+/// command line's `--circle` and `--box`), covered at `depth`; nothing or empty for a track.
+fn area_param(
+    text: Option<&str>,
+    depth: u8,
+) -> Result<Option<Vec<bmpls_grid::IndexRange>>, String> {
+    let Some(text) = text.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    let (circle, area_box) = match text.split_once(':') {
+        Some(("circle", c)) => (Some(c), None),
+        Some(("box", b)) => (None, Some(b)),
+        _ => return Err("area: circle:LAT,LON,METRES or box:W,S,E,N".to_string()),
+    };
+    crate::carer::area_arg(circle, area_box, None, depth, MAX_AREA_RANGES)
+        .map_err(|e| e.to_string())
+}
+
 fn download(kind: &'static str, file: &str, body: String) -> Response {
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
@@ -637,4 +663,32 @@ fn download(kind: &'static str, file: &str, body: String) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::area_param;
+
+    #[test]
+    fn a_history_area_is_a_circle_or_a_box_and_anything_else_is_refused_saying_so() {
+        assert_eq!(area_param(None, 16), Ok(None));
+        assert_eq!(area_param(Some("  "), 16), Ok(None));
+        let circle = area_param(Some("circle:52.3579,4.8686,500"), 16)
+            .expect("a circle")
+            .expect("cells");
+        assert!(!circle.is_empty());
+        let square = area_param(Some("box:4.86,52.35,4.88,52.37"), 16)
+            .expect("a box")
+            .expect("cells");
+        assert!(!square.is_empty());
+        for bad in ["polygon:1,2", "52.3,4.8,100", "circle:52.3,4.8"] {
+            assert!(area_param(Some(bad), 16).is_err(), "{bad}");
+        }
+        let latitude_first =
+            area_param(Some("box:4.88,52.38,4.90,52.36"), 16).expect_err("latitude first");
+        assert!(
+            latitude_first.contains("longitude first"),
+            "{latitude_first}"
+        );
+    }
 }
