@@ -43,7 +43,9 @@ const GridTiles = L.GridLayer.extend({
 
 function setTiles(tiles) {
   if (tiles.kind === "url") {
-    L.tileLayer(tiles.template, { maxZoom: 19, attribution: tiles.attribution }).addTo(map);
+    // The page sends no referrer (see the console's headers); OpenStreetMap's tile policy asks
+    // for one, so tiles carry the console's origin (never a path or the token).
+    L.tileLayer(tiles.template, { maxZoom: 19, attribution: tiles.attribution, referrerPolicy: "strict-origin" }).addTo(map);
   } else {
     new GridTiles({ maxZoom: 22 }).addTo(map);
   }
