@@ -681,6 +681,18 @@ mod tests {
             .expect("a box")
             .expect("cells");
         assert!(!square.is_empty());
+        // Whatever the page sends, an answer and no panic: not-a-number, huge, the whole world.
+        for odd in [
+            "circle:NaN,4.8,100",
+            "circle:52.3,4.8,inf",
+            "circle:52.3,4.8,1e12",
+            "circle:95,4.8,100",
+            "box:-180,-90,180,90",
+            "box:NaN,1,2,3",
+        ] {
+            let _ = area_param(Some(odd), 16);
+            let _ = area_param(Some(odd), 25);
+        }
         for bad in ["polygon:1,2", "52.3,4.8,100", "circle:52.3,4.8"] {
             assert!(area_param(Some(bad), 16).is_err(), "{bad}");
         }
