@@ -330,6 +330,13 @@ async function start() {
   events.addEventListener("watch", (e) => setWatch(JSON.parse(e.data)));
   events.addEventListener("resync", loadAlarms);
   events.addEventListener("open", loadAlarms);
+  // The browser retries by itself; until it gets through, say that alarms are not arriving.
+  events.addEventListener("error", () => setWatch({
+    ok: false,
+    message: events.readyState === EventSource.CLOSED
+      ? "the console is gone or restarted: open the URL it printed at its start"
+      : "reconnecting to the console…",
+  }));
   await Promise.all([loadAlarms(), loadCaseload()]);
   // The caseload's positions age: ask again now and then (each ask is an audit entry).
   setInterval(loadCaseload, 60000);
