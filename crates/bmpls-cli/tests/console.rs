@@ -584,6 +584,22 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
         "the walk's 20 records and the two reported"
     );
 
+    // The exports are of the same answer: a GeoJSON feature and a CSV row per record.
+    let exported = client
+        .execute(
+            "const get = (id) => fetch(document.getElementById(id).href).then(r => r.text());
+             return Promise.all([get('export-geojson'), get('export-csv')])
+               .then(([g, c]) => [JSON.parse(g).features.length, c.trim().split('\\n').length - 1]);",
+            vec![],
+        )
+        .await
+        .expect("the exports");
+    assert_eq!(
+        exported,
+        serde_json::json!([expected_records, expected_records]),
+        "GeoJSON features and CSV rows"
+    );
+
     // Readable: every kind of text on the page has at least WCAG AA's 4.5:1 contrast.
     let selectors = [
         "body",
