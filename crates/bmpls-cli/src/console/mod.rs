@@ -171,14 +171,19 @@ impl Running {
     }
 }
 
+/// Refuses an address off loopback: the console speaks plain HTTP and holds the carer's keys.
+fn check_listen(listen: SocketAddr) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        listen.ip().is_loopback(),
+        "--listen {listen}: the console speaks plain HTTP and holds the carer's keys; serve it on a \
+         loopback address (127.0.0.1 or [::1]) and reach it from elsewhere through an SSH or TLS tunnel"
+    );
+    Ok(())
+}
+
 /// Binds the console's address and serves it (inside a tokio runtime).
 pub(crate) async fn start(setup: Setup) -> anyhow::Result<Running> {
-    anyhow::ensure!(
-        setup.listen.ip().is_loopback(),
-        "--listen {}: the console speaks plain HTTP and holds the carer's keys; serve it on a \
-         loopback address (127.0.0.1 or [::1]) and reach it from elsewhere through an SSH or TLS tunnel",
-        setup.listen
-    );
+    check_listen(setup.listen)?;
     let acks = acks::AckLog::open(&setup.acks)?;
     if acks.skipped_lines > 0 {
         tracing::warn!(
@@ -273,6 +278,7 @@ async fn watch(console: Arc<Console>) {
 
 /// `bmpls console`.
 pub fn run(args: ConsoleArgs) -> anyhow::Result<()> {
+    check_listen(args.listen)?;
     crate::init_logs();
     let carer = CarerKeystore::open(&args.carer)?;
     let levels_text = std::fs::read_to_string(&args.levels).with_context(|| {
@@ -321,7 +327,18 @@ pub fn run(args: ConsoleArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::Tiles;
+    use super::{Tiles, check_listen};
+
+    #[test]
+    fn the_console_listens_on_loopback_only() {
+        for ok in ["127.0.0.1:8080", "127.0.0.2:1", "[::1]:8080"] {
+            check_listen(ok.parse().expect("addr")).expect(ok);
+        }
+        for off in ["0.0.0.0:8080", "192.0.2.7:8080", "[::]:8080"] {
+            let error = check_listen(off.parse().expect("addr")).expect_err(off);
+            assert!(error.to_string().contains("loopback"), "{error}");
+        }
+    }
 
     #[test]
     fn tiles_are_the_grid_osm_or_a_checked_url_template() {
