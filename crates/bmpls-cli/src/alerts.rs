@@ -165,7 +165,7 @@ fn standing_grant(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -220,7 +220,7 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
                 .as_millis() as u64;
             let standing = held
                 .iter()
-                .filter(|g| g.standing && (g.valid_from_ms..g.valid_until_ms).contains(&now))
+                .filter(|g| bmpls_client::standing_at(g, now))
                 .count();
             if standing == 0 {
                 eprintln!(

@@ -8,14 +8,12 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use bmpls_client::carer::{CarerCard, role_by_name};
-use bmpls_client::{
-    CarerKeystore, Nodes, PatientKeystore, VerifiedAnswer, verify_answer, verify_audit,
-};
+use bmpls_client::{AskError, CarerKeystore, Nodes, PatientKeystore, VerifiedAnswer, verify_audit};
 use bmpls_crypto::keyfile::read_signing_key;
 use bmpls_grid::{LevelSet, cover_circle, cover_lon_lat_box};
-use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, MAX_ANSWER_RECORDS, Query, QueryOutcome};
-use bmpls_net::{GrantSummary, GrantsAsked, GrantsOutcome, Submitted};
-use bmpls_types::{Epoch, Height, LevelIndex, PatientId, QueryKind, Transaction, TxHash};
+use bmpls_net::query::{Ask, AuditOutcome, AuditRequest, MAX_ANSWER_RECORDS, Query};
+use bmpls_net::{GrantSummary, GrantsAsked, Submitted};
+use bmpls_types::{Height, LevelIndex, PatientId, QueryKind, Transaction, TxHash};
 
 use crate::client::{Consortium, runtime};
 use crate::ids::Typed;
@@ -463,26 +461,14 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
                 ask: if args.last { Ask::Last } else { Ask::Track },
                 limit: args.limit,
             };
-            let query = match &area {
-                None => base,
+            match &area {
+                None => ask(&nodes, base, &validators, &levels, &carer).await,
                 Some(cells) => {
-                    // The area is encrypted under the grant's keys: open them from the
-                    // grant's proof first (not a query, so not audited).
-                    let (proved, keys) =
-                        proved_grant(&nodes, patient, grant, &validators, &carer, &levels).await?;
-                    // Key epochs from the patient's proved enrolment.
-                    let epoch = |ms: u64| {
-                        Epoch(u32::try_from(ms / proved.epoch_length_ms).unwrap_or(u32::MAX))
-                    };
-                    let span = (
-                        epoch(from_ms).max(proved.grant.data_from),
-                        epoch(to_ms).min(proved.grant.data_to),
-                    );
-                    let ask = bmpls_client::area_query(&keys, &levels, level.0, cells, span)?;
-                    Query { ask, ..base }
+                    bmpls_client::ask_area(&nodes, base, cells, &validators, &levels, &carer)
+                        .await
+                        .map_err(|e| ask_error(e, &levels))
                 }
-            };
-            ask(&nodes, query, &validators, &levels, &carer).await
+            }
         }
         .await;
         nodes.close().await;
@@ -496,20 +482,13 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The grants the chain holds for `asked`, as one validator says (a hint for naming and
-/// checking grants; a query proves the grant it relies on). The request is signed by the
-/// carer's identity key or the patient's custodian key, whichever `nodes` signs with.
+/// The grants the chain holds for `asked`, as one validator says (see
+/// [`bmpls_client::grants_of`]).
 pub(crate) async fn grants_of(
     nodes: &Nodes,
     asked: GrantsAsked,
 ) -> anyhow::Result<Vec<GrantSummary>> {
-    let (addr, outcome) = nodes.grants(asked).await?;
-    match outcome {
-        GrantsOutcome::Grants { grants, .. } => Ok(grants.into_inner()),
-        GrantsOutcome::NotYours => anyhow::bail!(
-            "{addr} refused to list grants: this key is not the enrolled carer's or the patient's custodian's (enrolled on this chain?)"
-        ),
-    }
+    Ok(bmpls_client::grants_of(nodes, asked).await?)
 }
 
 /// `--patient-id` and `--grant` as the carer typed them: in full they are used as they are,
@@ -544,30 +523,6 @@ async fn resolve_ids(
 }
 
 /// Sends one query and verifies its answer; a refusal or failure is an error naming the node.
-/// The proof of `grant`, verified, and the keys it wraps to `carer`.
-pub(crate) async fn proved_grant(
-    nodes: &Nodes,
-    patient: PatientId,
-    grant: TxHash,
-    validators: &bmpls_crypto::ValidatorSet,
-    carer: &CarerKeystore,
-    levels: &LevelSet,
-) -> anyhow::Result<(bmpls_client::ProvedGrant, bmpls_ope::keys::GrantKeys)> {
-    use bmpls_net::query::{GrantOutcome, GrantRequest};
-    let request = GrantRequest { patient, grant };
-    let (addr, outcome) = nodes.grant(request.clone()).await?;
-    match outcome {
-        GrantOutcome::Proved(evidence) => Ok(bmpls_client::verify_grant(
-            &evidence, &request, validators, carer,
-        )
-        .with_context(|| format!("the grant's proof from {addr} does not verify"))?),
-        GrantOutcome::Unauthorized(why) => {
-            anyhow::bail!("refused by {addr}: {}", refusal_text(&why, levels))
-        }
-        GrantOutcome::Failed(why) => anyhow::bail!("{addr} failed: {}", why.as_str()),
-    }
-}
-
 pub(crate) async fn ask(
     nodes: &Nodes,
     query: Query,
@@ -575,22 +530,33 @@ pub(crate) async fn ask(
     levels: &LevelSet,
     carer: &CarerKeystore,
 ) -> anyhow::Result<VerifiedAnswer> {
-    let (addr, mut outcomes) = nodes.query(vec![query.clone()]).await?;
-    match outcomes.pop() {
-        Some(QueryOutcome::Answered(answer)) => {
-            Ok(verify_answer(*answer, &query, validators, levels, carer)
-                .with_context(|| format!("the answer of {addr} does not verify"))?)
+    bmpls_client::ask(nodes, query, validators, levels, carer)
+        .await
+        .map_err(|e| ask_error(e, levels))
+}
+
+/// A failed question for people: a refusal says its times as dates and its levels by name.
+pub(crate) fn ask_error(error: AskError, levels: &LevelSet) -> anyhow::Error {
+    match error {
+        AskError::Unauthorized { node, why } => {
+            anyhow::anyhow!("refused by {node}: {}", refusal_text(&why, levels))
         }
-        Some(QueryOutcome::Unauthorized(why)) => {
-            anyhow::bail!("refused by {addr}: {}", refusal_text(&why, levels))
+        other => other.into(),
+    }
+}
+
+/// [`ask_error`] as one line, for the console's pages.
+pub(crate) fn ask_error_text(error: &AskError, levels: &LevelSet) -> String {
+    match error {
+        AskError::Unauthorized { node, why } => {
+            format!("refused by {node}: {}", refusal_text(why, levels))
         }
-        Some(QueryOutcome::Failed(why)) => anyhow::bail!("{addr} failed: {}", why.as_str()),
-        None => anyhow::bail!("{addr} gave no answer"),
+        other => other.to_string(),
     }
 }
 
 /// A node's refusal for people: times as dates, levels by name.
-fn refusal_text(why: &bmpls_net::query::Unauthorized, levels: &LevelSet) -> String {
+pub(crate) fn refusal_text(why: &bmpls_net::query::Unauthorized, levels: &LevelSet) -> String {
     use bmpls_net::query::Unauthorized;
     let level = |index: u8| {
         levels

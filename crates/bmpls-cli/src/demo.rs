@@ -55,6 +55,11 @@ pub struct DemoArgs {
     /// Fixes in the walk, one every 30 seconds.
     #[arg(long, default_value_t = 120)]
     fixes: usize,
+    /// Serve the telecare operator's console at this loopback address (e.g. 127.0.0.1:8080)
+    /// while the walk is reported, slowly enough to watch, and keep the cluster and the console
+    /// running after the demo until Ctrl-C. The map is a plain grid: nothing is fetched.
+    #[arg(long, value_name = "ADDR")]
+    console: Option<std::net::SocketAddr>,
 }
 
 struct Viewer {
@@ -268,6 +273,28 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         "4. the custodian set a {SAFE_ZONE_M:.0} m safe zone around home for the telecare operator (encrypted: validators test each record against it without learning where it is); the operator watches"
     );
 
+    // The operator's console, on the same validators, before the walk: a newcomer watches the
+    // cells move and the safe-zone alarm arrive.
+    let console = match args.console {
+        None => None,
+        Some(listen) => {
+            let folder = dir.join("carers/telecare");
+            let running = crate::console::start(crate::console::Setup {
+                carer: CarerKeystore::open(&folder)?,
+                nodes: Nodes::new(&addrs, &trust, viewers[1].keystore.identity())?,
+                validators: validators.clone(),
+                levels: levels.clone(),
+                listen,
+                tiles: crate::console::Tiles::Grid,
+                operator: "demo operator".to_string(),
+                acks: folder.join("console-acks.jsonl"),
+            })
+            .await?;
+            println!("   the telecare operator's console: open {}", running.url);
+            Some(running)
+        }
+    };
+
     let mut reporter = patient.reporter(chain)?;
     let records = fixes
         .iter()
@@ -283,6 +310,10 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     let phone = Nodes::new(&addrs, &trust, patient.reporter_key())?;
     for chunk in records.chunks(10) {
         commit(&phone, chunk.to_vec(), "report").await?;
+        if console.is_some() {
+            // At this pace the console's map follows the walk.
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        }
     }
     // The keystore remembers where the phone is, for `--keep` and `bmpls report` afterwards.
     patient.set_next_seq(records.len() as u64 + 1)?;
@@ -463,6 +494,14 @@ async fn demo(dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
 
     admin.close().await;
     phone.close().await;
+    if let Some(running) = console {
+        println!(
+            "10. the cluster and the console keep running: open {}\n    (report more fixes with `bmpls report`, given --keep; Ctrl-C stops)",
+            running.url
+        );
+        crate::alerts::stop_signal().await;
+        running.stop().await;
+    }
     cluster.shutdown().await?;
     Ok(())
 }

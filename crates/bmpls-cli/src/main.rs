@@ -6,6 +6,7 @@ mod bench;
 mod carer;
 mod certs;
 mod client;
+mod console;
 mod demo;
 mod ids;
 mod import;
@@ -122,6 +123,17 @@ enum Command {
     ///
     /// Example: `bmpls watch --carer carers/op --node 127.0.0.1:7201 --node 127.0.0.1:7202`
     Watch(alerts::WatchArgs),
+    /// As a carer (a telecare operator), serve the console: a local web page with the caseload
+    /// on a map, live alarms to acknowledge, and history with GeoJSON and CSV export. It holds
+    /// the carer's keys and shows only verified answers, at the granted levels.
+    ///
+    /// Listens on loopback only and prints the URL to open, with this start's access token.
+    /// Acknowledgements are kept in console-acks.jsonl in the carer's keystore. Map tiles come
+    /// from OpenStreetMap unless --tiles says otherwise (`grid` fetches nothing).
+    ///
+    /// Example: `bmpls console --carer carers/op --listen 127.0.0.1:8080 --node 127.0.0.1:7201
+    /// --node 127.0.0.1:7202`
+    Console(console::ConsoleArgs),
     /// As a patient's custodian, read the audit trail: which validator answered which carer's
     /// query about the patient, when, at which level, over which window (verified).
     ///
@@ -229,6 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fence(args) => alerts::fence(args),
         Command::Unfence(args) => carer::unfence(args),
         Command::Watch(args) => alerts::watch(args),
+        Command::Console(args) => console::run(args),
         Command::Bench(command) => bench::run(command),
         Command::Sim(args) => sim::run(args),
     }

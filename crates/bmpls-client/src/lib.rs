@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+mod ask;
 pub mod audit;
 pub mod carer;
 pub mod ciphers;
@@ -13,6 +14,7 @@ pub mod network;
 mod reporter;
 
 pub use alerts::{AlertStream, VerifiedWatch, WatchError, WatchFault, verify_alerts};
+pub use ask::{AskError, ask, ask_area, grants_of, standing_at};
 pub use audit::{AuditEntry, verify_audit};
 pub use carer::{
     AnswerError, CarerKeystore, ProvedGrant, Seen, VerifiedAnswer, open_grant, verify_answer,
