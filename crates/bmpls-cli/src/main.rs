@@ -15,6 +15,7 @@ mod node;
 mod output;
 mod privacybench;
 mod querybench;
+mod send;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -130,8 +131,10 @@ enum Command {
     /// Example: `bmpls audit --patient patients/alice`
     Audit(carer::AuditArgs),
     /// Encrypt and sign one GPS fix (or every fix of an OwnTracks, GPX or GeoJSON file, with
-    /// --from) with the patient's keys and submit it; returns once the records are committed and
-    /// flushed on the answering validator.
+    /// --from) with the patient's keys, queue it in the patient's outbox (synced to disk), and
+    /// send the outbox; returns once the records are committed and flushed on the answering
+    /// validator, or, when no validator answers, says they are queued and exits 0 (`report
+    /// --flush` sends them later).
     ///
     /// Defaults: one fix at the current time with 10 m accuracy. Units: --lat/--lon in degrees,
     /// --time-ms in Unix milliseconds; in files, OwnTracks `tst` is in seconds, GPX `<time>` and
@@ -140,6 +143,14 @@ enum Command {
     /// Examples: `bmpls report --patient patients/alice --lat 52.3731 --lon 4.8922`;
     /// `bmpls report --patient patients/alice --from examples/walk.gpx`
     Report(client::ReportArgs),
+    /// Show a patient's outbox: the records waiting to be sent and those the chain refused,
+    /// with why (kept aside, never dropped).
+    ///
+    /// `bmpls report` queues every record here (synced to disk) before sending it; what no
+    /// validator took waits for `bmpls report --flush`.
+    ///
+    /// Example: `bmpls outbox --patient patients/alice`
+    Outbox(send::OutboxArgs),
     /// Measure the speed of bmpls components on this machine.
     ///
     /// Build with --release first; `bench query` stores a million records (minutes, and disk).
@@ -179,7 +190,7 @@ fn main() -> std::process::ExitCode {
 
 /// An error and its causes on one line, each said once: a cause whose text the line already
 /// holds is left out (libraries often repeat their source's message in their own).
-fn describe(error: &anyhow::Error) -> String {
+pub(crate) fn describe(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
@@ -221,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => client::status(args),
         Command::Patient(command) => client::patient(command),
         Command::Report(args) => client::report(args),
+        Command::Outbox(args) => send::show(args),
         Command::Carer(command) => carer::carer(command),
         Command::Grant(args) => carer::grant(args),
         Command::Revoke(args) => carer::revoke(args),

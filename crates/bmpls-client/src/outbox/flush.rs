@@ -124,9 +124,29 @@ pub(crate) fn verdicts(outcomes: &[Submitted]) -> Vec<Verdict> {
         .collect()
 }
 
+/// What one batch's outcomes did ([`Outbox::apply_outcomes`]).
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Records committed (or found committed already), with their heights.
+    pub delivered: Vec<(u64, u64)>,
+    /// Records refused for good: sequence number, code and reason.
+    pub refused: Vec<(u64, RefusalCode, String)>,
+    /// Why some records of the batch must wait, if some must.
+    pub later: Option<String>,
+}
+
+impl Step {
+    /// Whether the batch settled any record.
+    pub fn progressed(&self) -> bool {
+        !self.delivered.is_empty() || !self.refused.is_empty()
+    }
+}
+
 impl Outbox {
-    /// The next batch to send: the first waiting records, in order.
-    fn next_batch(&self) -> Vec<Transaction> {
+    /// The next batch to send: the first waiting records, in order, at most
+    /// [`MAX_SUBMIT_BATCH`] and [`MAX_BATCH_BYTES`]. For a caller that sends it itself (without
+    /// holding the outbox meanwhile) and hands the outcomes to [`Outbox::apply_outcomes`].
+    pub fn next_batch(&self) -> Vec<Transaction> {
         let mut bytes = 0;
         let mut batch = Vec::new();
         for record in self.waiting().take(MAX_SUBMIT_BATCH) {
@@ -138,6 +158,40 @@ impl Outbox {
             batch.push(Transaction::Report(record.clone()));
         }
         batch
+    }
+
+    /// Writes back (synced) the outcomes a node gave for `batch` (as [`Outbox::next_batch`]
+    /// gave it): committed records leave, refused ones are kept aside with their reason, the
+    /// rest wait. Outcomes that do not match the batch one for one settle nothing.
+    pub fn apply_outcomes(
+        &mut self,
+        batch: &[Transaction],
+        outcomes: &[Submitted],
+    ) -> Result<Step, OutboxError> {
+        let mut step = Step::default();
+        if outcomes.len() != batch.len() {
+            step.later = Some(format!(
+                "the node answered {} outcomes for {} records",
+                outcomes.len(),
+                batch.len()
+            ));
+            return Ok(step);
+        }
+        for (tx, verdict) in batch.iter().zip(verdicts(outcomes)) {
+            let Transaction::Report(record) = tx else {
+                continue;
+            };
+            let seq = record.seq.0;
+            match verdict {
+                Verdict::Delivered(height) => step.delivered.push((seq, height)),
+                Verdict::Refused(code, reason) => step.refused.push((seq, code, reason)),
+                Verdict::Later(why) => {
+                    step.later.get_or_insert(format!("record {seq}: {why}"));
+                }
+            }
+        }
+        self.settle(&step.delivered, &step.refused)?;
+        Ok(step)
     }
 
     /// Sends every waiting record, in order, in batches, writing each outcome back (synced)
@@ -158,38 +212,19 @@ impl Outbox {
                 out.last_failure = None;
                 break;
             }
-            let seqs: Vec<u64> = batch
-                .iter()
-                .map(|tx| match tx {
-                    Transaction::Report(r) => r.seq.0,
-                    _ => 0,
-                })
-                .collect();
             out.attempts += 1;
-            let failure = match nodes.submit(batch).await {
-                Ok(outcomes) if outcomes.len() == seqs.len() => {
-                    let mut delivered = Vec::new();
-                    let mut refused = Vec::new();
-                    let mut later = None;
-                    for (seq, verdict) in seqs.iter().zip(verdicts(&outcomes)) {
-                        match verdict {
-                            Verdict::Delivered(height) => delivered.push((*seq, height)),
-                            Verdict::Refused(code, reason) => refused.push((*seq, code, reason)),
-                            Verdict::Later(why) => {
-                                later.get_or_insert(format!("record {seq}: {why}"));
-                            }
-                        }
-                    }
-                    self.settle(&delivered, &refused)?;
-                    let progressed = !delivered.is_empty() || !refused.is_empty();
-                    out.delivered.extend(delivered);
-                    out.refused.extend(refused);
-                    match later {
+            let failure = match nodes.submit(batch.clone()).await {
+                Ok(outcomes) => {
+                    let step = self.apply_outcomes(&batch, &outcomes)?;
+                    let progressed = step.progressed();
+                    out.delivered.extend(step.delivered);
+                    out.refused.extend(step.refused);
+                    match step.later {
+                        // Progress, then a wait: try again at once, as after a full batch.
                         None => {
                             failures = 0;
                             continue;
                         }
-                        // Progress, then a wait: try again at once, as after a full batch.
                         Some(_) if progressed => {
                             failures = 0;
                             continue;
@@ -197,11 +232,6 @@ impl Outbox {
                         Some(why) => why,
                     }
                 }
-                Ok(outcomes) => format!(
-                    "the node answered {} outcomes for {} records",
-                    outcomes.len(),
-                    seqs.len()
-                ),
                 Err(e) => e.to_string(),
             };
             out.last_failure = Some(failure);

@@ -44,7 +44,7 @@ use crate::{Fix, PatientKeystore, ReportError, Reporter};
 
 mod flush;
 
-pub use flush::{Backoff, Flushed, Patience};
+pub use flush::{Backoff, Flushed, MAX_BATCH_BYTES, Patience, Step};
 
 /// Most records waiting or refused in one outbox: a week of fixes every 30 s is 20,160.
 pub const MAX_OUTBOX_RECORDS: usize = 32_768;
