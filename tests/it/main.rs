@@ -10,6 +10,7 @@ mod consortium;
 mod crash;
 mod logs;
 mod metrics;
+mod outbox;
 mod privacy;
 mod store;
 mod sync_flood;
