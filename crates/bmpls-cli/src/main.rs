@@ -7,6 +7,7 @@ mod carer;
 mod certs;
 mod client;
 mod demo;
+mod gateway;
 mod ids;
 mod import;
 mod ingest;
@@ -143,6 +144,18 @@ enum Command {
     /// Examples: `bmpls report --patient patients/alice --lat 52.3731 --lon 4.8922`;
     /// `bmpls report --patient patients/alice --from examples/walk.gpx`
     Report(client::ReportArgs),
+    /// Let a phone's OwnTracks app report through the patient's keys: an HTTP endpoint for the
+    /// app's HTTP mode that queues each fix in the patient's outbox (synced) before answering,
+    /// and sends the outbox to the validators.
+    ///
+    /// Run it where the patient's keys may be (the phone, e.g. in Termux, or the custodian's
+    /// home server), never on a validator. Give the app the URL http://ADDR/pub, the user and
+    /// password of --auth-file, and (optionally) the encryption secret of --passphrase-file.
+    ///
+    /// Example: `bmpls gateway owntracks --patient patients/alice --listen 127.0.0.1:8083
+    /// --auth-file patients/alice/owntracks.auth`
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
     /// Show a patient's outbox: the records waiting to be sent and those the chain refused,
     /// with why (kept aside, never dropped).
     ///
@@ -233,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Patient(command) => client::patient(command),
         Command::Report(args) => client::report(args),
         Command::Outbox(args) => send::show(args),
+        Command::Gateway(command) => gateway::run(command),
         Command::Carer(command) => carer::carer(command),
         Command::Grant(args) => carer::grant(args),
         Command::Revoke(args) => carer::revoke(args),
