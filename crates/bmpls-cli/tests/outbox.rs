@@ -539,17 +539,19 @@ fn the_owntracks_app_reports_through_the_gateway_and_a_killed_gateway_loses_noth
     poster.join().expect("poster");
     acknowledged += done_rx.try_iter().count() as u64;
 
-    // Every fix it acknowledged is on the chain or waiting in the outbox.
+    // Every fix it acknowledged was queued (at most the one in flight more), and every queued
+    // record is on the chain or still waiting (or both: committed, its acknowledgement lost).
+    let queued = cluster.keystore_next(&patient) - 1;
+    assert!(
+        (acknowledged..=acknowledged + 1).contains(&queued),
+        "{queued} queued, {acknowledged} acknowledged"
+    );
     let shown = ok(cluster.path(), &["outbox", "--patient", &patient]);
     let committed = cluster.chain_next(&patient) - 1;
-    let kept = committed + waiting(&shown);
+    assert!(committed <= queued, "{committed} committed of {queued}");
     assert!(
-        kept >= acknowledged,
-        "{kept} kept of {acknowledged} acknowledged:\n{shown}"
-    );
-    assert!(
-        kept <= acknowledged + 1,
-        "at most the one in flight more: {kept}"
+        committed + waiting(&shown) >= queued,
+        "{committed} committed of {queued} queued:\n{shown}"
     );
 
     // The app sends again what it got no answer for (and here everything): nothing twice.
