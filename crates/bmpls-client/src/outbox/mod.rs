@@ -335,10 +335,11 @@ impl Outbox {
             .write(true)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        match lock.try_lock() {
+        // Released by the kernel when the process ends, however it ends (kill -9 included).
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(OutboxError::Busy(dir)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(OutboxError::Busy(dir)),
+            Err(e) => return Err(io(&lock_path)(e.into())),
         }
         let path = dir.join(LOG_FILE);
         let created = !path.exists();
