@@ -261,3 +261,59 @@ fn a_resend_while_the_first_waits_is_answered_with_the_commit() {
         net.cluster.shutdown().await.expect("shutdown");
     });
 }
+
+/// A phone that moves from Wi-Fi to cellular in the middle of sending its backlog: its socket
+/// changes address five times during the flush; the connection migrates, every record arrives
+/// once, in order, and no submission fails (each batch is sent once).
+#[test]
+fn a_reporter_whose_address_changes_mid_flush_delivers_every_record_once() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let net = Consortium::start("outbox-rebind", 200).await;
+        let chain = net.validators.chain_id();
+        let mut rng = StdRng::seed_from_u64(21);
+        let store =
+            PatientKeystore::create(&net.dir.path().join("alice"), LEVELS_TOML, DAY_MS, &mut rng)
+                .expect("keystore");
+        commit(&net.admin, vec![store.enrolment(&net.operator, chain)]).await;
+        let mut reporter = store.reporter(chain).expect("reporter");
+        let mut outbox = Outbox::open(&store).expect("outbox");
+        let count = 2_000u64;
+        let start = now_ms() - count * 20_000;
+        let fixes: Vec<Fix> = (0..count).map(|i| fix(start + i * 20_000, i)).collect();
+        outbox
+            .queue(&store, &mut reporter, &fixes, &mut rng)
+            .expect("queued");
+        // One validator only: a submission the move broke could not be failed over to another
+        // within the same attempt, it would show as a second attempt.
+        let nodes = Nodes::new(&net.addrs[..1], &net.trust, store.reporter_key()).expect("clients");
+        // Connected before the first move, so that there is a connection to migrate.
+        nodes.status().await.expect("status");
+        let (flushed, moves) = tokio::join!(
+            outbox.flush(&nodes, Patience::up_to(std::time::Duration::from_secs(60))),
+            async {
+                let mut seen = Vec::new();
+                for _ in 0..5 {
+                    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+                    seen.push(nodes.rebind().expect("rebound")[0]);
+                }
+                seen
+            }
+        );
+        let flushed = flushed.expect("flush");
+        let distinct: std::collections::BTreeSet<_> = moves.iter().collect();
+        assert_eq!(distinct.len(), 5, "a new address each time: {moves:?}");
+        let seqs: Vec<u64> = flushed.delivered.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=count).collect::<Vec<u64>>());
+        assert!(flushed.refused.is_empty() && flushed.waiting == 0);
+        assert_eq!(
+            flushed.attempts, 2,
+            "two batches, each sent once (last failure: {:?})",
+            flushed.last_failure
+        );
+        assert_eq!(next_seq(&nodes, &store).await, count + 1);
+        nodes.close().await;
+        net.admin.close().await;
+        net.cluster.shutdown().await.expect("shutdown");
+    });
+}
