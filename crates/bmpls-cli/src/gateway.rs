@@ -80,9 +80,12 @@ struct Gateway {
     queued: tokio::sync::Notify,
 }
 
+/// A secret's file, refused when others may read it (as the keystore's keys are).
 fn secret_file(path: &std::path::Path) -> anyhow::Result<Zeroizing<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    bmpls_crypto::keyfile::check_private(path)?;
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
     Ok(Zeroizing::new(
         text.trim_end_matches(['\n', '\r']).to_string(),
     ))
@@ -141,8 +144,13 @@ async fn serve(
     let app = axum::Router::new().fallback(handle).with_state(gateway);
     println!("gateway listening on http://{addr}");
     info!(%addr, "owntracks gateway listening");
-    let server = axum::serve(listener, app).with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Stops on Ctrl-C or SIGTERM; nothing is lost either way (what was answered is on disk).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
     });
     let result = server.await.context("serving HTTP");
     sender.abort();

@@ -465,12 +465,29 @@ fn encrypted(inner: &str, secret: &str) -> String {
 fn the_owntracks_app_reports_through_the_gateway_and_a_killed_gateway_loses_nothing_acknowledged() {
     let cluster = Cluster::start();
     let patient = cluster.patient("alice");
-    std::fs::write(
-        cluster.path().join("owntracks.auth"),
-        "alice:correct horse\n",
-    )
-    .expect("auth");
-    std::fs::write(cluster.path().join("owntracks.secret"), "s3cret\n").expect("secret");
+    for (file, text) in [
+        ("owntracks.auth", "alice:correct horse\n"),
+        ("owntracks.secret", "s3cret\n"),
+    ] {
+        let path = cluster.path().join(file);
+        std::fs::write(&path, text).expect("write");
+        // Readable by others: the gateway refuses to start.
+        let (started, _, err) = cluster.run(&[
+            "gateway",
+            "owntracks",
+            "--patient",
+            &patient,
+            "--listen",
+            "127.0.0.1:0",
+            "--auth-file",
+            "owntracks.auth",
+            "--passphrase-file",
+            "owntracks.secret",
+        ]);
+        assert!(!started && err.contains(file), "{err}");
+        let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(&path, owner_only).expect("chmod");
+    }
     let auth = Some("alice:correct horse");
     let gateway = Gateway::start(&cluster, &patient);
     let addr = gateway.addr;
