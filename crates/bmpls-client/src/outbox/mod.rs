@@ -214,6 +214,14 @@ fn sync_dir(dir: &Path) -> Result<(), OutboxError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
+/// The outbox holds only what validators see (ciphertexts, fix times), but it sits beside the
+/// keys and says when the patient was where no validator was told yet: owner-only.
+fn owner_only(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    options
+}
+
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -343,9 +351,7 @@ impl Outbox {
         }
         let path = dir.join(LOG_FILE);
         let created = !path.exists();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
+        let mut file = owner_only(OpenOptions::new().create(true).truncate(false))
             .read(true)
             .append(true)
             .open(&path)
@@ -627,7 +633,10 @@ impl Outbox {
         for live in self.waiting.values() {
             bytes.extend_from_slice(&record_frame(&live.record));
         }
-        let mut out = File::create(&tmp).map_err(io(&tmp))?;
+        let mut out = owner_only(OpenOptions::new().create(true).truncate(true))
+            .write(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
         out.write_all(&bytes).map_err(io(&tmp))?;
         out.sync_all().map_err(io(&tmp))?;
         drop(out);

@@ -61,6 +61,12 @@ fn queued_records_survive_reopening_and_numbers_go_on() {
     assert_eq!(outbox.waiting().cloned().collect::<Vec<_>>(), before);
     assert_eq!(queue(&mut outbox, &store, 2), 4..6);
     assert_eq!(store.next_seq().expect("seq"), 6);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(log(&store))
+        .expect("log")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "owner-only");
 }
 
 #[test]
