@@ -38,11 +38,15 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     out
 }
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port()
+/// `n` distinct UDP ports nobody listens on: all held until all are chosen, so that none is
+/// handed out twice.
+fn free_udp_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::UdpSocket> = (0..n)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    held.iter()
+        .map(|s| s.local_addr().expect("bound").port())
+        .collect()
 }
 
 fn now_s() -> u64 {
@@ -69,8 +73,8 @@ impl Cluster {
         );
         std::fs::create_dir_all(dir.path().join("config")).expect("config");
         std::fs::create_dir_all(dir.path().join("data")).expect("data");
-        let peers: Vec<u16> = (0..4).map(|_| free_udp_port()).collect();
-        let clients: Vec<u16> = (0..4).map(|_| free_udp_port()).collect();
+        let ports = free_udp_ports(8);
+        let (peers, clients) = ports.split_at(4);
         for i in 0..4 {
             let n = i + 1;
             let mut text = format!(
@@ -152,10 +156,17 @@ impl Cluster {
             if out.lines().count() == 4 && !out.contains("unreachable") {
                 return;
             }
-            assert!(
-                started.elapsed() < GUARD,
-                "the cluster did not start:\n{out}"
-            );
+            if started.elapsed() > GUARD {
+                let logs: Vec<String> = (1..=4)
+                    .map(|n| {
+                        let log = self.path().join(format!("data/node{n}.log"));
+                        let text = std::fs::read_to_string(log).unwrap_or_default();
+                        let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                        format!("node{n}: {}", tail.join(" | "))
+                    })
+                    .collect();
+                panic!("the cluster did not start:\n{out}\n{}", logs.join("\n"));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
