@@ -722,21 +722,25 @@ fn strangers_and_bad_requests_are_refused_while_the_node_serves() {
         let crossed = client.call_raw(&staging.encode()).await.expect("an answer");
         assert_eq!(crossed, Response::Error(RequestError::Misaddressed));
 
-        // A replayed record: committed once, refused the second time.
+        // A record sent again (its acknowledgement lost) is answered as committed where it
+        // was, once; a different record with the same number is refused as a replay.
         let record = phone.reports(1);
         let clients = clients(&cluster, &phone.key);
         let first = submit(&clients, &[0], record.clone()).await;
         assert!(matches!(first[0], Submitted::Committed { .. }), "{first:?}");
         let again = submit(&clients, &[0], record).await;
+        assert_eq!(again, first, "the resend is the same commit");
+        phone.next_seq -= 1;
+        let other = submit(&clients, &[0], phone.reports(1)).await;
         assert!(
             matches!(
-                again[0],
+                other[0],
                 Submitted::Refused {
                     code: RefusalCode::Replay,
                     ..
                 }
             ),
-            "{again:?}"
+            "{other:?}"
         );
 
         // Through all of it the node kept serving.

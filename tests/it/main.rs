@@ -12,6 +12,7 @@ mod crash;
 mod durability;
 mod logs;
 mod metrics;
+mod outbox;
 mod privacy;
 mod store;
 mod sync_flood;

@@ -13,7 +13,7 @@ use bmpls_consensus::Genesis;
 use bmpls_crypto::SigningKey;
 use bmpls_crypto::keyfile::read_signing_key;
 use bmpls_net::{NextSeqOutcome, RefusalCode, Submitted, Trust};
-use bmpls_types::{ChainId, Seq, Transaction, Trigger, ValidatorId};
+use bmpls_types::{ChainId, Trigger, ValidatorId};
 
 /// How to reach the consortium (defaults: the local cluster of README "A local cluster").
 #[derive(Debug, Args)]
@@ -52,12 +52,17 @@ impl Consortium {
         Ok(self.genesis()?.validators.crypto().chain_id().clone())
     }
 
-    /// Clients of the validators (inside a tokio runtime: the QUIC endpoint needs one).
-    pub(crate) async fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
+    /// The consortium's CA and validators, as clients pin them.
+    pub(crate) fn trust(&self) -> anyhow::Result<Trust> {
         let genesis = self.genesis()?;
         let ids: Vec<ValidatorId> = genesis.names.iter().map(|(_, id)| *id).collect();
-        let trust = Trust::load(&self.ca, genesis.validators.crypto().chain_id(), &ids)
-            .with_context(|| format!("--ca {}{}", self.ca.display(), outside_hint(&self.ca)))?;
+        Trust::load(&self.ca, genesis.validators.crypto().chain_id(), &ids)
+            .with_context(|| format!("--ca {}{}", self.ca.display(), outside_hint(&self.ca)))
+    }
+
+    /// Clients of the validators (inside a tokio runtime: the QUIC endpoint needs one).
+    pub(crate) async fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
+        let trust = self.trust()?;
         let mut addrs = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
             addrs.push(resolve(node).await?);
@@ -155,11 +160,18 @@ pub struct ReportArgs {
     #[arg(long)]
     patient: PathBuf,
     /// Latitude in degrees (WGS84).
-    #[arg(long, allow_hyphen_values = true, required_unless_present = "from")]
+    #[arg(long, allow_hyphen_values = true, required_unless_present_any = ["from", "flush"])]
     lat: Option<f64>,
     /// Longitude in degrees (WGS84).
-    #[arg(long, allow_hyphen_values = true, required_unless_present = "from")]
+    #[arg(long, allow_hyphen_values = true, required_unless_present_any = ["from", "flush"])]
     lon: Option<f64>,
+    /// Report no new fix: send the records waiting in the outbox (fails if some still wait).
+    #[arg(long, conflicts_with_all = ["lat", "lon", "from", "time_ms", "altitude_m", "speed_m_s", "battery"])]
+    flush: bool,
+    /// Keep trying for up to this many seconds while no validator answers, waiting longer
+    /// between tries (0: try once; what is not sent waits in the outbox either way).
+    #[arg(long, default_value_t = 0)]
+    wait_s: u64,
     /// Report every fix of a file instead: OwnTracks JSON (one message per line, as the
     /// recorder stores them; encrypted payloads need --passphrase-file), GPX, or GeoJSON points.
     /// Lines that are not fixes are listed with their line number and skipped.
@@ -360,8 +372,12 @@ pub(crate) fn report_refused(
     anyhow::anyhow!(text)
 }
 
-/// `bmpls report`.
+/// `bmpls report`: the fix is queued in the outbox (synced) before anything is sent, then the
+/// outbox is sent; a fix no validator took waits there, and the command still succeeds.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    if args.flush {
+        return crate::send::flush(&args.patient, args.wait_s, &args.consortium);
+    }
     if let Some(path) = &args.from {
         return crate::import::report_file(
             &args.patient,
@@ -369,10 +385,10 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             args.passphrase_file.as_deref(),
             args.strict,
             &args.consortium,
+            crate::send::patience(args.wait_s),
         );
     }
     let store = PatientKeystore::open(&args.patient)?;
-    let seq = store.next_seq()?;
     let (Some(lat), Some(lon)) = (args.lat, args.lon) else {
         anyhow::bail!("give --lat and --lon, or --from FILE");
     };
@@ -389,25 +405,37 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         fix_time_ms: args.time_ms.unwrap_or(now_ms),
     };
     bmpls_client::check_fix_time(fix.fix_time_ms, now_ms).context("--time-ms")?;
-    // The genesis (for the chain the record is signed for) is read only for a fix worth sending.
+    bmpls_client::check_fix(&fix)?;
+    // The genesis (for the chain the record is signed for) and the CA are read before the fix
+    // is queued: a mistake there is told now, not after the fix waited for nothing.
     let mut reporter = store.reporter(&args.consortium.chain()?)?;
-    let record = reporter.build(&fix, Seq(seq), &mut rand::rngs::OsRng)?;
-    let outcome = runtime()?.block_on(async {
-        let nodes = args.consortium.connect(store.reporter_key()).await?;
-        let outcome = nodes.submit(vec![Transaction::Report(record)]).await;
-        nodes.close().await;
-        anyhow::Ok(outcome?)
-    })?;
-    match outcome.first() {
-        Some(Submitted::Committed { height, .. }) => {
-            store.set_next_seq(seq + 1)?;
-            store.add_reported_times(&[fix.fix_time_ms])?;
-            println!("record {seq} committed at height {height}");
-            Ok(())
-        }
-        Some(Submitted::Refused { code, reason }) => {
-            Err(report_refused(seq, *code, reason.as_str(), &args.patient))
-        }
-        None => anyhow::bail!("the node gave no outcome"),
+    args.consortium.trust()?;
+    let mut outbox = crate::send::open(&store)?;
+    let seq = outbox
+        .queue(&store, &mut reporter, &[fix], &mut rand::rngs::OsRng)?
+        .start;
+    store.add_reported_times(&[fix.fix_time_ms])?;
+    let flushed = runtime()?.block_on(crate::send::send(
+        &mut outbox,
+        &store,
+        &args.consortium,
+        crate::send::patience(args.wait_s),
+    ))?;
+    let seqs: Vec<u64> = flushed.delivered.iter().map(|(s, _)| *s).collect();
+    match flushed.delivered.last() {
+        Some((_, height)) if seqs == [seq] => println!("record {seq} committed at height {height}"),
+        Some((_, height)) => println!(
+            "{} committed (last at height {height})",
+            crate::send::records(&seqs)
+        ),
+        None => {}
     }
+    crate::send::refusals(&flushed, &args.patient)?;
+    if flushed.waiting > 0 {
+        println!(
+            "record {seq} queued: {}",
+            crate::send::still_waiting(&flushed, &args.patient)
+        );
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `bmpls report --from FILE`: every fix of an OwnTracks, GPX or GeoJSON file, encrypted and
-//! signed by the patient's reporter and submitted in batches, with a progress bar.
+//! signed by the patient's reporter, queued in the outbox (synced) a batch at a time, each
+//! batch then sent with what waited before it, with a progress bar.
 
 use std::path::Path;
 
@@ -8,12 +9,11 @@ use indicatif::ProgressBar;
 
 use bmpls_client::PatientKeystore;
 use bmpls_client::import::{Format, MAX_IMPORT_BYTES, parse};
-use bmpls_net::Submitted;
-use bmpls_types::{Seq, Transaction};
+use bmpls_client::outbox::Patience;
 
 use crate::client::{Consortium, runtime};
 
-/// Fixes per submission.
+/// Fixes queued (one sync) and then sent at a time.
 const BATCH: usize = 500;
 
 /// Reports every fix of `path` for the patient in `patient`.
@@ -23,6 +23,7 @@ pub fn report_file(
     passphrase_file: Option<&Path>,
     strict: bool,
     consortium: &Consortium,
+    patience: Patience,
 ) -> anyhow::Result<()> {
     let store = PatientKeystore::open(patient)?;
     let size = std::fs::metadata(path)
@@ -86,9 +87,13 @@ pub fn report_file(
         path.display(),
         units(imported.problems.len())
     );
+    let mut outbox = crate::send::open(&store)?;
+    // A fix waiting in the outbox is as good as reported.
+    let mut reported = store.reported_times()?;
+    reported.extend(outbox.waiting().map(|r| r.fix_time_ms));
     let (fixes, repeated) = new_fixes(
         imported.fixes.into_iter().map(|(_, f)| f).collect(),
-        &store.reported_times()?,
+        &reported,
     );
     if fixes.is_empty() {
         println!(
@@ -100,65 +105,79 @@ pub fn report_file(
     }
 
     let mut reporter = store.reporter(&consortium.chain()?)?;
-    let first = store.next_seq()?;
+    consortium.trust()?;
+    let first = outbox.next_seq(&store)?;
     let bar = ProgressBar::new(fixes.len() as u64);
-    bar.set_style(crate::output::progress_style("fixes committed")?);
+    bar.set_style(crate::output::progress_style("fixes queued")?);
     let mut rng = rand::rngs::OsRng;
     let mut next = first;
-    let mut last_height = 0;
+    let mut delivered = Vec::new();
+    let mut sending = true;
+    let mut failure = None;
+    let mut refused = bmpls_client::outbox::Flushed::default();
     runtime()?.block_on(async {
-        let nodes = consortium.connect(store.reporter_key()).await?;
+        let nodes = match consortium.connect(store.reporter_key()).await {
+            Ok(nodes) => Some(nodes),
+            Err(e) => {
+                failure = Some(crate::describe(&e));
+                None
+            }
+        };
         let result = async {
             for chunk in fixes.chunks(BATCH) {
-                let mut batch = Vec::with_capacity(chunk.len());
-                for (i, fix) in chunk.iter().enumerate() {
-                    let record = reporter
-                        .build(fix, Seq(next + i as u64), &mut rng)
-                        .with_context(|| format!("the fix at {} ms", fix.fix_time_ms))?;
-                    batch.push(Transaction::Report(record));
-                }
-                for (i, outcome) in nodes.submit(batch).await?.into_iter().enumerate() {
-                    match outcome {
-                        Submitted::Committed { height, .. } => {
-                            next += 1;
-                            last_height = height;
-                        }
-                        Submitted::Refused { code, reason } => {
-                            store.set_next_seq(next)?;
-                            let times: Vec<u64> =
-                                chunk[..i].iter().map(|f| f.fix_time_ms).collect();
-                            store.add_reported_times(&times)?;
-                            return Err(crate::client::report_refused(
-                                next,
-                                code,
-                                reason.as_str(),
-                                patient,
-                            ));
-                        }
-                    }
-                }
-                store.set_next_seq(next)?;
+                next = outbox.queue(&store, &mut reporter, chunk, &mut rng)?.end;
                 let times: Vec<u64> = chunk.iter().map(|f| f.fix_time_ms).collect();
                 store.add_reported_times(&times)?;
                 bar.inc(chunk.len() as u64);
+                let Some(nodes) = nodes.as_ref().filter(|_| sending) else {
+                    continue;
+                };
+                let flushed = outbox.flush(nodes, patience).await?;
+                delivered.extend(flushed.delivered.iter().copied());
+                // Once a batch is left waiting, the rest is only queued: the next flush
+                // sends it all, in order.
+                sending = flushed.waiting == 0 && flushed.refused.is_empty();
+                failure.clone_from(&flushed.last_failure);
+                if !flushed.refused.is_empty() {
+                    refused = flushed;
+                    break;
+                }
             }
             anyhow::Ok(())
         }
         .await;
-        nodes.close().await;
+        if let Some(nodes) = nodes {
+            nodes.close().await;
+        }
         result
     })?;
     bar.finish_and_clear();
-    let records = if next - first == 1 {
-        format!("record {first}")
-    } else {
-        format!("records {first} to {}", next - 1)
-    };
-    println!(
-        "{records} committed (last at height {last_height}); {} skipped, {} already reported",
+    let skipped = format!(
+        "{} skipped, {} already reported",
         units(imported.problems.len()),
         plural(repeated, "fix", "fixes")
     );
+    let ours = crate::send::records(&(first..next).collect::<Vec<u64>>());
+    crate::send::refusals(&refused, patient)
+        .with_context(|| format!("{ours} queued of {} fixes", fixes.len()))?;
+    let waiting = outbox.waiting_len();
+    match delivered.last() {
+        Some((_, height)) if waiting == 0 => {
+            println!("{ours} committed (last at height {height}); {skipped}");
+        }
+        _ => {
+            let flushed = bmpls_client::outbox::Flushed {
+                waiting,
+                last_failure: failure,
+                ..Default::default()
+            };
+            println!(
+                "{ours} queued ({} committed); {skipped}\n  {}",
+                delivered.len(),
+                crate::send::still_waiting(&flushed, patient)
+            );
+        }
+    }
     Ok(())
 }
 
@@ -178,7 +197,7 @@ fn new_fixes(
 }
 
 /// `n` and the noun in the number it needs.
-fn plural(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

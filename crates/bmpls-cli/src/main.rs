@@ -8,6 +8,7 @@ mod certs;
 mod client;
 mod console;
 mod demo;
+mod gateway;
 mod ids;
 mod import;
 mod ingest;
@@ -16,6 +17,7 @@ mod node;
 mod output;
 mod privacybench;
 mod querybench;
+mod send;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -142,8 +144,10 @@ enum Command {
     /// Example: `bmpls audit --patient patients/alice`
     Audit(carer::AuditArgs),
     /// Encrypt and sign one GPS fix (or every fix of an OwnTracks, GPX or GeoJSON file, with
-    /// --from) with the patient's keys and submit it; returns once the records are committed and
-    /// flushed on the answering validator.
+    /// --from) with the patient's keys, queue it in the patient's outbox (synced to disk), and
+    /// send the outbox; returns once the records are committed and flushed on the answering
+    /// validator, or, when no validator answers, says they are queued and exits 0 (`report
+    /// --flush` sends them later).
     ///
     /// Defaults: one fix at the current time with 10 m accuracy. Units: --lat/--lon in degrees,
     /// --time-ms in Unix milliseconds; in files, OwnTracks `tst` is in seconds, GPX `<time>` and
@@ -152,6 +156,26 @@ enum Command {
     /// Examples: `bmpls report --patient patients/alice --lat 52.3731 --lon 4.8922`;
     /// `bmpls report --patient patients/alice --from examples/walk.gpx`
     Report(client::ReportArgs),
+    /// Let a phone's OwnTracks app report through the patient's keys: an HTTP endpoint for the
+    /// app's HTTP mode that queues each fix in the patient's outbox (synced) before answering,
+    /// and sends the outbox to the validators.
+    ///
+    /// Run it where the patient's keys may be (the phone, e.g. in Termux, or the custodian's
+    /// home server), never on a validator. Give the app the URL http://ADDR/pub, the user and
+    /// password of --auth-file, and (optionally) the encryption secret of --passphrase-file.
+    ///
+    /// Example: `bmpls gateway owntracks --patient patients/alice --listen 127.0.0.1:8083
+    /// --auth-file patients/alice/owntracks.auth`
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
+    /// Show a patient's outbox: the records waiting to be sent and those the chain refused,
+    /// with why (kept aside, never dropped).
+    ///
+    /// `bmpls report` queues every record here (synced to disk) before sending it; what no
+    /// validator took waits for `bmpls report --flush`.
+    ///
+    /// Example: `bmpls outbox --patient patients/alice`
+    Outbox(send::OutboxArgs),
     /// Measure the speed of bmpls components on this machine.
     ///
     /// Build with --release first; `bench query` stores a million records (minutes, and disk).
@@ -191,7 +215,7 @@ fn main() -> std::process::ExitCode {
 
 /// An error and its causes on one line, each said once: a cause whose text the line already
 /// holds is left out (libraries often repeat their source's message in their own).
-fn describe(error: &anyhow::Error) -> String {
+pub(crate) fn describe(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
@@ -233,6 +257,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => client::status(args),
         Command::Patient(command) => client::patient(command),
         Command::Report(args) => client::report(args),
+        Command::Outbox(args) => send::show(args),
+        Command::Gateway(command) => gateway::run(command),
         Command::Carer(command) => carer::carer(command),
         Command::Grant(args) => carer::grant(args),
         Command::Revoke(args) => carer::revoke(args),

@@ -121,6 +121,61 @@ pub fn parse(
     Ok(out)
 }
 
+/// One OwnTracks message, as the app posts it in HTTP mode.
+#[derive(Debug, PartialEq)]
+pub enum OwnTracksMessage {
+    /// A `location` or `transition` message (opened first if it came `encrypted`).
+    Fix(Fix),
+    /// Any other message type (`waypoint`, `card`, `lwt`…): not a position.
+    Other(String),
+}
+
+/// Most bytes of one OwnTracks message [`owntracks_message_of`] reads.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Parses one OwnTracks message (a JSON object), checked as a file's lines are: `passphrase`
+/// opens an `encrypted` one; `now_ms` bounds the fix time. The error says why the message is
+/// not a fix.
+pub fn owntracks_message_of(
+    json: &str,
+    passphrase: Option<&str>,
+    now_ms: u64,
+) -> Result<OwnTracksMessage, String> {
+    if json.len() > MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "a message of {} bytes; at most {MAX_MESSAGE_BYTES}",
+            json.len()
+        ));
+    }
+    let mut text = std::borrow::Cow::Borrowed(json);
+    for depth in 0..2 {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+        let kind = value
+            .get("_type")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("no _type")?;
+        match kind {
+            "location" | "transition" => {
+                let fix = owntracks_message(&text, passphrase, 1, now_ms)?;
+                check_measurements(&fix)?;
+                return Ok(OwnTracksMessage::Fix(fix));
+            }
+            "encrypted" if depth == 0 => {
+                let data = value
+                    .get("data")
+                    .and_then(serde_json::Value::as_str)
+                    .ok_or("an encrypted message without data")?;
+                let passphrase =
+                    passphrase.ok_or("encrypted, and the gateway has no --passphrase-file")?;
+                text = std::borrow::Cow::Owned(open_encrypted(data, passphrase)?);
+            }
+            other => return Ok(OwnTracksMessage::Other(other.to_string())),
+        }
+    }
+    Err("an encrypted message inside an encrypted message".into())
+}
+
 /// Why a fix's position or measurements cannot be reported, in the terms of the file.
 fn check_measurements(fix: &Fix) -> Result<(), String> {
     let range = |what: &str, v: f64, min: f64, max: f64| {
@@ -807,6 +862,51 @@ mod tests {
             assert!(got.fixes.is_empty());
             assert!(got.problems[0].1.contains(why), "{:?}", got.problems);
         }
+    }
+
+    #[test]
+    fn one_owntracks_message_is_a_fix_another_type_or_why_not() {
+        let location = "{\"_type\":\"location\",\"lat\":52.37,\"lon\":4.89,\"tst\":1700000100}";
+        match owntracks_message_of(location, None, NOW_MS) {
+            Ok(OwnTracksMessage::Fix(fix)) => assert_eq!(fix.fix_time_ms, 1_700_000_100_000),
+            other => panic!("{other:?}"),
+        }
+        let waypoint = "{\"_type\":\"waypoint\",\"desc\":\"home\"}";
+        assert_eq!(
+            owntracks_message_of(waypoint, None, NOW_MS),
+            Ok(OwnTracksMessage::Other("waypoint".into()))
+        );
+        let mut key = [0u8; 32];
+        key[..6].copy_from_slice(b"s3cret");
+        let sealed = XSalsa20Poly1305::new(Key::from_slice(&key))
+            .encrypt(Nonce::from_slice(&[9u8; 24]), location.as_bytes())
+            .expect("seal");
+        let data = base64::engine::general_purpose::STANDARD
+            .encode([[9u8; 24].as_slice(), &sealed].concat());
+        let encrypted = format!("{{\"_type\":\"encrypted\",\"data\":\"{data}\"}}");
+        assert!(matches!(
+            owntracks_message_of(&encrypted, Some("s3cret"), NOW_MS),
+            Ok(OwnTracksMessage::Fix(_))
+        ));
+        for (json, pass, why) in [
+            (encrypted.as_str(), None, "no --passphrase-file"),
+            (encrypted.as_str(), Some("wrong"), "does not open"),
+            (
+                "{\"_type\":\"location\",\"lat\":200,\"lon\":4.89,\"tst\":1700000100}",
+                None,
+                "out of range",
+            ),
+            ("[1,2]", None, "no _type"),
+            ("{\"_type\":", None, "not JSON"),
+        ] {
+            let got = owntracks_message_of(json, pass, NOW_MS);
+            assert!(
+                got.as_ref().is_err_and(|e| e.contains(why)),
+                "{json}: {got:?}"
+            );
+        }
+        let huge = " ".repeat(MAX_MESSAGE_BYTES + 1);
+        assert!(owntracks_message_of(&huge, None, NOW_MS).is_err());
     }
 
     #[test]

@@ -420,12 +420,27 @@ impl PatientKeystore {
             .map_err(|e| file_error(&path, e))
     }
 
-    /// Records that `next` is the sequence number of the next record (written atomically).
+    /// Records that `next` is the sequence number of the next record (written atomically and
+    /// synced: the outbox forgets delivered records once this counter is past them).
     pub fn set_next_seq(&self, next: u64) -> Result<(), KeystoreError> {
+        use std::io::Write;
         let path = self.dir.join("next_seq");
         let tmp = self.dir.join("next_seq.tmp");
-        std::fs::write(&tmp, format!("{next}\n")).map_err(|e| file_error(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| file_error(&path, e))
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(format!("{next}\n").as_bytes())
+                    .and_then(|()| f.sync_all())
+            })
+            .map_err(|e| file_error(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| file_error(&path, e))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| file_error(&self.dir, e))
+    }
+
+    /// The keystore's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 

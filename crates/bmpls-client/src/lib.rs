@@ -11,6 +11,7 @@ pub mod ciphers;
 pub mod import;
 pub mod keystore;
 pub mod network;
+pub mod outbox;
 mod reporter;
 
 pub use alerts::{AlertStream, VerifiedWatch, WatchError, WatchFault, verify_alerts};
@@ -23,6 +24,7 @@ pub use carer::{
 pub use ciphers::{CipherError, EncryptedRanges, EpochKeys, LevelCiphers};
 pub use keystore::PatientKeystore;
 pub use network::{NetworkError, Nodes};
+pub use outbox::{Outbox, OutboxError};
 pub use reporter::{Fix, ReportError, Reporter, check_fix, check_fix_time};
 
 mod query;

@@ -209,6 +209,19 @@ impl Nodes {
         }
     }
 
+    /// Moves every client to a fresh local socket (see [`Client::rebind`]): what a phone's
+    /// network change does to it. Returns each client's new local address, in the order given.
+    pub fn rebind(&self) -> Result<Vec<SocketAddr>, NetworkError> {
+        self.clients
+            .iter()
+            .map(|client| {
+                client
+                    .rebind()
+                    .map_err(|e| NetworkError::Unreachable(vec![(client.addr(), e)]))
+            })
+            .collect()
+    }
+
     /// How many validators these are.
     pub fn len(&self) -> usize {
         self.clients.len()

@@ -86,6 +86,20 @@ impl Client {
         })
     }
 
+    /// Moves this client to a fresh UDP socket on the same local interface (a new port), as a
+    /// phone's switch from Wi-Fi to cellular gives it a new address. An open connection
+    /// migrates (the node validates the new path) and requests in flight on it go on; nothing
+    /// is dialled again. Returns the new local address.
+    pub fn rebind(&self) -> Result<SocketAddr, ClientError> {
+        let failed = |e: std::io::Error| ClientError::Connect {
+            addr: self.addr,
+            reason: format!("rebinding the local socket: {e}"),
+        };
+        let mut local = self.endpoint.local_addr().map_err(failed)?;
+        local.set_port(0);
+        crate::udp::rebind(&self.endpoint, local).map_err(failed)
+    }
+
     /// The node this client talks to.
     pub fn addr(&self) -> SocketAddr {
         self.addr

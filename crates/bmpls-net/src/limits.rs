@@ -24,7 +24,9 @@ pub const MAX_SUBMIT_BATCH: usize = 1024;
 /// A connection with no traffic for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Keep-alive pings, well inside the idle timeout, so quiet links stay open.
+/// Keep-alive pings, well inside the idle timeout, so quiet links stay open — and well inside
+/// the 30 s a mobile network's NAT binding commonly lasts, so a phone's connection survives
+/// its silences.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Concurrent requests (bidirectional streams) one client connection may have open.
@@ -116,6 +118,8 @@ const _: () = assert!(MAX_SYNC_QUEUED_BYTES_PER_PEER >= MAX_PEER_FRAME_BYTES);
 const _: () = assert!(MAX_WATCHERS_PER_CARER >= 1 && MAX_WATCHERS >= 64 * MAX_WATCHERS_PER_CARER);
 const _: () = assert!(MAX_PEER_FRAME_BYTES > MAX_BLOCK_BYTES);
 const _: () = assert!(KEEP_ALIVE.as_millis() * 3 <= IDLE_TIMEOUT.as_millis());
+// Under the 30 s a NAT binding on a mobile network commonly lasts (see `KEEP_ALIVE`).
+const _: () = assert!(KEEP_ALIVE.as_secs() < 30);
 const _: () = assert!(BACKOFF_MIN.as_millis() < BACKOFF_MAX.as_millis());
 const _: () = assert!(CLIENT_BURST >= CLIENT_RATE_PER_S);
 const _: () = assert!(NONCE_LIFETIME_MS >= 2 * CLOCK_WINDOW_MS);

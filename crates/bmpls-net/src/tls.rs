@@ -344,6 +344,10 @@ fn quic_server(
     max_uni: u32,
 ) -> Result<quinn::ServerConfig, TlsError> {
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    // No 0-RTT, ever: early data can be replayed, and every bmpls request either changes state
+    // (a submission) or is signed with a nonce that a replay would burn. (rustls's default;
+    // said here so that nobody turns it on for a faster reconnect.)
+    tls.max_early_data_size = 0;
     let crypto = QuicServerConfig::try_from(tls).map_err(config_error)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport(max_bidi, max_uni));
@@ -352,6 +356,8 @@ fn quic_server(
 
 fn quic_client(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, TlsError> {
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    // No 0-RTT (see `quic_server`); `Client` never calls `into_0rtt` either.
+    tls.enable_early_data = false;
     let crypto = QuicClientConfig::try_from(tls).map_err(config_error)?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport(0, MAX_PEER_STREAMS));

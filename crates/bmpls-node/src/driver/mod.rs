@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info};
 
 use bmpls_consensus::{Address, Engine, EngineError, Message, Output, Refusal, Timeout, TxRefusal};
+use bmpls_crypto::hash::tx_hash;
 use bmpls_crypto::{HashedBlock, SigningKey, Verified};
 use bmpls_net::alert::WatchRequest;
 use bmpls_net::guard::KnownClients;
@@ -29,6 +30,7 @@ use crate::metrics::{Metrics, Reason};
 
 mod carers;
 mod lookup;
+mod resend;
 mod sync;
 mod watchers;
 
@@ -463,6 +465,27 @@ impl Driver {
                         admitted.push(tx);
                     }
                     Err(why) => {
+                        match self.resent(&tx, &why) {
+                            Some(resend::Resent::Committed(height)) => {
+                                let tx = tx_hash(&tx);
+                                results.push(Some(Submitted::Committed { tx, height }));
+                                continue;
+                            }
+                            Some(resend::Resent::Wait) => {
+                                self.waiting.insert(tx_hash(&tx), (id, index));
+                                remaining += 1;
+                                results.push(None);
+                                continue;
+                            }
+                            Some(resend::Resent::AlreadyAwaited) => {
+                                results.push(Some(refusal(
+                                    RefusalCode::Timeout,
+                                    "already waiting for its block (sent before); it may still commit",
+                                )));
+                                continue;
+                            }
+                            None => {}
+                        }
                         let code = refusal_code(&why);
                         self.metrics
                             .refused

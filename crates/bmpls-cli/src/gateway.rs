@@ -1,0 +1,338 @@
+//! `bmpls gateway owntracks`: the OwnTracks app as a bmpls reporter. The app, in HTTP mode,
+//! POSTs each message as JSON (HTTP Basic auth, optionally an `encrypted` payload under the
+//! shared secret); the gateway turns each `location` or `transition` into a signed record,
+//! queues it in the patient's outbox — synced to disk — and only then answers (the app counts
+//! any answer as a delivery, even an error), with a JSON array, as the app expects. A
+//! background task sends the outbox in order, with backoff while no validator answers. Other
+//! message types are answered `[]` and dropped; a body that is not a fix is answered 400 and
+//! logged without its content. It runs where the patient's keys may be (the phone, the
+//! custodian's home server), never on a validator.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use clap::{Args, Subcommand};
+use subtle::ConstantTimeEq;
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use bmpls_client::import::{MAX_MESSAGE_BYTES, OwnTracksMessage, owntracks_message_of};
+use bmpls_client::outbox::Backoff;
+use bmpls_client::{Outbox, PatientKeystore, Reporter};
+
+use crate::client::Consortium;
+
+/// `bmpls gateway …`.
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Accept the OwnTracks app's HTTP mode for one patient: each fix is signed, encrypted and
+    /// queued in the patient's outbox (synced) before the app is answered, then sent.
+    #[command(
+        after_help = "Example: bmpls gateway owntracks --patient patients/alice --listen 127.0.0.1:8083 --auth-file patients/alice/owntracks.auth"
+    )]
+    Owntracks(OwnTracksArgs),
+}
+
+/// Arguments of `bmpls gateway owntracks`.
+#[derive(Debug, Args)]
+pub struct OwnTracksArgs {
+    /// The patient's keystore.
+    #[arg(long)]
+    patient: PathBuf,
+    /// The HTTP address to listen on (the app's URL is http://ADDR/pub, or any path).
+    #[arg(long, value_name = "IP:PORT")]
+    listen: SocketAddr,
+    /// A file holding `user:password`, the HTTP Basic credentials the app is given (owner-only).
+    #[arg(long)]
+    auth_file: PathBuf,
+    /// The app's encryption secret, read from this file: `encrypted` payloads are opened with it.
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    consortium: Consortium,
+}
+
+/// What the handler and the sender share: the keystore, its reporter and its outbox, behind
+/// one lock taken only for queueing and for writing outcomes back, never across the network.
+struct Queue {
+    store: PatientKeystore,
+    reporter: Reporter,
+    outbox: Outbox,
+    /// Fix times already queued or reported: the app sends a message again when it got no
+    /// answer (a gateway killed between the sync and the answer).
+    seen: BTreeSet<u64>,
+}
+
+struct Gateway {
+    queue: Mutex<Queue>,
+    /// `user:password`, as the app sends it.
+    credentials: Zeroizing<Vec<u8>>,
+    passphrase: Option<Zeroizing<String>>,
+    /// Wakes the sender when a record is queued.
+    queued: tokio::sync::Notify,
+}
+
+/// A secret's file, refused when others may read it (as the keystore's keys are).
+fn secret_file(path: &std::path::Path) -> anyhow::Result<Zeroizing<String>> {
+    bmpls_crypto::keyfile::check_private(path)?;
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    Ok(Zeroizing::new(
+        text.trim_end_matches(['\n', '\r']).to_string(),
+    ))
+}
+
+/// `bmpls gateway`.
+pub fn run(command: GatewayCommand) -> anyhow::Result<()> {
+    let GatewayCommand::Owntracks(args) = command;
+    crate::init_logs();
+    let store = PatientKeystore::open(&args.patient)?;
+    let credentials = secret_file(&args.auth_file)?;
+    anyhow::ensure!(
+        credentials.contains(':'),
+        "{}: expected one line user:password",
+        args.auth_file.display()
+    );
+    let passphrase = args
+        .passphrase_file
+        .as_deref()
+        .map(secret_file)
+        .transpose()?;
+    let reporter = store.reporter(&args.consortium.chain()?)?;
+    args.consortium.trust()?;
+    let outbox = crate::send::open(&store)?;
+    let mut seen = store.reported_times()?;
+    seen.extend(outbox.waiting().map(|r| r.fix_time_ms));
+    let gateway = Arc::new(Gateway {
+        queue: Mutex::new(Queue {
+            store,
+            reporter,
+            outbox,
+            seen,
+        }),
+        credentials: Zeroizing::new(credentials.as_bytes().to_vec()),
+        passphrase,
+        queued: tokio::sync::Notify::new(),
+    });
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(serve(gateway, args.listen, args.consortium))
+}
+
+async fn serve(
+    gateway: Arc<Gateway>,
+    listen: SocketAddr,
+    consortium: Consortium,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("--listen {listen}"))?;
+    let addr = listener.local_addr()?;
+    // What waits from before is sent now, as what comes next.
+    let sender = tokio::spawn(send_forever(gateway.clone(), consortium));
+    let app = axum::Router::new().fallback(handle).with_state(gateway);
+    println!("gateway listening on http://{addr}");
+    info!(%addr, "owntracks gateway listening");
+    // Stops on Ctrl-C or SIGTERM; nothing is lost either way (what was answered is on disk).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    });
+    let result = server.await.context("serving HTTP");
+    sender.abort();
+    result
+}
+
+fn answer(status: StatusCode, body: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn authorised(gateway: &Gateway, headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return false;
+    };
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let given = Zeroizing::new(given);
+    bool::from(given.as_slice().ct_eq(gateway.credentials.as_slice()))
+}
+
+async fn handle(
+    axum::extract::State(gateway): axum::extract::State<Arc<Gateway>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method != Method::POST {
+        return answer(StatusCode::METHOD_NOT_ALLOWED, "[]");
+    }
+    if !authorised(&gateway, &headers) {
+        let mut response = answer(StatusCode::UNAUTHORIZED, "[]");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"bmpls\""),
+        );
+        return response;
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await else {
+        return answer(StatusCode::PAYLOAD_TOO_LARGE, "[]");
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        warn!(bytes = bytes.len(), "a message that is not UTF-8");
+        return answer(StatusCode::BAD_REQUEST, "[]");
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let fix = match owntracks_message_of(
+        text,
+        gateway.passphrase.as_deref().map(String::as_str),
+        now_ms,
+    ) {
+        Ok(OwnTracksMessage::Fix(fix)) => fix,
+        Ok(OwnTracksMessage::Other(_)) => return answer(StatusCode::OK, "[]"),
+        Err(_) => {
+            // The reason may quote the message (a coordinate out of range): not logged.
+            warn!(bytes = bytes.len(), "a message that is not a fix");
+            return answer(StatusCode::BAD_REQUEST, "[]");
+        }
+    };
+    // Queueing syncs to disk: off the async threads. The answer waits for it.
+    let queued = {
+        let gateway = gateway.clone();
+        tokio::task::spawn_blocking(move || queue_fix(&gateway, fix)).await
+    };
+    match queued {
+        Ok(Ok(())) => {
+            gateway.queued.notify_one();
+            answer(StatusCode::OK, "[]")
+        }
+        Ok(Err(e)) => {
+            warn!(error = %e, "a fix could not be queued");
+            // The app takes any answer as delivered; a 5xx at least shows in its log.
+            answer(StatusCode::SERVICE_UNAVAILABLE, "[]")
+        }
+        Err(_) => answer(StatusCode::INTERNAL_SERVER_ERROR, "[]"),
+    }
+}
+
+/// Queues `fix` (synced) unless a fix of that time is already queued or reported.
+fn queue_fix(gateway: &Gateway, fix: bmpls_client::Fix) -> anyhow::Result<()> {
+    let mut queue = gateway
+        .queue
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the queue's lock is poisoned"))?;
+    if queue.seen.contains(&fix.fix_time_ms) {
+        return Ok(());
+    }
+    let Queue {
+        store,
+        reporter,
+        outbox,
+        seen,
+    } = &mut *queue;
+    outbox.queue(store, reporter, &[fix], &mut rand::rngs::OsRng)?;
+    store.add_reported_times(&[fix.fix_time_ms])?;
+    seen.insert(fix.fix_time_ms);
+    Ok(())
+}
+
+/// Sends the outbox for as long as the gateway runs: a batch at a time, the lock held only to
+/// take the batch and to write its outcomes back; while no validator answers, backing off.
+async fn send_forever(gateway: Arc<Gateway>, consortium: Consortium) {
+    let backoff = Backoff::default();
+    let mut failures = 0u32;
+    let mut nodes = None;
+    loop {
+        let batch = match gateway.queue.lock() {
+            Ok(queue) => queue.outbox.next_batch(),
+            Err(_) => return,
+        };
+        if batch.is_empty() {
+            gateway.queued.notified().await;
+            continue;
+        }
+        if nodes.is_none() {
+            let key = match gateway.queue.lock() {
+                Ok(queue) => {
+                    bmpls_crypto::SigningKey::from_seed(&queue.store.reporter_key().to_seed())
+                }
+                Err(_) => return,
+            };
+            match consortium.connect(&key).await {
+                Ok(n) => nodes = Some(n),
+                Err(e) => warn!(error = %crate::describe(&e), "no validator to send to"),
+            }
+        }
+        let mut progressed = false;
+        if let Some(nodes) = &nodes {
+            match nodes.submit(batch.clone()).await {
+                Ok(outcomes) => {
+                    let gateway = gateway.clone();
+                    let step = tokio::task::spawn_blocking(move || {
+                        let mut queue = gateway
+                            .queue
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("the queue's lock is poisoned"))?;
+                        Ok::<_, anyhow::Error>(queue.outbox.apply_outcomes(&batch, &outcomes)?)
+                    })
+                    .await;
+                    match step {
+                        Ok(Ok(step)) => {
+                            if let Some((seq, height)) = step.delivered.last() {
+                                info!(records = step.delivered.len(), last = seq, height, "sent");
+                            }
+                            for (seq, code, reason) in &step.refused {
+                                warn!(
+                                    seq,
+                                    ?code,
+                                    reason,
+                                    "a record was refused: kept aside in the outbox"
+                                );
+                            }
+                            progressed = step.progressed() || step.later.is_none();
+                            if let Some(why) = step.later.filter(|_| !progressed) {
+                                warn!(why, "records wait");
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            warn!(error = %e, "the outbox could not be updated");
+                        }
+                        Err(_) => return,
+                    }
+                }
+                Err(e) => warn!(error = %e, "no validator answered"),
+            }
+        }
+        if progressed {
+            failures = 0;
+        } else {
+            failures += 1;
+            tokio::time::sleep(backoff.wait(failures).min(Duration::from_secs(30))).await;
+        }
+    }
+}
