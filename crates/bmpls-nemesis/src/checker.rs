@@ -30,6 +30,8 @@ pub struct BlockView {
     pub hash: Hash,
     /// Its transactions' hashes.
     pub txs: Vec<Hash>,
+    /// Each transaction's kind (`report`, `audit`…), for reports; may be empty.
+    pub kinds: Vec<&'static str>,
 }
 
 /// A validator's chain read from its store after the run, from height 1.
@@ -172,10 +174,12 @@ pub enum Violation {
     Duplicated {
         /// The transaction (hex prefix).
         tx: String,
+        /// Its kind.
+        kind: &'static str,
         /// The validator.
         node: usize,
-        /// How often.
-        count: usize,
+        /// The heights it is at.
+        heights: Vec<u64>,
     },
     /// An acknowledged record is in the chain at another height than acknowledged.
     WrongHeight {
@@ -357,17 +361,20 @@ fn chains(history: &History, bounds: &Bounds, found: &mut Vec<Violation>) {
             });
         }
         let mut at: BTreeMap<Hash, Vec<u64>> = BTreeMap::new();
+        let mut kinds: BTreeMap<Hash, &'static str> = BTreeMap::new();
         for (i, block) in chain.blocks.iter().enumerate() {
-            for tx in &block.txs {
+            for (k, tx) in block.txs.iter().enumerate() {
                 at.entry(*tx).or_default().push(i as u64 + 1);
+                kinds.insert(*tx, block.kinds.get(k).copied().unwrap_or("?"));
             }
         }
         for (tx, heights) in &at {
             if heights.len() > 1 {
                 found.push(Violation::Duplicated {
                     tx: short(tx),
+                    kind: kinds.get(tx).copied().unwrap_or("?"),
                     node: chain.node,
-                    count: heights.len(),
+                    heights: heights.clone(),
                 });
             }
         }
@@ -564,6 +571,7 @@ mod tests {
         BlockView {
             hash: h(hash),
             txs: txs.iter().map(|&t| h(t)).collect(),
+            kinds: Vec::new(),
         }
     }
 
@@ -625,13 +633,15 @@ mod tests {
             &[
                 Violation::Duplicated {
                     tx: short(&h(10)),
+                    kind: "?",
                     node: 0,
-                    count: 2,
+                    heights: vec![1, 2],
                 },
                 Violation::Duplicated {
                     tx: short(&h(10)),
+                    kind: "?",
                     node: 1,
-                    count: 2,
+                    heights: vec![1, 2],
                 },
             ],
         );

@@ -247,7 +247,12 @@ impl Cluster {
             .arg(&self.command.program)
             .args(&self.command.args)
             .env(&self.command.config_env, &self.configs[i])
-            .env("RUST_LOG", "warn")
+            // malachite's WARN lines are normal in restarts and round changes (`bmpls node`
+            // filters them the same way); its errors stay.
+            .env(
+                "RUST_LOG",
+                "warn,informalsystems_malachitebft_core_consensus=error",
+            )
             .env("RUST_BACKTRACE", "1")
             .stdout(Stdio::null())
             .stderr(log);
@@ -459,9 +464,26 @@ impl Cluster {
                     .iter()
                     .map(|tx| bmpls_crypto::hash::tx_hash(tx).0)
                     .collect(),
+                kinds: block.txs.iter().map(kind_of).collect(),
             });
         }
         Ok(ChainView { node: i, blocks })
+    }
+}
+
+/// A transaction's kind, for reports.
+fn kind_of(tx: &bmpls_types::Transaction) -> &'static str {
+    use bmpls_types::Transaction as T;
+    match tx {
+        T::EnrolPatient(_) => "enrol patient",
+        T::EnrolCarer(_) => "enrol carer",
+        T::RotateReporterKey(_) => "rotate key",
+        T::Report(_) => "report",
+        T::Grant(_) => "grant",
+        T::Revoke(_) => "revoke",
+        T::SetFence(_) => "fence",
+        T::Audit(_) => "audit",
+        _ => "other",
     }
 }
 

@@ -64,7 +64,6 @@ fn say(message: impl AsRef<str>) {
 /// Waits until `done` or `limit` passes, sampling resources and noticing exits meanwhile;
 /// how long it took, if it happened.
 fn wait_until(
-    rt: &tokio::runtime::Runtime,
     cluster: &mut Cluster,
     history: &Shared,
     disk_full: Option<usize>,
@@ -99,7 +98,7 @@ fn wait_until(
                 let _ = cluster.spawn(node);
             }
         }
-        rt.block_on(tokio::time::sleep(Duration::from_millis(100)));
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -202,7 +201,7 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
         let _guard = rt.enter();
         workload::probe(&target, history.clone(), stop_probe.clone())
     };
-    let started = wait_until(&rt, &mut cluster, &history, None, options.liveness, || {
+    let started = wait_until(&mut cluster, &history, None, options.liveness, || {
         heights.min() >= 1
     });
     if started.is_none() {
@@ -223,14 +222,9 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
         ))
         .map_err(ClusterError::Other)?;
     let workload_start = Instant::now();
-    wait_until(
-        &rt,
-        &mut cluster,
-        &history,
-        None,
-        Duration::from_secs(3),
-        || false,
-    );
+    wait_until(&mut cluster, &history, None, Duration::from_secs(3), || {
+        false
+    });
 
     for (k, Step { fault, hold_ms }) in options.schedule.steps.iter().enumerate() {
         say(format!(
@@ -247,7 +241,6 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
             _ => None,
         };
         wait_until(
-            &rt,
             &mut cluster,
             &history,
             full,
@@ -262,11 +255,11 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
             .max()
             .unwrap_or(0);
         heal(&mut cluster, fault)?;
-        let resumed = wait_until(&rt, &mut cluster, &history, None, options.liveness, || {
+        let resumed = wait_until(&mut cluster, &history, None, options.liveness, || {
             heights.max() > height_at_heal
         });
         let target_height = height_at_heal.max(acked_height);
-        let converged = wait_until(&rt, &mut cluster, &history, None, options.liveness, || {
+        let converged = wait_until(&mut cluster, &history, None, options.liveness, || {
             heights.min() >= target_height
         });
         let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
@@ -282,13 +275,13 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
             resumed_after_ms: ms(resumed),
             converged_after_ms: ms(converged),
         });
-        wait_until(&rt, &mut cluster, &history, None, options.settle, || false);
+        wait_until(&mut cluster, &history, None, options.settle, || false);
     }
 
     rt.block_on(clients.stop(Duration::from_secs(20)));
     let workload_ms = workload_start.elapsed().as_millis() as u64;
     let top = heights.max();
-    let caught_up = wait_until(&rt, &mut cluster, &history, None, options.liveness, || {
+    let caught_up = wait_until(&mut cluster, &history, None, options.liveness, || {
         heights.min() >= top
     });
     if caught_up.is_none() {

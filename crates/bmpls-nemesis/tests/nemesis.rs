@@ -38,9 +38,12 @@ fn node_process() {
         .init();
     let config = NodeConfig::load(Path::new(&config)).expect("child loads its config");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime
-        .block_on(bmpls_node::run_until_signal(&config))
-        .expect("validator runs and stops cleanly");
+    // An error ends the process with status 1 and its message, as `bmpls node` does; only a
+    // panic counts as one.
+    if let Err(e) = runtime.block_on(bmpls_node::run_until_signal(&config)) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn command() -> NodeCommand {
