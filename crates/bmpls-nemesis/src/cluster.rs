@@ -113,6 +113,13 @@ impl Cluster {
         seed: u64,
     ) -> Result<Self, ClusterError> {
         let net = Net::create(n)?;
+        // Without it a skewed validator would start with the true clock (the loader ignores a
+        // missing preload): the run would test less than it says.
+        if !Path::new(FAKETIME_LIB).exists() {
+            return Err(ClusterError::Other(format!(
+                "{FAKETIME_LIB} is missing: apt-get install libfaketime"
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix("bmpls-nemesis-")
             .tempdir()
