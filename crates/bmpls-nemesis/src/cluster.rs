@@ -97,6 +97,8 @@ pub struct Cluster {
     paused: Vec<bool>,
     /// Each validator's clock offset when it was last started.
     skews: Vec<Option<i64>>,
+    /// When each validator was last started.
+    started: Vec<Instant>,
     mounts: Vec<PathBuf>,
     relays: Option<Relays>,
     net: Net,
@@ -140,6 +142,7 @@ impl Cluster {
             children: (0..n).map(|_| None).collect(),
             paused: vec![false; n],
             skews: vec![None; n],
+            started: vec![Instant::now(); n],
             mounts: Vec::new(),
             relays: None,
             net,
@@ -276,8 +279,14 @@ impl Cluster {
         }
         let child = command.spawn().map_err(io("spawn validator"))?;
         self.children[i] = Some(child);
+        self.started[i] = Instant::now();
         self.paused[i] = false;
         Ok(())
+    }
+
+    /// How long ago validator `i` was last started.
+    pub fn since_start(&self, i: usize) -> Duration {
+        self.started[i].elapsed()
     }
 
     /// Whether validator `i` runs (started and not yet seen to end).
@@ -338,6 +347,13 @@ impl Cluster {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// Validator `i`'s exit status if it has ended (it is then forgotten: not running).
+    pub fn reap(&mut self, i: usize) -> Option<String> {
+        let status = self.children[i].as_mut()?.try_wait().ok()??;
+        self.children[i] = None;
+        Some(status.to_string())
     }
 
     /// Validators that ended without being told to, with their exit status; each is

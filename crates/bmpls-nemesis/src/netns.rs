@@ -3,6 +3,7 @@
 //! clients come from). Made with `ip` as root, torn down on drop, even when the test fails.
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -56,8 +57,9 @@ impl Net {
     pub fn create(n: usize) -> Result<Self, NetError> {
         let serial = NETWORKS.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
-        // Names are at most 15 bytes (IFNAMSIZ); the subnet is 10.213.x.0/24.
-        let tag = format!("bn{}{}", pid % 100_000, serial % 10);
+        // Names are at most 15 bytes (IFNAMSIZ): `bn<pid>x<serial>br` fits a 7-digit pid. The
+        // subnet is 10.213.x.0/24.
+        let tag = format!("bn{pid}x{}", serial % 10);
         let third = ((pid.wrapping_mul(7).wrapping_add(serial)) % 200 + 20) as u8;
         let mut net = Self {
             tag: tag.clone(),
@@ -68,6 +70,7 @@ impl Net {
         let probe = format!("{tag}-probe");
         ip(&["netns", "add", &probe]).map_err(|e| NetError::NotRoot(e.to_string()))?;
         ip(&["netns", "del", &probe])?;
+        sweep();
         let bridge = format!("{tag}br");
         ip(&["link", "add", &bridge, "type", "bridge"])?;
         net.bridge = Some(bridge.clone());
@@ -116,6 +119,45 @@ impl Net {
     }
 }
 
+/// The harness pid a name of ours (`bn<pid>x…`) carries.
+fn owner(name: &str) -> Option<u32> {
+    name.strip_prefix("bn")?.split_once('x')?.0.parse().ok()
+}
+
+/// Removes what harnesses that were killed before their clean-up left behind: their
+/// validators (killed), namespaces and bridges. Names whose harness still runs are left alone.
+fn sweep() {
+    let dead =
+        |name: &str| owner(name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+    let listed = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    for line in listed(&["netns", "list"]).lines() {
+        let Some(ns) = line.split_whitespace().next() else {
+            continue;
+        };
+        if !dead(ns) {
+            continue;
+        }
+        for pid in listed(&["netns", "pids", ns]).split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).output();
+        }
+        let _ = ip(&["netns", "del", ns]);
+    }
+    for line in listed(&["-o", "link", "show", "type", "bridge"]).lines() {
+        let Some(name) = line.split(": ").nth(1) else {
+            continue;
+        };
+        if dead(name) {
+            let _ = ip(&["link", "del", name]);
+        }
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         // Deleting a namespace deletes the veth end inside it, and so the pair.
@@ -125,5 +167,16 @@ impl Drop for Net {
         if let Some(bridge) = &self.bridge {
             let _ = ip(&["link", "del", bridge]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_name_says_which_harness_made_it() {
+        assert_eq!(super::owner("bn12345x0-3"), Some(12345));
+        assert_eq!(super::owner("bn12345x0br"), Some(12345));
+        assert_eq!(super::owner("docker0"), None);
+        assert_eq!(super::owner("bnfoo"), None);
     }
 }

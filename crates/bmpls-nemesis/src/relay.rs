@@ -101,13 +101,13 @@ impl Relays {
         let counters = Arc::new(Counters::default());
         let n = peers.len();
         let mut ports = vec![vec![0u16; n]; n];
-        for from in 0..n {
-            for to in 0..n {
+        for (from, row) in ports.iter_mut().enumerate() {
+            for (to, port) in row.iter_mut().enumerate() {
                 if from == to {
                     continue;
                 }
                 let socket = runtime.block_on(UdpSocket::bind(SocketAddr::from((host, 0))))?;
-                ports[from][to] = socket.local_addr()?.port();
+                *port = socket.local_addr()?.port();
                 let link = Link {
                     from,
                     to,

@@ -40,6 +40,9 @@ pub struct Options {
     pub open_files: u64,
     /// How validators are started.
     pub command: NodeCommand,
+    /// Stop injecting faults once the clients have run this long, even if the plan has more
+    /// (the soak runs for a time, not a count).
+    pub deadline: Option<Duration>,
 }
 
 /// What a run found.
@@ -92,9 +95,14 @@ fn wait_until(
                 status,
                 disk_full: full,
             });
-            // A supervisor restarts a validator that stopped; one whose disk is full waits
-            // for space (the heal).
+            // A supervisor restarts a validator that stopped, at most once a second (one that
+            // cannot start would otherwise be restarted in a tight loop); one whose disk is
+            // full waits for space (the heal).
             if !full {
+                let since = cluster.since_start(node);
+                if since < Duration::from_secs(1) {
+                    std::thread::sleep(Duration::from_secs(1) - since);
+                }
                 let _ = cluster.spawn(node);
             }
         }
@@ -136,7 +144,7 @@ fn inject(cluster: &mut Cluster, fault: &Fault) -> Result<(), ClusterError> {
     Ok(())
 }
 
-fn heal(cluster: &mut Cluster, fault: &Fault) -> Result<(), ClusterError> {
+fn heal(cluster: &mut Cluster, fault: &Fault, history: &Shared) -> Result<(), ClusterError> {
     match fault {
         Fault::Kill(nodes) => {
             for &i in nodes {
@@ -156,6 +164,17 @@ fn heal(cluster: &mut Cluster, fault: &Fault) -> Result<(), ClusterError> {
         }
         Fault::FullDisk(node) => {
             cluster.free_disk(*node)?;
+            // It may have stopped on its full disk without being noticed yet.
+            if let Some(status) = cluster.reap(*node) {
+                say(format!(
+                    "validator {node} exited on its full disk: {status}"
+                ));
+                lock(history).exits.push(Exit {
+                    node: *node,
+                    status,
+                    disk_full: true,
+                });
+            }
             if !cluster.running(*node) {
                 cluster.spawn(*node)?;
             }
@@ -227,6 +246,16 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
     });
 
     for (k, Step { fault, hold_ms }) in options.schedule.steps.iter().enumerate() {
+        if options
+            .deadline
+            .is_some_and(|d| workload_start.elapsed() >= d)
+        {
+            say(format!(
+                "{k} faults in {:?}: time is up",
+                workload_start.elapsed()
+            ));
+            break;
+        }
         say(format!(
             "[{}/{}] {} for {hold_ms} ms (height {})",
             k + 1,
@@ -254,7 +283,7 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
             .map(|a| a.height)
             .max()
             .unwrap_or(0);
-        heal(&mut cluster, fault)?;
+        heal(&mut cluster, fault, &history)?;
         let resumed = wait_until(&mut cluster, &history, None, options.liveness, || {
             heights.max() > height_at_heal
         });

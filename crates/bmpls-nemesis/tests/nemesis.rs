@@ -4,8 +4,8 @@
 //! - The short runs (every kind of fault once, on 4 and on 7 validators) run in
 //!   `cargo test --workspace`. They need root; without it they say they were skipped, unless
 //!   `BMPLS_REQUIRE_NETNS=1` (set by `.ci/run`), under which they fail.
-//! - `BMPLS_NEMESIS_SOAK_SECS=900 cargo test -p bmpls-nemesis --release --test nemesis soak --
-//!   --nocapture` runs the soak: a fault every few seconds for that long (7 validators unless
+//! - `BMPLS_NEMESIS_SOAK_SECS=900 cargo test -p bmpls-nemesis --test nemesis soak --
+//!   --nocapture` runs the soak: faults one after another for that long (7 validators unless
 //!   `BMPLS_NEMESIS_VALIDATORS` says otherwise).
 //! - `BMPLS_NEMESIS_SEED=…` replays a run's plan.
 
@@ -99,6 +99,7 @@ fn options(validators: usize, schedule: Schedule) -> Options {
         rss_kib: 2 * 1024 * 1024,
         open_files: 4_096,
         command: command(),
+        deadline: None,
     }
 }
 
@@ -120,12 +121,16 @@ fn nemesis(options: &Options) {
     };
     eprintln!("nemesis: seed {seed}: {}", outcome.figures);
     let (forwarded, lost, cut, duplicated) = outcome.packets;
+    let mut watch_errors = outcome.history.watch_errors.clone();
+    watch_errors.sort();
+    watch_errors.dedup();
     eprintln!(
         "nemesis: packets forwarded {forwarded}, lost {lost}, cut {cut}, duplicated {duplicated}; \
-         unacknowledged commits {}; refusals {:?}; watch errors {}",
+         unacknowledged commits {}; refusals {:?}; watch errors {} {watch_errors:?}; exits {:?}",
         outcome.history.unacked_commits,
         outcome.history.refusals,
-        outcome.history.watch_errors.len()
+        outcome.history.watch_errors.len(),
+        outcome.history.exits,
     );
     assert!(
         outcome.violations.is_empty(),
@@ -160,11 +165,12 @@ fn soak() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
-    // A fault takes its hold, the catch-up and the settle: about 10 s each.
-    let faults = (secs / 10).max(1) as usize;
+    // A fault takes at least its hold (3 s): the plan cannot run out before the time does.
+    let faults = (secs / 3).max(1) as usize;
     let seed = seed();
     let mut options = options(validators, Schedule::soak(seed, validators, faults, TIMING));
     options.disk_mib = 1024;
     options.reporters = 4;
+    options.deadline = Some(Duration::from_secs(secs));
     nemesis(&options);
 }
