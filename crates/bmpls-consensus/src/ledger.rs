@@ -199,7 +199,18 @@ pub struct Ledger {
     /// Every fence ever set, and whether it still stands: a removed fence stays known so that
     /// replaying its transaction cannot bring it back.
     fences: BTreeMap<(PatientId, TxHash), bool>,
+    /// Audits committed, by the height their answer was computed at, for the last
+    /// [`AUDIT_WINDOW_HEIGHTS`] heights: an audit carries no sequence number, so without this a
+    /// copy gossiped back after its commit (a late link, a restarted peer) entered a later block
+    /// too (the nemesis found audits committed twice, seed 2).
+    audits: BTreeMap<Height, BTreeSet<TxHash>>,
 }
+
+/// How many heights an audit stays admissible after the height it was answered at; older ones
+/// are refused, so the set of committed audits kept for refusing replays is bounded. At a block
+/// every 20 ms that is over five minutes; a validator cut off longer loses its unsent audits,
+/// as one that crashes loses its mempool.
+pub const AUDIT_WINDOW_HEIGHTS: u64 = 16_384;
 
 impl Ledger {
     /// The state before the first block.
@@ -215,6 +226,7 @@ impl Ledger {
             grants: BTreeMap::new(),
             key_txs: BTreeMap::new(),
             fences: BTreeMap::new(),
+            audits: BTreeMap::new(),
         }
     }
 
@@ -446,6 +458,10 @@ impl Ledger {
         }
         changes.apply_to(self, block.header.height);
         self.height = block.header.height;
+        // Audits answered at or below this height are refused from now on (too old): they
+        // need not be remembered.
+        let oldest = Height(self.height.0.saturating_sub(AUDIT_WINDOW_HEIGHTS) + 1);
+        self.audits = self.audits.split_off(&oldest);
         self.tip = hash;
         self.tip_time_ms = block.header.time_ms;
     }
@@ -462,6 +478,7 @@ struct Changes {
     removed_fences: BTreeSet<(PatientId, TxHash)>,
     txs: BTreeSet<TxHash>,
     key_txs: Vec<(PatientId, TxHash)>,
+    audits: Vec<(Height, TxHash)>,
 }
 
 impl Changes {
@@ -483,6 +500,9 @@ impl Changes {
             .extend(self.fences.into_iter().map(|f| (f, true)));
         for fence in self.removed_fences {
             ledger.fences.insert(fence, false);
+        }
+        for (at, audit) in self.audits {
+            ledger.audits.entry(at).or_default().insert(audit);
         }
     }
 }
@@ -731,6 +751,28 @@ impl<'a> Overlay<'a> {
                 if !validators.contains(&t.node) {
                     return Err(TxRefusal::NotANode);
                 }
+                let height = self.ledger.height.0;
+                if t.at_height.0 > height {
+                    return Err(TxRefusal::Invalid(
+                        "an audit of an answer at a height not committed",
+                    ));
+                }
+                if height - t.at_height.0 >= AUDIT_WINDOW_HEIGHTS {
+                    return Err(TxRefusal::Invalid(
+                        "an audit too old to be checked for replay",
+                    ));
+                }
+                // Its hash covers its whole body (node, query, height), so a replay has the
+                // same hash; within a block, `changes.txs` caught it above.
+                if self
+                    .ledger
+                    .audits
+                    .get(&t.at_height)
+                    .is_some_and(|committed| committed.contains(&hash))
+                {
+                    return Err(TxRefusal::Duplicate(hash));
+                }
+                self.changes.audits.push((t.at_height, hash));
                 Ok(t.node.public_key())
             }
         }

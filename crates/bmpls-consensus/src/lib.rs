@@ -31,7 +31,9 @@ pub use engine::{
     Engine, EngineError, FUTURE_HEIGHTS, FUTURE_PROPOSALS_PER_HEIGHT, INPUT_QUEUE, Output,
     Refusals, SYNC_BATCH,
 };
-pub use ledger::{BlockRefusal, GrantTerms, Ledger, PatientState, TxRefusal, check_fix_time};
+pub use ledger::{
+    AUDIT_WINDOW_HEIGHTS, BlockRefusal, GrantTerms, Ledger, PatientState, TxRefusal, check_fix_time,
+};
 pub use malachite_types::{NilOrVal, Timeout, TimeoutKind};
 pub use mempool::{Mempool, Refusal};
 pub use message::{Message, SignedProposal, SignedVote, WalRecord};

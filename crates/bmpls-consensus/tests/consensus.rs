@@ -735,3 +735,73 @@ fn a_fence_is_removed_once_and_alerts_follow_the_grants_level_and_window() {
         "replaying the fence does not bring it back"
     );
 }
+
+/// An audit of a Track query answered at `at_height`, signed by `node`.
+fn audit(node: &SigningKey, at_height: u64) -> Transaction {
+    use bmpls_types::{Audit, CarerId, Height, LevelIndex, QueryKind, ValidatorId};
+    let mut audit = Audit {
+        node: ValidatorId(node.public().0),
+        carer: CarerId([3; 16]),
+        patient: PatientId([7; 16]),
+        query: QueryKind::Track,
+        level: LevelIndex(0),
+        from_ms: 1_000,
+        to_ms: 2_000,
+        at_height: Height(at_height),
+        sig: SignatureBytes::UNSIGNED,
+    };
+    node.sign(&mut audit, &chain());
+    Transaction::Audit(audit)
+}
+
+#[test]
+fn a_committed_audit_gossiped_back_is_refused_and_old_ones_are_forgotten() {
+    use bmpls_consensus::AUDIT_WINDOW_HEIGHTS;
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let node = SigningKey::from_seed(&[1; 32]);
+    let patient = enrol(&mut ledger, &node);
+    let check = |ledger: &Ledger, txs: Vec<Transaction>| {
+        let block = one_block(ledger, txs, &node);
+        ledger.check_block(&block, 1000, block.header.time_ms)
+    };
+    let answered = audit(&node, ledger.height().0);
+    assert!(check(&ledger, vec![answered.clone()]).is_ok());
+    apply(&mut ledger, vec![answered.clone()], &node);
+    // The same audit again, blocks later (the nemesis saw this: a copy gossiped after the
+    // commit entered another block): refused in a block and by the mempool.
+    apply(&mut ledger, vec![report(&patient, 1, 2)], &node);
+    assert!(check(&ledger, vec![answered.clone()]).is_err(), "a replay");
+    let mut pool = Mempool::new(10, 1 << 20);
+    assert!(matches!(
+        pool.admit(answered.clone(), &ledger),
+        Err(Refusal::Rule(TxRefusal::Duplicate(_)))
+    ));
+    // Another audit of the same height, and one of a height not yet committed.
+    assert!(
+        check(&ledger, vec![audit(&node, 1)]).is_err(),
+        "the same bytes"
+    );
+    let other = {
+        let mut a = match audit(&node, 1) {
+            Transaction::Audit(a) => a,
+            _ => unreachable!("an audit"),
+        };
+        a.to_ms += 1;
+        node.sign(&mut a, &chain());
+        Transaction::Audit(a)
+    };
+    assert!(check(&ledger, vec![other]).is_ok());
+    let ahead = audit(&node, ledger.height().0 + 1);
+    assert!(
+        check(&ledger, vec![ahead]).is_err(),
+        "answered at a height to come"
+    );
+    // After the window an audit is too old, and the committed ones are no longer kept.
+    for _ in 0..AUDIT_WINDOW_HEIGHTS {
+        apply(&mut ledger, Vec::new(), &node);
+    }
+    assert!(check(&ledger, vec![answered]).is_err(), "too old");
+    let fresh = audit(&node, ledger.height().0);
+    assert!(check(&ledger, vec![fresh]).is_ok());
+}

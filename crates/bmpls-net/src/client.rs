@@ -72,10 +72,11 @@ impl Client {
         } else {
             "0.0.0.0:0".parse().expect("literal address")
         };
-        let endpoint = crate::udp::endpoint(bind, None).map_err(|e| ClientError::Connect {
-            addr,
-            reason: e.to_string(),
-        })?;
+        let endpoint =
+            crate::udp::endpoint(bind, None, None).map_err(|e| ClientError::Connect {
+                addr,
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             endpoint,
             config,

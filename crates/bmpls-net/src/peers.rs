@@ -118,11 +118,15 @@ impl Peers {
     /// channel.
     pub fn start(config: PeerConfig) -> Result<(Self, mpsc::Receiver<Inbound>), NetError> {
         let server = tls::peer_server(&config.identity, &config.trust)?;
-        let endpoint =
-            crate::udp::endpoint(config.listen, Some(server)).map_err(|source| NetError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let endpoint = crate::udp::endpoint(
+            config.listen,
+            Some(server),
+            Some(config.identity.reset_key("peers")),
+        )
+        .map_err(|source| NetError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
         let stats = Arc::new(PeerStats::default());
         let mut tasks = JoinSet::new();

@@ -67,10 +67,11 @@ impl ClientServer {
     ) -> Result<Self, NetError> {
         let config = tls::client_server(identity)?;
         let endpoint =
-            crate::udp::endpoint(listen, Some(config)).map_err(|source| NetError::Bind {
-                addr: listen,
-                source,
-            })?;
+            crate::udp::endpoint(listen, Some(config), Some(identity.reset_key("clients")))
+                .map_err(|source| NetError::Bind {
+                    addr: listen,
+                    source,
+                })?;
         let guard = Arc::new(Guard::with_known(known));
         let addressee = Arc::new(Addressee { chain, node });
         let task = tokio::spawn(accept(endpoint.clone(), handler, guard, addressee));

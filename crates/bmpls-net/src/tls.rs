@@ -101,6 +101,12 @@ impl Identity {
         let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(config_error)?;
         Ok(Self { chain, key })
     }
+
+    /// The stateless-reset key of an endpoint presenting this identity, for `purpose`: the
+    /// same after a restart (see [`crate::udp::ResetKey`]).
+    pub(crate) fn reset_key(&self, purpose: &str) -> crate::udp::ResetKey {
+        crate::udp::ResetKey::derive(self.key.secret_der(), purpose)
+    }
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
