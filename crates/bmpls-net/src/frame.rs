@@ -34,8 +34,12 @@ pub async fn write_frame(send: &mut quinn::SendStream, payload: &[u8]) -> Result
         .map_err(|e| FrameError::Stream(e.to_string()))
 }
 
-/// Reads one frame of at most `max` bytes.
-pub async fn read_frame(recv: &mut quinn::RecvStream, max: usize) -> Result<Vec<u8>, FrameError> {
+/// Reads one frame of at most `max` bytes from `recv` (a QUIC stream; generic so that the
+/// framing can be tested and fuzzed over plain bytes).
+pub async fn read_frame<R>(recv: &mut R, max: usize) -> Result<Vec<u8>, FrameError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
     let mut prefix = [0u8; 4];
     read_exact(recv, &mut prefix).await?;
     let len = u32::from_be_bytes(prefix) as usize;
@@ -47,9 +51,47 @@ pub async fn read_frame(recv: &mut quinn::RecvStream, max: usize) -> Result<Vec<
     Ok(payload)
 }
 
-async fn read_exact(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), FrameError> {
-    recv.read_exact(buf).await.map_err(|e| match e {
-        quinn::ReadExactError::FinishedEarly(_) => FrameError::Truncated,
-        quinn::ReadExactError::ReadError(e) => FrameError::Stream(e.to_string()),
-    })
+async fn read_exact<R>(recv: &mut R, buf: &mut [u8]) -> Result<(), FrameError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    // quinn reports a stream that finished early as end of file; its other errors (reset,
+    // connection lost) are of other kinds.
+    match recv.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
+        Err(e) => Err(FrameError::Stream(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(mut bytes: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(read_frame(&mut bytes, max))
+    }
+
+    #[test]
+    fn frames_are_read_whole_and_checked_before_allocating() {
+        assert_eq!(read(&[0, 0, 0, 2, 7, 8, 9], 2).expect("a frame"), [7, 8]);
+        assert_eq!(read(&[0, 0, 0, 0], 0).expect("empty frame"), [0u8; 0]);
+        assert!(matches!(
+            read(&[0xff, 0xff, 0xff, 0xff], 16),
+            Err(FrameError::TooLarge {
+                len: 0xffff_ffff,
+                max: 16
+            })
+        ));
+        for truncated in [&[][..], &[0, 0], &[0, 0, 0, 3, 1, 2]] {
+            assert!(
+                matches!(read(truncated, 16), Err(FrameError::Truncated)),
+                "{truncated:?}"
+            );
+        }
+    }
 }

@@ -63,8 +63,11 @@ impl Guard {
     /// Checks `envelope` at the node's time `now_ms`. A request that passes has its nonce
     /// remembered: the same envelope is refused as [`RequestError::Replayed`] from then on.
     pub fn admit(&self, envelope: &Envelope, now_ms: u64) -> Result<(), RequestError> {
-        let skew_ms = envelope.sent_ms as i64 - now_ms as i64;
-        if skew_ms.unsigned_abs() > CLOCK_WINDOW_MS {
+        // In i128: the client's time is any u64, whose difference with ours an i64 may not
+        // hold; a skew beyond an i64 is reported as the nearest end.
+        let skew = i128::from(envelope.sent_ms) - i128::from(now_ms);
+        if skew.unsigned_abs() > u128::from(CLOCK_WINDOW_MS) {
+            let skew_ms = i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
             return Err(RequestError::Stale { skew_ms });
         }
         verify(envelope, &envelope.chain, &envelope.client, "request")
@@ -232,6 +235,31 @@ mod tests {
             Err(RequestError::Stale {
                 skew_ms: -(CLOCK_WINDOW_MS as i64) - 1
             })
+        );
+    }
+
+    /// Found by `fuzz/fuzz_targets/net.rs`: a request time past `i64::MAX` overflowed the skew
+    /// (a panic where overflow is checked, as in debug builds) instead of being refused.
+    #[test]
+    fn a_time_at_the_ends_of_the_clock_is_stale_not_an_overflow() {
+        let key = SigningKey::from_seed(&[7; 32]);
+        let guard = Guard::new();
+        let now_ms = 1_796_083_200_000;
+        for (sent_ms, skew_ms) in [
+            (u64::MAX, i64::MAX),
+            ((1 << 63) + now_ms, i64::MAX),
+            (1 << 63, i64::MAX - (now_ms as i64 - 1)),
+            (0, -(now_ms as i64)),
+        ] {
+            assert_eq!(
+                guard.admit(&envelope(&key, 1, sent_ms), now_ms),
+                Err(RequestError::Stale { skew_ms }),
+                "sent at {sent_ms}"
+            );
+        }
+        assert_eq!(
+            guard.admit(&envelope(&key, 2, 0), u64::MAX),
+            Err(RequestError::Stale { skew_ms: i64::MIN })
         );
     }
 
