@@ -63,6 +63,34 @@ async fn scenario() {
     let (answered, _) = nodes.status().await.expect("the second node answers");
     assert_eq!(answered, net.addrs[1]);
     nodes.close().await;
+    assert_eq!(
+        nodes.wire().await.connections,
+        1,
+        "the down node never connected, so only the second was counted"
+    );
+
+    // A phone whose validators are all up opens one connection, to the preferred one, not one
+    // to each: each costs a handshake of kilobytes on a metered link (`bmpls bench phone`).
+    let nodes = Nodes::new(&net.addrs, &net.trust, &key).expect("clients");
+    let (answered, _) = nodes.status().await.expect("the first node answers");
+    assert_eq!(answered, net.addrs[0]);
+    // Longer than the stagger: a second dial would have started by now.
+    tokio::time::sleep(bmpls_client::DIAL_STAGGER * 2).await;
+    let (again, _) = nodes.status().await.expect("it answers again");
+    assert_eq!(
+        again, net.addrs[0],
+        "the phone stays with the node that answered"
+    );
+    nodes.close().await;
+    let wire = nodes.wire().await;
+    assert_eq!(
+        wire.connections, 1,
+        "one handshake for two requests: {wire:?}"
+    );
+    assert!(
+        wire.sent_bytes > 1_200 && wire.received_bytes > 0,
+        "a QUIC handshake pads its first packet to 1,200 bytes: {wire:?}"
+    );
 
     // The peer port and the metrics port of a validator, given by mistake.
     let node = &net.cluster.nodes[0];

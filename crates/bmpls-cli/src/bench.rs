@@ -30,6 +30,11 @@ pub enum BenchCommand {
     /// delivery at the watching carer.
     #[command(after_help = "Example: target/release/bmpls bench alerts --alerts 100")]
     Alerts(crate::querybench::AlertBenchArgs),
+    /// Phone: what reporting costs a phone on the wire (bytes and datagrams per fix, QUIC and
+    /// TLS included) when it wakes for each fix, for a batch, or keeps its connection open;
+    /// the keep-alive of an idle connection; the CPU time to build a record.
+    #[command(after_help = "Example: target/release/bmpls bench phone --wakeups 20 --batch 20")]
+    Phone(crate::phonebench::PhoneBenchArgs),
     /// Privacy: leakage-abuse attacks on a simulated patient's encrypted records, in metres,
     /// per storage scheme (all levels order-preserving, as records were before store schema
     /// 10; order-revealing below district, as they are now) and level, beside each scheme's
@@ -74,6 +79,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => crate::ingest::run(&args),
         BenchCommand::Query(args) => crate::querybench::run_query(&args),
         BenchCommand::Alerts(args) => crate::querybench::run_alerts(&args),
+        BenchCommand::Phone(args) => crate::phonebench::run(&args),
         BenchCommand::Privacy(args) => crate::privacybench::run_privacy(&args),
     }
 }

@@ -45,20 +45,27 @@ pub struct IngestArgs {
     min_block_interval_ms: u64,
 }
 
-struct Phone {
-    id: PatientId,
-    key: SigningKey,
-    records: Vec<Transaction>,
+/// A simulated phone: its patient, its reporter key and the records it will send.
+pub(crate) struct Phone {
+    pub(crate) id: PatientId,
+    pub(crate) key: SigningKey,
+    pub(crate) records: Vec<Transaction>,
 }
 
 /// The bench cluster's chain id.
-const BENCH_CHAIN: &str = "bmpls-bench";
+pub(crate) const BENCH_CHAIN: &str = "bmpls-bench";
 
-fn phones(args: &IngestArgs, chain: &ChainId) -> anyhow::Result<Vec<Phone>> {
-    let per_phone = args.records.div_ceil(args.reporters);
+/// `reporters` phones with `records` records between them, fixes a second apart ending now,
+/// built and signed for `chain` with the shipped levels.
+pub(crate) fn phones(
+    reporters: usize,
+    records: usize,
+    chain: &ChainId,
+) -> anyhow::Result<Vec<Phone>> {
+    let per_phone = records.div_ceil(reporters);
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
-    let mut phones = Vec::with_capacity(args.reporters);
-    for r in 0..args.reporters {
+    let mut phones = Vec::with_capacity(reporters);
+    for r in 0..reporters {
         let mut rng = StdRng::seed_from_u64(r as u64);
         let id = PatientId(rand::Rng::r#gen(&mut rng));
         let key = SigningKey::generate(&mut rng);
@@ -70,7 +77,7 @@ fn phones(args: &IngestArgs, chain: &ChainId) -> anyhow::Result<Vec<Phone>> {
             LevelSet::default_levels(),
             86_400_000,
         )?;
-        let count = per_phone.min(args.records.saturating_sub(r * per_phone));
+        let count = per_phone.min(records.saturating_sub(r * per_phone));
         let mut records = Vec::with_capacity(count);
         for i in 0..count {
             let fix = Fix {
@@ -94,7 +101,8 @@ fn phones(args: &IngestArgs, chain: &ChainId) -> anyhow::Result<Vec<Phone>> {
     Ok(phones)
 }
 
-fn enrolment(phone: &Phone, operator: &SigningKey, chain: &ChainId) -> Transaction {
+/// The operator's enrolment of `phone`'s patient.
+pub(crate) fn enrolment(phone: &Phone, operator: &SigningKey, chain: &ChainId) -> Transaction {
     let mut enrol = EnrolPatient {
         patient: phone.id,
         reporter_key: phone.key.public(),
@@ -109,7 +117,7 @@ fn enrolment(phone: &Phone, operator: &SigningKey, chain: &ChainId) -> Transacti
     Transaction::EnrolPatient(enrol)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -131,7 +139,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // The cluster is made with this chain id below; records are signed for it up front.
     let chain = ChainId::new(BENCH_CHAIN).expect("a short literal");
-    let phones = phones(args, &chain)?;
+    let phones = phones(args.reporters, args.records, &chain)?;
     let built = started.elapsed();
     let total: usize = phones.iter().map(|p| p.records.len()).sum();
     println!(

@@ -15,6 +15,7 @@ mod ingest;
 mod logs;
 mod node;
 mod output;
+mod phonebench;
 mod privacybench;
 mod querybench;
 mod send;

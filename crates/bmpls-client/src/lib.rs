@@ -23,7 +23,7 @@ pub use carer::{
 };
 pub use ciphers::{CipherError, EncryptedRanges, EpochKeys, LevelCiphers};
 pub use keystore::PatientKeystore;
-pub use network::{NetworkError, Nodes};
+pub use network::{DIAL_STAGGER, NetworkError, Nodes};
 pub use outbox::{Outbox, OutboxError};
 pub use reporter::{Fix, ReportError, Reporter, check_fix, check_fix_time};
 

@@ -1,8 +1,10 @@
 //! Talking to the consortium: a set of validators. A phone keeps using the node that last
-//! answered and fails over to the others when it stops answering, dialling them all at once
-//! (so that any number of down nodes costs one connect timeout, not one each); resubmitting a
-//! transaction is safe (a node that already has it answers once it commits, or refuses it as a
-//! replay once committed).
+//! answered and fails over to the others when it stops answering, dialling them in order of
+//! preference, each [`DIAL_STAGGER`] after the one before or as soon as it failed (Happy
+//! Eyeballs, RFC 8305): a phone whose validator is up makes one handshake, not one per
+//! validator (`bmpls bench phone` counts them), and any number of down nodes still costs about
+//! one connect timeout, not one each. Resubmitting a transaction is safe (a node that already
+//! has it answers once it commits, or refuses it as a replay once committed).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,22 +54,13 @@ fn failures(list: &[(SocketAddr, ClientError)]) -> String {
     each.join("; ")
 }
 
-/// Dials under way, aborted when no longer wanted (a dial holds its client's connection slot
-/// until it ends, which would hold up closing it).
-struct Dials(
-    Vec<(
-        usize,
-        tokio::task::JoinHandle<Result<bmpls_types::ValidatorId, ClientError>>,
-    )>,
-);
-
-impl Drop for Dials {
-    fn drop(&mut self) {
-        for (_, dial) in &self.0 {
-            dial.abort();
-        }
-    }
-}
+/// How long a dial has to succeed before the next validator is dialled too. Longer than a
+/// QUIC handshake over a mobile network (one round trip, ~50–300 ms) so that a phone whose
+/// validator is up opens one connection; far shorter than [`CONNECT_TIMEOUT`], so that a
+/// validator that is down delays a request by about this much.
+///
+/// [`CONNECT_TIMEOUT`]: bmpls_net::limits::CONNECT_TIMEOUT
+pub const DIAL_STAGGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Validators of one consortium, as seen by one client key.
 #[derive(Debug)]
@@ -101,10 +94,12 @@ impl Nodes {
     }
 
     /// Sends `request` to the preferred node, then to the others in turn, until one answers;
-    /// every node is dialled at once (each once), so down nodes cost one connect timeout
-    /// together, not one each, while the order stays that of preference (a client keeps
-    /// reading from the validator that acknowledged its writes). Every node that failed is
-    /// named in the error. An answer that is a request error (busy, rate limited…) is returned
+    /// with no connection open, the nodes are dialled in order of preference, each
+    /// [`DIAL_STAGGER`] after the one before or at once when it failed, and the first that
+    /// connects is asked (each node is dialled once), so down nodes cost about one connect
+    /// timeout together, not one each. A client keeps using the validator that answered (it
+    /// reads from the one that acknowledged its writes). Every node that failed is named in
+    /// the error. An answer that is a request error (busy, rate limited…) is returned
     /// as it is.
     pub async fn call(&self, request: Request) -> Result<(SocketAddr, Response), NetworkError> {
         let count = self.clients.len();
@@ -118,32 +113,69 @@ impl Nodes {
                 Err(e) => failed[start] = Some(e),
             }
         }
-        let mut dials = Dials(
-            order
-                .iter()
-                .filter(|&&index| failed[index].is_none())
-                .map(|&index| {
+        // Dials in order of preference, staggered; the first to connect and answer wins. A
+        // dial holds its client's connection slot until it ends, so the ones still under way
+        // are aborted (the set is dropped) once an answer is in.
+        let mut waiting = order
+            .iter()
+            .copied()
+            .filter(|&index| failed[index].is_none())
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut dials = tokio::task::JoinSet::new();
+        let mut dialling = std::collections::HashMap::new();
+        let mut dial_next =
+            |dials: &mut tokio::task::JoinSet<_>,
+             dialling: &mut std::collections::HashMap<_, _>| match waiting.next() {
+                Some(index) => {
                     let client = self.clients[index].clone();
-                    (index, tokio::spawn(async move { client.dial().await }))
-                })
-                .collect(),
-        );
-        for (index, dial) in dials.0.iter_mut() {
-            let client = &self.clients[*index];
-            let outcome = match dial.await {
-                Ok(Ok(_)) => client.call(request.clone()).await,
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(ClientError::Connect {
-                    addr: client.addr(),
-                    reason: format!("the dial failed: {e}"),
-                }),
+                    let handle = dials.spawn(async move { (index, client.dial().await) });
+                    dialling.insert(handle.id(), index);
+                    true
+                }
+                None => false,
+            };
+        dial_next(&mut dials, &mut dialling);
+        let mut more = true;
+        loop {
+            if dials.is_empty() {
+                more = dial_next(&mut dials, &mut dialling);
+                if !more {
+                    break;
+                }
+            }
+            let joined = tokio::select! {
+                joined = dials.join_next_with_id() => joined,
+                () = tokio::time::sleep(DIAL_STAGGER), if more => {
+                    more = dial_next(&mut dials, &mut dialling);
+                    continue;
+                }
+            };
+            let Some(joined) = joined else { continue };
+            let (index, outcome) = match joined {
+                Ok((_, (index, Ok(_)))) => (index, self.clients[index].call(request.clone()).await),
+                Ok((_, (index, Err(e)))) => (index, Err(e)),
+                Err(e) => {
+                    let Some(&index) = dialling.get(&e.id()) else {
+                        continue;
+                    };
+                    let failure = ClientError::Connect {
+                        addr: self.clients[index].addr(),
+                        reason: format!("the dial failed: {e}"),
+                    };
+                    (index, Err(failure))
+                }
             };
             match outcome {
                 Ok(response) => {
-                    self.preferred.store(*index, Ordering::Relaxed);
-                    return Ok((client.addr(), response));
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok((self.clients[index].addr(), response));
                 }
-                Err(e) => failed[*index] = Some(e),
+                Err(e) => {
+                    failed[index] = Some(e);
+                    // A failure need not wait out the stagger.
+                    more = dial_next(&mut dials, &mut dialling);
+                }
             }
         }
         let failures: Vec<(SocketAddr, ClientError)> = order
@@ -369,6 +401,16 @@ impl Nodes {
             }
         }
         out
+    }
+
+    /// Everything the connections to these nodes carried so far, QUIC and TLS included
+    /// ([`bmpls_net::WireStats`]): what a phone pays in bytes and wake-ups.
+    pub async fn wire(&self) -> bmpls_net::WireStats {
+        let mut total = bmpls_net::WireStats::default();
+        for client in &self.clients {
+            total = total + client.wire().await;
+        }
+        total
     }
 
     /// Closes every connection, all at once (each waits up to a moment for its peer's

@@ -43,6 +43,65 @@ pub enum ClientError {
     Timeout(std::time::Duration),
 }
 
+/// What a client's connections carried, QUIC and TLS included: UDP payloads, so the IP and UDP
+/// headers (28 bytes a datagram over IPv4, 48 over IPv6) come on top for what a radio sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireStats {
+    /// Connections opened (handshakes completed).
+    pub connections: u64,
+    /// Bytes sent in UDP datagrams.
+    pub sent_bytes: u64,
+    /// Datagrams sent.
+    pub sent_datagrams: u64,
+    /// Bytes received in UDP datagrams.
+    pub received_bytes: u64,
+    /// Datagrams received: each one wakes a sleeping radio and CPU.
+    pub received_datagrams: u64,
+}
+
+impl WireStats {
+    fn of(connection: &quinn::Connection) -> Self {
+        let stats = connection.stats();
+        Self {
+            connections: 1,
+            sent_bytes: stats.udp_tx.bytes,
+            sent_datagrams: stats.udp_tx.datagrams,
+            received_bytes: stats.udp_rx.bytes,
+            received_datagrams: stats.udp_rx.datagrams,
+        }
+    }
+}
+
+impl std::ops::Add for WireStats {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            connections: self.connections + other.connections,
+            sent_bytes: self.sent_bytes + other.sent_bytes,
+            sent_datagrams: self.sent_datagrams + other.sent_datagrams,
+            received_bytes: self.received_bytes + other.received_bytes,
+            received_datagrams: self.received_datagrams + other.received_datagrams,
+        }
+    }
+}
+
+impl std::ops::Sub for WireStats {
+    type Output = Self;
+
+    fn sub(self, other: Self) -> Self {
+        Self {
+            connections: self.connections.saturating_sub(other.connections),
+            sent_bytes: self.sent_bytes.saturating_sub(other.sent_bytes),
+            sent_datagrams: self.sent_datagrams.saturating_sub(other.sent_datagrams),
+            received_bytes: self.received_bytes.saturating_sub(other.received_bytes),
+            received_datagrams: self
+                .received_datagrams
+                .saturating_sub(other.received_datagrams),
+        }
+    }
+}
+
 /// A connection to one node, re-established as needed.
 pub struct Client {
     endpoint: quinn::Endpoint,
@@ -52,6 +111,8 @@ pub struct Client {
     key: SigningKey,
     /// The open connection and the validator its certificate names.
     connection: Mutex<Option<(quinn::Connection, ValidatorId)>>,
+    /// What the connections no longer open carried.
+    carried: std::sync::Mutex<WireStats>,
 }
 
 impl std::fmt::Debug for Client {
@@ -84,6 +145,7 @@ impl Client {
             addr,
             key,
             connection: Mutex::new(None),
+            carried: std::sync::Mutex::new(WireStats::default()),
         })
     }
 
@@ -200,11 +262,44 @@ impl Client {
 
     /// Closes the connection.
     pub async fn close(&self) {
-        if let Some((c, _)) = self.connection.lock().await.take() {
+        let closed = self.connection.lock().await.take();
+        if let Some((c, _)) = &closed {
             c.close(0u32.into(), b"bye");
         }
         // Close frames go out at once; waiting out the whole drain period (3 PTO) gains nothing.
         let _ = tokio::time::timeout(CLOSE_WAIT, self.endpoint.wait_idle()).await;
+        if let Some((c, _)) = closed {
+            self.count(&c);
+        }
+    }
+
+    /// Everything this client's connections carried so far, the open one included (a closed
+    /// one with its close: [`Client::close`] counts it after the close went out).
+    pub async fn wire(&self) -> WireStats {
+        let open = self
+            .connection
+            .lock()
+            .await
+            .as_ref()
+            .map(|(c, _)| WireStats::of(c))
+            .unwrap_or_default();
+        self.carried() + open
+    }
+
+    fn carried(&self) -> WireStats {
+        *self
+            .carried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a connection that left the slot to what was carried.
+    fn count(&self, gone: &quinn::Connection) {
+        let mut carried = self
+            .carried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *carried = *carried + WireStats::of(gone);
     }
 
     async fn forget(&self, broken: &quinn::Connection) {
@@ -213,7 +308,9 @@ impl Client {
             .as_ref()
             .is_some_and(|(c, _)| c.stable_id() == broken.stable_id())
         {
-            *slot = None;
+            if let Some((gone, _)) = slot.take() {
+                self.count(&gone);
+            }
         }
     }
 
@@ -225,6 +322,9 @@ impl Client {
         let mut slot = self.connection.lock().await;
         if let Some(open) = slot.as_ref().filter(|(c, _)| c.close_reason().is_none()) {
             return Ok(open.clone());
+        }
+        if let Some((gone, _)) = slot.take() {
+            self.count(&gone);
         }
         let mut backoff = BACKOFF_MIN;
         let mut last = String::new();

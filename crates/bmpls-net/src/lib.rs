@@ -27,7 +27,7 @@ pub mod server;
 pub mod tls;
 mod udp;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, WireStats};
 pub use frame::FrameError;
 pub use peers::{Inbound, PeerConfig, PeerSender, Peers};
 pub use proto::{
