@@ -97,7 +97,10 @@ fn acknowledgements_follow_a_sync_of_what_they_acknowledge() {
     assert_eq!(acks.0, ACKS, "every block was acknowledged");
     let (logged, files) = check_log(&text, "logged ", &wal);
     assert_eq!(logged, ACKS, "every log entry was acknowledged");
-    assert_eq!(files, ACKS as usize, "each height's entries went to a file of its own");
+    assert_eq!(
+        files, ACKS as usize,
+        "each height's entries went to a file of its own"
+    );
 }
 
 /// Walks the trace; for each acknowledgement line starting with `ack`, checks that every file of

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use bmpls_consensus::{
-    ConsensusParams, Engine, Genesis, Ledger, Message, Output, ValidatorSet, WalRecord,
-    WalStorage,
+    ConsensusParams, Engine, Genesis, Ledger, Message, Output, ValidatorSet, WalRecord, WalStorage,
 };
 use bmpls_crypto::SigningKey;
 use bmpls_store::{FileWal, StoreError};
@@ -44,23 +43,20 @@ fn committed(outputs: &[Output]) -> Vec<bmpls_types::BlockHash> {
         .collect()
 }
 
+/// A single validator of seed `seed` started on `wal` at `now_ms`: its own quorum, it proposes,
+/// votes and decides on start.
+fn start<W: WalStorage>(seed: [u8; 32], wal: W, now_ms: u64) -> (Engine<W>, Vec<Output>) {
+    let genesis = genesis(&SigningKey::from_seed(&seed));
+    let ledger = Ledger::genesis(genesis.validators.clone(), 0);
+    Engine::start(genesis, SigningKey::from_seed(&seed), ledger, wal, now_ms).expect("start")
+}
+
 #[test]
 fn a_restarted_validator_replays_its_log_to_the_same_decision() {
     let dir = tempfile::tempdir().expect("tempdir");
     let seed = [9u8; 32];
-    let genesis = genesis(&SigningKey::from_seed(&seed));
-    let ledger = Ledger::genesis(genesis.validators.clone(), 0);
-
     // A single validator is its own quorum: it proposes, votes and decides on start.
-    let wal = FileWal::open(dir.path()).expect("open log");
-    let (engine, outputs) = Engine::start(
-        genesis.clone(),
-        SigningKey::from_seed(&seed),
-        ledger.clone(),
-        wal,
-        1_000,
-    )
-    .expect("start");
+    let (engine, outputs) = start(seed, FileWal::open(dir.path()).expect("open log"), 1_000);
     let first = committed(&outputs);
     assert_eq!(first.len(), 1, "one block decided: {outputs:?}");
     // Stop before the block is persisted (the engine, and its log handle, are dropped).
@@ -73,8 +69,7 @@ fn a_restarted_validator_replays_its_log_to_the_same_decision() {
         !wal.entries_from(1).expect("read").is_empty(),
         "the log kept the height"
     );
-    let (engine, outputs) =
-        Engine::start(genesis, SigningKey::from_seed(&seed), ledger, wal, 50_000).expect("restart");
+    let (engine, outputs) = start(seed, wal, 50_000);
     assert_eq!(committed(&outputs), first, "same decision after restart");
     assert_eq!(
         engine.refusals().double_sign,
@@ -148,22 +143,13 @@ fn log_file(dir: &Path, height: u64) -> PathBuf {
 fn a_validator_restarted_from_a_log_cut_anywhere_after_its_last_sync_never_signs_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
     let seed = [11u8; 32];
-    let genesis = genesis(&SigningKey::from_seed(&seed));
-    let ledger = Ledger::genesis(genesis.validators.clone(), 0);
     let durable_ends = std::rc::Rc::default();
     let wal = Noting {
         wal: FileWal::open(dir.path()).expect("open log"),
         dir: dir.path().to_path_buf(),
         durable_ends: std::rc::Rc::clone(&durable_ends),
     };
-    let (engine, outputs) = Engine::start(
-        genesis.clone(),
-        SigningKey::from_seed(&seed),
-        ledger.clone(),
-        wal,
-        1_000,
-    )
-    .expect("start");
+    let (engine, outputs) = start(seed, wal, 1_000);
     let first = committed(&outputs);
     assert_eq!(first.len(), 1, "one block decided: {outputs:?}");
     let mut signed = Signed::new();
@@ -173,10 +159,19 @@ fn a_validator_restarted_from_a_log_cut_anywhere_after_its_last_sync_never_signs
     // A crash between two durable appends leaves everything up to the first on disk and any
     // prefix of what was written after it: every such log, in turn.
     let ends = durable_ends.borrow().clone();
-    let height = ends.first().expect("the engine logged durably before signing").0;
-    assert!(ends.iter().all(|(h, _)| *h == height), "one height: {ends:?}");
+    let height = ends
+        .first()
+        .expect("the engine logged durably before signing")
+        .0;
+    assert!(
+        ends.iter().all(|(h, _)| *h == height),
+        "one height: {ends:?}"
+    );
     let full = std::fs::read(log_file(dir.path(), height)).expect("log file");
-    assert!(ends.len() >= 3, "a durable entry before each signature: {ends:?}");
+    assert!(
+        ends.len() >= 3,
+        "a durable entry before each signature: {ends:?}"
+    );
     for cut in ends[0].1..=full.len() as u64 {
         let copy = tempfile::tempdir().expect("tempdir");
         std::fs::write(log_file(copy.path(), height), &full[..cut as usize]).expect("cut copy");
@@ -196,14 +191,7 @@ fn a_validator_restarted_from_a_log_cut_anywhere_after_its_last_sync_never_signs
                 before.insert(key, signed[&key].clone());
             }
         }
-        let (engine, outputs) = Engine::start(
-            genesis.clone(),
-            SigningKey::from_seed(&seed),
-            ledger.clone(),
-            wal,
-            50_000,
-        )
-        .expect("restart");
+        let (engine, outputs) = start(seed, wal, 50_000);
         let context = format!("log cut to {cut} of {} bytes", full.len());
         note_signatures(&mut before, &outputs, &context);
         assert_eq!(committed(&outputs).len(), 1, "{context}: decided");

@@ -98,7 +98,10 @@ impl LogFile {
 
     /// Every frame from the start, and a torn tail if the file ends in one; changes nothing
     /// (cut the tail with [`LogFile::cut_tail`] once the frames were judged).
-    pub fn scan(&mut self, max_payload: usize) -> Result<(Vec<Frame>, Option<TornTail>), ScanError> {
+    pub fn scan(
+        &mut self,
+        max_payload: usize,
+    ) -> Result<(Vec<Frame>, Option<TornTail>), ScanError> {
         self.file.seek(SeekFrom::Start(0))?;
         FrameReader::new(BufReader::new(&self.file), self.len, max_payload).read_all()
     }

@@ -37,9 +37,9 @@ use std::path::{Path, PathBuf};
 // The outbox holds only what validators see (ciphertexts, fix times), but it sits beside the
 // keys and says when the patient was where no validator was told yet: `bmpls_framelog`
 // creates its files owner-only.
-use bmpls_framelog::{Frame, LockError, LogFile, ScanError, TornTail};
 #[cfg(test)]
 use bmpls_framelog::HEADER_BYTES;
+use bmpls_framelog::{Frame, LockError, LogFile, ScanError, TornTail};
 
 use bmpls_net::RefusalCode;
 use bmpls_types::limits::MAX_TX_BYTES;

@@ -125,8 +125,7 @@ fn read_sled(dir: &Path) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let mut entries = Vec::new();
     for item in db.iter() {
         let (key, value) = item?;
-        let height =
-            be_u64(&key, 0).ok_or_else(|| corrupt("write-ahead log key", &key))?;
+        let height = be_u64(&key, 0).ok_or_else(|| corrupt("write-ahead log key", &key))?;
         let entry = open_value(&value, "write-ahead log entry", &key)?;
         entries.push((height, entry.to_vec()));
     }

@@ -189,10 +189,10 @@ impl FileWal {
         for (&height, segment) in &mut self.open {
             if segment.dirty {
                 let path = self.dir.join(file_name(height));
-                segment.file.sync_data().map_err(|source| StoreError::Sync {
-                    dir: path,
-                    source,
-                })?;
+                segment
+                    .file
+                    .sync_data()
+                    .map_err(|source| StoreError::Sync { dir: path, source })?;
                 segment.dirty = false;
             }
         }

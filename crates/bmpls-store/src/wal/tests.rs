@@ -27,9 +27,14 @@ fn corrupt_offset(dir: &Path) -> (PathBuf, u64, String) {
 fn three_entries(dir: &Path) -> [u64; 3] {
     let mut wal = open(dir);
     let mut ends = [0; 3];
-    for (i, entry) in [&b"prevote"[..], b"signed prevote", b"a precommit"].iter().enumerate() {
+    for (i, entry) in [&b"prevote"[..], b"signed prevote", b"a precommit"]
+        .iter()
+        .enumerate()
+    {
         wal.append(7, entry, true).expect("append");
-        ends[i] = std::fs::metadata(dir.join(file_name(7))).expect("file").len();
+        ends[i] = std::fs::metadata(dir.join(file_name(7)))
+            .expect("file")
+            .len();
     }
     ends
 }
@@ -95,7 +100,10 @@ fn a_length_beyond_the_bound_is_a_typed_error() {
         std::fs::write(&path, &bytes).expect("damage");
         let (_, offset, why) = corrupt_offset(dir.path());
         assert_eq!(offset, ends[0]);
-        assert!(why.contains(&format!("frame length of {declared}")), "{why}");
+        assert!(
+            why.contains(&format!("frame length of {declared}")),
+            "{why}"
+        );
     }
     std::fs::write(&path, &full).expect("restore");
     let mut wal = open(dir.path());
@@ -139,11 +147,7 @@ fn entries_come_back_in_height_then_append_order_and_pruning_lasts() {
 fn a_file_under_another_heights_name_is_corrupt() {
     let dir = tempfile::tempdir().expect("temp dir");
     three_entries(dir.path());
-    std::fs::rename(
-        dir.path().join(file_name(7)),
-        dir.path().join(file_name(8)),
-    )
-    .expect("rename");
+    std::fs::rename(dir.path().join(file_name(7)), dir.path().join(file_name(8))).expect("rename");
     let (path, offset, _) = corrupt_offset(dir.path());
     assert_eq!((path, offset), (dir.path().join(file_name(8)), 0));
 }
@@ -152,7 +156,10 @@ fn a_file_under_another_heights_name_is_corrupt() {
 fn a_second_opening_is_refused_while_the_log_is_in_use() {
     let dir = tempfile::tempdir().expect("temp dir");
     let held = open(dir.path());
-    assert!(matches!(FileWal::open(dir.path()), Err(StoreError::Locked(_))));
+    assert!(matches!(
+        FileWal::open(dir.path()),
+        Err(StoreError::Locked(_))
+    ));
     drop(held);
     open(dir.path());
 }
