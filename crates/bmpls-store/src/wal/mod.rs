@@ -255,7 +255,8 @@ impl WalStorage for FileWal {
     type Error = StoreError;
 
     fn append(&mut self, height: u64, entry: &[u8], durable: bool) -> Result<(), StoreError> {
-        if entry.is_empty() || entry.len() > MAX_WAL_ENTRY_BYTES {
+        // The frame's payload is never empty: it starts with the height.
+        if entry.len() > MAX_WAL_ENTRY_BYTES {
             return Err(StoreError::EntryTooLarge {
                 bytes: entry.len(),
                 limit: MAX_WAL_ENTRY_BYTES,
