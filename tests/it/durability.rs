@@ -74,13 +74,7 @@ fn acknowledgements_follow_a_sync_of_what_they_acknowledge() {
         .arg(&trace)
         .args(["-e", "trace=openat,write,fsync,fdatasync,sync_file_range"])
         .arg(&exe)
-        .args([
-            "durability::durable_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(bmpls_it::child_test_args("durability::durable_child"))
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -234,13 +234,7 @@ fn durable_appends_survive_kill_9_of_a_process_appending_in_a_loop() {
     let mut acknowledged: Option<u64> = None;
     for run in 0..6 {
         let mut child = Command::new(&exe)
-            .args([
-                "wal::wal_writer_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(bmpls_it::child_test_args("wal::wal_writer_child"))
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
