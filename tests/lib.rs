@@ -108,3 +108,15 @@ pub fn record(patient: PatientId, seq: u64, fix_time_ms: u64, rng: &mut StdRng) 
         sig: SignatureBytes([0x11; 64]),
     }
 }
+
+/// The arguments that run the one ignored test `name` of the integration-test binary alone, in
+/// a child process: how the crash, durability and log tests start the writer they kill or trace.
+pub fn child_test_args(name: &str) -> [&str; 5] {
+    [
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]
+}

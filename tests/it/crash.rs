@@ -64,13 +64,7 @@ fn sigkill_never_loses_or_tears_a_block() {
     let mut acknowledged = 0u64;
     for run in 0..runs {
         let mut child = Command::new(&exe)
-            .args([
-                "crash::crash_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(bmpls_it::child_test_args("crash::crash_child"))
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

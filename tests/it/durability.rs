@@ -2,17 +2,19 @@
 //! durable entries to a consensus log, saying so on stdout after each returns (the
 //! acknowledgement, and the point after which a validator signs). The parent runs it under
 //! `strace` and checks, in the order the kernel saw the calls, that before each such line the
-//! files it depends on were `fsync`ed or `fdatasync`ed: the database's log file, every blob file
-//! created since the last one (sled writes large pages as separate files and never syncs them)
-//! and the folder that gained it. sled's own flush only calls `sync_file_range`, which this check
-//! does not count.
+//! files it depends on were `fsync`ed or `fdatasync`ed. For the store: the database's log file,
+//! every blob file created since the last one (sled writes large pages as separate files and
+//! never syncs them) and the folder that gained it; sled's own flush only calls
+//! `sync_file_range`, which this check does not count. For the consensus log: every log file
+//! written since the last acknowledgement, after its last write, and the log's folder after a
+//! file was created in it.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use bmpls_consensus::WalStorage;
 use bmpls_it::{TestChain, chain_id, record};
-use bmpls_store::{SledWal, Store};
+use bmpls_store::{FileWal, Store};
 use bmpls_types::{PatientId, Transaction};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -47,9 +49,12 @@ fn durable_child() {
         store.apply_block(&block, &cert).expect("child applies");
         println!("applied {height}");
     }
-    // A proposal of a large block is one large log entry: sled writes it as a blob file.
-    let mut wal = SledWal::open(&dir.join("wal")).expect("child opens the log");
+    // A proposal of a large block is one large log entry. Each height starts a file (the folder
+    // must be synced), and a non-durable entry before the durable one must be synced with it.
+    let mut wal = FileWal::open(&dir.join("wal")).expect("child opens the log");
     for height in 1..=ACKS {
+        wal.append(height, b"a vote received", false)
+            .expect("child logs");
         wal.append(height, &vec![height as u8; 600_000], true)
             .expect("child logs");
         println!("logged {height}");
@@ -69,13 +74,7 @@ fn acknowledgements_follow_a_sync_of_what_they_acknowledge() {
         .arg(&trace)
         .args(["-e", "trace=openat,write,fsync,fdatasync,sync_file_range"])
         .arg(&exe)
-        .args([
-            "durability::durable_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(bmpls_it::child_test_args("durability::durable_child"))
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -90,9 +89,67 @@ fn acknowledgements_follow_a_sync_of_what_they_acknowledge() {
     let wal = dir.path().join("wal");
     let acks = check(&text, "applied ", &store);
     assert_eq!(acks.0, ACKS, "every block was acknowledged");
-    let logged = check(&text, "logged ", &wal);
-    assert_eq!(logged.0, ACKS, "every log entry was acknowledged");
-    assert!(logged.1 > 0, "the log's large entries went to blob files");
+    let (logged, files) = check_log(&text, "logged ", &wal);
+    assert_eq!(logged, ACKS, "every log entry was acknowledged");
+    assert_eq!(
+        files, ACKS as usize,
+        "each height's entries went to a file of its own"
+    );
+}
+
+/// Walks the trace; for each acknowledgement line starting with `ack`, checks that every file of
+/// the consensus log in `dir` written since the previous one was synced after its last write,
+/// and the folder after a file was created in it. Returns the acknowledgements seen and the
+/// files created.
+fn check_log(trace: &str, ack: &str, dir: &Path) -> (u64, usize) {
+    let dir = dir.display().to_string();
+    let in_dir = format!("{dir}/");
+    let folder = format!("{dir}>");
+    let (mut acks, mut created) = (0u64, 0usize);
+    let mut unsynced: Vec<String> = Vec::new();
+    let mut folder_synced = true;
+    // The log file a descriptor names in strace's `-y` form: `5</path/…/00…1.log>`.
+    let file_of = |line: &str| -> Option<String> {
+        let start = line.find(&in_dir)?;
+        let name: String = line[start..]
+            .chars()
+            .take_while(|c| *c != '>' && *c != '"')
+            .collect();
+        name.ends_with(".log").then_some(name)
+    };
+    for line in trace.lines() {
+        let sync = line.contains(" fsync(") || line.contains(" fdatasync(");
+        if line.contains(" openat(") && line.contains("O_CREAT") {
+            // Opened to append: created unless it was there (each height is new here).
+            if file_of(line).is_some() {
+                created += 1;
+                folder_synced = false;
+            }
+        } else if line.contains(" write(") && !line.contains(" write(1<") {
+            if let Some(file) = file_of(line) {
+                if !unsynced.contains(&file) {
+                    unsynced.push(file);
+                }
+            }
+        } else if sync && line.contains(&folder) {
+            folder_synced = true;
+        } else if sync {
+            if let Some(file) = file_of(line) {
+                unsynced.retain(|f| *f != file);
+            }
+        } else if line.contains(" write(1<") && line.contains(&format!("\"{ack}")) {
+            acks += 1;
+            assert!(
+                unsynced.is_empty(),
+                "acknowledgement {acks} ({ack}) before the log files {unsynced:?} were synced"
+            );
+            assert!(
+                folder_synced,
+                "acknowledgement {acks} ({ack}) before the folder {dir} that gained a file was synced"
+            );
+        }
+    }
+    (acks, created)
 }
 
 /// Walks the trace; for each acknowledgement line starting with `ack`, checks that since the

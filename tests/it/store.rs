@@ -203,10 +203,10 @@ fn a_store_in_use_says_another_node_is_using_it() {
     assert!(!text.contains("WouldBlock"), "{text}");
     drop(first);
     let log = tempfile::tempdir().expect("temp dir");
-    let wal = bmpls_store::SledWal::open(log.path()).expect("opens");
+    let wal = bmpls_store::FileWal::open(log.path()).expect("opens");
     assert!(
         matches!(
-            bmpls_store::SledWal::open(log.path()),
+            bmpls_store::FileWal::open(log.path()),
             Err(StoreError::Locked(_))
         ),
         "a log in use is locked too"

@@ -1,5 +1,5 @@
-//! The consensus write-ahead log, behind a small storage trait: the node keeps it in sled
-//! (`bmpls_store::wal`), the simulator in memory that survives its simulated crashes. What a
+//! The consensus write-ahead log, behind a small storage trait: the node keeps it in files
+//! (`bmpls_store::FileWal`), the simulator in memory that survives its simulated crashes. What a
 //! validator received, decided to be valid and signed at a height is appended, durably, before
 //! it acts on it; a restarted validator replays the log and re-signs only what it signed before.
 

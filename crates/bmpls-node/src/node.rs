@@ -11,7 +11,7 @@ use bmpls_consensus::{Engine, Ledger};
 use bmpls_net::guard::KnownClients;
 use bmpls_net::query::CertifiedHeader;
 use bmpls_net::{ClientServer, Identity, PeerConfig, Peers, Trust};
-use bmpls_store::{SledWal, Store};
+use bmpls_store::{FileWal, Store};
 use bmpls_types::{Height, ValidatorId};
 
 use crate::NodeError;
@@ -107,7 +107,7 @@ impl Node {
         let trust = Trust::load(&config.tls.ca, &chain_id, &members)?;
 
         let store = Arc::new(Store::open(&config.data_dir.join("store"), &chain_id)?);
-        let wal = SledWal::open(&config.data_dir.join("wal"))?;
+        let wal = FileWal::open(&config.data_dir.join("wal"))?;
         let (ledger, alerts) = state_from_store(config, &store)?;
         let resumed = ledger.height().0;
         // Watch answers carry the certified header of the last block the alerts have seen.

@@ -1,7 +1,7 @@
 //! Making what sled flushed survive a power cut. sled 0.34's `flush` ends in
 //! `sync_file_range`, which flushes neither the drive's write cache nor the file's metadata
 //! (sled issue #1452), and it writes pages larger than a quarter of a segment to files under
-//! `blobs/` that it never syncs at all. So after each flush the store and the consensus log call
+//! `blobs/` that it never syncs at all. So after each flush the store calls
 //! [`Durability::sync`]: `fdatasync` of the log file `db`, `fsync` of every blob file not synced
 //! before and of the `blobs` folder when one appeared, and `fsync` of the database folder when
 //! an entry appeared in it (a new snapshot or configuration file). `fsync` applies to the file,

@@ -26,6 +26,51 @@ pub enum StoreError {
         /// The key, in hex.
         key: String,
     },
+    /// Reading or writing a file of the consensus log failed.
+    #[error("consensus log {}: {source}", .path.display())]
+    Log {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A frame of the consensus log that is not a crash's torn tail is damaged: something else
+    /// than the validator changed the file, or the disk is failing. Nothing is skipped.
+    #[error(
+        "consensus log {}: damaged at byte {offset}: {why}; the file is left as it is (restore \
+         the folder from a backup, or move it aside and start the validator on an empty log, \
+         which is safe only if it did not vote at that height)",
+        .path.display()
+    )]
+    CorruptLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Where the bad frame starts.
+        offset: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// An entry larger than the consensus log takes (`wal::MAX_WAL_ENTRY_BYTES`).
+    #[error("a consensus log entry of {bytes} bytes, above the limit of {limit}")]
+    EntryTooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A consensus log of the old layout (a sled database) could not be read to migrate it.
+    #[error(
+        "consensus log {}: the old sled log cannot be read ({why}); move the folder aside and \
+         start the validator on an empty log, which is safe only if it did not vote at the \
+         height it stopped at (else wait for that height to be decided by the others first)",
+        .dir.display()
+    )]
+    OldLog {
+        /// The folder.
+        dir: std::path::PathBuf,
+        /// Why.
+        why: String,
+    },
     /// The directory holds a store of another schema version.
     #[error(
         "schema version {found} on disk, this build reads {expected}; there is no migration: \

@@ -4,7 +4,9 @@
 //! pre-filters by an OPE level and compares candidates with the carer's tokens). A block and everything it adds are applied in one
 //! atomic batch and flushed before the call returns; every value carries a checksum that is
 //! verified when it is read back.
-//! [`SledWal`] keeps a validator's consensus write-ahead log (`bmpls_consensus::WalStorage`).
+//! [`FileWal`] keeps a validator's consensus write-ahead log (`bmpls_consensus::WalStorage`) in
+//! append-only files of checksummed frames (`bmpls_framelog`), not in sled: a torn tail is cut,
+//! never a reason not to start.
 //!
 //! This crate never depends on `bmpls-ope`, `bmpls-ore` or `bmpls-grid`: it compares OPE
 //! ciphertexts as integers and ORE right ciphertexts with left tokens (`bmpls-ore-compare`,
@@ -27,4 +29,4 @@ pub use query::{
     EpochRanges, MAX_RANGES, MAX_REFINED_CANDIDATES, MAX_RESULTS, OreTokens, Plan, Query, Refine,
 };
 pub use store::{PatientSummary, SCHEMA_VERSION, Store, StoredRecord};
-pub use wal::SledWal;
+pub use wal::{FileWal, MAX_WAL_ENTRY_BYTES};

@@ -4,7 +4,7 @@
 //! ([`Outbox::flush`], `flush.rs`); one already committed (a resend after a lost
 //! acknowledgement) counts as delivered; one the chain refuses is kept aside with its reason.
 //!
-//! **Storage.** One append-only file, `outbox.log` in the patient's keystore, of frames
+//! **Storage** (framing, torn-tail recovery and syncs in `bmpls_framelog`). One append-only file, `outbox.log` in the patient's keystore, of frames
 //! `length (u32 BE) ‖ CRC-32 of the payload (u32 BE) ‖ payload`; a payload is a kind byte and
 //! then a record (canonical encoding), a delivery (seq, height) or a refusal (seq, code,
 //! reason). An append is `fsync`ed before [`Outbox::push`] returns, and the file's directory
@@ -31,9 +31,15 @@
 //! ([`OutboxError::Busy`] otherwise).
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+
+// The outbox holds only what validators see (ciphertexts, fix times), but it sits beside the
+// keys and says when the patient was where no validator was told yet: `bmpls_framelog`
+// creates its files owner-only.
+#[cfg(test)]
+use bmpls_framelog::HEADER_BYTES;
+use bmpls_framelog::{Frame, LockError, LogFile, ScanError, TornTail};
 
 use bmpls_net::RefusalCode;
 use bmpls_types::limits::MAX_TX_BYTES;
@@ -57,9 +63,6 @@ pub const MAX_REASON_BYTES: usize = 512;
 
 /// Most bytes of one frame's payload: a record of the largest transaction, and its kind.
 const MAX_FRAME_BYTES: usize = MAX_TX_BYTES + 1;
-
-/// Frame header: length and checksum.
-const HEADER_BYTES: usize = 8;
 
 /// Settled frames (deliveries, and the records they settle) tolerated before the file is
 /// rewritten without them; it is also rewritten whenever nothing waits.
@@ -180,7 +183,7 @@ struct Live {
 /// A patient's outbox, open and locked.
 pub struct Outbox {
     dir: PathBuf,
-    file: File,
+    file: LogFile,
     /// Held for the lock.
     _lock: File,
     waiting: BTreeMap<u64, Live>,
@@ -211,36 +214,20 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
 
 /// Syncs a directory, so that a file created or renamed in it survives a crash.
 fn sync_dir(dir: &Path) -> Result<(), OutboxError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
-}
-
-/// The outbox holds only what validators see (ciphertexts, fix times), but it sits beside the
-/// keys and says when the patient was where no validator was told yet: owner-only.
-fn owner_only(options: &mut OpenOptions) -> &mut OpenOptions {
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
-    options
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
-    out.extend_from_slice(payload);
-    out
+    bmpls_framelog::sync_dir(dir).map_err(io(dir))
 }
 
 fn record_frame(record: &LocationRecord) -> Vec<u8> {
     let mut payload = vec![KIND_RECORD];
     payload.extend_from_slice(&record.encode());
-    frame(&payload)
+    bmpls_framelog::encode(&payload)
 }
 
 fn delivered_frame(seq: u64, height: u64) -> Vec<u8> {
     let mut payload = vec![KIND_DELIVERED];
     payload.extend_from_slice(&seq.to_be_bytes());
     payload.extend_from_slice(&height.to_be_bytes());
-    frame(&payload)
+    bmpls_framelog::encode(&payload)
 }
 
 fn refused_frame(seq: u64, code: RefusalCode, reason: &str) -> Vec<u8> {
@@ -248,7 +235,7 @@ fn refused_frame(seq: u64, code: RefusalCode, reason: &str) -> Vec<u8> {
     payload.extend_from_slice(&seq.to_be_bytes());
     payload.push(code as u8);
     payload.extend_from_slice(reason.as_bytes());
-    frame(&payload)
+    bmpls_framelog::encode(&payload)
 }
 
 /// The longest prefix of `reason` of at most [`MAX_REASON_BYTES`] that ends on a character.
@@ -310,26 +297,6 @@ fn parse_payload(payload: &[u8]) -> Result<Entry, String> {
     }
 }
 
-/// Why the frame at the start of `rest` is bad, or its payload and length.
-fn read_frame(rest: &[u8]) -> Result<(&[u8], usize), (bool, String)> {
-    // `true`: the frame runs past the end of the file, which only a cut append leaves.
-    let Some(header) = rest.get(..HEADER_BYTES) else {
-        return Err((true, "an incomplete frame header".into()));
-    };
-    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-    if len == 0 || len > MAX_FRAME_BYTES {
-        return Err((false, format!("a frame length of {len} bytes")));
-    }
-    let Some(payload) = rest.get(HEADER_BYTES..HEADER_BYTES + len) else {
-        return Err((true, "a frame cut short".into()));
-    };
-    if crc32fast::hash(payload) != crc {
-        return Err((false, "a checksum mismatch".into()));
-    }
-    Ok((payload, HEADER_BYTES + len))
-}
-
 impl Outbox {
     /// Opens (creating it if need be) the outbox of the keystore `store`, locks it, cuts a
     /// torn tail ([`Outbox::recovery`]), and brings the keystore's `next_seq` past every
@@ -337,30 +304,25 @@ impl Outbox {
     pub fn open(store: &PatientKeystore) -> Result<Self, OutboxError> {
         let dir = store.dir().to_path_buf();
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
         // Released by the kernel when the process ends, however it ends (kill -9 included).
-        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => return Err(OutboxError::Busy(dir)),
-            Err(e) => return Err(io(&lock_path)(e.into())),
-        }
+        let lock = match bmpls_framelog::lock_exclusive(&lock_path) {
+            Ok(lock) => lock,
+            Err(LockError::Busy) => return Err(OutboxError::Busy(dir)),
+            Err(LockError::Io(e)) => return Err(io(&lock_path)(e)),
+        };
         let path = dir.join(LOG_FILE);
-        let created = !path.exists();
-        let mut file = owner_only(OpenOptions::new().create(true).truncate(false))
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let (mut file, created) = LogFile::open(&path, true).map_err(io(&path))?;
         if created {
             sync_dir(&dir)?;
         }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io(&path))?;
+        let (frames, torn) = file.scan(MAX_FRAME_BYTES).map_err(|e| match e {
+            ScanError::Io(source) => io(&path)(source),
+            ScanError::Corrupt { offset, damage } => OutboxError::Corrupt {
+                path: path.clone(),
+                offset,
+                why: damage.to_string(),
+            },
+        })?;
         let mut outbox = Self {
             dir,
             file,
@@ -371,7 +333,10 @@ impl Outbox {
             settled_frames: 0,
             recovery: None,
         };
-        outbox.replay(&bytes, &path)?;
+        outbox.replay(&frames, &path)?;
+        if let Some(torn) = torn {
+            outbox.cut_tail(torn, &path)?;
+        }
         if let Some(last) = outbox.waiting.keys().next_back() {
             if store.next_seq()? <= *last {
                 store.set_next_seq(last + 1)?;
@@ -380,34 +345,16 @@ impl Outbox {
         Ok(outbox)
     }
 
-    /// Rebuilds the state from the file's frames; a torn tail is cut off.
-    fn replay(&mut self, bytes: &[u8], path: &Path) -> Result<(), OutboxError> {
-        let mut offset = 0usize;
-        while offset < bytes.len() {
-            let rest = &bytes[offset..];
+    /// Rebuilds the state from the file's frames (a torn tail was set aside by the scan).
+    fn replay(&mut self, frames: &[Frame], path: &Path) -> Result<(), OutboxError> {
+        for frame in frames {
             let corrupt = |why: String| OutboxError::Corrupt {
                 path: path.to_path_buf(),
-                offset: offset as u64,
+                offset: frame.offset,
                 why,
             };
-            let (payload, len) = match read_frame(rest) {
-                Ok(frame) => frame,
-                Err((past_end, why)) => {
-                    // A cut append is the last thing in the file: it runs past the end, or it
-                    // is the last frame and fails its checksum (or the file system left
-                    // zeros where its end should be).
-                    let declared = rest
-                        .get(..4)
-                        .map(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize);
-                    let last = declared.is_some_and(|len| HEADER_BYTES + len == rest.len());
-                    let zeros = rest.iter().all(|&b| b == 0);
-                    if past_end || last || zeros {
-                        return self.cut_tail(offset as u64, rest.len() as u64, path);
-                    }
-                    return Err(corrupt(why));
-                }
-            };
-            match parse_payload(payload).map_err(&corrupt)? {
+            let len = frame.bytes();
+            match parse_payload(&frame.payload).map_err(&corrupt)? {
                 Entry::Record(record) => {
                     let seq = record.seq.0;
                     if let Some(last) = self.waiting.keys().next_back() {
@@ -415,12 +362,12 @@ impl Outbox {
                             return Err(corrupt(format!("record {seq} after record {last}")));
                         }
                     }
-                    self.live_bytes += len as u64;
+                    self.live_bytes += len;
                     self.waiting.insert(
                         seq,
                         Live {
                             record,
-                            frame_bytes: len as u64,
+                            frame_bytes: len,
                         },
                     );
                 }
@@ -438,15 +385,16 @@ impl Outbox {
                     self.refused.push((live, code, reason));
                 }
             }
-            offset += len;
         }
         Ok(())
     }
 
-    fn cut_tail(&mut self, offset: u64, bytes: u64, path: &Path) -> Result<(), OutboxError> {
-        self.file.set_len(offset).map_err(io(path))?;
-        self.file.sync_all().map_err(io(path))?;
-        self.recovery = Some(Recovery::TornTail { offset, bytes });
+    fn cut_tail(&mut self, torn: TornTail, path: &Path) -> Result<(), OutboxError> {
+        self.file.cut_tail(torn).map_err(io(path))?;
+        self.recovery = Some(Recovery::TornTail {
+            offset: torn.offset,
+            bytes: torn.bytes,
+        });
         Ok(())
     }
 
@@ -561,7 +509,8 @@ impl Outbox {
     /// Appends `bytes` and syncs the file.
     fn append(&mut self, bytes: &[u8]) -> Result<(), OutboxError> {
         let path = self.dir.join(LOG_FILE);
-        self.file.write_all(bytes).map_err(io(&path))?;
+        // A failed append is taken back, so the next one does not follow half a frame.
+        self.file.append(bytes).map_err(io(&path))?;
         self.file.sync_data().map_err(io(&path))
     }
 
@@ -633,20 +582,10 @@ impl Outbox {
         for live in self.waiting.values() {
             bytes.extend_from_slice(&record_frame(&live.record));
         }
-        let mut out = owner_only(OpenOptions::new().create(true).truncate(true))
-            .write(true)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        out.write_all(&bytes).map_err(io(&tmp))?;
-        out.sync_all().map_err(io(&tmp))?;
-        drop(out);
+        bmpls_framelog::write_synced(&tmp, &bytes).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         sync_dir(&self.dir)?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        self.file = LogFile::open(&path, false).map_err(io(&path))?.0;
         self.settled_frames = 0;
         Ok(())
     }

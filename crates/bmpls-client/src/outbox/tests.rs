@@ -1,6 +1,9 @@
 //! The outbox's file: what was pushed is there after reopening, a torn tail is cut and
 //! reported, damage elsewhere is refused, the bounds hold, numbers never repeat.
 
+use std::fs::OpenOptions;
+use std::io::Write;
+
 use rand::SeedableRng;
 
 use super::*;

@@ -18,7 +18,7 @@ use bmpls_net::guard::KnownClients;
 use bmpls_net::proto::reason;
 use bmpls_net::query::{AuditOutcome, AuditRequest, CertifiedHeader, Query, QueryOutcome};
 use bmpls_net::{Inbound, NodeStatus, Peers, RefusalCode, Submitted};
-use bmpls_store::{SledWal, Store};
+use bmpls_store::{FileWal, Store};
 use bmpls_types::{
     BoundedVec, Canonical, CarerId, CommitCertificate, Height, PublicKeyBytes, Transaction, TxHash,
 };
@@ -112,7 +112,7 @@ struct NextHeight {
 }
 
 pub(crate) struct Driver {
-    engine: Engine<SledWal>,
+    engine: Engine<FileWal>,
     /// This validator's key, for the audit entries of the queries it answers and the alerts
     /// it serves.
     auditor: SigningKey,
@@ -196,7 +196,7 @@ pub fn refusal_code(refusal: &Refusal) -> RefusalCode {
 impl Driver {
     #[allow(clippy::too_many_arguments)] // wires the core task to every part it owns
     pub(crate) fn new(
-        engine: Engine<SledWal>,
+        engine: Engine<FileWal>,
         auditor: SigningKey,
         (alerts, tip): (Alerts, Option<CertifiedHeader>),
         store: Arc<Store>,
