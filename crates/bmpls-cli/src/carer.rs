@@ -420,15 +420,7 @@ fn parse_numbers<const N: usize>(text: &str, what: &str) -> anyhow::Result<[f64;
 /// `bmpls query`.
 pub fn query(args: QueryArgs) -> anyhow::Result<()> {
     let carer = CarerKeystore::open(&args.carer)?;
-    let levels_text = std::fs::read_to_string(&args.levels).with_context(|| {
-        format!(
-            "reading {} (--levels{})",
-            args.levels.display(),
-            crate::client::outside_hint(&args.levels)
-        )
-    })?;
-    let levels = LevelSet::from_toml(&levels_text)
-        .with_context(|| format!("in {}", args.levels.display()))?;
+    let levels = crate::client::read_levels(&args.levels)?;
     let (level, depth) = level_arg(&levels, &args.level)?;
     let patient_typed = Typed::<16>::parse(&args.patient_id, "a patient id")?;
     let grant_typed = Typed::<32>::parse(&args.grant, "a grant hash")?;

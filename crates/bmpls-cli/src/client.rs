@@ -81,6 +81,18 @@ pub(crate) fn outside_hint(path: &std::path::Path) -> &'static str {
     }
 }
 
+/// The level configuration at `path` (`--levels`), each failure naming the file.
+pub(crate) fn read_levels(path: &std::path::Path) -> anyhow::Result<bmpls_grid::LevelSet> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {} (--levels{})",
+            path.display(),
+            outside_hint(path)
+        )
+    })?;
+    bmpls_grid::LevelSet::from_toml(&text).with_context(|| format!("in {}", path.display()))
+}
+
 /// `--node`'s text as an address: IP:port as it is, host:port through the system's resolver
 /// (the first address it gives).
 async fn resolve(node: &str) -> anyhow::Result<SocketAddr> {

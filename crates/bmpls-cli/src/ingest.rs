@@ -102,6 +102,31 @@ pub(crate) fn phones(
 }
 
 /// The operator's enrolment of `phone`'s patient.
+/// A bench's loopback cluster of `nodes` validators in `dir`, on [`BENCH_CHAIN`], with its
+/// client addresses, trust and operator key.
+pub(crate) async fn bench_cluster(
+    dir: &std::path::Path,
+    nodes: usize,
+    min_interval_ms: u64,
+) -> anyhow::Result<(
+    LocalCluster,
+    Vec<std::net::SocketAddr>,
+    bmpls_net::Trust,
+    SigningKey,
+)> {
+    let policy = BlockPolicy {
+        min_interval_ms,
+        empty_interval_ms: 1_000,
+    };
+    let cluster = LocalCluster::start(dir, nodes, BENCH_CHAIN, policy)
+        .await
+        .context("starting the cluster")?;
+    let addrs = cluster.client_addrs();
+    let trust = cluster.trust()?;
+    let operator = cluster.operator()?;
+    Ok((cluster, addrs, trust, operator))
+}
+
 pub(crate) fn enrolment(phone: &Phone, operator: &SigningKey, chain: &ChainId) -> Transaction {
     let mut enrol = EnrolPatient {
         patient: phone.id,
@@ -117,7 +142,7 @@ pub(crate) fn enrolment(phone: &Phone, operator: &SigningKey, chain: &ChainId) -
     Transaction::EnrolPatient(enrol)
 }
 
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -151,16 +176,8 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let policy = BlockPolicy {
-            min_interval_ms: args.min_block_interval_ms,
-            empty_interval_ms: 1_000,
-        };
-        let cluster = LocalCluster::start(dir.path(), args.nodes, BENCH_CHAIN, policy)
-            .await
-            .context("starting the cluster")?;
-        let addrs = cluster.client_addrs();
-        let trust = cluster.trust()?;
-        let operator = cluster.operator()?;
+        let (cluster, addrs, trust, operator) =
+            bench_cluster(dir.path(), args.nodes, args.min_block_interval_ms).await?;
         let enrolments: Vec<Transaction> = phones
             .iter()
             .map(|p| enrolment(p, &operator, &chain))

@@ -17,11 +17,9 @@ use clap::Args;
 use bmpls_client::Nodes;
 use bmpls_net::limits::{KEEP_ALIVE, MAX_SUBMIT_BATCH};
 use bmpls_net::{Submitted, WireStats};
-use bmpls_node::BlockPolicy;
-use bmpls_node::local::LocalCluster;
 use bmpls_types::{ChainId, Transaction};
 
-use crate::ingest::{BENCH_CHAIN, enrolment, phones};
+use crate::ingest::{BENCH_CHAIN, bench_cluster, enrolment, phones};
 
 /// IPv4 and UDP headers of one datagram.
 const IP_UDP_HEADER_BYTES: u64 = 28;
@@ -102,16 +100,7 @@ pub fn run(args: &PhoneBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let patterns = runtime.block_on(async {
-        let policy = BlockPolicy {
-            min_interval_ms: 20,
-            empty_interval_ms: 1_000,
-        };
-        let cluster = LocalCluster::start(dir.path(), args.nodes, BENCH_CHAIN, policy)
-            .await
-            .context("starting the cluster")?;
-        let addrs = cluster.client_addrs();
-        let trust = cluster.trust()?;
-        let operator = cluster.operator()?;
+        let (cluster, addrs, trust, operator) = bench_cluster(dir.path(), args.nodes, 20).await?;
         let admin = Nodes::new(&addrs, &trust, &operator)?;
         send(&admin, vec![enrolment(&phone, &operator, &chain)]).await?;
         admin.close().await;
@@ -120,35 +109,27 @@ pub fn run(args: &PhoneBenchArgs) -> anyhow::Result<()> {
         let mut take = |n: usize| records.by_ref().take(n).collect::<Vec<_>>();
         let mut patterns = Vec::new();
 
-        // A phone that wakes for each fix: a new connection, one fix, closed.
-        let mut wire = WireStats::default();
-        for _ in 0..args.wakeups {
-            let nodes = Nodes::new(&addrs, &trust, &phone.key)?;
-            send(&nodes, take(1)).await?;
-            nodes.close().await;
-            wire = wire + nodes.wire().await;
+        // A phone that wakes for each fix, and one that buffers fixes and wakes for a batch:
+        // each wake-up a new connection, the fixes sent, the connection closed.
+        let sizes = [
+            ("one fix per wake-up".to_string(), 1),
+            (format!("{} fixes per wake-up", args.batch), args.batch),
+        ];
+        for (name, size) in sizes {
+            let mut wire = WireStats::default();
+            for _ in 0..args.wakeups {
+                let nodes = Nodes::new(&addrs, &trust, &phone.key)?;
+                send(&nodes, take(size)).await?;
+                nodes.close().await;
+                wire = wire + nodes.wire().await;
+            }
+            patterns.push(Pattern {
+                name,
+                fixes: (args.wakeups * size) as u64,
+                wakeups: args.wakeups as u64,
+                wire,
+            });
         }
-        patterns.push(Pattern {
-            name: "one fix per wake-up".into(),
-            fixes: args.wakeups as u64,
-            wakeups: args.wakeups as u64,
-            wire,
-        });
-
-        // A phone that buffers fixes and wakes for a batch.
-        let mut wire = WireStats::default();
-        for _ in 0..args.wakeups {
-            let nodes = Nodes::new(&addrs, &trust, &phone.key)?;
-            send(&nodes, take(args.batch)).await?;
-            nodes.close().await;
-            wire = wire + nodes.wire().await;
-        }
-        patterns.push(Pattern {
-            name: format!("{} fixes per wake-up", args.batch),
-            fixes: (args.wakeups * args.batch) as u64,
-            wakeups: args.wakeups as u64,
-            wire,
-        });
 
         // A phone that keeps its connection: the first fix opens it, the rest are counted.
         let nodes = Nodes::new(&addrs, &trust, &phone.key)?;

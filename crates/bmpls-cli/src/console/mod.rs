@@ -281,15 +281,7 @@ pub fn run(args: ConsoleArgs) -> anyhow::Result<()> {
     check_listen(args.listen)?;
     crate::init_logs();
     let carer = CarerKeystore::open(&args.carer)?;
-    let levels_text = std::fs::read_to_string(&args.levels).with_context(|| {
-        format!(
-            "reading {} (--levels{})",
-            args.levels.display(),
-            crate::client::outside_hint(&args.levels)
-        )
-    })?;
-    let levels = LevelSet::from_toml(&levels_text)
-        .with_context(|| format!("in {}", args.levels.display()))?;
+    let levels = crate::client::read_levels(&args.levels)?;
     let tiles = Tiles::parse(&args.tiles)?;
     let validators = args.consortium.genesis()?.validators.crypto().clone();
     let operator = args

@@ -68,17 +68,10 @@ impl Driver {
         // burst, which a carer can itself cause) refuses the whole request with `Busy`, which
         // the carer may retry; entries admitted meanwhile stay, so an entry may outnumber the
         // answers it stands for, never the reverse.
-        if !audits.is_empty() {
-            let AuditAdmission { admitted, refused } = admit_audits(&mut self.engine, audits);
-            if let Ok(txs) = BoundedVec::new(admitted) {
-                self.peers
-                    .broadcast(Message::Transactions(txs).encode().into());
-            }
-            if let Some(why) = refused {
-                warn!(error = %why, "audit entry not admitted: the queries are not answered");
-                let _ = reply.send(Err(RequestError::Busy));
-                return;
-            }
+        if let Err(why) = self.admit_and_gossip(audits) {
+            warn!(error = %why, "audit entry not admitted: the queries are not answered");
+            let _ = reply.send(Err(RequestError::Busy));
+            return;
         }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
@@ -319,20 +312,27 @@ impl Driver {
     /// watch is refused as `Busy`, which the carer's client retries elsewhere or later.
     fn deliver(&mut self, watcher: Watcher, answer: WatchAnswer, live: bool) {
         let audits = self.delivery_audits(&watcher.carer, &answer);
-        if !audits.is_empty() {
-            let AuditAdmission { admitted, refused } = admit_audits(&mut self.engine, audits);
-            if let Ok(txs) = BoundedVec::new(admitted) {
-                self.peers
-                    .broadcast(Message::Transactions(txs).encode().into());
-            }
-            if let Some(why) = refused {
-                warn!(error = %why, "audit entry of an alert delivery not admitted: not delivered");
-                let _ = watcher.reply.send(Err(RequestError::Busy));
-                return;
-            }
+        if let Err(why) = self.admit_and_gossip(audits) {
+            warn!(error = %why, "audit entry of an alert delivery not admitted: not delivered");
+            let _ = watcher.reply.send(Err(RequestError::Busy));
+            return;
         }
         self.observe_delivery(&watcher.carer, &answer, live);
         let _ = watcher.reply.send(Ok(WatchOutcome::Events(answer)));
+    }
+
+    /// Submits audit entries ([`admit_audits`]) and gossips those newly admitted; the first
+    /// refusal other than "already waiting", if any, means nothing they stand for may leave.
+    fn admit_and_gossip(&mut self, audits: Vec<Transaction>) -> Result<(), Refusal> {
+        if audits.is_empty() {
+            return Ok(());
+        }
+        let AuditAdmission { admitted, refused } = admit_audits(&mut self.engine, audits);
+        if let Ok(txs) = BoundedVec::new(admitted) {
+            self.peers
+                .broadcast(Message::Transactions(txs).encode().into());
+        }
+        refused.map_or(Ok(()), Err)
     }
 
     /// The signed audit entries of delivering `answer` to `carer`.
