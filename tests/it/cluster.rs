@@ -81,7 +81,8 @@ impl Cluster {
                  validator_key = \"certs/{name}/validator.key\"\ndata_dir = \"data/{name}\"\n\
                  [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/{name}/tls.pem\"\nkey = \"certs/{name}/tls.key\"\n\
                  [listen]\npeers = \"127.0.0.1:{}\"\nclients = \"{}\"\n\
-                 [blocks]\nmin_interval_ms = 20\nempty_interval_ms = 500\n",
+                 [blocks]\nmin_interval_ms = 20\nempty_interval_ms = 500\n\
+                 [checkpoints]\nevery_records = 300\nevery_heights = 10\n",
                 peer_ports[i],
                 client_addrs[i],
                 name = node.name,
@@ -407,6 +408,26 @@ fn identical_chains(cluster: &mut Cluster) -> Vec<Store> {
             })
             .collect();
         assert_eq!(hashes.len(), 1, "validators disagree at height {height}");
+    }
+    // Each validator checkpoints its state often here ([checkpoints] above), so every restart
+    // in these tests started from a checkpoint: the state it rebuilds must be the one a replay
+    // of the whole chain gives.
+    let genesis = NodeConfig::load(&cluster.configs[0])
+        .expect("config")
+        .genesis;
+    for (i, store) in stores.iter().enumerate() {
+        let quick = bmpls_node::checkpoint::rebuild(&genesis, store, true).expect("rebuilds");
+        let whole = bmpls_node::checkpoint::rebuild(&genesis, store, false).expect("replays");
+        let at = quick.checkpoint.expect("a checkpoint was written");
+        assert!(at.0 > 0 && whole.checkpoint.is_none());
+        assert_eq!(quick.replayed + at.0, whole.replayed, "node {}", i + 1);
+        assert!(
+            quick.ledger.checkpoint() == whole.ledger.checkpoint()
+                && quick.alerts.checkpoint() == whole.alerts.checkpoint(),
+            "node {}: the state from checkpoint {} differs from the replayed one",
+            i + 1,
+            at.0
+        );
     }
     stores
 }

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use borsh::{BorshDeserialize, BorshSerialize};
+
 use bmpls_crypto::HashedBlock;
 use bmpls_crypto::hash::tx_hash;
 use bmpls_types::limits::{MAX_FIX_AHEAD_MS, MAX_LEVELS};
@@ -15,8 +17,11 @@ use bmpls_types::{
 
 use crate::context::ValidatorSet;
 
+mod checkpoint;
+pub use checkpoint::CheckpointError;
+
 /// What the ledger knows of an enrolled patient.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct PatientState {
     /// Key that signs the patient's reports.
     pub reporter_key: PublicKeyBytes,
@@ -33,7 +38,7 @@ pub struct PatientState {
 }
 
 /// What a committed grant allows (its key material stays in the transaction).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct GrantTerms {
     /// The carer.
     pub carer: CarerId,

@@ -730,10 +730,116 @@ fn a_fence_is_removed_once_and_alerts_follow_the_grants_level_and_window() {
         "once"
     );
     assert_eq!(
-        admit(fence, &ledger),
+        admit(fence.clone(), &ledger),
         Err(Refusal::Rule(TxRefusal::Duplicate(fence_hash))),
         "replaying the fence does not bring it back"
     );
+
+    // A validator restarted from a checkpoint knows all of it: the grant, the removed fence.
+    let restored = Ledger::restore(g.validators.clone(), &ledger.checkpoint()).expect("restores");
+    assert_eq!(restored.checkpoint(), ledger.checkpoint());
+    assert!(restored.carer_may_see_alert(
+        &patient.id,
+        &carer,
+        (LevelIndex(1), Epoch(0), restored.height()),
+        1
+    ));
+    assert_eq!(
+        admit(remove(fence_hash), &restored),
+        Err(Refusal::Rule(TxRefusal::FenceRemoved(fence_hash)))
+    );
+    assert_eq!(
+        admit(fence, &restored),
+        Err(Refusal::Rule(TxRefusal::Duplicate(fence_hash)))
+    );
+}
+
+#[test]
+fn a_checkpointed_ledger_judges_the_next_blocks_as_the_replayed_one_does() {
+    use bmpls_consensus::ledger::CheckpointError;
+    let g = genesis();
+    let mut ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let node = SigningKey::from_seed(&[1; 32]);
+    let patient = enrol(&mut ledger, &node);
+    let answered = audit(&node, ledger.height().0);
+    apply(
+        &mut ledger,
+        vec![report(&patient, 1, 2), answered.clone()],
+        &node,
+    );
+    apply(&mut ledger, vec![report(&patient, 2, 2)], &node);
+
+    let bytes = ledger.checkpoint();
+    let mut restored = Ledger::restore(g.validators.clone(), &bytes).expect("restores");
+    assert_eq!(
+        (restored.height(), restored.tip(), restored.tip_time_ms()),
+        (ledger.height(), ledger.tip(), ledger.tip_time_ms())
+    );
+    assert_eq!(restored.patient(&patient.id), ledger.patient(&patient.id));
+    assert_eq!(
+        restored.key_transactions(&patient.id),
+        ledger.key_transactions(&patient.id)
+    );
+    assert!(!ledger.key_transactions(&patient.id).is_empty());
+    assert_eq!(
+        restored.client_keys().collect::<Vec<_>>(),
+        ledger.client_keys().collect::<Vec<_>>()
+    );
+    // The next block: the same verdicts on a replayed report, the committed audit, a gap and
+    // the next report; then both apply it and stay equal.
+    let check = |ledger: &Ledger, txs: Vec<Transaction>| {
+        let block = one_block(ledger, txs, &node);
+        ledger
+            .check_block(&block, 1000, block.header.time_ms)
+            .is_ok()
+    };
+    for txs in [
+        vec![report(&patient, 2, 2)],
+        vec![answered],
+        vec![report(&patient, 4, 2)],
+        vec![report(&patient, 3, 2)],
+    ] {
+        assert_eq!(check(&restored, txs.clone()), check(&ledger, txs.clone()));
+    }
+    assert!(check(&restored, vec![report(&patient, 3, 2)]));
+    apply(&mut ledger, vec![report(&patient, 3, 2)], &node);
+    apply(&mut restored, vec![report(&patient, 3, 2)], &node);
+    assert_eq!(restored.checkpoint(), ledger.checkpoint());
+
+    // Damaged bytes are an error, never a panic or a wrong ledger.
+    for cut in 0..bytes.len() {
+        assert!(
+            Ledger::restore(g.validators.clone(), &bytes[..cut]).is_err(),
+            "{cut} bytes"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(
+        Ledger::restore(g.validators.clone(), &longer),
+        Err(CheckpointError::Malformed(_))
+    ));
+    let mut other = bytes.clone();
+    other[0] ^= 0xff;
+    assert!(matches!(
+        Ledger::restore(g.validators.clone(), &other),
+        Err(CheckpointError::Version(_))
+    ));
+    let elsewhere = {
+        let mut g = genesis();
+        g.validators = bmpls_consensus::ValidatorSet::new(
+            bmpls_crypto::ValidatorSet::new(
+                bmpls_types::ChainId::new("another-chain").expect("short"),
+                g.validators.crypto().validators().to_vec(),
+            )
+            .expect("valid"),
+        );
+        g
+    };
+    assert!(matches!(
+        Ledger::restore(elsewhere.validators, &bytes),
+        Err(CheckpointError::Chain { .. })
+    ));
 }
 
 /// An audit of a Track query answered at `at_height`, signed by `node`.

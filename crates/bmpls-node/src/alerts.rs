@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use borsh::BorshSerialize;
+
 use bmpls_crypto::hash::tx_hash;
 use bmpls_net::alert::{AlertEvent, AlertKind};
 use bmpls_ore_compare::{RightCiphertext, TokenRanges};
@@ -21,14 +23,21 @@ use bmpls_types::{
     Transaction, TxHash,
 };
 
+/// Leads an alert checkpoint's bytes; a layout change bumps it (an older checkpoint is then
+/// ignored and the chain replayed).
+const CHECKPOINT_VERSION: u8 = 1;
+
+/// A fence as a checkpoint holds it: the transaction, its side, pending count and `Missing`.
+type FenceState<'a> = (&'a SetFence, u8, u8, bool);
+
 /// Expected reporting intervals of silence before `Missing` fires.
 pub const MISSING_INTERVALS: u64 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
-    Unknown,
-    Inside,
-    Outside,
+    Unknown = 0,
+    Inside = 1,
+    Outside = 2,
 }
 
 /// One epoch's ranges of a fence, ready to test records with.
@@ -43,6 +52,8 @@ enum Ranges {
 #[derive(Debug)]
 struct Fence {
     id: TxHash,
+    /// The transaction, kept for checkpoints (the ranges below are parsed from it).
+    source: SetFence,
     carer: CarerId,
     level: usize,
     /// The level as the fence names it, carried by its events.
@@ -62,6 +73,7 @@ impl Fence {
     fn new(id: TxHash, fence: &SetFence) -> Self {
         Self {
             id,
+            source: fence.clone(),
             carer: fence.carer,
             level: usize::from(fence.level.0),
             level_index: fence.level,
@@ -240,6 +252,79 @@ impl Alerts {
         fired
     }
 
+    /// The state after the last block, as bytes [`Alerts::restore`] reads back (events
+    /// included: a watch may resume from any height).
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let fences: Vec<(&PatientId, Vec<FenceState<'_>>)> = self
+            .fences
+            .iter()
+            .map(|(patient, fences)| {
+                let states = fences
+                    .iter()
+                    .map(|f| (&f.source, f.side as u8, f.pending, f.missing))
+                    .collect();
+                (patient, states)
+            })
+            .collect();
+        let mut out = vec![CHECKPOINT_VERSION];
+        (
+            &fences,
+            &self.last_report,
+            &self.epoch_length_ms,
+            &self.events,
+        )
+            .serialize(&mut out)
+            .expect("serialising into a Vec cannot fail");
+        out
+    }
+
+    /// The state an [`Alerts::checkpoint`] describes.
+    pub fn restore(bytes: &[u8]) -> Result<Self, String> {
+        let (&version, body) = bytes.split_first().ok_or("empty")?;
+        if version != CHECKPOINT_VERSION {
+            return Err(format!(
+                "alert checkpoint layout {version}, this build reads {CHECKPOINT_VERSION}"
+            ));
+        }
+        type Stored = (
+            Vec<(PatientId, Vec<(SetFence, u8, u8, bool)>)>,
+            BTreeMap<PatientId, (u64, Seq)>,
+            BTreeMap<PatientId, u64>,
+            Vec<AlertEvent>,
+        );
+        let (stored, last_report, epoch_length_ms, events): Stored =
+            borsh::from_slice(body).map_err(|e| format!("malformed alert checkpoint: {e}"))?;
+        let mut fences = BTreeMap::new();
+        for (patient, states) in stored {
+            let mut restored = Vec::with_capacity(states.len());
+            for (source, side, pending, missing) in states {
+                let mut fence =
+                    Fence::new(tx_hash(&Transaction::SetFence(source.clone())), &source);
+                fence.side = match side {
+                    0 => Side::Unknown,
+                    1 => Side::Inside,
+                    2 => Side::Outside,
+                    other => return Err(format!("fence side {other}")),
+                };
+                fence.pending = pending;
+                fence.missing = missing;
+                restored.push(fence);
+            }
+            fences.insert(patient, restored);
+        }
+        let mut by_carer: BTreeMap<CarerId, Vec<usize>> = BTreeMap::new();
+        for (i, event) in events.iter().enumerate() {
+            by_carer.entry(event.carer).or_default().push(i);
+        }
+        Ok(Self {
+            fences,
+            last_report,
+            epoch_length_ms,
+            events,
+            by_carer,
+        })
+    }
+
     /// The events for `carer` from `from` on, in chain order (at most `limit`), and whether
     /// more follow.
     pub fn since(&self, carer: &CarerId, from: Height, limit: usize) -> (Vec<AlertEvent>, bool) {
@@ -365,6 +450,51 @@ mod tests {
             (vec![all[0].clone()], true)
         );
         assert!(alerts.since(&CarerId([9; 16]), Height(0), 10).0.is_empty());
+    }
+
+    #[test]
+    fn a_restored_checkpoint_fires_what_the_replayed_state_fires() {
+        // A debounced fence and one that reports `Missing`; blocks of records in and out and a
+        // silence, checkpointed after every block: the restored state must go on exactly as
+        // the original (debounce counts, sides, `Missing` already fired, events so far).
+        let blocks: Vec<Block> = {
+            let mut blocks = vec![block(1, 1_000, vec![enrol(86_400_000), fence(2, 0)])];
+            blocks.push(block(2, 2_000, vec![fence(1, 1_000)]));
+            let path = [150, 50, 50, 150, 50, 150, 150];
+            for (i, c) in path.iter().enumerate() {
+                let h = i as u64 + 3;
+                blocks.push(block(h, h * 1_000, vec![report(i as u64 + 1, *c)]));
+            }
+            blocks.push(block(10, 60_000, vec![]));
+            blocks.push(block(11, 90_000, vec![]));
+            blocks
+        };
+        for split in 0..blocks.len() {
+            let mut original = Alerts::default();
+            for b in &blocks[..split] {
+                original.on_block(b);
+            }
+            let mut restored = Alerts::restore(&original.checkpoint()).expect("restores");
+            assert_eq!(restored.checkpoint(), original.checkpoint());
+            for b in &blocks[split..] {
+                assert_eq!(restored.on_block(b), original.on_block(b), "after {split}");
+            }
+            assert_eq!(
+                restored.since(&CARER, Height(0), 100),
+                original.since(&CARER, Height(0), 100)
+            );
+        }
+        let mut all = Alerts::default();
+        let fired: Vec<_> = blocks.iter().flat_map(|b| all.on_block(b)).collect();
+        assert!(
+            fired.iter().any(|e| e.kind == AlertKind::Missing)
+                && fired.iter().any(|e| e.kind == AlertKind::Enter),
+            "the blocks exercise every kind: {fired:?}"
+        );
+        let bytes = all.checkpoint();
+        for cut in 0..bytes.len() {
+            assert!(Alerts::restore(&bytes[..cut]).is_err(), "{cut} bytes");
+        }
     }
 
     #[test]

@@ -65,6 +65,8 @@ struct File {
     peer: Vec<PeerFile>,
     #[serde(default)]
     blocks: BlockPolicy,
+    #[serde(default)]
+    checkpoints: CheckpointPolicy,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +113,27 @@ impl Default for BlockPolicy {
     }
 }
 
+/// How often the validator checkpoints its ledger and alert state in its store: a restart
+/// replays the blocks after the newest checkpoint, so these bound its cost (see
+/// [`crate::checkpoint`]). Local policy: validators need not agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointPolicy {
+    /// After this many committed transactions (records, mostly).
+    pub every_records: u64,
+    /// Or after this many blocks, whichever comes first.
+    pub every_heights: u64,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self {
+            every_records: crate::checkpoint::CHECKPOINT_EVERY_RECORDS,
+            every_heights: crate::checkpoint::CHECKPOINT_EVERY_HEIGHTS,
+        }
+    }
+}
+
 /// TLS material of a validator.
 #[derive(Clone, Debug)]
 pub struct TlsPaths {
@@ -149,6 +172,8 @@ pub struct NodeConfig {
     pub peers: Vec<(ValidatorId, SocketAddr)>,
     /// When to start the next height.
     pub blocks: BlockPolicy,
+    /// When to checkpoint the derived state.
+    pub checkpoints: CheckpointPolicy,
 }
 
 /// `text` as a socket address: `IP:port`, or `host:port` resolved now (the first address the
@@ -246,6 +271,12 @@ impl NodeConfig {
                 "must not exceed blocks.empty_interval_ms".to_string(),
             ));
         }
+        if file.checkpoints.every_records == 0 {
+            return Err(field("checkpoints.every_records", "at least 1".to_string()));
+        }
+        if file.checkpoints.every_heights == 0 {
+            return Err(field("checkpoints.every_heights", "at least 1".to_string()));
+        }
         Ok(Self {
             name: file.name,
             id,
@@ -263,13 +294,47 @@ impl NodeConfig {
             listen_metrics,
             peers,
             blocks: file.blocks,
+            checkpoints: file.checkpoints,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::resolve;
+    use super::*;
+
+    #[test]
+    fn checkpoints_default_and_a_zero_interval_names_its_field() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        crate::provision::init(&dir.path().join("certs"), 1, "config-test", 0).expect("provision");
+        let write = |extra: &str| {
+            let path = dir.path().join("node1.toml");
+            let text = format!(
+                "name = \"node1\"\ngenesis = \"certs/genesis.toml\"\n\
+                 validator_key = \"certs/node1/validator.key\"\ndata_dir = \"data\"\n\
+                 [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/node1/tls.pem\"\n\
+                 key = \"certs/node1/tls.key\"\n\
+                 [listen]\npeers = \"127.0.0.1:7101\"\nclients = \"127.0.0.1:7201\"\n{extra}"
+            );
+            std::fs::write(&path, text).expect("write");
+            NodeConfig::load(&path)
+        };
+        assert_eq!(
+            write("").expect("loads").checkpoints,
+            CheckpointPolicy::default()
+        );
+        let set = write("[checkpoints]\nevery_heights = 7\n").expect("loads");
+        assert_eq!(set.checkpoints.every_heights, 7);
+        for (text, name) in [
+            ("every_records = 0", "checkpoints.every_records"),
+            ("every_heights = 0", "checkpoints.every_heights"),
+        ] {
+            match write(&format!("[checkpoints]\n{text}\n")) {
+                Err(NodeConfigError::Field { field, .. }) => assert_eq!(field, name),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn addresses_are_ip_port_or_host_port() {

@@ -16,6 +16,7 @@ pub mod alerts;
 mod answer;
 #[cfg(feature = "byzantine")]
 pub mod byzantine;
+pub mod checkpoint;
 pub mod config;
 mod driver;
 pub mod local;
@@ -24,7 +25,7 @@ mod node;
 pub mod provision;
 mod service;
 
-pub use config::{BlockPolicy, NodeConfig, NodeConfigError};
+pub use config::{BlockPolicy, CheckpointPolicy, NodeConfig, NodeConfigError};
 pub use driver::{ADMIT_BATCH, COMMAND_QUEUE, COMMIT_WAIT, refusal_code};
 pub use node::{Node, run_until_signal};
 

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
-use bmpls_consensus::{Engine, Ledger};
+use bmpls_consensus::Engine;
 use bmpls_net::guard::KnownClients;
 use bmpls_net::query::CertifiedHeader;
 use bmpls_net::{ClientServer, Identity, PeerConfig, Peers, Trust};
@@ -15,7 +15,6 @@ use bmpls_store::{FileWal, Store};
 use bmpls_types::{Height, ValidatorId};
 
 use crate::NodeError;
-use crate::alerts::Alerts;
 use crate::config::NodeConfig;
 use crate::driver::{COMMAND_QUEUE, Driver};
 use crate::metrics::Metrics;
@@ -41,25 +40,6 @@ impl std::fmt::Debug for Node {
             .field("client_addr", &self.client_addr)
             .finish_non_exhaustive()
     }
-}
-
-/// Rebuilds the ledger's state (enrolments, sequence numbers, grants) from the stored chain.
-/// The ledger and the alert state, rebuilt by replaying the stored chain.
-fn state_from_store(config: &NodeConfig, store: &Store) -> Result<(Ledger, Alerts), NodeError> {
-    let genesis = &config.genesis;
-    let mut ledger = Ledger::genesis(genesis.validators.clone(), genesis.genesis_time_ms);
-    let mut alerts = Alerts::default();
-    let (tip, _) = store.tip()?;
-    for height in 1..=tip.0 {
-        let block = store.block(Height(height))?.ok_or_else(|| {
-            NodeError::Internal(format!("block {height} is missing below the tip {}", tip.0))
-        })?;
-        let hash = bmpls_crypto::hash::block_hash(&block.header);
-        let block = bmpls_crypto::HashedBlock::new(block);
-        ledger.apply(&block, hash);
-        alerts.on_block(&block);
-    }
-    Ok((ledger, alerts))
 }
 
 /// The hook of a byzantine validator (feature `byzantine`); nothing otherwise.
@@ -108,7 +88,15 @@ impl Node {
 
         let store = Arc::new(Store::open(&config.data_dir.join("store"), &chain_id)?);
         let wal = FileWal::open(&config.data_dir.join("wal"))?;
-        let (ledger, alerts) = state_from_store(config, &store)?;
+        let started = std::time::Instant::now();
+        let rebuilt = crate::checkpoint::rebuild(&config.genesis, &store, true)?;
+        info!(
+            checkpoint = rebuilt.checkpoint.map_or(0, |h| h.0),
+            replayed = rebuilt.replayed,
+            ms = started.elapsed().as_millis() as u64,
+            "state rebuilt"
+        );
+        let (ledger, alerts) = (rebuilt.ledger, rebuilt.alerts);
         let resumed = ledger.height().0;
         // Watch answers carry the certified header of the last block the alerts have seen.
         let tip = match resumed {
@@ -170,7 +158,7 @@ impl Node {
             (alerts, tip),
             store,
             peers,
-            config.blocks,
+            (config.blocks, config.checkpoints),
             metrics.clone(),
             known,
         );

@@ -14,6 +14,7 @@
 //! | `P` | patient | summary: last seq, first and last fix time, count |
 //! | `A` | patient ‖ height ‖ index | (empty) an audit entry about the patient, at that position |
 //! | `L` | height | the block's Merkle tree, level by level from the leaf hashes up, 32 bytes a node (proofs without the block or hashing) |
+//! | `S` | height | a checkpoint of the node's state after that block (`checkpoint.rs`; the node's bytes, opaque here) |
 //!
 //! Records are stored once, in record chunks of at most [`RECORD_CHUNK_RECORDS`] consecutive
 //! records of one patient from one block, described by index chunks of at most
@@ -39,6 +40,7 @@ pub(crate) const ZONES: u8 = b'Z';
 pub(crate) const PATIENT: u8 = b'P';
 pub(crate) const AUDIT: u8 = b'A';
 pub(crate) const LEAVES: u8 = b'L';
+pub(crate) const CHECKPOINT: u8 = b'S';
 
 /// Most records described by one index chunk: a query reads one index chunk per 128 records
 /// of its window (~15 KiB, all levels), so a long window costs few reads, and slots fit a

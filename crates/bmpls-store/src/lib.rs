@@ -13,6 +13,7 @@
 //! keyless), and cannot encrypt or decrypt.
 #![forbid(unsafe_code)]
 
+mod checkpoint;
 mod chunk;
 mod durable;
 mod error;
@@ -24,6 +25,7 @@ mod store;
 mod wal;
 mod zones;
 
+pub use checkpoint::KEEP_CHECKPOINTS;
 pub use error::StoreError;
 pub use query::{
     EpochRanges, MAX_RANGES, MAX_REFINED_CANDIDATES, MAX_RESULTS, OreTokens, Plan, Query, Refine,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use bmpls_consensus::{Address, Engine, EngineError, Message, Output, Refusal, Timeout, TxRefusal};
 use bmpls_crypto::hash::tx_hash;
@@ -138,6 +138,8 @@ pub(crate) struct Driver {
     known: KnownClients,
     /// Admission of peers' sync requests.
     sync: sync::SyncServer,
+    /// When the next checkpoint of the ledger and alerts is due.
+    checkpoints: crate::checkpoint::Schedule,
     /// Test-only: rewrites this validator's broadcasts, with its peers' ids.
     #[cfg(feature = "byzantine")]
     pub(crate) tamper: Option<(crate::byzantine::Tamper, Vec<bmpls_types::ValidatorId>)>,
@@ -201,7 +203,7 @@ impl Driver {
         (alerts, tip): (Alerts, Option<CertifiedHeader>),
         store: Arc<Store>,
         peers: Peers,
-        policy: BlockPolicy,
+        (policy, checkpoints): (BlockPolicy, crate::config::CheckpointPolicy),
         metrics: Arc<Metrics>,
         known: KnownClients,
     ) -> Self {
@@ -223,6 +225,7 @@ impl Driver {
             next_height: None,
             known,
             sync: sync::SyncServer::default(),
+            checkpoints: crate::checkpoint::Schedule::new(checkpoints),
             #[cfg(feature = "byzantine")]
             tamper: None,
         }
@@ -622,6 +625,11 @@ impl Driver {
         self.known
             .extend(block.txs.iter().flat_map(registered_keys));
         let fired = self.alerts.on_block(&block);
+        // The ledger runs ahead of the alerts when the engine committed several blocks in one
+        // step (catching up): the checkpoint then waits for a block where both agree.
+        if self.checkpoints.due(txs) && self.engine.ledger().height() == block.header.height {
+            self.checkpoint(block.header.height).await;
+        }
         self.tip = Some(CertifiedHeader {
             header: block.header.clone(),
             cert,
@@ -666,6 +674,32 @@ impl Driver {
             peer_ahead: false,
         });
         Ok(())
+    }
+}
+
+impl Driver {
+    /// Writes the checkpoint of the state after block `height`. A failure costs a longer
+    /// replay at the next start, nothing else: it is logged, not fatal.
+    async fn checkpoint(&mut self, height: Height) {
+        let started = Instant::now();
+        let bytes = crate::checkpoint::encode(self.engine.ledger(), &self.alerts);
+        let encode_ms = started.elapsed().as_millis() as u64;
+        let store = self.store.clone();
+        let len = bytes.len();
+        match tokio::task::spawn_blocking(move || store.put_checkpoint(height, &bytes)).await {
+            Ok(Ok(())) => {
+                self.checkpoints.written();
+                info!(
+                    height = height.0,
+                    bytes = len,
+                    encode_ms,
+                    ms = started.elapsed().as_millis() as u64,
+                    "checkpoint written"
+                );
+            }
+            Ok(Err(e)) => warn!(height = height.0, error = %e, "checkpoint not written"),
+            Err(e) => warn!(height = height.0, error = %e, "checkpoint task failed"),
+        }
     }
 }
 
