@@ -21,7 +21,8 @@ pub enum BenchCommand {
     #[command(after_help = "Example: target/release/bmpls bench ingest --records 20000")]
     Ingest(crate::ingest::IngestArgs),
     /// Queries: fill a validator with a million records over the network, then measure a
-    /// carer's last / one-day track / 1 km² area queries over QUIC (answered, and verified).
+    /// carer's last / one-day track / 1 km² area queries over QUIC (answered, and verified);
+    /// then restart the validator and time its start from its checkpoint beside a whole replay.
     #[command(
         after_help = "Example: target/release/bmpls bench query --records 100000 --queries 50"
     )]
