@@ -317,23 +317,41 @@ async fn restart_times(dir: &std::path::Path, records: usize) -> anyhow::Result<
     let node = bmpls_node::Node::start(&config).await?;
     let started = clock.elapsed();
     node.shutdown().await?;
-    let store = bmpls_store::Store::open(&config.data_dir.join("store"), config.genesis.validators.crypto().chain_id())?;
+    let store = bmpls_store::Store::open(
+        &config.data_dir.join("store"),
+        config.genesis.validators.crypto().chain_id(),
+    )?;
     let mut lines = Vec::new();
     for use_checkpoints in [true, false] {
         let clock = Instant::now();
         let rebuilt = bmpls_node::checkpoint::rebuild(&config.genesis, &store, use_checkpoints)?;
         let took = clock.elapsed();
         lines.push(match rebuilt.checkpoint {
-            Some(at) => format!("from the checkpoint at height {} + {} blocks replayed: {:.2} s", at.0, rebuilt.replayed, took.as_secs_f64()),
-            None => format!("replaying the whole chain ({} blocks): {:.2} s", rebuilt.replayed, took.as_secs_f64()),
+            Some(at) => format!(
+                "from the checkpoint at height {} + {} blocks replayed: {:.2} s",
+                at.0,
+                rebuilt.replayed,
+                took.as_secs_f64()
+            ),
+            None => format!(
+                "replaying the whole chain ({} blocks): {:.2} s",
+                rebuilt.replayed,
+                took.as_secs_f64()
+            ),
         });
     }
     let checkpoint = match store.checkpoints()?.first() {
         Some(&h) => store.checkpoint(h)?.map_or(0, |b| b.len()),
         None => 0,
     };
-    println!("restart of node1 after {records} records (checkpoint {:.1} KiB):", checkpoint as f64 / 1024.0);
-    println!("  whole start (store open, state, consensus, listeners): {:.2} s", started.as_secs_f64());
+    println!(
+        "restart of node1 after {records} records (checkpoint {:.1} KiB):",
+        checkpoint as f64 / 1024.0
+    );
+    println!(
+        "  whole start (store open, state, consensus, listeners): {:.2} s",
+        started.as_secs_f64()
+    );
     for line in lines {
         println!("  state {line}");
     }
