@@ -3,8 +3,8 @@
 //!
 //! A checkpoint is written after block `h` when [`CHECKPOINT_EVERY_RECORDS`] transactions or
 //! [`CHECKPOINT_EVERY_HEIGHTS`] blocks (by default; the node configuration's `[checkpoints]`)
-//! have been committed since the last one, so a restart replays at most about that many. On start, the newest checkpoint at or below the store's tip
-//! is used only if the ledger it holds ends at the very block the store holds at its height
+//! have been committed since the last one, so a restart replays at most about that many. On
+//! start, the newest checkpoint at or below the store's tip is used only if the ledger it holds ends at the very block the store holds at its height
 //! (same hash); a checkpoint that is damaged, of another layout, or off the chain is skipped with
 //! a warning, and the one before it (or the whole chain) is replayed instead. A checkpoint is a
 //! cache of a pure function of the chain: losing it costs time, never correctness.
@@ -99,7 +99,10 @@ pub fn rebuild(
         None
     };
     let (mut ledger, mut alerts, checkpoint) = match start {
-        Some((height, ledger, alerts)) => (ledger, alerts, Some(height)),
+        Some((ledger, alerts)) => {
+            let at = ledger.height();
+            (ledger, alerts, Some(at))
+        }
         None => (
             Ledger::genesis(genesis.validators.clone(), genesis.genesis_time_ms),
             Alerts::default(),
@@ -129,7 +132,7 @@ fn newest_usable(
     genesis: &Genesis,
     store: &Store,
     tip: Height,
-) -> Result<Option<(Height, Ledger, Alerts)>, NodeError> {
+) -> Result<Option<(Ledger, Alerts)>, NodeError> {
     for height in store.checkpoints()? {
         if height > tip {
             // Written after a block the disk then lost (it cannot be: the checkpoint follows
@@ -142,7 +145,7 @@ fn newest_usable(
             continue;
         }
         match usable(genesis, store, height) {
-            Ok(state) => return Ok(Some((height, state.0, state.1))),
+            Ok(state) => return Ok(Some(state)),
             Err(why) => warn!(checkpoint = height.0, %why, "checkpoint skipped"),
         }
     }

@@ -3,7 +3,6 @@
 //! validator set is not in them (it comes from the genesis, which the restorer must pass).
 //! Restoring is total: any byte string gives a ledger or a [`CheckpointError`].
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -86,7 +85,7 @@ impl Ledger {
             grants: read(reader)?,
             key_txs: read(reader)?,
             fences: read(reader)?,
-            audits: read::<BTreeMap<Height, BTreeSet<_>>>(reader)?,
+            audits: read(reader)?,
         };
         if !reader.is_empty() {
             return Err(CheckpointError::Malformed(format!(
