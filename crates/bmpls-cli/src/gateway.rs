@@ -7,6 +7,11 @@
 //! message types are answered `[]` and dropped; a body that is not a fix is answered 400 and
 //! logged without its content. It runs where the patient's keys may be (the phone, the
 //! custodian's home server), never on a validator.
+//!
+//! `GET /metrics` (same credentials) serves the gateway's state in the Prometheus text format:
+//! what waits in the outbox and its bounds, and counters of fixes queued, fixes the full outbox
+//! could not take, and records sent and refused — so a custodian's monitoring sees a backlog
+//! grow, and a full outbox, before a patient's fixes stop being kept.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -25,8 +30,11 @@ use tracing::{info, warn};
 use zeroize::Zeroizing;
 
 use bmpls_client::import::{MAX_MESSAGE_BYTES, OwnTracksMessage, owntracks_message_of};
-use bmpls_client::outbox::Backoff;
-use bmpls_client::{Outbox, PatientKeystore, Reporter};
+use bmpls_client::outbox::{Backoff, MAX_OUTBOX_BYTES, MAX_OUTBOX_RECORDS};
+use bmpls_client::{Outbox, OutboxError, PatientKeystore, Reporter};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::client::Consortium;
 
@@ -78,6 +86,106 @@ struct Gateway {
     passphrase: Option<Zeroizing<String>>,
     /// Wakes the sender when a record is queued.
     queued: tokio::sync::Notify,
+    metrics: GatewayMetrics,
+}
+
+/// What `GET /metrics` shows. No label carries a place, a time or a key.
+struct GatewayMetrics {
+    registry: Registry,
+    waiting: Gauge,
+    refused_kept: Gauge,
+    bytes: Gauge,
+    queued: Counter,
+    full: Counter,
+    failed: Counter,
+    sent: Counter,
+    refused: Counter,
+}
+
+impl GatewayMetrics {
+    fn new() -> Self {
+        let mut metrics = Self {
+            registry: Registry::with_prefix("bmpls_gateway"),
+            waiting: Gauge::default(),
+            refused_kept: Gauge::default(),
+            bytes: Gauge::default(),
+            queued: Counter::default(),
+            full: Counter::default(),
+            failed: Counter::default(),
+            sent: Counter::default(),
+            refused: Counter::default(),
+        };
+        let registry = &mut metrics.registry;
+        registry.register(
+            "outbox_waiting_records",
+            "Records in the patient's outbox waiting to be sent",
+            metrics.waiting.clone(),
+        );
+        registry.register(
+            "outbox_refused_records",
+            "Records the chain refused, kept aside in the outbox (bmpls outbox shows why)",
+            metrics.refused_kept.clone(),
+        );
+        registry.register(
+            "outbox_bytes",
+            "Bytes on disk of the records waiting or refused",
+            metrics.bytes.clone(),
+        );
+        let records_bound = Gauge::<i64>::default();
+        records_bound.set(MAX_OUTBOX_RECORDS as i64);
+        registry.register(
+            "outbox_max_records",
+            "Records the outbox holds at most (waiting and refused); past it a fix is refused",
+            records_bound,
+        );
+        let bytes_bound = Gauge::<i64>::default();
+        bytes_bound.set(MAX_OUTBOX_BYTES as i64);
+        registry.register(
+            "outbox_max_bytes",
+            "Bytes the outbox holds at most",
+            bytes_bound,
+        );
+        registry.register(
+            "fixes_queued",
+            "Fixes queued in the outbox (synced) and acknowledged to the app",
+            metrics.queued.clone(),
+        );
+        registry.register(
+            "fixes_outbox_full",
+            "Fixes the full outbox could not take (answered 503; the fix is not kept)",
+            metrics.full.clone(),
+        );
+        registry.register(
+            "fixes_not_queued",
+            "Fixes that could not be queued for another reason (answered 503; see the log)",
+            metrics.failed.clone(),
+        );
+        registry.register(
+            "records_sent",
+            "Records committed by the validators",
+            metrics.sent.clone(),
+        );
+        registry.register(
+            "records_refused",
+            "Records the chain refused (kept aside in the outbox)",
+            metrics.refused.clone(),
+        );
+        metrics
+    }
+
+    /// Sets the gauges from `outbox`.
+    fn observe(&self, outbox: &Outbox) {
+        self.waiting.set(outbox.waiting_len() as i64);
+        self.refused_kept.set(outbox.refused().len() as i64);
+        self.bytes.set(outbox.live_bytes() as i64);
+    }
+
+    fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
 }
 
 /// A secret's file, refused when others may read it (as the keystore's keys are).
@@ -122,7 +230,11 @@ pub fn run(command: GatewayCommand) -> anyhow::Result<()> {
         credentials: Zeroizing::new(credentials.as_bytes().to_vec()),
         passphrase,
         queued: tokio::sync::Notify::new(),
+        metrics: GatewayMetrics::new(),
     });
+    if let Ok(queue) = gateway.queue.lock() {
+        gateway.metrics.observe(&queue.outbox);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -184,12 +296,10 @@ fn authorised(gateway: &Gateway, headers: &HeaderMap) -> bool {
 async fn handle(
     axum::extract::State(gateway): axum::extract::State<Arc<Gateway>>,
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if method != Method::POST {
-        return answer(StatusCode::METHOD_NOT_ALLOWED, "[]");
-    }
     if !authorised(&gateway, &headers) {
         let mut response = answer(StatusCode::UNAUTHORIZED, "[]");
         response.headers_mut().insert(
@@ -197,6 +307,20 @@ async fn handle(
             header::HeaderValue::from_static("Basic realm=\"bmpls\""),
         );
         return response;
+    }
+    if method == Method::GET && uri.path() == "/metrics" {
+        return (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            gateway.metrics.encode(),
+        )
+            .into_response();
+    }
+    if method != Method::POST {
+        return answer(StatusCode::METHOD_NOT_ALLOWED, "[]");
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await else {
         return answer(StatusCode::PAYLOAD_TOO_LARGE, "[]");
@@ -232,6 +356,11 @@ async fn handle(
             answer(StatusCode::OK, "[]")
         }
         Ok(Err(e)) => {
+            if matches!(e.downcast_ref(), Some(OutboxError::Full { .. })) {
+                gateway.metrics.full.inc();
+            } else {
+                gateway.metrics.failed.inc();
+            }
             warn!(error = %e, "a fix could not be queued");
             // The app takes any answer as delivered; a 5xx at least shows in its log.
             answer(StatusCode::SERVICE_UNAVAILABLE, "[]")
@@ -256,6 +385,8 @@ fn queue_fix(gateway: &Gateway, fix: bmpls_client::Fix) -> anyhow::Result<()> {
         seen,
     } = &mut *queue;
     outbox.queue(store, reporter, &[fix], &mut rand::rngs::OsRng)?;
+    gateway.metrics.queued.inc();
+    gateway.metrics.observe(outbox);
     store.add_reported_times(&[fix.fix_time_ms])?;
     seen.insert(fix.fix_time_ms);
     Ok(())
@@ -298,7 +429,11 @@ async fn send_forever(gateway: Arc<Gateway>, consortium: Consortium) {
                             .queue
                             .lock()
                             .map_err(|_| anyhow::anyhow!("the queue's lock is poisoned"))?;
-                        Ok::<_, anyhow::Error>(queue.outbox.apply_outcomes(&batch, &outcomes)?)
+                        let step = queue.outbox.apply_outcomes(&batch, &outcomes)?;
+                        gateway.metrics.sent.inc_by(step.delivered.len() as u64);
+                        gateway.metrics.refused.inc_by(step.refused.len() as u64);
+                        gateway.metrics.observe(&queue.outbox);
+                        Ok::<_, anyhow::Error>(step)
                     })
                     .await;
                     match step {

@@ -429,10 +429,36 @@ fn post(
     auth: Option<&str>,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    request(addr, method, "/pub", auth, body)
+}
+
+/// The gateway's metrics, as a scraper with the app's credentials asks for them.
+fn metrics(addr: SocketAddr) -> String {
+    let (status, body) =
+        request(addr, "GET", "/metrics", Some("alice:correct horse"), "").expect("answered");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of the metric `name` (without labels) in `text`.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+/// One HTTP/1.1 request to `path`; the status and the body of the answer.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(GUARD))?;
     let mut request = format!(
-        "{method} /pub HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: Owntracks-Android/2.5\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: Owntracks-Android/2.5\r\n\
          Content-Type: application/json\r\nX-Limit-U: alice\r\nX-Limit-D: phone\r\n\
          Content-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -530,6 +556,12 @@ fn the_owntracks_app_reports_through_the_gateway_and_a_killed_gateway_loses_noth
     }
     let (got, _) = post(addr, "POST", auth, &" ".repeat(100_000)).expect("answered");
     assert_eq!(got, 413);
+    let (got, _) = request(addr, "GET", "/metrics", None, "").expect("answered");
+    assert_eq!(got, 401, "the metrics need the credentials too");
+    assert_eq!(
+        metric(&metrics(addr), "bmpls_gateway_fixes_queued_total"),
+        0
+    );
 
     // A plain location and an encrypted transition: each answered with a JSON array.
     let (got, body) = post(addr, "POST", auth, &location).expect("answered");
@@ -597,6 +629,13 @@ fn the_owntracks_app_reports_through_the_gateway_and_a_killed_gateway_loses_noth
         assert!(started.elapsed() < GUARD, "the gateway sent nothing");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let shown = metrics(gateway.addr);
+    assert!(
+        metric(&shown, "bmpls_gateway_records_sent_total") > 0,
+        "{shown}"
+    );
+    assert_eq!(metric(&shown, "bmpls_gateway_fixes_outbox_full_total"), 0);
+    assert_eq!(metric(&shown, "bmpls_gateway_records_refused_total"), 0);
     gateway.kill();
     let (sent, _, err) =
         cluster.run(&["report", "--flush", "--wait-s", "60", "--patient", &patient]);
@@ -607,4 +646,59 @@ fn the_owntracks_app_reports_through_the_gateway_and_a_killed_gateway_loses_noth
         !text.contains("52.37") && !text.contains("252.3731"),
         "a coordinate in the log:\n{text}"
     );
+}
+
+#[test]
+fn a_full_outbox_refuses_the_next_fix_with_503_and_says_so_in_the_metrics_and_the_log() {
+    let mut cluster = Cluster::start();
+    let patient = cluster.patient("alice");
+    for file in ["owntracks.auth", "owntracks.secret"] {
+        let path = cluster.path().join(file);
+        std::fs::write(&path, "alice:correct horse\n").expect("write");
+        let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(&path, owner_only).expect("chmod");
+    }
+    // No validator answers for longer than the outbox holds: it fills up.
+    cluster.down();
+    const CAPACITY: u64 = bmpls_client::outbox::MAX_OUTBOX_RECORDS as u64;
+    let start = now_s() - 2 * CAPACITY * 30;
+    let backlog: String = (0..CAPACITY)
+        .map(|i| owntracks_line(start + i * 30, i % 1_000) + "\n")
+        .collect();
+    std::fs::write(cluster.path().join("backlog.rec"), backlog).expect("write");
+    let out = cluster.ok(&["report", "--patient", &patient, "--from", "backlog.rec"]);
+    assert!(
+        out.contains(&format!("{CAPACITY} records waiting")),
+        "{out}"
+    );
+
+    let gateway = Gateway::start(&cluster, &patient);
+    let shown = metrics(gateway.addr);
+    assert_eq!(
+        metric(&shown, "bmpls_gateway_outbox_waiting_records"),
+        CAPACITY
+    );
+    assert_eq!(metric(&shown, "bmpls_gateway_outbox_max_records"), CAPACITY);
+    let next = owntracks_line(start + CAPACITY * 30, 1);
+    let (got, body) =
+        post(gateway.addr, "POST", Some("alice:correct horse"), &next).expect("answered");
+    assert_eq!(
+        (got, body.as_str()),
+        (503, "[]"),
+        "a full outbox is not a delivery"
+    );
+    let shown = metrics(gateway.addr);
+    assert_eq!(metric(&shown, "bmpls_gateway_fixes_outbox_full_total"), 1);
+    assert_eq!(metric(&shown, "bmpls_gateway_fixes_queued_total"), 0);
+    assert_eq!(
+        metric(&shown, "bmpls_gateway_outbox_waiting_records"),
+        CAPACITY
+    );
+    let log = gateway.kill();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("the outbox is full"), "{text}");
+    assert!(!text.contains("52.37"), "a coordinate in the log:\n{text}");
+    // Nothing already queued was touched.
+    let shown = ok(cluster.path(), &["outbox", "--patient", &patient]);
+    assert_eq!(waiting(&shown), CAPACITY, "{shown}");
 }
