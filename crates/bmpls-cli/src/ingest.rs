@@ -31,9 +31,10 @@ pub struct IngestArgs {
     /// Validators in the cluster.
     #[arg(long, default_value_t = 4)]
     nodes: usize,
-    /// Concurrent reporters (patients' phones), spread over the validators.
-    #[arg(long, default_value_t = 128)]
-    reporters: usize,
+    /// Concurrent reporters (patients' phones), spread over the validators [default: 128, or
+    /// 512 with --curve, so that the phones are not what limits the offered load].
+    #[arg(long)]
+    reporters: Option<usize>,
     /// Records to submit in all.
     #[arg(long, default_value_t = 100_000)]
     records: usize,
@@ -43,6 +44,17 @@ pub struct IngestArgs {
     /// Least time between heights, in milliseconds.
     #[arg(long, default_value_t = 20)]
     min_block_interval_ms: u64,
+    /// Measure the saturation curve instead: offer each of these loads (records per second,
+    /// comma-separated) in turn, open loop, for --step-s seconds each, and print the committed
+    /// rate and latency p50/p99 of each (--records is then ignored).
+    #[arg(long, value_delimiter = ',', value_name = "RECORDS_PER_S")]
+    curve: Option<Vec<u32>>,
+    /// With --curve: seconds each load is offered for.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    step_s: u64,
+    /// With --curve: also draw the curve in this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
 }
 
 /// A simulated phone: its patient, its reporter key and the records it will send.
@@ -142,7 +154,7 @@ pub(crate) fn enrolment(phone: &Phone, operator: &SigningKey, chain: &ChainId) -
     Transaction::EnrolPatient(enrol)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -152,11 +164,33 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Runs the benchmark.
 pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
-    anyhow::ensure!(args.reporters >= 1, "--reporters must be at least 1");
+    let reporters = args
+        .reporters
+        .unwrap_or(if args.curve.is_some() { 512 } else { 128 });
+    anyhow::ensure!(reporters >= 1, "--reporters must be at least 1");
     anyhow::ensure!(
         (1..=MAX_SUBMIT_BATCH).contains(&args.batch),
         "--batch must be 1 to {MAX_SUBMIT_BATCH}"
     );
+    if let Some(loads) = &args.curve {
+        anyhow::ensure!(
+            !loads.is_empty() && loads.iter().all(|&l| l > 0),
+            "--curve needs one or more loads above 0 records/s"
+        );
+        anyhow::ensure!(
+            (1..=600).contains(&args.step_s),
+            "--step-s must be 1 to 600"
+        );
+    } else {
+        anyhow::ensure!(
+            args.svg.is_none(),
+            "--svg draws the saturation curve: it needs --curve"
+        );
+    }
+    let records = match &args.curve {
+        Some(loads) => crate::curve::records_needed(loads, args.step_s, args.batch, reporters),
+        None => args.records,
+    };
     if std::env::var_os("RUST_LOG").is_some() {
         // The validators' logs, for looking into a run (they would break the progress bar).
         crate::init_logs();
@@ -164,7 +198,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // The cluster is made with this chain id below; records are signed for it up front.
     let chain = ChainId::new(BENCH_CHAIN).expect("a short literal");
-    let phones = phones(args.reporters, args.records, &chain)?;
+    let phones = phones(reporters, records, &chain)?;
     let built = started.elapsed();
     let total: usize = phones.iter().map(|p| p.records.len()).sum();
     println!(
@@ -187,6 +221,26 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
             for outcome in admin.submit(chunk.to_vec()).await? {
                 anyhow::ensure!(matches!(outcome, Submitted::Committed { .. }), "enrolment refused: {outcome:?}");
             }
+        }
+        if let Some(loads) = &args.curve {
+            let points =
+                crate::curve::run(phones, &addrs, &trust, (loads, args.step_s, args.batch)).await?;
+            println!(
+                "{} validators, {reporters} reporters, submissions of {}, {} s per load",
+                args.nodes, args.batch, args.step_s
+            );
+            print!("{}", crate::curve::table(&points));
+            if let Some(path) = &args.svg {
+                let title = format!(
+                    "bmpls bench ingest --curve: {} validators, {reporters} phones, batches of {}",
+                    args.nodes, args.batch
+                );
+                crate::curve::write_chart(path, &points, &title)?;
+                println!("chart written to {}", path.display());
+            }
+            admin.close().await;
+            cluster.shutdown().await?;
+            return anyhow::Ok(());
         }
         let commits_before: u64 = cluster.nodes.iter().map(|n| n.metrics().commits.get()).max().unwrap_or(0);
 
@@ -235,7 +289,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
         let blocks = commits_after - commits_before;
         println!(
             "{} validators, {} reporters, {} records in submissions of {}",
-            args.nodes, args.reporters, total, args.batch
+            args.nodes, reporters, total, args.batch
         );
         println!(
             "committed {committed} records in {:.2} s: {:.0} records/s ({refused} refused); {blocks} blocks, {:.0} records per block",

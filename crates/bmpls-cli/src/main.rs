@@ -7,6 +7,7 @@ mod carer;
 mod certs;
 mod client;
 mod console;
+mod curve;
 mod demo;
 mod gateway;
 mod ids;
