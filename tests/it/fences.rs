@@ -13,11 +13,10 @@ use bmpls_client::{
     standing_fences, verify_fences, verify_grant,
 };
 use bmpls_grid::{LevelSet, cover_circle};
-use bmpls_net::guard::KnownClients;
 use bmpls_net::query::{
     FenceEvidence, FencesOutcome, FencesRequest, GrantOutcome, GrantRequest, Unauthorized,
 };
-use bmpls_net::{Client, ClientServer, Handler, Identity, Request, RequestError, Response};
+use bmpls_net::{Client, ClientServer, Handler, Request, RequestError, Response};
 use bmpls_types::{BoundedVec, LevelIndex, PublicKeyBytes, Role, Transaction, TxHash};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -63,29 +62,13 @@ impl Handler for Liar {
     }
 }
 
-/// The byzantine node in front of node1, and nodes that ask it first, then the honest three.
+/// The byzantine node in front of node1.
 fn liar(net: &Consortium, carer: &CarerKeystore, lie: Lie) -> (ClientServer, Nodes) {
-    let node1 = &net.cluster.provisioned[0];
-    let identity =
-        Identity::load(&node1.dir.join("tls.pem"), &node1.dir.join("tls.key")).expect("identity");
-    let upstream = Client::new(
-        net.addrs[0],
-        &net.trust,
-        bmpls_crypto::SigningKey::from_seed(&carer.identity().to_seed()),
-    )
-    .expect("client");
-    let server = ClientServer::start(
-        "127.0.0.1:0".parse().expect("address"),
-        &identity,
-        (net.validators.chain_id().clone(), node1.id),
-        Arc::new(Liar { upstream, lie }),
-        KnownClients::new(),
-    )
-    .expect("byzantine node listens");
-    let mut addrs = vec![server.local_addr().expect("bound")];
-    addrs.extend_from_slice(&net.addrs[1..]);
-    let nodes = Nodes::new(&addrs, &net.trust, carer.identity()).expect("clients");
-    (server, nodes)
+    let liar = Liar {
+        upstream: net.node1_as(carer),
+        lie,
+    };
+    net.in_front_of_node1(carer, Arc::new(liar))
 }
 
 fn hash_of(tx: &Transaction) -> TxHash {
