@@ -377,7 +377,7 @@ mod tests {
         check(&lists, &[1, 2], &[]);
         // One validator withholds b: believed from the three others, the withholder named.
         let lists = vec![
-            list(0, 9, &[a.clone()]),
+            list(0, 9, std::slice::from_ref(&a)),
             list(1, 9, &[a.clone(), b.clone()]),
             list(2, 9, &[a.clone(), b.clone()]),
         ];
@@ -385,13 +385,13 @@ mod tests {
         // One validator lists b (removed, or forged): not believed.
         let lists = vec![
             list(0, 9, &[a.clone(), b.clone()]),
-            list(1, 9, &[a.clone()]),
-            list(2, 9, &[a.clone()]),
+            list(1, 9, std::slice::from_ref(&a)),
+            list(2, 9, std::slice::from_ref(&a)),
         ];
         check(&lists, &[1], &[("unconfirmed", 2)]);
         // A validator whose tip is below b's block did not withhold it: it has not seen it.
         let lists = vec![
-            list(0, 6, &[a.clone()]),
+            list(0, 6, std::slice::from_ref(&a)),
             list(1, 9, &[a.clone(), b.clone()]),
             list(2, 9, &[a, b]),
         ];

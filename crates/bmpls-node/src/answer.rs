@@ -293,8 +293,16 @@ pub(crate) fn fence_evidence(
 ) -> Result<FenceEvidence, StoreError> {
     // Fences that alert another carer are not this carer's business (who else cares for the
     // patient is itself sensitive), so they are left out before the bound is applied.
+    // Fences the ledger holds past `tip` (a commit the alerts have not seen yet) wait for the
+    // next answer: the carer checks that every fence is at or below the tip.
     let mut mine = Vec::new();
     for &(height, index) in &permit.fences_at {
+        if height > tip.header.height {
+            continue;
+        }
+        if mine.len() > MAX_PROVED_FENCES {
+            break;
+        }
         let tx = store
             .transaction_at(height, index)?
             .ok_or(StoreError::Corrupt {
