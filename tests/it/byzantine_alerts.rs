@@ -12,8 +12,7 @@ use bmpls_crypto::SigningKey;
 use bmpls_crypto::keyfile::read_signing_key;
 use bmpls_grid::{LevelSet, cover_circle};
 use bmpls_net::alert::{AlertEvent, AlertKind, SignedAlert, WatchOutcome};
-use bmpls_net::guard::KnownClients;
-use bmpls_net::{Client, ClientServer, Handler, Identity, Request, RequestError, Response};
+use bmpls_net::{Client, ClientServer, Handler, Request, RequestError, Response};
 use bmpls_types::{
     BoundedVec, ChainId, Height, LevelIndex, PublicKeyBytes, Role, Seq, SignatureBytes,
     Transaction, ValidatorId,
@@ -80,37 +79,17 @@ impl Handler for Forger {
     }
 }
 
-/// Starts the byzantine node in front of the real node1; its address.
+/// Starts the byzantine node in front of the real node1.
 fn forger(net: &Consortium, carer: &CarerKeystore, resume: Resume) -> (ClientServer, Nodes) {
     let node1 = &net.cluster.provisioned[0];
-    let identity =
-        Identity::load(&node1.dir.join("tls.pem"), &node1.dir.join("tls.key")).expect("identity");
     let key = read_signing_key(&node1.dir.join("validator.key")).expect("node1's key");
-    let upstream = Client::new(
-        net.addrs[0],
-        &net.trust,
-        SigningKey::from_seed(&carer.identity().to_seed()),
-    )
-    .expect("client");
-    let chain = net.validators.chain_id().clone();
-    let server = ClientServer::start(
-        "127.0.0.1:0".parse().expect("address"),
-        &identity,
-        (chain.clone(), node1.id),
-        Arc::new(Forger {
-            upstream,
-            key,
-            chain,
-            resume,
-        }),
-        KnownClients::new(),
-    )
-    .expect("byzantine node listens");
-    // The carer asks the byzantine node first, then the three honest ones.
-    let mut addrs = vec![server.local_addr().expect("bound")];
-    addrs.extend_from_slice(&net.addrs[1..]);
-    let nodes = Nodes::new(&addrs, &net.trust, carer.identity()).expect("clients");
-    (server, nodes)
+    let forger = Forger {
+        upstream: net.node1_as(carer),
+        key,
+        chain: net.validators.chain_id().clone(),
+        resume,
+    };
+    net.in_front_of_node1(carer, Arc::new(forger))
 }
 
 /// Polls until an `Exit` is delivered (or 40 polls passed); every event delivered.

@@ -4,10 +4,13 @@
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bmpls_client::Nodes;
+use std::sync::Arc;
+
+use bmpls_client::{CarerKeystore, Nodes};
 use bmpls_crypto::{SigningKey, ValidatorSet};
 use bmpls_net::Submitted;
-use bmpls_net::Trust;
+use bmpls_net::guard::KnownClients;
+use bmpls_net::{Client, ClientServer, Handler, Identity, Trust};
 use bmpls_node::BlockPolicy;
 use bmpls_node::local::LocalCluster;
 use bmpls_types::{Transaction, TxHash};
@@ -79,5 +82,41 @@ impl Consortium {
             validators,
             admin,
         }
+    }
+}
+
+impl Consortium {
+    /// A client of node1 that signs as `carer`: what a byzantine node in front of node1 asks.
+    pub fn node1_as(&self, carer: &CarerKeystore) -> Client {
+        Client::new(
+            self.addrs[0],
+            &self.trust,
+            SigningKey::from_seed(&carer.identity().to_seed()),
+        )
+        .expect("client")
+    }
+
+    /// Starts `byzantine` as node1 towards clients (a listener with node1's TLS identity), and
+    /// nodes for `carer` that ask it first, then the three honest validators.
+    pub fn in_front_of_node1(
+        &self,
+        carer: &CarerKeystore,
+        byzantine: Arc<impl Handler>,
+    ) -> (ClientServer, Nodes) {
+        let node1 = &self.cluster.provisioned[0];
+        let identity = Identity::load(&node1.dir.join("tls.pem"), &node1.dir.join("tls.key"))
+            .expect("identity");
+        let server = ClientServer::start(
+            "127.0.0.1:0".parse().expect("address"),
+            &identity,
+            (self.validators.chain_id().clone(), node1.id),
+            byzantine,
+            KnownClients::new(),
+        )
+        .expect("byzantine node listens");
+        let mut addrs = vec![server.local_addr().expect("bound")];
+        addrs.extend_from_slice(&self.addrs[1..]);
+        let nodes = Nodes::new(&addrs, &self.trust, carer.identity()).expect("clients");
+        (server, nodes)
     }
 }

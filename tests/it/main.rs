@@ -10,6 +10,7 @@ mod cluster;
 mod consortium;
 mod crash;
 mod durability;
+mod fences;
 mod logs;
 mod metrics;
 mod outbox;

@@ -1,8 +1,9 @@
 //! The operator's console in a real browser: `bmpls demo --console` serves it against a live
 //! four-validator cluster, headless Chromium (driven through chromedriver, WebDriver) opens the
 //! printed URL, and the test checks what an operator would: the caseload loads, an Exit
-//! reported during the test appears and is acknowledged (kept on disk with who and when), and
-//! a history draws as many cells as `bmpls query` reports for the same window. The HTTP access
+//! reported during the test appears and is acknowledged (kept on disk with who and when), the
+//! demo's safe zone is listed with its state and drawn as a polygon, and a history draws as
+//! many cells as `bmpls query` reports for the same window. The HTTP access
 //! checks (token, host, CSRF, body size) are tried against the same console.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Set
@@ -480,6 +481,31 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
     assert_eq!(rows.len(), 1);
     let shown = text(&client, &row).await;
     assert!(shown.contains("neighbourhood"), "{shown}");
+    // The demo's safe zone is set at the operator's granted level: listed in the row with its
+    // state, and drawn as one polygon per fence the console serves cells for.
+    assert!(shown.contains("neighbourhood fence: "), "{shown}");
+    let served = client
+        .execute(
+            "return fetch('/api/caseload').then(r => r.json())
+               .then(c => c.rows.flatMap(r => r.fences.fences).filter(f => f.cells.length).length);",
+            vec![],
+        )
+        .await
+        .expect("the caseload's fences");
+    let served = served.as_u64().expect("a count") as usize;
+    assert_eq!(
+        served, 1,
+        "the demo's one safe zone, drawable at the granted level"
+    );
+    let zones = client
+        .find_all(Locator::Css("#map path.fence-zone"))
+        .await
+        .expect("paths");
+    assert_eq!(zones.len(), served, "fence polygons drawn");
+    assert_eq!(
+        attr(&client, "#caseload", "data-fences").await,
+        served.to_string()
+    );
     assert_eq!(
         client.current_url().await.expect("url").query(),
         None,
@@ -610,7 +636,9 @@ async fn an_operator_sees_the_caseload_acknowledges_an_exit_and_draws_a_history(
         "#alarms button.ack",
         ".count",
         "#caseload td",
-        ".fence-outside, .fence-silent, .fence-inside",
+        ".fence-outside, .fence-silent, .fence-inside, .fence-unknown",
+        "#caseload button.show-fence",
+        ".legend",
         "#history-status",
         "#history td",
         ".grid-tile",

@@ -215,6 +215,45 @@ impl LevelCiphers {
         }
     }
 
+    /// The cell index ranges that [`LevelCiphers::ranges`] encrypted as `encrypted` at `level`
+    /// in `epoch` (a fence's covering, for a carer holding the level key to draw it): each
+    /// bound decrypted under the level's scheme (an ORE bound is a left token, decrypted with
+    /// [`OreKey::decrypt_left`], refused when not under this key). Ranges that come back
+    /// unsorted or reversed are refused: a custodian's client never makes them.
+    pub fn decrypt_ranges(
+        &mut self,
+        keys: &impl EpochKeys,
+        level: u8,
+        epoch: u32,
+        encrypted: &EncryptedRanges,
+    ) -> Result<Vec<IndexRange>, CipherError> {
+        let ranges: Vec<IndexRange> = match (self.level(level)?.1, encrypted) {
+            (Scheme::Ope, EncryptedRanges::Ope(bounds)) => {
+                let cipher = self.ope_cipher(keys, level, epoch)?;
+                bounds
+                    .iter()
+                    .map(|(lo, hi)| Ok((cipher.decrypt(lo.0)?, cipher.decrypt(hi.0)?)))
+                    .collect::<Result<_, OpeError>>()?
+            }
+            (Scheme::Ore, EncryptedRanges::Ore(tokens)) => {
+                let key = self.ore_key(keys, level, epoch)?;
+                let open =
+                    |t: &OreLeft| key.decrypt_left(&bmpls_ore::LeftCiphertext::from_bytes(&t.0)?);
+                tokens
+                    .iter()
+                    .map(|(lo, hi)| Ok((open(lo)?, open(hi)?)))
+                    .collect::<Result<_, OreError>>()?
+            }
+            _ => return Err(CipherError::Scheme(level)),
+        };
+        let sorted =
+            ranges.iter().all(|(lo, hi)| lo <= hi) && ranges.windows(2).all(|w| w[0].1 < w[1].0);
+        if !sorted {
+            return Err(CipherError::Undecryptable(level));
+        }
+        Ok(ranges)
+    }
+
     /// The cell of `view` at `level` (the view's own level or a coarser one), decrypted with
     /// `keys`: OPE directly, ORE by bisection under the parent cell (see the module docs).
     pub fn decrypt(

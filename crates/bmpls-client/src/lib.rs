@@ -8,6 +8,7 @@ mod ask;
 pub mod audit;
 pub mod carer;
 pub mod ciphers;
+pub mod fences;
 pub mod import;
 pub mod keystore;
 pub mod network;
@@ -15,13 +16,17 @@ pub mod outbox;
 mod reporter;
 
 pub use alerts::{AlertStream, VerifiedWatch, WatchError, WatchFault, verify_alerts};
-pub use ask::{AskError, ask, ask_area, grants_of, standing_at};
+pub use ask::{AskError, ask, ask_area, grants_of, proved_grant, standing_at};
 pub use audit::{AuditEntry, verify_audit};
 pub use carer::{
     AnswerError, CarerKeystore, ProvedGrant, Seen, VerifiedAnswer, open_grant, verify_answer,
     verify_grant,
 };
 pub use ciphers::{CipherError, EncryptedRanges, EpochKeys, LevelCiphers};
+pub use fences::{
+    FenceFault, FenceSurvey, FencesError, ProvedFence, VerifiedFences, fence_zone, standing_fences,
+    tally_fences, verify_fences,
+};
 pub use keystore::PatientKeystore;
 pub use network::{DIAL_STAGGER, NetworkError, Nodes};
 pub use outbox::{Outbox, OutboxError};

@@ -271,21 +271,43 @@ impl Nodes {
         index: usize,
         request: WatchRequest,
     ) -> Result<(ValidatorId, WatchOutcome), NetworkError> {
+        match self.call_on(index, Request::Watch(request)).await? {
+            (node, _, Response::Watch(outcome)) => Ok((node, outcome)),
+            (_, _, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (_, addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// The standing fences of a patient that alert this carer, as the `index`-th node alone
+    /// lists them, and the validator its certificate names (a node can withhold a fence, so
+    /// [`crate::standing_fences`] asks them all); check it with [`crate::verify_fences`].
+    pub async fn fences_on(
+        &self,
+        index: usize,
+        request: bmpls_net::query::FencesRequest,
+    ) -> Result<(ValidatorId, bmpls_net::query::FencesOutcome), NetworkError> {
+        match self.call_on(index, Request::Fences(request)).await? {
+            (node, _, Response::Fences(outcome)) => Ok((node, outcome)),
+            (_, _, Response::Error(e)) => Err(NetworkError::Refused(e)),
+            (_, addr, _) => Err(NetworkError::Unexpected(addr)),
+        }
+    }
+
+    /// Sends `request` to the `index`-th node only; returns the validator its certificate
+    /// names, its address and its answer.
+    async fn call_on(
+        &self,
+        index: usize,
+        request: Request,
+    ) -> Result<(ValidatorId, SocketAddr, Response), NetworkError> {
         let client = self
             .clients
             .get(index % self.clients.len())
             .ok_or(NetworkError::NoNodes)?;
         let unreachable = |e| NetworkError::Unreachable(vec![(client.addr(), e)]);
         let node = client.node().await.map_err(unreachable)?;
-        match client
-            .call(Request::Watch(request))
-            .await
-            .map_err(unreachable)?
-        {
-            Response::Watch(outcome) => Ok((node, outcome)),
-            Response::Error(e) => Err(NetworkError::Refused(e)),
-            _ => Err(NetworkError::Unexpected(client.addr())),
-        }
+        let response = client.call(request).await.map_err(unreachable)?;
+        Ok((node, client.addr(), response))
     }
 
     /// The grants a carer holds or a patient gave (signed by the carer's identity key or the

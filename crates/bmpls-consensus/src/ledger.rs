@@ -364,6 +364,17 @@ impl Ledger {
         self.key_txs.get(patient).map_or(&[], Vec::as_slice)
     }
 
+    /// Hashes of the patient's standing fences (committed `SetFence`s not removed), in hash
+    /// order.
+    pub fn standing_fences(&self, patient: &PatientId) -> impl Iterator<Item = &TxHash> + '_ {
+        let patient = *patient;
+        self.fences
+            .range((patient, TxHash([0; 32]))..)
+            .take_while(move |((p, _), _)| *p == patient)
+            .filter(|(_, standing)| **standing)
+            .map(|((_, hash), _)| hash)
+    }
+
     /// Checks `block` as the next block: header, root and every transaction in order, with the
     /// signatures checked as one batch.
     pub fn check_block(

@@ -177,6 +177,39 @@ fn cover(shape: &dyn Shape, depth: u8, max_ranges: usize) -> Result<Vec<IndexRan
     Ok(coarsen(ranges, max_ranges))
 }
 
+/// The cells that make up `run` (an index range at `depth`), each as large as it can be: a
+/// Hilbert run is a sequence of aligned quadtree nodes (a node of depth `depth - k` is the
+/// `4^k` indices from a multiple of `4^k`), so a covering's run of many cells is drawn with few
+/// rectangles. `None` past `max_cells` cells, or for a run outside the depth's indices.
+pub fn run_cells(depth: u8, run: IndexRange, max_cells: usize) -> Option<Vec<CellIndex>> {
+    let (mut first, last) = run;
+    let end = 1u64.checked_shl(2 * u32::from(depth))?;
+    if first > last || last >= end {
+        return None;
+    }
+    let mut cells = Vec::new();
+    loop {
+        // The largest aligned node that starts at `first` and ends at or before `last`.
+        let mut k = 0u8;
+        while k < depth {
+            let size = 1u64 << (2 * (u32::from(k) + 1));
+            if first % size != 0 || first + (size - 1) > last {
+                break;
+            }
+            k += 1;
+        }
+        if cells.len() == max_cells {
+            return None;
+        }
+        cells.push(CellIndex::new(depth - k, first >> (2 * u32::from(k))).ok()?);
+        let next = first + ((1u64 << (2 * u32::from(k))) - 1);
+        if next >= last {
+            return Some(cells);
+        }
+        first = next + 1;
+    }
+}
+
 /// Merges ranges across the smallest gaps until at most `max_ranges` remain.
 pub fn coarsen(mut ranges: Vec<IndexRange>, max_ranges: usize) -> Vec<IndexRange> {
     if ranges.len() <= max_ranges {

@@ -25,7 +25,7 @@ pub mod level;
 pub use cell::{CellIndex, DEFAULT_DEPTH, MAX_DEPTH};
 pub use circle::{Circle, EARTH_RADIUS_M, MAX_RADIUS_M, SLACK_RAD};
 pub use cover::{
-    IndexRange, cover_cap, cover_circle, cover_lon_lat_box, cover_polygon, cover_rect,
+    IndexRange, cover_cap, cover_circle, cover_lon_lat_box, cover_polygon, cover_rect, run_cells,
 };
 pub use error::{GridError, LevelError};
 pub use level::{Level, LevelIndex, LevelSet, ORE_FROM_DEPTH, Scheme};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bmpls_types::limits::{MAX_BLOCK_BYTES, MAX_CERTIFICATE_BYTES, MAX_TX_BYTES};
+use bmpls_types::limits::{MAX_BLOCK_BYTES, MAX_CERTIFICATE_BYTES, MAX_HEADER_BYTES, MAX_TX_BYTES};
 
 /// ALPN protocol id of every bmpls connection.
 pub const ALPN: &[u8] = b"bmpls/1";
@@ -104,6 +104,11 @@ pub const MAX_SYNC_IN_FLIGHT_PER_PEER: usize = 2;
 /// hold more than this for it. Consensus messages are queued whatever the level.
 pub const MAX_SYNC_QUEUED_BYTES_PER_PEER: usize = 2 * MAX_PEER_FRAME_BYTES;
 
+/// Standing fences one [`crate::query::FenceEvidence`] proves; past them the answer says
+/// `more`. Each is a whole `SetFence` (at most [`MAX_TX_BYTES`]) in its own block, so all of
+/// them, their blocks' certificates and the enrolment fit one response.
+pub const MAX_PROVED_FENCES: usize = 32;
+
 /// Watchers (open alert long polls) one carer may hold on a node; one more is answered at once.
 pub const MAX_WATCHERS_PER_CARER: usize = 16;
 
@@ -111,6 +116,12 @@ pub const MAX_WATCHERS_PER_CARER: usize = 16;
 pub const MAX_WATCHERS: usize = 65_536;
 
 const _: () = assert!(MAX_REQUEST_BYTES >= 2 * MAX_TX_BYTES);
+// A fence answer at its bound: the fences and the enrolment, each with its proof (at most
+// 64 hashes of 32 bytes) in a certified block of its own, and the certified tip.
+const _: () = assert!(
+    (MAX_PROVED_FENCES + 2) * (MAX_TX_BYTES + 64 * 32 + MAX_HEADER_BYTES + MAX_CERTIFICATE_BYTES)
+        < MAX_RESPONSE_BYTES
+);
 const _: () = assert!(SYNC_BURST >= 1 && SYNC_REQUESTS_PER_PEER_PER_S >= 1);
 const _: () = assert!(MAX_SYNC_IN_FLIGHT_PER_PEER >= 1);
 // One whole block always fits, so a catching-up peer makes progress.

@@ -44,6 +44,10 @@ pub enum Request {
     /// A carer asks for the proof of a grant it holds (not audited; see
     /// [`crate::query::GrantRequest`]).
     Grant(crate::query::GrantRequest),
+    /// A carer asks for a patient's standing fences that alert it (not audited; see
+    /// [`crate::query::FencesRequest`]). Appended last: a variant's tag is its position, so
+    /// every earlier request encodes as before and the wire version stays.
+    Fences(crate::query::FencesRequest),
 }
 
 /// Most grants in one [`Response::Grants`].
@@ -290,6 +294,9 @@ pub enum Response {
     Grant(crate::query::GrantOutcome),
     /// The request was not served.
     Error(RequestError),
+    /// A patient's standing fences. Appended last, after `Error`, so that every earlier
+    /// response encodes as before and the wire version stays.
+    Fences(crate::query::FencesOutcome),
 }
 
 impl Canonical for Response {

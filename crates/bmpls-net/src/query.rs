@@ -264,6 +264,48 @@ pub enum GrantOutcome {
     Failed(bmpls_types::BoundedString<MAX_REASON_BYTES>),
 }
 
+/// A carer asks for the standing fences that alert it about a patient it holds a grant of, to
+/// draw them and show their state before any alert about them arrived. Under the same
+/// authorisation as a [`GrantRequest`] (the grant stands and is the requester's) and, like it,
+/// not audited: it reads the custodian's fences for this carer, no record. A node can withhold
+/// a fence or list a removed one (absence has no proof), so a carer believes a fence stands
+/// when `f + 1` validators list it (`bmpls_client::standing_fences`).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct FencesRequest {
+    /// The patient.
+    pub patient: PatientId,
+    /// The grant the carer holds of the patient.
+    pub grant: TxHash,
+}
+
+/// The standing fences of a patient that alert the requesting carer, each `SetFence` proved in
+/// a certified block, with the patient's enrolment (whose custodian key signs fences).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct FenceEvidence {
+    /// The newest block the node's list is as of, certified: the list holds every fence standing
+    /// after it, at most [`crate::limits::MAX_PROVED_FENCES`].
+    pub tip: CertifiedHeader,
+    /// The blocks the proved transactions are in, each once.
+    pub blocks: BoundedVec<CertifiedHeader, { crate::limits::MAX_PROVED_FENCES + 1 }>,
+    /// The patient's enrolment.
+    pub enrolment: ProvedTx,
+    /// The fences, in chain order.
+    pub fences: BoundedVec<ProvedTx, { crate::limits::MAX_PROVED_FENCES }>,
+    /// Whether more fences stand than the answer holds.
+    pub more: bool,
+}
+
+/// The answer to a [`FencesRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum FencesOutcome {
+    /// The fences and their proofs.
+    Proved(Box<FenceEvidence>),
+    /// Unknown, revoked, or not the requester's grant.
+    Unauthorized(Unauthorized),
+    /// Failed on the node.
+    Failed(bmpls_types::BoundedString<MAX_REASON_BYTES>),
+}
+
 /// Audit entries in one answer.
 pub const MAX_AUDIT_ENTRIES: usize = 1_000;
 

@@ -19,14 +19,16 @@
 use std::collections::BTreeMap;
 
 use bmpls_consensus::{GrantTerms, Ledger, PatientState};
+use bmpls_net::limits::MAX_PROVED_FENCES;
 use bmpls_net::query::{
-    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, GrantEvidence, GrantOutcome,
-    GrantRequest, MAX_ANSWER_RECORDS, ProvedRecord, ProvedTx, Query, QueryOutcome, Unauthorized,
+    Answer, Ask, AuditAnswer, AuditRequest, CertifiedHeader, FenceEvidence, FencesOutcome,
+    FencesRequest, GrantEvidence, GrantOutcome, GrantRequest, MAX_ANSWER_RECORDS, ProvedRecord,
+    ProvedTx, Query, QueryOutcome, Unauthorized,
 };
 use bmpls_ore_compare::{OreError, TokenRanges};
 use bmpls_store::{EpochRanges, OreTokens, Plan, Store, StoreError, StoredRecord};
 use bmpls_types::{
-    BoundedVec, Epoch, Height, LevelIndex, PatientId, PublicKeyBytes, Transaction, TxHash,
+    BoundedVec, CarerId, Epoch, Height, LevelIndex, PatientId, PublicKeyBytes, Transaction, TxHash,
 };
 
 /// What a query may read, once its grant is checked.
@@ -233,6 +235,100 @@ pub(crate) fn grant_evidence(
         blocks: BoundedVec::new(prover.blocks).map_err(|_| bad("too many blocks"))?,
         grant,
         keys: BoundedVec::new(keys).map_err(|_| bad("too many key transactions"))?,
+    })
+}
+
+/// What a [`FencesRequest`] may read, once its grant is checked: the carer the fences must
+/// alert, where the patient's enrolment is, and where each standing fence of the patient is.
+#[derive(Clone, Debug)]
+pub(crate) struct FencePermit {
+    carer: CarerId,
+    enrolment_at: (Height, u32),
+    fences_at: Vec<(Height, u32)>,
+}
+
+/// Checks a [`FencesRequest`] as a [`GrantRequest`] is checked (the grant is the patient's,
+/// stands and names the signer as its carer) and locates the patient's standing fences.
+pub(crate) fn locate_fences(
+    ledger: &Ledger,
+    store: &Store,
+    client: &PublicKeyBytes,
+    request: &FencesRequest,
+) -> Result<FencePermit, FencesOutcome> {
+    let (_, terms) = standing_grant(ledger, client, &request.patient, &request.grant)
+        .map_err(FencesOutcome::Unauthorized)?;
+    let located = |hash: &TxHash| {
+        store
+            .locate(hash)
+            .map_err(|e| FencesOutcome::Failed(bmpls_net::proto::reason(e)))?
+            .ok_or_else(|| {
+                FencesOutcome::Failed(bmpls_net::proto::reason(
+                    "a committed transaction is missing from the store",
+                ))
+            })
+    };
+    let enrolment = ledger
+        .key_transactions(&request.patient)
+        .first()
+        .ok_or_else(|| FencesOutcome::Failed(bmpls_net::proto::reason("no enrolment")))?;
+    let enrolment_at = located(enrolment)?;
+    let mut fences_at = ledger
+        .standing_fences(&request.patient)
+        .map(located)
+        .collect::<Result<Vec<_>, _>>()?;
+    fences_at.sort_unstable();
+    Ok(FencePermit {
+        carer: terms.carer,
+        enrolment_at,
+        fences_at,
+    })
+}
+
+/// The proof of the standing fences a [`FencePermit`] located that alert its carer (at most
+/// [`MAX_PROVED_FENCES`], in chain order), of the patient's enrolment, and the certified `tip`.
+pub(crate) fn fence_evidence(
+    store: &Store,
+    permit: &FencePermit,
+    tip: CertifiedHeader,
+) -> Result<FenceEvidence, StoreError> {
+    // Fences that alert another carer are not this carer's business (who else cares for the
+    // patient is itself sensitive), so they are left out before the bound is applied.
+    // Fences the ledger holds past `tip` (a commit the alerts have not seen yet) wait for the
+    // next answer: the carer checks that every fence is at or below the tip.
+    let mut mine = Vec::new();
+    for &(height, index) in &permit.fences_at {
+        if height > tip.header.height {
+            continue;
+        }
+        if mine.len() > MAX_PROVED_FENCES {
+            break;
+        }
+        let tx = store
+            .transaction_at(height, index)?
+            .ok_or(StoreError::Corrupt {
+                what: "fence named by the ledger",
+                key: format!("block {} tx {index}", height.0),
+            })?;
+        if matches!(&tx, Transaction::SetFence(f) if f.carer == permit.carer) {
+            mine.push((height, index));
+        }
+    }
+    let more = mine.len() > MAX_PROVED_FENCES;
+    mine.truncate(MAX_PROVED_FENCES);
+    let mut wanted = vec![permit.enrolment_at];
+    wanted.extend(&mine);
+    let mut prover = Prover::new(store, &wanted, [])?;
+    let enrolment = prover.proved(permit.enrolment_at)?;
+    let fences = mine
+        .iter()
+        .map(|&at| prover.proved(at))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(FenceEvidence {
+        tip,
+        blocks: BoundedVec::new(prover.blocks).map_err(|_| bad("too many blocks"))?,
+        enrolment,
+        fences: BoundedVec::new(fences).map_err(|_| bad("too many fences"))?,
+        more,
     })
 }
 

@@ -96,6 +96,14 @@ impl Handler for Service {
                 })
                 .await
                 .map(Response::Grant),
+            Request::Fences(request) => self
+                .ask(|reply| Command::Fences {
+                    client,
+                    request,
+                    reply,
+                })
+                .await
+                .map(Response::Fences),
         };
         answer.unwrap_or_else(Response::Error)
     }

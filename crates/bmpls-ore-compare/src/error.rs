@@ -74,6 +74,10 @@ pub enum OreError {
         /// Slots given.
         got: usize,
     },
+    /// A left ciphertext that this key did not make: a slot key differs from the key's own
+    /// (another key, another domain's key, or forged bytes).
+    #[error("the left ciphertext was not made with this key")]
+    NotUnderThisKey,
     /// A left ciphertext assembled from the wrong number of blocks (a bug in the caller).
     #[error("left ciphertext assembled from {got} blocks, the domain has {expected}")]
     BadBlocks {

@@ -93,6 +93,20 @@ impl LeftCiphertext {
         self.domain
     }
 
+    /// Block `i` (below [`Domain::blocks`]) as [`LeftCiphertext::from_blocks`] took it: what
+    /// `bmpls_ore::OreKey::decrypt_left` reads back.
+    pub fn left_block(&self, i: usize) -> Option<LeftBlock> {
+        if i >= self.domain.blocks() {
+            return None;
+        }
+        let (slot, key) = self.block(i);
+        Some(LeftBlock {
+            // A slot is one byte of the encoding.
+            slot: slot as u8,
+            key: key.try_into().ok()?,
+        })
+    }
+
     /// Block `i`'s slot and its 16-byte key.
     #[inline]
     pub(crate) fn block(&self, i: usize) -> (usize, &[u8]) {

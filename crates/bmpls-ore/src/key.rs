@@ -85,6 +85,41 @@ impl OreKey {
         LeftCiphertext::from_blocks(self.domain, &parts)
     }
 
+    /// The plaintext of a left ciphertext this key made (a fence's run endpoint, for a carer
+    /// that holds the level key and draws the fence). Block by block: the prefix decrypted so
+    /// far names the block's permutation, whose inverse gives the block's value, and the slot
+    /// key is recomputed and must equal the ciphertext's, so a token of another key (or of no
+    /// key) is refused with [`OreError::NotUnderThisKey`], never read as some plaintext.
+    pub fn decrypt_left(&self, left: &LeftCiphertext) -> Result<u64, OreError> {
+        if left.domain() != self.domain {
+            return Err(OreError::DomainMismatch);
+        }
+        let mut x = 0u64;
+        let mut perm = [0u8; MAX_SLOTS];
+        for i in 0..self.domain.blocks() {
+            let block = left.left_block(i).ok_or(OreError::BadBlocks {
+                expected: self.domain.blocks(),
+                got: i,
+            })?;
+            // The bits above block i, already decrypted, are the block's prefix.
+            let prefix = x;
+            let perm = &mut perm[..self.domain.slots(i)];
+            prp::permutation(&self.prp, i, prefix, perm);
+            let value = perm
+                .iter()
+                .position(|&slot| slot == block.slot)
+                .ok_or(OreError::BadSlot { block: i })?;
+            let mut key = [slot_input(slot_base(i, prefix), block.slot)];
+            self.prf.encrypt_blocks(&mut key);
+            let key = Zeroizing::new(<[u8; 16]>::from(key[0]));
+            if *key != block.key {
+                return Err(OreError::NotUnderThisKey);
+            }
+            x = (x << self.domain.block_len(i)) | value as u64;
+        }
+        Ok(x)
+    }
+
     /// A right ciphertext of `x` under a fresh nonce from `rng`: semantically secure, and
     /// unrelated to every other right ciphertext of `x`. `x` must lie in the domain.
     pub fn encrypt_right(

@@ -579,3 +579,37 @@ fn token_ranges_agree_with_plaintext_membership() {
         OreError::DomainMismatch
     );
 }
+
+#[test]
+fn a_left_ciphertext_decrypts_to_its_plaintext_at_every_domain_size() {
+    for &block_bits in &BLOCK_BITS {
+        for bits in [1u8, 2, 7, 12, 38, 50, 64] {
+            let key = key(bits, block_bits);
+            for x in edges(
+                key.domain(),
+                0x5a5a_5a5a_5a5a_5a5a & key.domain().max_plaintext(),
+            ) {
+                let left = key.encrypt_left(x).expect("in the domain");
+                assert_eq!(key.decrypt_left(&left), Ok(x), "{bits}/{block_bits}: {x}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_left_ciphertext_of_another_key_or_domain_is_refused_not_misread() {
+    let mine = key(50, 6);
+    let other = OreKey::new(&[0xa5; 32], domain(50, 6));
+    for x in [0, 1, 12_345, (1 << 50) - 1] {
+        let theirs = other.encrypt_left(x).expect("in the domain");
+        assert_eq!(mine.decrypt_left(&theirs), Err(OreError::NotUnderThisKey));
+    }
+    let wider = key(52, 6).encrypt_left(3).expect("in the domain");
+    assert_eq!(mine.decrypt_left(&wider), Err(OreError::DomainMismatch));
+    // A forged slot key in the last block only: the earlier blocks decrypt, the last does not.
+    let mut bytes = mine.encrypt_left(777).expect("in the domain").to_bytes();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let forged = LeftCiphertext::from_bytes(&bytes).expect("still well formed");
+    assert_eq!(mine.decrypt_left(&forged), Err(OreError::NotUnderThisKey));
+}

@@ -7,12 +7,15 @@
 //! - `server.rs`: the HTTP routes (axum) and the JSON API;
 //! - `view.rs`: caseload rows and histories from verified answers (pure);
 //! - `alarms.rs`: alarms and fence states from alert events (pure);
+//! - `fences.rs`: each patient's standing fences, their states, and their zones where the grant
+//!   allows drawing them (pure);
 //! - `acks.rs`: the acknowledgement log on disk;
 //! - `assets/`: the page (HTML, JavaScript, CSS) and Leaflet, vendored (BSD-2-Clause).
 
 mod acks;
 mod alarms;
 mod auth;
+mod fences;
 mod server;
 mod view;
 

@@ -20,16 +20,17 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use bmpls_client::{AskError, CarerKeystore, Nodes, VerifiedAnswer};
+use bmpls_client::{AskError, CarerKeystore, LevelCiphers, Nodes, VerifiedAnswer, fence_zone};
 use bmpls_crypto::ValidatorSet;
 use bmpls_grid::LevelSet;
 use bmpls_net::GrantSummary;
-use bmpls_net::query::{Ask, MAX_ANSWER_RECORDS, Query, Unauthorized};
+use bmpls_net::query::{Ask, FencesRequest, GrantRequest, MAX_ANSWER_RECORDS, Query, Unauthorized};
 use bmpls_types::{LevelIndex, PatientId, TxHash};
 
 use super::acks::{AckError, AckLog, MAX_ALARM_ID_CHARS, operator_name};
 use super::alarms::AlarmBook;
 use super::auth::Access;
+use super::fences::{Fences, drawable, fences};
 use super::view::{self, Row};
 use super::{Tiles, now_ms};
 
@@ -48,6 +49,8 @@ pub const CASELOAD_FRESH: Duration = Duration::from_secs(10);
 pub const MAX_PARAM_CHARS: usize = 200;
 /// Queries the console has out to the validators at once; more wait their turn.
 pub const MAX_QUERIES_IN_FLIGHT: usize = 4;
+/// Fence zones the console keeps decrypted; past it a zone is decrypted again when shown.
+pub const MAX_ZONES: usize = 4_096;
 /// Runs of cells an area of a history query is covered by.
 pub const MAX_AREA_RANGES: usize = 256;
 
@@ -74,6 +77,8 @@ pub struct Console {
     pub(super) events: broadcast::Sender<Pushed>,
     pub(super) watch_status: Mutex<serde_json::Value>,
     caseload: tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>,
+    /// Each drawn fence's zone (cell runs at its level), decrypted once: a fence never changes.
+    zones: Mutex<HashMap<TxHash, Vec<bmpls_grid::IndexRange>>>,
     /// Each grant's data window in ms, as a node's refusal or an answer showed it.
     windows: Mutex<HashMap<TxHash, (u64, u64)>>,
     streams: AtomicUsize,
@@ -108,6 +113,7 @@ impl Console {
             watch_status: Mutex::new(serde_json::json!({"ok": false, "message": "connecting"})),
             caseload: tokio::sync::Mutex::new(None),
             windows: Mutex::new(HashMap::new()),
+            zones: Mutex::new(HashMap::new()),
             streams: AtomicUsize::new(0),
             queries: tokio::sync::Semaphore::new(MAX_QUERIES_IN_FLIGHT),
         }
@@ -252,6 +258,88 @@ impl Console {
             .collect())
     }
 
+    /// The standing fences of the grant's patient that alert this carer, as `f + 1` validators
+    /// list them, with the states the alarms set and, for those at the granted level or
+    /// coarser, their zones (decrypted once per fence with the grant's keys, then kept).
+    async fn patient_fences(&self, grant: &GrantSummary) -> Fences {
+        let states = self
+            .book
+            .lock()
+            .map(|b| b.fences_of(&hex::encode(grant.patient.0)))
+            .unwrap_or_default();
+        let request = FencesRequest {
+            patient: grant.patient,
+            grant: grant.grant,
+        };
+        let survey = {
+            let Ok(_turn) = self.queries.acquire().await else {
+                return Fences::default();
+            };
+            bmpls_client::standing_fences(
+                &self.nodes,
+                &request,
+                &self.validators,
+                &self.carer.carer,
+            )
+            .await
+        };
+        let survey = match survey {
+            Ok(survey) => survey,
+            Err(e) => {
+                return Fences {
+                    problem: Some(e.to_string()),
+                    ..Fences::default()
+                };
+            }
+        };
+        let known = |hash: &TxHash| self.zones.lock().is_ok_and(|z| z.contains_key(hash));
+        let unopened = survey
+            .standing
+            .iter()
+            .any(|f| drawable(f.fence.level.0, grant.level.0) && !known(&f.hash));
+        // The grant's keys, from its proof (not a query: no audit entry), only when a fence
+        // not drawn before needs them.
+        let keys = if unopened {
+            let asked = GrantRequest {
+                patient: grant.patient,
+                grant: grant.grant,
+            };
+            Some(
+                bmpls_client::proved_grant(&self.nodes, asked, &self.validators, &self.carer)
+                    .await
+                    .map_err(|e| crate::carer::ask_error_text(&e, &self.levels)),
+            )
+        } else {
+            None
+        };
+        let mut ciphers = LevelCiphers::new(self.levels.clone());
+        fences(&survey, grant.level.0, &self.levels, &states, |proved| {
+            if let Some(zone) = self
+                .zones
+                .lock()
+                .ok()
+                .and_then(|z| z.get(&proved.hash).cloned())
+            {
+                return Ok(zone);
+            }
+            let (grant, keys) = match &keys {
+                Some(Ok(opened)) => opened,
+                Some(Err(why)) => return Err(why.clone()),
+                None => return Err("the grant's keys were not asked for".to_string()),
+            };
+            // The epoch of now, when the fence has it.
+            let today = u32::try_from(now_ms() / grant.epoch_length_ms.max(1)).unwrap_or(u32::MAX);
+            let zone =
+                fence_zone(&mut ciphers, keys, &proved.fence, today).map_err(|e| e.to_string())?;
+            if let Ok(mut zones) = self.zones.lock() {
+                if zones.len() < MAX_ZONES {
+                    zones.insert(proved.hash, zone.clone());
+                }
+            }
+            Ok(zone)
+        })
+    }
+
     async fn build_caseload(&self) -> serde_json::Value {
         let grants = match self.standing_grants().await {
             Ok(g) => g,
@@ -274,11 +362,7 @@ impl Console {
             };
             let answer = self.ask_clipped(grant, query, None).await;
             let answer = answer.as_ref().map_err(String::clone);
-            let fences = self
-                .book
-                .lock()
-                .map(|b| b.fences_of(&hex::encode(grant.patient.0)))
-                .unwrap_or_default();
+            let fences = self.patient_fences(grant).await;
             rows.push(view::row(
                 grant,
                 &self.level_name(grant.level.0),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use bmpls_client::{Seen, VerifiedAnswer};
 use bmpls_net::GrantSummary;
 
-use super::alarms::FenceState;
+use super::fences::Fences;
 
 /// A cell's rectangle in degrees.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -52,8 +52,9 @@ pub struct Position {
     pub exact: Option<Exact>,
 }
 
-fn bounds(seen: &Seen) -> Bounds {
-    let rect = seen.cell.rect();
+/// A cell's rectangle, as the page draws it.
+pub fn bounds(cell: &bmpls_grid::CellIndex) -> Bounds {
+    let rect = cell.rect();
     Bounds {
         w: rect.min().x,
         s: rect.min().y,
@@ -68,7 +69,7 @@ pub fn position(seen: &Seen) -> Position {
         seq: seen.seq.0,
         time_ms: seen.fix_time_ms,
         height: seen.height.0,
-        cell: bounds(seen),
+        cell: bounds(&seen.cell),
         exact: seen.exact.map(|fix| Exact {
             lat: f64::from(fix.lat_e7) / 1e7,
             lon: f64::from(fix.lon_e7) / 1e7,
@@ -96,8 +97,8 @@ pub struct Row {
     pub age_s: Option<u64>,
     /// Why there is no latest position (no record yet, a refusal, no validator answering).
     pub problem: Option<String>,
-    /// The patient's fences, as their latest alarms say.
-    pub fences: Vec<FenceState>,
+    /// The patient's standing fences, each with the state its latest alarm says.
+    pub fences: Fences,
 }
 
 /// The grant a patient's row relies on, among the standing ones this carer holds of them: the
@@ -124,7 +125,7 @@ pub fn row(
     grant: &GrantSummary,
     level: &str,
     latest: Result<&VerifiedAnswer, String>,
-    fences: Vec<FenceState>,
+    fences: Fences,
     now_ms: u64,
 ) -> Row {
     let (latest, problem) = match latest {
@@ -184,7 +185,7 @@ pub fn history(answer: &VerifiedAnswer) -> History {
             .and_modify(|(_, n)| *n += 1)
             .or_insert_with(|| {
                 order.push(key);
-                (bounds(seen), 1)
+                (bounds(&seen.cell), 1)
             });
     }
     History {
@@ -302,21 +303,21 @@ mod tests {
             &grant,
             "neighbourhood",
             Ok(&cells),
-            Vec::new(),
+            Fences::default(),
             1_000_000 + 90_000,
         );
         let latest = r.latest.expect("latest");
         assert_eq!((latest.seq, r.age_s), (2, Some(30)));
         assert!(latest.exact.is_none());
         let exact = answer(vec![seen(3, 52.36, 4.87, true)]);
-        let r = row(&grant, "exact", Ok(&exact), Vec::new(), 0);
+        let r = row(&grant, "exact", Ok(&exact), Fences::default(), 0);
         let fix = r.latest.and_then(|p| p.exact).expect("exact");
         assert_eq!((fix.accuracy_m, fix.battery_percent), (Some(4.5), None));
         let r = row(
             &grant,
             "neighbourhood",
             Ok(&answer(Vec::new())),
-            Vec::new(),
+            Fences::default(),
             0,
         );
         assert!(r.latest.is_none() && r.problem.is_some());
@@ -324,7 +325,7 @@ mod tests {
             &grant,
             "neighbourhood",
             Err("refused".into()),
-            Vec::new(),
+            Fences::default(),
             0,
         );
         assert_eq!(r.problem.as_deref(), Some("refused"));

@@ -255,3 +255,34 @@ proptest! {
         prop_assert!(kept.iter().all(|g| all[..filled].last().is_none_or(|m| g >= m)));
     }
 }
+
+#[test]
+fn a_run_is_drawn_with_its_largest_aligned_cells_and_covers_exactly_its_indices() {
+    use bmpls_grid::run_cells;
+    let check = |depth: u8, run: (u64, u64), expected: &[(u8, u64)]| {
+        let cells = run_cells(depth, run, 64).expect("a run");
+        let got: Vec<(u8, u64)> = cells.iter().map(|c| (c.depth(), c.index())).collect();
+        assert_eq!(got, expected, "{run:?} at depth {depth}");
+        // The cells, back at the run's depth, are exactly the run's indices in order.
+        let mut next = run.0;
+        for c in &cells {
+            let (lo, hi) = c.range_at(depth).expect("coarser");
+            assert_eq!(lo, next);
+            next = hi + 1;
+        }
+        assert_eq!(next, run.1 + 1);
+    };
+    check(3, (5, 5), &[(3, 5)]);
+    check(3, (0, 63), &[(0, 0)]);
+    check(3, (16, 31), &[(1, 1)]);
+    // 3, then 4..=15 as three depth-2 nodes, then 16..=31 as one depth-1 node, then 32.
+    check(
+        3,
+        (3, 32),
+        &[(3, 3), (2, 1), (2, 2), (2, 3), (1, 1), (3, 32)],
+    );
+    // Too many cells, a reversed run, and an index past the depth are refused.
+    assert!(run_cells(3, (1, 14), 3).is_none());
+    assert!(run_cells(3, (9, 2), 64).is_none());
+    assert!(run_cells(3, (0, 64), 64).is_none());
+}

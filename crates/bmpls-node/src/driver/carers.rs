@@ -16,8 +16,8 @@ use bmpls_net::alert::{
 use bmpls_net::limits::MAX_RESPONSE_BYTES;
 use bmpls_net::proto::reason;
 use bmpls_net::query::{
-    Ask, AuditOutcome, AuditRequest, GrantOutcome, GrantRequest, MAX_AUDIT_ENTRIES, Query,
-    QueryOutcome,
+    Ask, AuditOutcome, AuditRequest, FencesOutcome, FencesRequest, GrantOutcome, GrantRequest,
+    MAX_AUDIT_ENTRIES, Query, QueryOutcome,
 };
 use bmpls_types::{
     Audit, BoundedVec, Canonical, CarerId, Height, LevelIndex, PatientId, PublicKeyBytes,
@@ -26,7 +26,10 @@ use bmpls_types::{
 
 use super::watchers::{WatchReply, Watcher};
 use super::{Driver, MAX_TIMED_CARERS, now_ms};
-use crate::answer::{Permit, answer, audit_answer, authorize, grant_evidence, locate_grant};
+use crate::answer::{
+    Permit, answer, audit_answer, authorize, fence_evidence, grant_evidence, locate_fences,
+    locate_grant,
+};
 use crate::metrics::QueryLabels;
 
 impl Driver {
@@ -154,6 +157,38 @@ impl Driver {
             let outcome = match grant_evidence(&store, grant_at, &keys_at) {
                 Ok(evidence) => GrantOutcome::Proved(Box::new(evidence)),
                 Err(e) => GrantOutcome::Failed(reason(e)),
+            };
+            let _ = reply.send(outcome);
+        });
+    }
+
+    /// The standing fences of a patient that alert the carer of a standing grant, for that
+    /// carer only, proved from the store on a blocking thread. Not audited: no record is read.
+    pub(super) fn fences(
+        &mut self,
+        client: PublicKeyBytes,
+        request: FencesRequest,
+        reply: oneshot::Sender<FencesOutcome>,
+    ) {
+        let ledger = self.engine.ledger();
+        let permit = match locate_fences(ledger, &self.store, &client, &request) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                let _ = reply.send(refused);
+                return;
+            }
+        };
+        // The last block the alerts have seen, which the store holds; the ledger (whose fences
+        // were read) may be a few blocks past it, so the list is as of this block or later.
+        let Some(tip) = self.tip.clone() else {
+            let _ = reply.send(FencesOutcome::Failed(reason("no block committed yet")));
+            return;
+        };
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let outcome = match fence_evidence(&store, &permit, tip) {
+                Ok(evidence) => FencesOutcome::Proved(Box::new(evidence)),
+                Err(e) => FencesOutcome::Failed(reason(e)),
             };
             let _ = reply.send(outcome);
         });

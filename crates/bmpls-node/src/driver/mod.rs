@@ -91,6 +91,11 @@ pub(crate) enum Command {
         request: bmpls_net::query::GrantRequest,
         reply: oneshot::Sender<bmpls_net::query::GrantOutcome>,
     },
+    Fences {
+        client: PublicKeyBytes,
+        request: bmpls_net::query::FencesRequest,
+        reply: oneshot::Sender<bmpls_net::query::FencesOutcome>,
+    },
 }
 
 /// Carers whose last delivered alert a validator remembers, to leave replays out of the
@@ -434,6 +439,11 @@ impl Driver {
                     request,
                     reply,
                 } => self.grant_evidence(client, request, reply),
+                Command::Fences {
+                    client,
+                    request,
+                    reply,
+                } => self.fences(client, request, reply),
             }
             if txs < ADMIT_BATCH {
                 next = queue.try_recv().ok();

@@ -29,8 +29,24 @@ async function api(path, options) {
 // The map: Leaflet with the configured tiles, or a plain grid drawn here (nothing fetched).
 const map = L.map("map", { keyboard: true }).setView([52.3676, 4.9041], 12);
 L.control.scale({ imperial: false }).addTo(map);
+const fenceLayer = L.featureGroup().addTo(map);
 const historyLayer = L.featureGroup().addTo(map);
 const caseloadLayer = L.featureGroup().addTo(map);
+
+// What the map's shapes are (text, not colour alone: each kind is also dashed differently).
+const Legend = L.Control.extend({
+  onAdd() {
+    const box = el("div", { className: "legend" });
+    box.setAttribute("role", "note");
+    box.append(
+      el("span", { className: "key key-fence" }), " fence zone (granted level or coarser)", el("br"),
+      el("span", { className: "key key-latest" }), " latest cell", el("br"),
+      el("span", { className: "key key-history" }), " history cell",
+    );
+    return box;
+  },
+});
+new Legend({ position: "bottomright" }).addTo(map);
 
 const GridTiles = L.GridLayer.extend({
   createTile(coords) {
@@ -175,19 +191,50 @@ async function loadAlarms() {
 }
 
 // Caseload.
-function fenceText(fences) {
-  if (!fences.length) return el("span", { className: "muted" }, "no alarm yet");
-  const span = el("span", {});
-  for (const f of fences) {
-    const item = el("span", { className: `fence-${f.state}`, title: `fence ${f.fence}` }, `${f.state} since ${utc(f.since_ms).slice(11)}`);
-    span.append(item, el("br"));
+const FENCE_STATE = { inside: "inside", outside: "outside", silent: "missing (no report)", unknown: "unknown yet (no alarm)" };
+
+function fenceBounds(fence) {
+  return fence.cells.reduce((b, c) => b.extend([[c.s, c.w], [c.n, c.e]]), L.latLngBounds([]));
+}
+
+// A patient's standing fences (as f+1 validators list them), each with its state; a fence at a
+// finer level than granted is named, never drawn.
+function fenceText(row) {
+  const f = row.fences;
+  const box = el("span", {});
+  const line = (...parts) => box.append(...parts, el("br"));
+  if (f.problem) line(el("span", { className: "fence-fault" }, `fences not known: ${f.problem}`));
+  else if (!f.fences.length) line(el("span", { className: "muted" }, "no fence"));
+  for (const fence of f.fences) {
+    const since = fence.since_ms ? ` since ${utc(fence.since_ms).slice(11)}` : "";
+    const item = el("span", { className: `fence-${fence.state}`, title: `fence ${fence.fence}` },
+      `${fence.level} fence: ${FENCE_STATE[fence.state] || fence.state}${since}`);
+    const parts = [item];
+    if (fence.note) parts.push(" ", el("span", { className: "muted" }, `(${fence.note})`));
+    if (fence.cells.length) {
+      const show = el("button", { type: "button", className: "show-fence" }, "Zone");
+      show.setAttribute("aria-label", `Show the ${fence.level} fence of patient ${short(row.patient)} on the map`);
+      show.addEventListener("click", () => map.fitBounds(fenceBounds(fence), { maxZoom: 17 }));
+      parts.push(" ", show);
+    }
+    line(...parts);
   }
-  return span;
+  if (f.more) line(el("span", { className: "muted" }, "more fences than shown"));
+  for (const fault of f.faults) line(el("span", { className: "fence-fault" }, `validators disagree: ${fault}`));
+  return box;
+}
+
+// A fence's zone: one polygon of its cells' rectangles, green and dashed, under the caseload.
+function fenceZone(row, fence) {
+  const rings = fence.cells.map((c) => [[c.s, c.w], [c.s, c.e], [c.n, c.e], [c.n, c.w]]);
+  return L.polygon(rings, { className: "fence-zone", color: "#0b5d1e", weight: 2, dashArray: "2 4", fillOpacity: 0.08 })
+    .bindTooltip(`fence of patient ${short(row.patient)} at ${fence.level}: ${FENCE_STATE[fence.state] || fence.state}`);
 }
 
 function renderCaseload(answer) {
   state.caseload = answer.rows;
   caseloadLayer.clearLayers();
+  fenceLayer.clearLayers();
   const body = $("caseload").tBodies[0];
   body.replaceChildren();
   const select = $("history-patient");
@@ -214,9 +261,12 @@ function renderCaseload(answer) {
       select.value = row.patient;
       $("history-run").focus();
     });
-    tr.append(patientCell, el("td", {}, row.level), el("td", {}, last), el("td", {}, battery), el("td", {}, fenceText(row.fences)), el("td", {}, show, " ", hist));
+    tr.append(patientCell, el("td", {}, row.level), el("td", {}, last), el("td", {}, battery), el("td", {}, fenceText(row)), el("td", {}, show, " ", hist));
     body.append(tr);
     select.append(el("option", { value: row.patient }, `${short(row.patient)} (${row.level})`));
+    for (const fence of row.fences.fences) {
+      if (fence.cells.length) fenceZone(row, fence).addTo(fenceLayer);
+    }
     if (row.latest) {
       const label = `patient ${short(row.patient)}, ${row.level}, ${utc(row.latest.time_ms)}`;
       cellRect(row.latest.cell, "caseload-cell").bindTooltip(label).addTo(caseloadLayer);
@@ -230,6 +280,7 @@ function renderCaseload(answer) {
   if (chosen) select.value = chosen;
   $("caseload-status").textContent = `${answer.rows.length} patient(s), verified at ${utc(answer.at_ms)}` +
     (answer.left_out ? `; ${answer.left_out} more not shown` : "") + (answer.problem ? `; ${answer.problem}` : "");
+  $("caseload").dataset.fences = String(fenceLayer.getLayers().length);
   $("caseload").dataset.loaded = "true";
   if (!state.fitted && caseloadLayer.getLayers().length) {
     map.fitBounds(caseloadLayer.getBounds(), { maxZoom: 15 });
