@@ -8,7 +8,6 @@
 //! logged without its content. It runs where the patient's keys may be (the phone, the
 //! custodian's home server), never on a validator.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -24,9 +23,10 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+use bmpls_client::PatientKeystore;
 use bmpls_client::import::{MAX_MESSAGE_BYTES, OwnTracksMessage, owntracks_message_of};
 use bmpls_client::outbox::Backoff;
-use bmpls_client::{Outbox, PatientKeystore, Reporter};
+use bmpls_client::outbox::ReportQueue;
 
 use crate::client::Consortium;
 
@@ -62,17 +62,8 @@ pub struct OwnTracksArgs {
 
 /// What the handler and the sender share: the keystore, its reporter and its outbox, behind
 /// one lock taken only for queueing and for writing outcomes back, never across the network.
-struct Queue {
-    store: PatientKeystore,
-    reporter: Reporter,
-    outbox: Outbox,
-    /// Fix times already queued or reported: the app sends a message again when it got no
-    /// answer (a gateway killed between the sync and the answer).
-    seen: BTreeSet<u64>,
-}
-
 struct Gateway {
-    queue: Mutex<Queue>,
+    queue: Mutex<ReportQueue>,
     /// `user:password`, as the app sends it.
     credentials: Zeroizing<Vec<u8>>,
     passphrase: Option<Zeroizing<String>>,
@@ -107,18 +98,11 @@ pub fn run(command: GatewayCommand) -> anyhow::Result<()> {
         .as_deref()
         .map(secret_file)
         .transpose()?;
-    let reporter = store.reporter(&args.consortium.chain()?)?;
+    let chain = args.consortium.chain()?;
     args.consortium.trust()?;
-    let outbox = crate::send::open(&store)?;
-    let mut seen = store.reported_times()?;
-    seen.extend(outbox.waiting().map(|r| r.fix_time_ms));
+    let queue = crate::send::open_queue(store, &chain)?;
     let gateway = Arc::new(Gateway {
-        queue: Mutex::new(Queue {
-            store,
-            reporter,
-            outbox,
-            seen,
-        }),
+        queue: Mutex::new(queue),
         credentials: Zeroizing::new(credentials.as_bytes().to_vec()),
         passphrase,
         queued: tokio::sync::Notify::new(),
@@ -246,18 +230,7 @@ fn queue_fix(gateway: &Gateway, fix: bmpls_client::Fix) -> anyhow::Result<()> {
         .queue
         .lock()
         .map_err(|_| anyhow::anyhow!("the queue's lock is poisoned"))?;
-    if queue.seen.contains(&fix.fix_time_ms) {
-        return Ok(());
-    }
-    let Queue {
-        store,
-        reporter,
-        outbox,
-        seen,
-    } = &mut *queue;
-    outbox.queue(store, reporter, &[fix], &mut rand::rngs::OsRng)?;
-    store.add_reported_times(&[fix.fix_time_ms])?;
-    seen.insert(fix.fix_time_ms);
+    queue.queue(&[fix], &mut rand::rngs::OsRng)?;
     Ok(())
 }
 
@@ -269,7 +242,7 @@ async fn send_forever(gateway: Arc<Gateway>, consortium: Consortium) {
     let mut nodes = None;
     loop {
         let batch = match gateway.queue.lock() {
-            Ok(queue) => queue.outbox.next_batch(),
+            Ok(queue) => queue.outbox().next_batch(),
             Err(_) => return,
         };
         if batch.is_empty() {
@@ -279,7 +252,7 @@ async fn send_forever(gateway: Arc<Gateway>, consortium: Consortium) {
         if nodes.is_none() {
             let key = match gateway.queue.lock() {
                 Ok(queue) => {
-                    bmpls_crypto::SigningKey::from_seed(&queue.store.reporter_key().to_seed())
+                    bmpls_crypto::SigningKey::from_seed(&queue.store().reporter_key().to_seed())
                 }
                 Err(_) => return,
             };
@@ -298,7 +271,9 @@ async fn send_forever(gateway: Arc<Gateway>, consortium: Consortium) {
                             .queue
                             .lock()
                             .map_err(|_| anyhow::anyhow!("the queue's lock is poisoned"))?;
-                        Ok::<_, anyhow::Error>(queue.outbox.apply_outcomes(&batch, &outcomes)?)
+                        Ok::<_, anyhow::Error>(
+                            queue.outbox_mut().apply_outcomes(&batch, &outcomes)?,
+                        )
                     })
                     .await;
                     match step {

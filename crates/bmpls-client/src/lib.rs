@@ -8,6 +8,7 @@ mod ask;
 pub mod audit;
 pub mod carer;
 pub mod ciphers;
+pub mod consortium;
 pub mod import;
 pub mod keystore;
 pub mod network;
@@ -22,6 +23,7 @@ pub use carer::{
     verify_grant,
 };
 pub use ciphers::{CipherError, EncryptedRanges, EpochKeys, LevelCiphers};
+pub use consortium::{Consortium, ConsortiumError};
 pub use keystore::PatientKeystore;
 pub use network::{DIAL_STAGGER, NetworkError, Nodes};
 pub use outbox::{Outbox, OutboxError};
