@@ -1,19 +1,18 @@
 //! The client commands: `bmpls status`, `bmpls patient`, `bmpls report`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use bmpls_client::keystore::DEFAULT_EPOCH_MS;
+use bmpls_client::keystore::{DEFAULT_EPOCH_MS, EnrolmentRequest};
 use bmpls_client::{Fix, Nodes, PatientKeystore};
 use bmpls_consensus::Genesis;
 use bmpls_crypto::SigningKey;
 use bmpls_crypto::keyfile::read_signing_key;
 use bmpls_net::{NextSeqOutcome, RefusalCode, Submitted, Trust};
-use bmpls_types::{ChainId, Trigger, ValidatorId};
+use bmpls_types::{ChainId, Trigger};
 
 /// How to reach the consortium (defaults: the local cluster of README "A local cluster").
 #[derive(Debug, Args)]
@@ -55,19 +54,17 @@ impl Consortium {
     /// The consortium's CA and validators, as clients pin them.
     pub(crate) fn trust(&self) -> anyhow::Result<Trust> {
         let genesis = self.genesis()?;
-        let ids: Vec<ValidatorId> = genesis.names.iter().map(|(_, id)| *id).collect();
-        Trust::load(&self.ca, genesis.validators.crypto().chain_id(), &ids)
-            .with_context(|| format!("--ca {}{}", self.ca.display(), outside_hint(&self.ca)))
+        let hint = || format!("--ca {}{}", self.ca.display(), outside_hint(&self.ca));
+        let ca = std::fs::read_to_string(&self.ca).with_context(hint)?;
+        bmpls_client::consortium::trust_of(&genesis, &ca).with_context(hint)
     }
 
     /// Clients of the validators (inside a tokio runtime: the QUIC endpoint needs one).
     pub(crate) async fn connect(&self, key: &SigningKey) -> anyhow::Result<Nodes> {
         let trust = self.trust()?;
-        let mut addrs = Vec::with_capacity(self.nodes.len());
-        for node in &self.nodes {
-            addrs.push(resolve(node).await?);
-        }
-        Ok(Nodes::new(&addrs, &trust, key)?)
+        Nodes::resolve(&self.nodes, &trust, key)
+            .await
+            .context("--node")
     }
 }
 
@@ -91,20 +88,6 @@ pub(crate) fn read_levels(path: &std::path::Path) -> anyhow::Result<bmpls_grid::
         )
     })?;
     bmpls_grid::LevelSet::from_toml(&text).with_context(|| format!("in {}", path.display()))
-}
-
-/// `--node`'s text as an address: IP:port as it is, host:port through the system's resolver
-/// (the first address it gives).
-async fn resolve(node: &str) -> anyhow::Result<SocketAddr> {
-    if let Ok(addr) = node.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let mut addrs = tokio::net::lookup_host(node)
-        .await
-        .with_context(|| format!("--node {node:?} is not an address (IP:port or host:port)"))?;
-    addrs
-        .next()
-        .with_context(|| format!("--node {node:?} resolves to no address"))
 }
 
 /// A validator's key file in the local cluster, as enrol hints name it.
@@ -149,14 +132,33 @@ pub enum PatientCommand {
         #[command(flatten)]
         consortium: Consortium,
     },
-    /// Enrol the patient on the chain, signed by a validator operator's key.
+    /// Write the patient's enrolment request: the pseudonym, public keys and record shape an
+    /// operator signs with `patient enrol --request` (no secret in it). A phone app's keystore
+    /// (bmpls-mobile) writes the same text.
+    #[command(
+        after_help = "Example: bmpls patient request --patient patients/alice --out alice.enrol"
+    )]
+    Request {
+        /// The patient's keystore.
+        #[arg(long)]
+        patient: PathBuf,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Enrol the patient on the chain, signed by a validator operator's key: from the
+    /// patient's keystore, or from the enrolment request its custodian handed over.
     #[command(
         after_help = "Example: bmpls patient enrol --patient patients/alice --operator-key certs/local/node1/validator.key"
     )]
     Enrol {
         /// The patient's keystore.
+        #[arg(long, required_unless_present = "request", conflicts_with = "request")]
+        patient: Option<PathBuf>,
+        /// The patient's enrolment request (`patient request`, or a phone app's), in place of
+        /// the keystore: check its pseudonym with the custodian before signing it.
         #[arg(long)]
-        patient: PathBuf,
+        request: Option<PathBuf>,
         /// The operator's key (a validator's key file, e.g. certs/local/node1/validator.key).
         #[arg(long)]
         operator_key: PathBuf,
@@ -289,17 +291,37 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
             patient,
             consortium,
         } => resync(&patient, &consortium),
+        PatientCommand::Request { patient, out } => {
+            let text = PatientKeystore::open(&patient)?
+                .enrolment_request()
+                .to_text();
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
         PatientCommand::Enrol {
             patient,
+            request,
             operator_key,
             consortium,
         } => {
-            let store = PatientKeystore::open(&patient)?;
+            let request = match (patient, request) {
+                (Some(dir), _) => PatientKeystore::open(&dir)?.enrolment_request(),
+                (None, Some(path)) => EnrolmentRequest::from_text(
+                    &std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                )
+                .with_context(|| format!("in {}", path.display()))?,
+                (None, None) => anyhow::bail!("give --patient or --request"),
+            };
             let operator = read_signing_key(&operator_key)?;
             let outcome = runtime()?.block_on(async {
                 let nodes = consortium.connect(&operator).await?;
                 let chain = consortium.chain()?;
-                let outcome = nodes.submit(vec![store.enrolment(&operator, &chain)]).await;
+                let outcome = nodes.submit(vec![request.sign(&operator, &chain)]).await;
                 nodes.close().await;
                 anyhow::Ok(outcome?)
             })?;
@@ -307,7 +329,7 @@ pub fn patient(command: PatientCommand) -> anyhow::Result<()> {
                 Some(Submitted::Committed { height, .. }) => {
                     println!(
                         "patient {} enrolled at height {height}",
-                        hex::encode(store.patient.0)
+                        hex::encode(request.patient.0)
                     );
                     Ok(())
                 }
@@ -420,16 +442,21 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     bmpls_client::check_fix(&fix)?;
     // The genesis (for the chain the record is signed for) and the CA are read before the fix
     // is queued: a mistake there is told now, not after the fix waited for nothing.
-    let mut reporter = store.reporter(&args.consortium.chain()?)?;
+    let chain = args.consortium.chain()?;
     args.consortium.trust()?;
-    let mut outbox = crate::send::open(&store)?;
-    let seq = outbox
-        .queue(&store, &mut reporter, &[fix], &mut rand::rngs::OsRng)?
-        .start;
-    store.add_reported_times(&[fix.fix_time_ms])?;
+    let mut queue = crate::send::open_queue(store, &chain)?;
+    let queued = queue.queue(&[fix], &mut rand::rngs::OsRng)?;
+    if queued.seqs.is_empty() {
+        println!(
+            "a fix at {} ms was already reported: not queued again",
+            fix.fix_time_ms
+        );
+    }
+    let seq = queued.seqs.start;
+    let (store, outbox) = queue.parts();
     let flushed = runtime()?.block_on(crate::send::send(
-        &mut outbox,
-        &store,
+        outbox,
+        store,
         &args.consortium,
         crate::send::patience(args.wait_s),
     ))?;
@@ -444,8 +471,13 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     }
     crate::send::refusals(&flushed, &args.patient)?;
     if flushed.waiting > 0 {
+        let what = if queued.seqs.is_empty() {
+            "nothing new queued".to_string()
+        } else {
+            format!("record {seq} queued")
+        };
         println!(
-            "record {seq} queued: {}",
+            "{what}: {}",
             crate::send::still_waiting(&flushed, &args.patient)
         );
     }

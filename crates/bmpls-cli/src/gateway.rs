@@ -13,7 +13,6 @@
 //! could not take, and records sent and refused — so a custodian's monitoring sees a backlog
 //! grow, and a full outbox, before a patient's fixes stop being kept.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -29,9 +28,10 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+use bmpls_client::PatientKeystore;
 use bmpls_client::import::{MAX_MESSAGE_BYTES, OwnTracksMessage, owntracks_message_of};
-use bmpls_client::outbox::{Backoff, MAX_OUTBOX_BYTES, MAX_OUTBOX_RECORDS};
-use bmpls_client::{Outbox, OutboxError, PatientKeystore, Reporter};
+use bmpls_client::outbox::{Backoff, MAX_OUTBOX_BYTES, MAX_OUTBOX_RECORDS, ReportQueue};
+use bmpls_client::{Outbox, OutboxError};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -70,17 +70,8 @@ pub struct OwnTracksArgs {
 
 /// What the handler and the sender share: the keystore, its reporter and its outbox, behind
 /// one lock taken only for queueing and for writing outcomes back, never across the network.
-struct Queue {
-    store: PatientKeystore,
-    reporter: Reporter,
-    outbox: Outbox,
-    /// Fix times already queued or reported: the app sends a message again when it got no
-    /// answer (a gateway killed between the sync and the answer).
-    seen: BTreeSet<u64>,
-}
-
 struct Gateway {
-    queue: Mutex<Queue>,
+    queue: Mutex<ReportQueue>,
     /// `user:password`, as the app sends it.
     credentials: Zeroizing<Vec<u8>>,
     passphrase: Option<Zeroizing<String>>,
@@ -215,25 +206,18 @@ pub fn run(command: GatewayCommand) -> anyhow::Result<()> {
         .as_deref()
         .map(secret_file)
         .transpose()?;
-    let reporter = store.reporter(&args.consortium.chain()?)?;
+    let chain = args.consortium.chain()?;
     args.consortium.trust()?;
-    let outbox = crate::send::open(&store)?;
-    let mut seen = store.reported_times()?;
-    seen.extend(outbox.waiting().map(|r| r.fix_time_ms));
+    let queue = crate::send::open_queue(store, &chain)?;
     let gateway = Arc::new(Gateway {
-        queue: Mutex::new(Queue {
-            store,
-            reporter,
-            outbox,
-            seen,
-        }),
+        queue: Mutex::new(queue),
         credentials: Zeroizing::new(credentials.as_bytes().to_vec()),
         passphrase,
         queued: tokio::sync::Notify::new(),
         metrics: GatewayMetrics::new(),
     });
     if let Ok(queue) = gateway.queue.lock() {
-        gateway.metrics.observe(&queue.outbox);
+        gateway.metrics.observe(queue.outbox());
     }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -375,20 +359,12 @@ fn queue_fix(gateway: &Gateway, fix: bmpls_client::Fix) -> anyhow::Result<()> {
         .queue
         .lock()
         .map_err(|_| anyhow::anyhow!("the queue's lock is poisoned"))?;
-    if queue.seen.contains(&fix.fix_time_ms) {
-        return Ok(());
-    }
-    let Queue {
-        store,
-        reporter,
-        outbox,
-        seen,
-    } = &mut *queue;
-    outbox.queue(store, reporter, &[fix], &mut rand::rngs::OsRng)?;
-    gateway.metrics.queued.inc();
-    gateway.metrics.observe(outbox);
-    store.add_reported_times(&[fix.fix_time_ms])?;
-    seen.insert(fix.fix_time_ms);
+    let queued = queue.queue(&[fix], &mut rand::rngs::OsRng)?;
+    gateway
+        .metrics
+        .queued
+        .inc_by(queued.seqs.end - queued.seqs.start);
+    gateway.metrics.observe(queue.outbox());
     Ok(())
 }
 
@@ -400,7 +376,7 @@ async fn send_forever(gateway: Arc<Gateway>, consortium: Consortium) {
     let mut nodes = None;
     loop {
         let batch = match gateway.queue.lock() {
-            Ok(queue) => queue.outbox.next_batch(),
+            Ok(queue) => queue.outbox().next_batch(),
             Err(_) => return,
         };
         if batch.is_empty() {
@@ -410,7 +386,7 @@ async fn send_forever(gateway: Arc<Gateway>, consortium: Consortium) {
         if nodes.is_none() {
             let key = match gateway.queue.lock() {
                 Ok(queue) => {
-                    bmpls_crypto::SigningKey::from_seed(&queue.store.reporter_key().to_seed())
+                    bmpls_crypto::SigningKey::from_seed(&queue.store().reporter_key().to_seed())
                 }
                 Err(_) => return,
             };
@@ -429,10 +405,10 @@ async fn send_forever(gateway: Arc<Gateway>, consortium: Consortium) {
                             .queue
                             .lock()
                             .map_err(|_| anyhow::anyhow!("the queue's lock is poisoned"))?;
-                        let step = queue.outbox.apply_outcomes(&batch, &outcomes)?;
+                        let step = queue.outbox_mut().apply_outcomes(&batch, &outcomes)?;
                         gateway.metrics.sent.inc_by(step.delivered.len() as u64);
                         gateway.metrics.refused.inc_by(step.refused.len() as u64);
-                        gateway.metrics.observe(&queue.outbox);
+                        gateway.metrics.observe(queue.outbox());
                         Ok::<_, anyhow::Error>(step)
                     })
                     .await;

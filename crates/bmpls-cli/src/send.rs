@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use bmpls_client::outbox::{Flushed, Patience};
+use bmpls_client::outbox::{Flushed, Patience, ReportQueue};
 use bmpls_client::{Outbox, PatientKeystore};
+use bmpls_types::ChainId;
 
 use crate::client::{Consortium, report_refused, runtime};
 
@@ -21,6 +22,16 @@ pub(crate) fn open(store: &PatientKeystore) -> anyhow::Result<Outbox> {
         eprintln!("outbox: {recovery}");
     }
     Ok(outbox)
+}
+
+/// Opens the keystore's outbox with a reporter signing for `chain`, saying on stderr what it
+/// repaired.
+pub(crate) fn open_queue(store: PatientKeystore, chain: &ChainId) -> anyhow::Result<ReportQueue> {
+    let queue = ReportQueue::open(store, chain)?;
+    if let Some(recovery) = queue.outbox().recovery() {
+        eprintln!("outbox: {recovery}");
+    }
+    Ok(queue)
 }
 
 /// Sends what waits in `outbox` to the consortium, as `patience` allows. A consortium that

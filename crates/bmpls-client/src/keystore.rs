@@ -65,6 +65,154 @@ fn file_error(path: &Path, reason: impl std::fmt::Display) -> KeystoreError {
     }
 }
 
+/// The `key = value` lines of a small public file (`patient.toml`, an enrolment request):
+/// comments and blank lines skipped, values trimmed of spaces and quotes.
+fn fields(text: &str) -> Result<Vec<(&str, &str)>, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|line| {
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("bad line {line:?}"))?;
+            Ok((key.trim(), value.trim().trim_matches('"')))
+        })
+        .collect()
+}
+
+/// `N` bytes given as `2N` hex digits.
+fn hex_field<const N: usize>(value: &str) -> Result<[u8; N], String> {
+    let mut bytes = [0u8; N];
+    hex::decode_to_slice(value, &mut bytes).map_err(|_| format!("must be {} hex digits", 2 * N))?;
+    Ok(bytes)
+}
+
+/// A request to enrol a patient, as the custodian hands it to a validator operator (a file, a
+/// QR code, a message): public, and the same whether a phone app (`bmpls-mobile`) or
+/// `bmpls patient request` wrote it. Its text is `key = value` lines:
+///
+/// ```text
+/// patient = "…"          32 hex digits, the pseudonym
+/// reporter_key = "…"     64 hex digits, Ed25519
+/// custodian_key = "…"    64 hex digits, Ed25519
+/// level_count = 6
+/// ore_levels = 3
+/// epoch_length_ms = 86400000
+/// ```
+///
+/// Nothing in it proves who sent it: the operator checks the pseudonym with the custodian by
+/// another channel before signing, as for any enrolment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrolmentRequest {
+    /// The pseudonym.
+    pub patient: PatientId,
+    /// The key that will sign the records.
+    pub reporter_key: PublicKeyBytes,
+    /// The custodian's key (grants, revocations, fences).
+    pub custodian_key: PublicKeyBytes,
+    /// How many precision levels each record carries.
+    pub level_count: u8,
+    /// How many of them, the finest, are ORE.
+    pub ore_levels: u8,
+    /// Length of a key epoch.
+    pub epoch_length_ms: u64,
+}
+
+/// An enrolment request that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("enrolment request: {0}")]
+pub struct RequestError(String);
+
+impl EnrolmentRequest {
+    /// The request as text (see the type's documentation).
+    pub fn to_text(&self) -> String {
+        format!(
+            "# A bmpls patient's enrolment request (public): an operator signs it with\n\
+             # bmpls patient enrol --request FILE --operator-key KEY\n\
+             patient = \"{}\"\nreporter_key = \"{}\"\ncustodian_key = \"{}\"\n\
+             level_count = {}\nore_levels = {}\nepoch_length_ms = {}\n",
+            hex::encode(self.patient.0),
+            hex::encode(self.reporter_key.0),
+            hex::encode(self.custodian_key.0),
+            self.level_count,
+            self.ore_levels,
+            self.epoch_length_ms,
+        )
+    }
+
+    /// Parses and checks a request's text: every field once, keys that are valid Ed25519 keys
+    /// of large order, at least one level and no more ORE levels than levels, an epoch longer
+    /// than zero.
+    pub fn from_text(text: &str) -> Result<Self, RequestError> {
+        let bad = |why: String| RequestError(why);
+        let mut seen = std::collections::BTreeMap::new();
+        for (key, value) in fields(text).map_err(bad)? {
+            if seen.insert(key, value).is_some() {
+                return Err(bad(format!("{key} given twice")));
+            }
+        }
+        let mut take = |name: &str| {
+            seen.remove(name)
+                .ok_or_else(|| bad(format!("missing {name}")))
+        };
+        let key = |name: &str, value: &str| {
+            let key = PublicKeyBytes(hex_field(value).map_err(|why| bad(format!("{name} {why}")))?);
+            bmpls_crypto::sign::check_public_key(&key).map_err(|e| bad(format!("{name}: {e}")))?;
+            Ok::<_, RequestError>(key)
+        };
+        let number = |name: &str, value: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| bad(format!("{name} must be a number")))
+        };
+        let patient =
+            PatientId(hex_field(take("patient")?).map_err(|why| bad(format!("patient {why}")))?);
+        let reporter_key = key("reporter_key", take("reporter_key")?)?;
+        let custodian_key = key("custodian_key", take("custodian_key")?)?;
+        let level_count = u8::try_from(number("level_count", take("level_count")?)?)
+            .map_err(|_| bad("level_count is too large".into()))?;
+        let ore_levels = u8::try_from(number("ore_levels", take("ore_levels")?)?)
+            .map_err(|_| bad("ore_levels is too large".into()))?;
+        let epoch_length_ms = number("epoch_length_ms", take("epoch_length_ms")?)?;
+        if let Some(other) = seen.keys().next() {
+            return Err(bad(format!("unknown field {other:?}")));
+        }
+        if level_count == 0 || ore_levels > level_count {
+            return Err(bad(format!(
+                "{level_count} levels of which {ore_levels} ORE: need at least one level, and \
+                 no more ORE levels than levels"
+            )));
+        }
+        if epoch_length_ms == 0 {
+            return Err(bad("epoch_length_ms must be positive".into()));
+        }
+        Ok(Self {
+            patient,
+            reporter_key,
+            custodian_key,
+            level_count,
+            ore_levels,
+            epoch_length_ms,
+        })
+    }
+
+    /// The enrolment transaction, signed by `operator` for `chain`.
+    pub fn sign(&self, operator: &SigningKey, chain: &ChainId) -> Transaction {
+        let mut enrol = EnrolPatient {
+            patient: self.patient,
+            reporter_key: self.reporter_key,
+            custodian_key: self.custodian_key,
+            level_count: self.level_count,
+            ore_levels: self.ore_levels,
+            epoch_length_ms: self.epoch_length_ms,
+            operator: PublicKeyBytes(operator.public().0),
+            sig: SignatureBytes::UNSIGNED,
+        };
+        operator.sign(&mut enrol, chain);
+        Transaction::EnrolPatient(enrol)
+    }
+}
+
 /// A patient's keys and counters.
 pub struct PatientKeystore {
     dir: PathBuf,
@@ -146,24 +294,16 @@ impl PatientKeystore {
         let meta_path = dir.join("patient.toml");
         let mut patient = None;
         let mut epoch_length_ms = None;
-        for line in meta
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| file_error(&meta_path, format!("bad line {line:?}")))?;
-            match key.trim() {
+        for (key, value) in fields(&meta).map_err(|why| file_error(&meta_path, why))? {
+            match key {
                 "patient" => {
-                    let mut id = [0u8; 16];
-                    hex::decode_to_slice(value.trim().trim_matches('"'), &mut id)
-                        .map_err(|_| file_error(&meta_path, "patient must be 32 hex digits"))?;
-                    patient = Some(PatientId(id));
+                    patient = Some(PatientId(
+                        hex_field(value).map_err(|why| file_error(&meta_path, why))?,
+                    ));
                 }
                 "epoch_length_ms" => {
                     epoch_length_ms =
-                        Some(value.trim().parse::<u64>().map_err(|_| {
+                        Some(value.parse::<u64>().map_err(|_| {
                             file_error(&meta_path, "epoch_length_ms must be a number")
                         })?);
                 }
@@ -196,21 +336,24 @@ impl PatientKeystore {
         &self.custodian
     }
 
-    /// The enrolment of this patient on `chain`, signed by `operator` (a validator operator's
-    /// key).
-    pub fn enrolment(&self, operator: &SigningKey, chain: &ChainId) -> Transaction {
-        let mut enrol = EnrolPatient {
+    /// What an operator needs to enrol this patient: the pseudonym, the public keys and the
+    /// shape of the records (no secret). The custodian hands it to an operator, who signs it
+    /// ([`EnrolmentRequest::sign`]).
+    pub fn enrolment_request(&self) -> EnrolmentRequest {
+        EnrolmentRequest {
             patient: self.patient,
             reporter_key: self.reporter.public(),
             custodian_key: self.custodian.public(),
             level_count: self.levels.len() as u8,
             ore_levels: self.levels.ore_levels() as u8,
             epoch_length_ms: self.epoch_length_ms,
-            operator: PublicKeyBytes(operator.public().0),
-            sig: SignatureBytes::UNSIGNED,
-        };
-        operator.sign(&mut enrol, chain);
-        Transaction::EnrolPatient(enrol)
+        }
+    }
+
+    /// The enrolment of this patient on `chain`, signed by `operator` (a validator operator's
+    /// key).
+    pub fn enrolment(&self, operator: &SigningKey, chain: &ChainId) -> Transaction {
+        self.enrolment_request().sign(operator, chain)
     }
 
     /// A grant to `carer` (whose agreement key is `to`) of `level` over the data window
@@ -466,6 +609,50 @@ mod tests {
             .reported_times()
             .expect("read");
         assert_eq!(times.into_iter().collect::<Vec<_>>(), [3, 5, 7]);
+    }
+
+    #[test]
+    fn an_enrolment_request_reads_back_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let levels = include_str!("../../../config/levels.toml");
+        let store =
+            PatientKeystore::create(&dir.path().join("a"), levels, DEFAULT_EPOCH_MS, &mut rng)
+                .expect("create");
+        let request = store.enrolment_request();
+        let text = request.to_text();
+        assert_eq!(EnrolmentRequest::from_text(&text).expect("parses"), request);
+        let operator = SigningKey::generate(&mut rng);
+        let chain = ChainId::new("test").expect("chain");
+        assert_eq!(
+            request.sign(&operator, &chain),
+            store.enrolment(&operator, &chain)
+        );
+        let check = |edit: &dyn Fn(&str) -> String, why: &str| {
+            let error = EnrolmentRequest::from_text(&edit(&text))
+                .expect_err(why)
+                .to_string();
+            assert!(error.contains(why), "{error} (expected {why})");
+        };
+        check(
+            &|t| t.replace("ore_levels = 3", "ore_levels = 7"),
+            "no more ORE levels",
+        );
+        check(
+            &|t| t.replace("epoch_length_ms = 86400000", "epoch_length_ms = 0"),
+            "positive",
+        );
+        check(&|t| format!("{t}level_count = 6\n"), "given twice");
+        check(
+            &|t| t.replace("level_count = 6\n", ""),
+            "missing level_count",
+        );
+        check(&|t| format!("{t}colour = 1\n"), "unknown field");
+        // The identity point has order 1: under it ZIP 215 accepts anyone's signature.
+        let identity = format!("01{}", "00".repeat(31));
+        let reporter = hex::encode(request.reporter_key.0);
+        check(&|t| t.replace(&reporter, &identity), "reporter_key");
+        check(&|t| t.replace(&reporter, "abc"), "64 hex digits");
     }
 
     #[test]

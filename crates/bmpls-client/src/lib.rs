@@ -8,6 +8,7 @@ mod ask;
 pub mod audit;
 pub mod carer;
 pub mod ciphers;
+pub mod consortium;
 pub mod fences;
 pub mod import;
 pub mod keystore;
@@ -23,6 +24,7 @@ pub use carer::{
     verify_grant,
 };
 pub use ciphers::{CipherError, EncryptedRanges, EpochKeys, LevelCiphers};
+pub use consortium::{Consortium, ConsortiumError};
 pub use fences::{
     FenceFault, FenceSurvey, FencesError, ProvedFence, VerifiedFences, fence_zone, standing_fences,
     tally_fences, verify_fences,

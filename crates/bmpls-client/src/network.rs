@@ -40,6 +40,14 @@ pub enum NetworkError {
     /// A node answered something else than the request calls for.
     #[error("unexpected answer from {0}")]
     Unexpected(SocketAddr),
+    /// A validator's address is neither `IP:port` nor a `host:port` that resolves.
+    #[error("{node:?} {reason}")]
+    BadAddress {
+        /// The address as given.
+        node: String,
+        /// Why it is not one.
+        reason: String,
+    },
 }
 
 /// Each failure on its own, naming its node once.
@@ -91,6 +99,21 @@ impl Nodes {
             clients,
             preferred: AtomicUsize::new(0),
         })
+    }
+
+    /// Clients of the nodes named by `nodes` (`IP:port`, or `host:port` resolved now through
+    /// the system's resolver: [`crate::consortium::resolve`]), trusting `trust`, signing with
+    /// `key`.
+    pub async fn resolve(
+        nodes: &[String],
+        trust: &Trust,
+        key: &SigningKey,
+    ) -> Result<Self, NetworkError> {
+        let mut addrs = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            addrs.push(crate::consortium::resolve(node).await?);
+        }
+        Self::new(&addrs, trust, key)
     }
 
     /// Sends `request` to the preferred node, then to the others in turn, until one answers;

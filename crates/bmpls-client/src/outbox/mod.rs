@@ -49,8 +49,10 @@ use crate::keystore::KeystoreError;
 use crate::{Fix, PatientKeystore, ReportError, Reporter};
 
 mod flush;
+mod queue;
 
 pub use flush::{Backoff, Flushed, MAX_BATCH_BYTES, Patience, Step};
+pub use queue::{Queued, ReportQueue};
 
 /// Most records waiting or refused in one outbox: a week of fixes every 30 s is 20,160.
 pub const MAX_OUTBOX_RECORDS: usize = 32_768;
