@@ -22,16 +22,15 @@ use bmpls_types::Transaction;
 
 use crate::ingest::{Phone, percentile};
 
-/// One submission handed to a phone: its step, when it was due, and its records.
+/// One submission handed to a phone: when it was due, and its records.
 struct Due {
-    step: usize,
     at: Instant,
     records: Vec<Transaction>,
 }
 
-/// What a phone reports of one submission.
+/// What a phone reports of one submission (of the current step: a step starts only when the
+/// last one is answered).
 struct Sent {
-    step: usize,
     latency: Duration,
     done: Instant,
     committed: u64,
@@ -98,7 +97,6 @@ pub(crate) async fn run(
                 };
                 let done = Instant::now();
                 let _ = sent_tx.send(Sent {
-                    step: due.step,
                     latency: done - due.at,
                     done,
                     committed,
@@ -111,7 +109,7 @@ pub(crate) async fn run(
     drop(sent_tx);
     let mut points = Vec::with_capacity(loads.len());
     let mut next_phone = 0;
-    for (step, &load) in loads.iter().enumerate() {
+    for &load in loads {
         let count = submissions(load, step_s, batch);
         let interval = Duration::from_secs_f64(batch as f64 / f64::from(load));
         let start = Instant::now();
@@ -123,11 +121,7 @@ pub(crate) async fn run(
             let batch: Vec<Transaction> = records[phone].by_ref().take(batch).collect();
             anyhow::ensure!(!batch.is_empty(), "phone {phone} ran out of records");
             queues[phone]
-                .send(Due {
-                    step,
-                    at,
-                    records: batch,
-                })
+                .send(Due { at, records: batch })
                 .map_err(|_| anyhow::anyhow!("phone {phone} stopped"))?;
         }
         let mut latencies = Vec::with_capacity(count);
@@ -137,10 +131,6 @@ pub(crate) async fn run(
                 .recv()
                 .await
                 .context("every phone stopped before its submissions were answered")?;
-            debug_assert_eq!(
-                sent.step, step,
-                "a step starts when the last one is answered"
-            );
             latencies.push(sent.latency);
             committed += sent.committed;
             refused += sent.refused;
