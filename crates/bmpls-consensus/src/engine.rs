@@ -6,7 +6,7 @@
 //! [`Engine::on_message`], [`Engine::on_timeout`] and [`Engine::submit`]; whenever an
 //! [`Output::Committed`] comes out, persist the block and call [`Engine::start_next_height`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use malachite_consensus::{Input, ProposedValue, State};
 use malachite_types::{self as mt, Timeout, TimeoutKind, Validity, ValueOrigin};
@@ -111,6 +111,9 @@ pub(crate) struct Host<W: WalStorage> {
     pub(crate) follow_ups: VecDeque<Input<Ctx>>,
     /// Blocks of the current height by hash, with their validity.
     pub(crate) blocks: HashMap<BlockHash, (ProposedBlock, bool)>,
+    /// The blocks the write-ahead log holds in full, by height and hash (heights from the
+    /// current one): a proposed value of one of them is logged by reference.
+    pub(crate) logged_blocks: HashSet<(u64, BlockHash)>,
     /// This validator's proposals at the current height, by round.
     pub(crate) own_proposals: BTreeMap<u32, ProposedBlock>,
     /// What this validator signed, by (height, round, step).
@@ -173,6 +176,7 @@ impl<W: WalStorage> Engine<W> {
                 outputs: Vec::new(),
                 follow_ups: VecDeque::new(),
                 blocks: HashMap::new(),
+                logged_blocks: HashSet::new(),
                 own_proposals: BTreeMap::new(),
                 signed: BTreeMap::new(),
                 future: BTreeMap::new(),
@@ -393,10 +397,16 @@ impl<W: WalStorage> Engine<W> {
             }
             if !self.host.replaying
                 && let Some((height, record)) =
-                    crate::replay::input_record(&input, self.host.height)
-                && self.host.append(height, &record, false).is_err()
+                    crate::replay::input_record(&input, self.host.height, &self.host.logged_blocks)
             {
-                return;
+                if self.host.append(height, &record, false).is_err() {
+                    return;
+                }
+                if let Some(logged) = crate::replay::logged_block(&input) {
+                    let current = self.host.height.0;
+                    self.host.logged_blocks.retain(|(h, _)| *h >= current);
+                    self.host.logged_blocks.insert(logged);
+                }
             }
             let host = &mut self.host;
             let result: Result<(), malachite_consensus::Error<Ctx>> = malachite_consensus::process!(

@@ -147,6 +147,23 @@ pub enum WalRecord {
         /// Hash of the signed bytes.
         digest: Hash32,
     },
+    /// [`WalRecord::ProposedValue`] of a block this log already holds at the same height (in
+    /// the `Proposal` or `Propose` record just before): a validator receiving a proposal logs
+    /// its block once, not twice. Appended last, so older logs read as before.
+    ProposedValueOf {
+        /// Height.
+        height: Height,
+        /// Round.
+        round: u32,
+        /// Valid round (proof-of-lock), if any.
+        valid_round: Option<u32>,
+        /// Proposer.
+        proposer: Address,
+        /// The hash of the block, logged earlier at this height.
+        block: BlockHash,
+        /// Whether it passed validation.
+        valid: bool,
+    },
 }
 
 impl Canonical for WalRecord {

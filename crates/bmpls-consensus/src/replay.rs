@@ -1,10 +1,12 @@
 //! The write-ahead log's side of the engine: which inputs are logged, and how a restarted
 //! validator reads them back into the same inputs, its own proposals and its signing guard.
 
+use std::collections::{HashMap, HashSet};
+
 use malachite_consensus::{Input, LocallyProposedValue, ProposedValue};
 use malachite_types::{self as mt, Timeout, TimeoutKind, Validity, ValueOrigin};
 
-use bmpls_types::Canonical;
+use bmpls_types::{BlockHash, Canonical};
 
 use crate::context::{Ctx, Height, ProposedBlock, defined};
 use crate::engine::{EngineError, Host};
@@ -20,6 +22,8 @@ impl<W: WalStorage> Host<W> {
             .entries_from(height.0)
             .map_err(|e| EngineError::Wal(e.to_string()))?;
         let mut inputs = Vec::new();
+        // Every block the log holds, by height and hash, for the records that name one.
+        let mut logged: HashMap<(u64, BlockHash), ProposedBlock> = HashMap::new();
         for (h, bytes) in entries {
             let record = WalRecord::decode(&bytes).map_err(|e| EngineError::CorruptWal {
                 height: h,
@@ -59,6 +63,7 @@ impl<W: WalStorage> Host<W> {
                     block,
                 } => {
                     let value = ProposedBlock::new(block);
+                    logged.insert((vh.0, value.hash()), value.clone());
                     if vh == height {
                         self.blocks.insert(value.hash(), (value.clone(), true));
                         self.own_proposals.insert(round, value.clone());
@@ -71,9 +76,12 @@ impl<W: WalStorage> Host<W> {
                 }
                 WalRecord::Proposal(p) => {
                     let p = p.into_mt();
+                    let value = &p.message.block;
+                    logged.insert((p.message.height.0, value.hash()), value.clone());
                     if p.message.height == height {
-                        let value = p.message.block.clone();
-                        self.blocks.entry(value.hash()).or_insert((value, false));
+                        self.blocks
+                            .entry(value.hash())
+                            .or_insert((value.clone(), false));
                     }
                     inputs.push(Input::Proposal(p));
                 }
@@ -98,6 +106,40 @@ impl<W: WalStorage> Host<W> {
                     valid,
                 } => {
                     let value = ProposedBlock::new(block);
+                    logged.insert((vh.0, value.hash()), value.clone());
+                    if vh == height {
+                        self.blocks.insert(value.hash(), (value.clone(), valid));
+                    }
+                    inputs.push(Input::ProposedValue(
+                        ProposedValue {
+                            height: vh,
+                            round: mt::Round::new(round),
+                            valid_round: valid_round.map_or(mt::Round::Nil, mt::Round::new),
+                            proposer,
+                            value,
+                            validity: Validity::from_bool(valid),
+                        },
+                        ValueOrigin::Consensus,
+                    ));
+                }
+                WalRecord::ProposedValueOf {
+                    height: vh,
+                    round,
+                    valid_round,
+                    proposer,
+                    block,
+                    valid,
+                } => {
+                    // The block was logged before this record, at its height: the log is
+                    // append-only and cut only at its tail, so a missing one is damage.
+                    let value = logged.get(&(vh.0, block)).cloned().ok_or_else(|| {
+                        EngineError::CorruptWal {
+                            height: h,
+                            reason: format!(
+                                "a proposed value names block {block} the log does not hold"
+                            ),
+                        }
+                    })?;
                     if vh == height {
                         self.blocks.insert(value.hash(), (value.clone(), valid));
                     }
@@ -115,12 +157,19 @@ impl<W: WalStorage> Host<W> {
                 }
             }
         }
+        self.logged_blocks = logged.into_keys().filter(|(h, _)| *h >= height.0).collect();
         Ok(inputs)
     }
 }
 
-/// The log record of an input, and the height it belongs to (`None`: not logged).
-pub(crate) fn input_record(input: &Input<Ctx>, current: Height) -> Option<(u64, WalRecord)> {
+/// The log record of an input, and the height it belongs to (`None`: not logged). `logged`
+/// holds the blocks the log already has, by height and hash: a proposed value of one of them is
+/// logged by reference.
+pub(crate) fn input_record(
+    input: &Input<Ctx>,
+    current: Height,
+    logged: &HashSet<(u64, BlockHash)>,
+) -> Option<(u64, WalRecord)> {
     Some(match input {
         Input::StartHeight(..) | Input::SyncValueResponse(_) => return None,
         Input::Vote(v) => (v.message.height.0, WalRecord::Vote(SignedVote::from_mt(v))),
@@ -148,6 +197,17 @@ pub(crate) fn input_record(input: &Input<Ctx>, current: Height) -> Option<(u64, 
             // A timeout names no height: it belongs to the one being decided.
             (current.0, WalRecord::Timeout(kind, defined(t.round)))
         }
+        Input::ProposedValue(v, _) if logged.contains(&(v.height.0, v.value.hash())) => (
+            v.height.0,
+            WalRecord::ProposedValueOf {
+                height: v.height,
+                round: defined(v.round),
+                valid_round: v.valid_round.as_u32(),
+                proposer: v.proposer,
+                block: v.value.hash(),
+                valid: v.validity.is_valid(),
+            },
+        ),
         Input::ProposedValue(v, _) => (
             v.height.0,
             WalRecord::ProposedValue {
@@ -160,4 +220,14 @@ pub(crate) fn input_record(input: &Input<Ctx>, current: Height) -> Option<(u64, 
             },
         ),
     })
+}
+
+/// The block the log record of `input` holds in full, by height and hash (`None`: none).
+pub(crate) fn logged_block(input: &Input<Ctx>) -> Option<(u64, BlockHash)> {
+    match input {
+        Input::Proposal(p) => Some((p.message.height.0, p.message.block.hash())),
+        Input::Propose(v) => Some((v.height.0, v.value.hash())),
+        Input::ProposedValue(v, _) => Some((v.height.0, v.value.hash())),
+        _ => None,
+    }
 }

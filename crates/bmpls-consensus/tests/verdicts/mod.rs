@@ -325,3 +325,39 @@ fn a_certified_block_is_applied_on_catch_up_whatever_this_validator_thinks_of_it
     assert!(!outputs.iter().any(|o| matches!(o, Output::Committed(..))));
     assert_eq!(other.ledger().height().0, 0);
 }
+
+#[test]
+fn a_logged_proposed_value_naming_a_block_the_log_does_not_hold_is_damage() {
+    use bmpls_consensus::{EngineError, WalRecord, WalStorage};
+    use bmpls_types::Canonical;
+    let g = genesis();
+    let key = SigningKey::from_seed(&[1; 32]);
+    let mut wal = MemoryWal::default();
+    // A proposed value logged by reference, without the proposal that carried its block (which
+    // the log always holds before it): replaying it must stop, not decide on nothing.
+    let record = WalRecord::ProposedValueOf {
+        height: bmpls_consensus::Height(1),
+        round: 0,
+        valid_round: None,
+        proposer: bmpls_consensus::Address(bmpls_types::ValidatorId(key.public().0)),
+        block: bmpls_types::BlockHash([7; 32]),
+        valid: true,
+    };
+    assert_eq!(
+        WalRecord::decode(&record.encode()).expect("decodes"),
+        record
+    );
+    wal.append(1, &record.encode(), true).expect("appends");
+    let started = Engine::start(
+        g.clone(),
+        key,
+        Ledger::genesis(g.validators.clone(), g.genesis_time_ms),
+        wal,
+        g.genesis_time_ms,
+    );
+    assert!(
+        matches!(started, Err(EngineError::CorruptWal { height: 1, .. })),
+        "{:?}",
+        started.err()
+    );
+}
