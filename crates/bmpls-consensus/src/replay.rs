@@ -110,16 +110,13 @@ impl<W: WalStorage> Host<W> {
                     if vh == height {
                         self.blocks.insert(value.hash(), (value.clone(), valid));
                     }
-                    inputs.push(Input::ProposedValue(
-                        ProposedValue {
-                            height: vh,
-                            round: mt::Round::new(round),
-                            valid_round: valid_round.map_or(mt::Round::Nil, mt::Round::new),
-                            proposer,
-                            value,
-                            validity: Validity::from_bool(valid),
-                        },
-                        ValueOrigin::Consensus,
+                    inputs.push(proposed_value(
+                        vh,
+                        round,
+                        valid_round,
+                        proposer,
+                        value,
+                        valid,
                     ));
                 }
                 WalRecord::ProposedValueOf {
@@ -143,16 +140,13 @@ impl<W: WalStorage> Host<W> {
                     if vh == height {
                         self.blocks.insert(value.hash(), (value.clone(), valid));
                     }
-                    inputs.push(Input::ProposedValue(
-                        ProposedValue {
-                            height: vh,
-                            round: mt::Round::new(round),
-                            valid_round: valid_round.map_or(mt::Round::Nil, mt::Round::new),
-                            proposer,
-                            value,
-                            validity: Validity::from_bool(valid),
-                        },
-                        ValueOrigin::Consensus,
+                    inputs.push(proposed_value(
+                        vh,
+                        round,
+                        valid_round,
+                        proposer,
+                        value,
+                        valid,
                     ));
                 }
             }
@@ -230,4 +224,26 @@ pub(crate) fn logged_block(input: &Input<Ctx>) -> Option<(u64, BlockHash)> {
         Input::ProposedValue(v, _) => Some((v.height.0, v.value.hash())),
         _ => None,
     }
+}
+
+/// The input a logged proposed value replays into.
+fn proposed_value(
+    height: Height,
+    round: u32,
+    valid_round: Option<u32>,
+    proposer: crate::context::Address,
+    value: ProposedBlock,
+    valid: bool,
+) -> Input<Ctx> {
+    Input::ProposedValue(
+        ProposedValue {
+            height,
+            round: mt::Round::new(round),
+            valid_round: valid_round.map_or(mt::Round::Nil, mt::Round::new),
+            proposer,
+            value,
+            validity: Validity::from_bool(valid),
+        },
+        ValueOrigin::Consensus,
+    )
 }
