@@ -399,27 +399,30 @@ pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<An
         }
     };
 
-    // Positions to prove: the grant, the key transactions, the records.
+    // Positions to prove: the grant, the key transactions, the records (which the prover
+    // takes over, to cut each into its view without a copy).
+    let records_at: Vec<(Height, u32)> = records.iter().map(|r| (r.height, r.index)).collect();
+    let excluded_at: Vec<(Height, u32)> = excluded.iter().map(|r| (r.height, r.index)).collect();
     let mut wanted = vec![permit.grant_at];
     wanted.extend(&permit.keys_at);
-    wanted.extend(records.iter().map(|r| (r.height, r.index)));
-    wanted.extend(excluded.iter().map(|r| (r.height, r.index)));
-    let mut prover = Prover::new(store, &wanted, records.iter().chain(&excluded))?;
+    wanted.extend(&records_at);
+    wanted.extend(&excluded_at);
+    let mut prover = Prover::new(store, &wanted, records.into_iter().chain(excluded))?;
     let grant = prover.proved(permit.grant_at)?;
     let keys = permit
         .keys_at
         .iter()
         .map(|&at| prover.proved(at))
         .collect::<Result<Vec<_>, _>>()?;
-    let records = records
-        .iter()
-        .map(|r| prover.proved_view((r.height, r.index), query.level))
+    let records = records_at
+        .into_iter()
+        .map(|at| prover.proved_view(at, query.level))
         .collect::<Result<Vec<_>, _>>()?;
     // Evidence is cut past the last level: it shows a record's seq, fix time and epoch, which
     // is all the carer checks, and no ciphertext of a record outside the window asked.
-    let excluded = excluded
-        .iter()
-        .map(|r| prover.proved_view((r.height, r.index), LevelIndex(u8::MAX)))
+    let excluded = excluded_at
+        .into_iter()
+        .map(|at| prover.proved_view(at, LevelIndex(u8::MAX)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Answer {
         at_height: permit.at_height,
@@ -503,12 +506,12 @@ struct Prover {
 }
 
 impl Prover {
-    fn new<'a>(
+    fn new(
         store: &Store,
         wanted: &[(Height, u32)],
-        records: impl IntoIterator<Item = &'a StoredRecord>,
+        records: impl IntoIterator<Item = StoredRecord>,
     ) -> Result<Self, StoreError> {
-        let known: BTreeMap<(Height, u32), &StoredRecord> = records
+        let mut known: BTreeMap<(Height, u32), StoredRecord> = records
             .into_iter()
             .map(|r| ((r.height, r.index), r))
             .collect();
@@ -528,8 +531,8 @@ impl Prover {
             let tree = store.merkle_tree(&header)?.ok_or_else(missing)?;
             let slot = blocks.len() as u32;
             for index in indexes {
-                let tx = match known.get(&(height, index)) {
-                    Some(stored) => Transaction::Report(stored.record.clone()),
+                let tx = match known.remove(&(height, index)) {
+                    Some(stored) => Transaction::Report(stored.record),
                     None => store.transaction_at(height, index)?.ok_or_else(missing)?,
                 };
                 let proof = tree.prove(index as usize).ok_or_else(missing)?;
@@ -567,7 +570,7 @@ impl Prover {
             ));
         };
         Ok(ProvedRecord {
-            view: record.view(level),
+            view: record.into_view(level),
             block,
             proof,
         })

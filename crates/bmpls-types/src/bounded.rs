@@ -71,9 +71,17 @@ impl<T: BorshSerialize, const N: usize> BorshSerialize for BoundedVec<T, N> {
 
 impl<T: BorshDeserialize, const N: usize> BorshDeserialize for BoundedVec<T, N> {
     fn deserialize_reader<R: Read>(reader: &mut R) -> Result<Self> {
-        let len = u32::deserialize_reader(reader)? as usize;
+        let len32 = u32::deserialize_reader(reader)?;
+        let len = len32 as usize;
         if len > N {
             return Err(Error::new(ErrorKind::InvalidData, "length over bound"));
+        }
+        // Bytes (ciphertexts, the sealed fix) are read in one piece, as borsh reads a
+        // `Vec<u8>`, not one `read` call per byte: that was a fifth of a validator's work
+        // answering a query. `vec_from_reader` is borsh's own hook for this (hidden from its
+        // docs but public); the bound is checked above, so it allocates at most `N` items.
+        if let Some(items) = T::vec_from_reader(len32, reader)? {
+            return Ok(Self(items));
         }
         let mut items = Vec::with_capacity(len.min(1024));
         for _ in 0..len {
@@ -118,5 +126,42 @@ impl<const N: usize> BorshDeserialize for BoundedString<N> {
         String::from_utf8(bytes.into_inner())
             .map(Self)
             .map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(len: u32, body: &[u8]) -> Vec<u8> {
+        let mut bytes = len.to_le_bytes().to_vec();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    #[test]
+    fn bytes_up_to_the_bound_decode_in_one_piece_and_past_it_are_refused() {
+        let body: Vec<u8> = (0..=255).collect();
+        let got =
+            BoundedVec::<u8, 256>::try_from_slice(&encoded(256, &body)).expect("at the bound");
+        assert_eq!(got.as_slice(), &body[..]);
+        let empty = BoundedVec::<u8, 256>::try_from_slice(&encoded(0, &[])).expect("empty");
+        assert!(empty.is_empty());
+        assert!(BoundedVec::<u8, 255>::try_from_slice(&encoded(256, &body)).is_err());
+        // A length beyond the bytes that follow is refused, not padded.
+        assert!(BoundedVec::<u8, 512>::try_from_slice(&encoded(257, &body)).is_err());
+        // Trailing bytes after the vector are refused by the whole-slice decode.
+        assert!(BoundedVec::<u8, 256>::try_from_slice(&encoded(255, &body)).is_err());
+    }
+
+    #[test]
+    fn other_items_decode_one_by_one_within_the_bound() {
+        let items = BoundedVec::<u16, 3>::new(vec![1, 2, 0xffff]).expect("fits");
+        let bytes = borsh::to_vec(&items).expect("encodes");
+        assert_eq!(
+            BoundedVec::<u16, 3>::try_from_slice(&bytes).expect("decodes"),
+            items
+        );
+        assert!(BoundedVec::<u16, 2>::try_from_slice(&bytes).is_err());
     }
 }

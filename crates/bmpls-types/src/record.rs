@@ -133,13 +133,21 @@ impl LocationRecord {
     /// the sealed fix only at level 0, and the chain's value below `level` in place of the rest.
     /// A level past the record's last gives a view with no ciphertexts.
     pub fn view(&self, level: LevelIndex) -> RecordView {
+        self.clone().into_view(level)
+    }
+
+    /// [`LocationRecord::view`], consuming the record: the kept ciphertexts move into the view
+    /// instead of being copied (a validator cuts every record of an answer this way).
+    pub fn into_view(self, level: LevelIndex) -> RecordView {
         let first = usize::from(level.0).min(self.cells.len());
+        let mut finer_cells = self.cells.into_inner();
+        let kept = finer_cells.split_off(first);
         let finer = if first == 0 {
-            Finer::Sealed(self.sealed.clone())
+            Finer::Sealed(self.sealed)
         } else {
             Finer::Hidden(level_chain::over(
                 0,
-                &self.cells[..first],
+                &finer_cells,
                 level_chain::sealed(&self.sealed),
             ))
         };
@@ -149,8 +157,7 @@ impl LocationRecord {
             fix_time_ms: self.fix_time_ms,
             epoch: self.epoch,
             level: LevelIndex(first as u8),
-            cells: BoundedVec::new(self.cells[first..].to_vec())
-                .expect("a suffix of a bounded list is bounded"),
+            cells: BoundedVec::new(kept).expect("a suffix of a bounded list is bounded"),
             finer,
             sig: self.sig,
         }
