@@ -114,7 +114,8 @@ def main():
     write("import", "geojson", u8(2) + (examples / "evening.geojson").read_bytes())
     write("import", "detected", u8(3) + (examples / "walk.gpx").read_bytes())
 
-    # config: 0 levels, 1 genesis, 2 node + genesis, 3 patient keystore, 4 carer card.
+    # config: 0 levels, 1 genesis, 2 node + genesis, 3 patient keystore, 4 carer card,
+    # 5 enrolment request.
     config = ROOT / "config"
     genesis = (config / "genesis.toml").read_bytes()
     write("config", "levels", u8(0) + (config / "levels.toml").read_bytes())
@@ -128,6 +129,12 @@ def main():
     card = (b'carer = "0102030405060708090a0b0c0d0e0f10"\nrole = "gp"\n'
             b'identity_key = "' + b"ab" * 32 + b'"\nagreement_key = "' + b"cd" * 32 + b'"\n')
     write("config", "carer", u8(4) + card)
+    # Two valid Ed25519 keys of large order: the genesis's node1 and node2.
+    request = (b'patient = "0102030405060708090a0b0c0d0e0f10"\n'
+               b'reporter_key = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"\n'
+               b'custodian_key = "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"\n'
+               b'level_count = 6\nore_levels = 3\nepoch_length_ms = 86400000\n')
+    write("config", "enrolment", u8(5) + request)
 
 
 if __name__ == "__main__":

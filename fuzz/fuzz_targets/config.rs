@@ -2,7 +2,8 @@
 //! (`LevelSet::from_toml`), the genesis file (`Genesis::from_toml`), a node's configuration
 //! with the genesis file it names (`NodeConfig::load`), a patient keystore
 //! (`PatientKeystore::open`: `patient.toml`, `levels.toml`, a key file) and a carer's card
-//! (`CarerCard::read`). The first byte picks the file; files that come in pairs or threes are
+//! (`CarerCard::read`) and a patient's enrolment request (`EnrolmentRequest::from_text`, which
+//! an operator reads before signing). The first byte picks the file; files that come in pairs or threes are
 //! split by two-byte lengths. Files are written to a scratch directory and read by the
 //! functions the binaries call.
 #![no_main]
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use bmpls_client::PatientKeystore;
+use bmpls_client::keystore::EnrolmentRequest;
 use bmpls_client::carer::CarerCard;
 use bmpls_consensus::Genesis;
 use bmpls_fuzz::split2;
@@ -80,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let dir = scratch();
-    match which % 5 {
+    match which % 6 {
         0 => {
             let Ok(text) = std::str::from_utf8(bytes) else {
                 return;
@@ -129,9 +131,21 @@ fuzz_target!(|data: &[u8]| {
             write(&dir.join("reporter.key"), key);
             let _ = PatientKeystore::open(dir);
         }
-        _ => {
+        4 => {
             write(&dir.join("carer.toml"), bytes);
             let _ = CarerCard::read(&dir.join("carer.toml"));
+        }
+        _ => {
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                return;
+            };
+            if let Ok(request) = EnrolmentRequest::from_text(text) {
+                assert!(request.level_count >= 1 && request.ore_levels <= request.level_count);
+                assert!(request.epoch_length_ms > 0);
+                let again = EnrolmentRequest::from_text(&request.to_text())
+                    .expect("a request's own text parses");
+                assert_eq!(again, request, "a request does not read back as itself");
+            }
         }
     }
 });

@@ -15,8 +15,9 @@ use bmpls_types::{
 use crate::ciphers::{CipherError, LevelCiphers};
 use rand_core::CryptoRngCore;
 
-/// One GPS fix as the device reports it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// One GPS fix as the device reports it. Its `Debug` shows no position, altitude, accuracy or
+/// speed (as [`ExactFix`]'s), so that a stray log line or a panic message cannot leak one.
+#[derive(Clone, Copy, PartialEq)]
 pub struct Fix {
     /// Latitude, degrees.
     pub lat: f64,
@@ -34,6 +35,17 @@ pub struct Fix {
     pub trigger: Trigger,
     /// When, ms since the Unix epoch.
     pub fix_time_ms: u64,
+}
+
+impl std::fmt::Debug for Fix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fix")
+            .field("position", &"<redacted>")
+            .field("battery_percent", &self.battery_percent)
+            .field("trigger", &self.trigger)
+            .field("fix_time_ms", &self.fix_time_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a fix could not become a record.
@@ -218,4 +230,28 @@ fn exact_fix(fix: &Fix) -> Result<ExactFix, ReportError> {
         trigger: fix.trigger,
         fix_time_ms: fix.fix_time_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fix_debug_shows_no_position() {
+        let fix = Fix {
+            lat: 52.379_189,
+            lon: 4.899_431,
+            accuracy_m: 7.25,
+            altitude_m: 13.5,
+            speed_m_s: 1.375,
+            battery_percent: 64,
+            trigger: Trigger::Periodic,
+            fix_time_ms: 1_700_000_000_000,
+        };
+        let shown = format!("{fix:?} {fix:#?}");
+        for secret in ["52.3", "4.89", "7.25", "13.5", "1.375"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("1700000000000"), "{shown}");
+    }
 }
