@@ -5,10 +5,10 @@
 //! repeat encryptions fast and an ORE key's schedules cost a few microseconds to derive.
 //!
 //! An ORE right ciphertext has no decryption of its own: a carer holding the level key finds
-//! the cell by bisection, comparing left tokens it makes with the right ciphertext, inside the
-//! parent cell it has already decrypted at the next coarser level (a Hilbert cell's index is its
-//! parent's followed by two bits per level between them). That costs two left encryptions per
-//! Hilbert level between the two levels: 6 at neighbourhood under district.
+//! the cell block by block (`OreKey::decrypt_right`): each block's permutation once, then a
+//! bisection of the block's values, each probe one slot key against the block's slot. The cell
+//! must lie inside the parent cell decrypted at the next coarser level, if the view carries it
+//! (a Hilbert cell's index is its parent's followed by two bits per level between them).
 
 use std::collections::HashMap;
 
@@ -255,7 +255,7 @@ impl LevelCiphers {
     }
 
     /// The cell of `view` at `level` (the view's own level or a coarser one), decrypted with
-    /// `keys`: OPE directly, ORE by bisection under the parent cell (see the module docs).
+    /// `keys`: OPE directly, ORE block by block, inside the parent cell (see the module docs).
     pub fn decrypt(
         &mut self,
         keys: &impl EpochKeys,
@@ -271,30 +271,24 @@ impl LevelCiphers {
             (Scheme::Ope, Cell::Ope(c)) => self.ope_cipher(keys, level, epoch)?.decrypt(c.0)?,
             (Scheme::Ore, Cell::Ore(right)) => {
                 let right = RightCiphertext::from_bytes(&right.0)?;
-                // Search inside the parent's children when a coarser level is carried.
-                let (mut lo, mut hi) = match level.checked_add(1) {
-                    Some(parent) if view.cell(LevelIndex(parent)).is_some() => {
-                        let (parent_depth, _) = self.level(parent)?;
-                        let shift = 2 * u32::from(depth - parent_depth);
-                        let p = self.decrypt(keys, view, parent)?.index();
-                        (p << shift, ((p + 1) << shift) - 1)
+                let index = match self.ore_key(keys, level, epoch)?.decrypt_right(&right) {
+                    Err(OreError::NotUnderThisKey) => {
+                        return Err(CipherError::Undecryptable(level));
                     }
-                    _ => (0, (1u64 << (2 * u32::from(depth))) - 1),
+                    other => other?,
                 };
-                let key = self.ore_key(keys, level, epoch)?;
-                let comparator = right.comparator();
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    if comparator.compare(&key.encrypt_left(mid)?)? == std::cmp::Ordering::Less {
-                        lo = mid + 1;
-                    } else {
-                        hi = mid;
+                // A cell outside the children of the coarser cell carried beside it is not a
+                // record's (the reporter encrypts one position at every level).
+                if let Some(parent) = level.checked_add(1)
+                    && view.cell(LevelIndex(parent)).is_some()
+                {
+                    let (parent_depth, _) = self.level(parent)?;
+                    let shift = 2 * u32::from(depth - parent_depth);
+                    if index >> shift != self.decrypt(keys, view, parent)?.index() {
+                        return Err(CipherError::Undecryptable(level));
                     }
                 }
-                if comparator.compare(&key.encrypt_left(lo)?)? != std::cmp::Ordering::Equal {
-                    return Err(CipherError::Undecryptable(level));
-                }
-                lo
+                index
             }
             _ => return Err(CipherError::Scheme(level)),
         };

@@ -154,6 +154,37 @@ impl Comparator<'_> {
     }
 }
 
+impl Comparator<'_> {
+    /// The order of a block value against block `block` of the right ciphertext's plaintext,
+    /// given the value's `slot` and slot key under the right prefix, as a left ciphertext
+    /// carries them: what a key holder's block-by-block decryption probes. A node gains
+    /// nothing from it that a whole left ciphertext does not give; for another prefix the
+    /// result is meaningless. Not constant time in the result (decryption is the key
+    /// holder's, on its own machine).
+    pub fn block_order(
+        &self,
+        block: usize,
+        slot: u8,
+        key: &[u8; 16],
+    ) -> Result<Ordering, OreError> {
+        let domain = self.right.domain();
+        if block >= domain.blocks() || usize::from(slot) >= domain.slots(block) {
+            return Err(OreError::BadSlot { block });
+        }
+        let mut image = [Block::default(); 1];
+        image[0].copy_from_slice(key);
+        self.oracle.apply(&mut image);
+        let position = domain.slot_offset(block) + usize::from(slot);
+        Ok(
+            match (self.right.slot(position) + 3 - hash::trit(&image[0])) % 3 {
+                0 => Ordering::Equal,
+                1 => Ordering::Greater,
+                _ => Ordering::Less,
+            },
+        )
+    }
+}
+
 /// The comparison once the domains are known to agree and the oracle is keyed by `right`'s
 /// nonce.
 fn compare_under(oracle: &Oracle, left: &LeftCiphertext, right: &RightCiphertext) -> Ordering {

@@ -120,6 +120,51 @@ impl OreKey {
         Ok(x)
     }
 
+    /// The plaintext of a right ciphertext this key made (a carer reading a record's cell).
+    /// Block by block: the prefix decrypted so far names the block's permutation, computed
+    /// once, and the block's value is found by bisection, each probe one slot key against the
+    /// block's slot ([`bmpls_ore_compare::Comparator::block_order`]); one permutation per
+    /// block, where bisecting with whole left ciphertexts costs one per block per step. A
+    /// block in which no value compares equal means the ciphertext is not under this key:
+    /// [`OreError::NotUnderThisKey`] (a wrong key that happens to compare equal in every block
+    /// gives a wrong plaintext, with probability about 3^-blocks; the record's signature, not
+    /// this, is what says who made it).
+    pub fn decrypt_right(&self, right: &RightCiphertext) -> Result<u64, OreError> {
+        if right.domain() != self.domain {
+            return Err(OreError::DomainMismatch);
+        }
+        let comparator = right.comparator();
+        let mut x = 0u64;
+        let mut perm = [0u8; MAX_SLOTS];
+        for i in 0..self.domain.blocks() {
+            let prefix = x;
+            let perm = &mut perm[..self.domain.slots(i)];
+            prp::permutation(&self.prp, i, prefix, perm);
+            let base = slot_base(i, prefix);
+            let probe = |value: usize| {
+                let slot = perm[value];
+                let mut key = [slot_input(base, slot)];
+                self.prf.encrypt_blocks(&mut key);
+                let key = Zeroizing::new(<[u8; 16]>::from(key[0]));
+                comparator.block_order(i, slot, &key)
+            };
+            let (mut lo, mut hi) = (0usize, perm.len() - 1);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if probe(mid)? == std::cmp::Ordering::Less {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            if probe(lo)? != std::cmp::Ordering::Equal {
+                return Err(OreError::NotUnderThisKey);
+            }
+            x = (x << self.domain.block_len(i)) | lo as u64;
+        }
+        Ok(x)
+    }
+
     /// A right ciphertext of `x` under a fresh nonce from `rng`: semantically secure, and
     /// unrelated to every other right ciphertext of `x`. `x` must lie in the domain.
     pub fn encrypt_right(

@@ -613,3 +613,41 @@ fn a_left_ciphertext_of_another_key_or_domain_is_refused_not_misread() {
     let forged = LeftCiphertext::from_bytes(&bytes).expect("still well formed");
     assert_eq!(mine.decrypt_left(&forged), Err(OreError::NotUnderThisKey));
 }
+
+#[test]
+fn right_ciphertexts_decrypt_at_every_domain_and_block_size() {
+    let mut rng = StdRng::seed_from_u64(9);
+    for block_bits in BLOCK_BITS {
+        for bits in 1..=6 {
+            let key = key(bits, block_bits);
+            for x in 0..=key.domain().max_plaintext() {
+                let right = key.encrypt_right(x, &mut rng).expect("in the domain");
+                assert_eq!(key.decrypt_right(&right), Ok(x), "{bits}/{block_bits}: {x}");
+            }
+        }
+        for bits in 7..=64 {
+            let key = key(bits, block_bits);
+            let d = key.domain();
+            for x in edges(d, 0x9e37_79b9_7f4a_7c15 & d.max_plaintext()) {
+                let right = key.encrypt_right(x, &mut rng).expect("in the domain");
+                let right = RightCiphertext::from_bytes(&right.to_bytes()).expect("canonical");
+                assert_eq!(key.decrypt_right(&right), Ok(x), "{bits}/{block_bits}: {x}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_right_ciphertext_of_another_key_or_domain_is_refused() {
+    let mut rng = StdRng::seed_from_u64(10);
+    let mine = key(50, 6);
+    let other = OreKey::new(&[0xa5; 32], domain(50, 6));
+    for x in [0, 1, 12_345, (1 << 50) - 1] {
+        let theirs = other.encrypt_right(x, &mut rng).expect("in the domain");
+        assert_eq!(mine.decrypt_right(&theirs), Err(OreError::NotUnderThisKey));
+    }
+    let wider = key(52, 6)
+        .encrypt_right(3, &mut rng)
+        .expect("in the domain");
+    assert_eq!(mine.decrypt_right(&wider), Err(OreError::DomainMismatch));
+}
