@@ -3,9 +3,9 @@
 //! with the genesis file it names (`NodeConfig::load`), a patient keystore
 //! (`PatientKeystore::open`: `patient.toml`, `levels.toml`, a key file) and a carer's card
 //! (`CarerCard::read`) and a patient's enrolment request (`EnrolmentRequest::from_text`, which
-//! an operator reads before signing). The first byte picks the file; files that come in pairs or threes are
-//! split by two-byte lengths. Files are written to a scratch directory and read by the
-//! functions the binaries call.
+//! an operator reads before signing). The first byte picks the file; files that come in pairs
+//! or threes are split by two-byte lengths. Files are written to a scratch directory and read
+//! by the functions the binaries call.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use bmpls_client::PatientKeystore;
-use bmpls_client::keystore::EnrolmentRequest;
 use bmpls_client::carer::CarerCard;
+use bmpls_client::keystore::EnrolmentRequest;
 use bmpls_consensus::Genesis;
 use bmpls_fuzz::split2;
 use bmpls_grid::LevelSet;

@@ -152,9 +152,7 @@ impl Comparator<'_> {
         }
         Ok(compare_under(&self.oracle, left, self.right))
     }
-}
 
-impl Comparator<'_> {
     /// The order of a block value against block `block` of the right ciphertext's plaintext,
     /// given the value's `slot` and slot key under the right prefix, as a left ciphertext
     /// carries them: what a key holder's block-by-block decryption probes. A node gains
@@ -175,13 +173,23 @@ impl Comparator<'_> {
         image[0].copy_from_slice(key);
         self.oracle.apply(&mut image);
         let position = domain.slot_offset(block) + usize::from(slot);
-        Ok(
-            match (self.right.slot(position) + 3 - hash::trit(&image[0])) % 3 {
-                0 => Ordering::Equal,
-                1 => Ordering::Greater,
-                _ => Ordering::Less,
-            },
-        )
+        Ok(order(unmask(self.right, position, &image[0])))
+    }
+}
+
+/// The comparison value of slot `position` of `right`, unmasked with the oracle's `image` of
+/// its slot key: 0 equal, 1 greater, 2 less (the left value against the right one).
+#[inline]
+fn unmask(right: &RightCiphertext, position: usize, image: &Block) -> u8 {
+    (right.slot(position) + 3 - hash::trit(image)) % 3
+}
+
+/// The order a comparison value (see [`unmask`]) stands for.
+fn order(value: u8) -> Ordering {
+    match value {
+        0 => Ordering::Equal,
+        1 => Ordering::Greater,
+        _ => Ordering::Less,
     }
 }
 
@@ -203,12 +211,8 @@ fn compare_under(oracle: &Oracle, left: &LeftCiphertext, right: &RightCiphertext
     // a branch. `result`: 0 equal, 1 greater, 2 less.
     let mut result = 0u8;
     for (image, &slot) in images[..blocks].iter().zip(&slots[..blocks]).rev() {
-        let difference = (right.slot(slot) + 3 - hash::trit(image)) % 3;
+        let difference = unmask(right, slot, image);
         result = u8::conditional_select(&difference, &result, difference.ct_eq(&0));
     }
-    match result {
-        0 => Ordering::Equal,
-        1 => Ordering::Greater,
-        _ => Ordering::Less,
-    }
+    order(result)
 }

@@ -109,10 +109,7 @@ impl OreKey {
                 .iter()
                 .position(|&slot| slot == block.slot)
                 .ok_or(OreError::BadSlot { block: i })?;
-            let mut key = [slot_input(slot_base(i, prefix), block.slot)];
-            self.prf.encrypt_blocks(&mut key);
-            let key = Zeroizing::new(<[u8; 16]>::from(key[0]));
-            if *key != block.key {
+            if *self.slot_key(slot_base(i, prefix), block.slot) != block.key {
                 return Err(OreError::NotUnderThisKey);
             }
             x = (x << self.domain.block_len(i)) | value as u64;
@@ -143,10 +140,7 @@ impl OreKey {
             let base = slot_base(i, prefix);
             let probe = |value: usize| {
                 let slot = perm[value];
-                let mut key = [slot_input(base, slot)];
-                self.prf.encrypt_blocks(&mut key);
-                let key = Zeroizing::new(<[u8; 16]>::from(key[0]));
-                comparator.block_order(i, slot, &key)
+                comparator.block_order(i, slot, &self.slot_key(base, slot))
             };
             let (mut lo, mut hi) = (0usize, perm.len() - 1);
             while lo < hi {
@@ -163,6 +157,13 @@ impl OreKey {
             x = (x << self.domain.block_len(i)) | lo as u64;
         }
         Ok(x)
+    }
+
+    /// The slot key of `slot` in the block whose [`slot_base`] is `base`, one PRF call.
+    fn slot_key(&self, base: u128, slot: u8) -> Zeroizing<[u8; 16]> {
+        let mut key = [slot_input(base, slot)];
+        self.prf.encrypt_blocks(&mut key);
+        Zeroizing::new(<[u8; 16]>::from(key[0]))
     }
 
     /// A right ciphertext of `x` under a fresh nonce from `rng`: semantically secure, and
