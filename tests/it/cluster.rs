@@ -397,10 +397,17 @@ fn identical_chains(cluster: &mut Cluster) -> Vec<Store> {
     let tips: Vec<u64> = stores.iter().map(|s| s.tip().expect("tip").0.0).collect();
     let low = *tips.iter().min().expect("nodes");
     assert!(low > 0, "no blocks committed: tips {tips:?}");
+    // A store started from a snapshot holds certificates from its base on.
+    let bases: Vec<u64> = stores
+        .iter()
+        .map(|s| s.base().expect("reads").map_or(0, |b| b.height.0))
+        .collect();
     for height in 1..=low {
         let hashes: HashSet<_> = stores
             .iter()
-            .map(|s| {
+            .zip(&bases)
+            .filter(|&(_, &base)| height >= base)
+            .map(|(s, _)| {
                 s.certificate(Height(height))
                     .expect("reads")
                     .expect("certificate below the tip")
@@ -417,6 +424,24 @@ fn identical_chains(cluster: &mut Cluster) -> Vec<Store> {
         .genesis;
     for (i, store) in stores.iter().enumerate() {
         let quick = bmpls_node::checkpoint::rebuild(&genesis, store, true).expect("rebuilds");
+        if bases[i] > 0 {
+            // No chain to replay: the state must be the one a replay of a whole chain gives
+            // at the same height.
+            let tip = store.tip().expect("tip").0;
+            let whole = stores
+                .iter()
+                .zip(&bases)
+                .find(|&(s, &base)| base == 0 && s.tip().expect("tip").0 >= tip)
+                .map(|(s, _)| bmpls_node::checkpoint::replay_to(&genesis, s, tip).expect("replays"))
+                .expect("a validator with the whole chain, as far");
+            assert!(
+                quick.ledger.checkpoint() == whole.ledger.checkpoint()
+                    && quick.alerts.checkpoint() == whole.alerts.checkpoint(),
+                "node {}: the state from its snapshot differs from the replayed one",
+                i + 1
+            );
+            continue;
+        }
         let whole = bmpls_node::checkpoint::rebuild(&genesis, store, false).expect("replays");
         let at = quick.checkpoint.expect("a checkpoint was written");
         assert!(at.0 > 0 && whole.checkpoint.is_none());
@@ -520,6 +545,69 @@ fn a_validator_killed_mid_stream_catches_up_after_restart() {
         wait_for_height(&probe, &[3], before_restart).await;
     });
     identical_chains(&mut cluster);
+}
+
+/// A validator whose disk is wiped joins again from a checkpoint its peers offer, not by
+/// replaying the chain: it starts after a checkpoint height, holds no block before it, catches
+/// up with the blocks after it and then commits with the others, its state the one a replay
+/// gives.
+#[test]
+fn a_wiped_validator_joins_again_from_a_snapshot() {
+    let mut cluster = Cluster::start(4);
+    let rt = runtime();
+    rt.block_on(async {
+        let phones: Vec<Phone> = (0..3).map(|s| Phone::new(400 + s)).collect();
+        enrol(&cluster, &phones).await;
+        let probe = clients(&cluster, &cluster.operator());
+        let mut tasks = Vec::new();
+        for (p, phone) in phones.into_iter().enumerate() {
+            let clients = clients(&cluster, &phone.key);
+            let order = vec![p % 3, (p + 1) % 3, (p + 2) % 3];
+            tasks.push(tokio::spawn(stream(phone, clients, order, 30, 20)));
+        }
+        wait_for_height(&probe, &[3], 3).await;
+        cluster.kill(3);
+        let at_kill = max_height(&probe[..3]).await;
+        // Past a few checkpoint heights (every 10 blocks or 300 transactions here).
+        wait_for_height(&probe, &[0, 1, 2], at_kill + 25).await;
+        let data = cluster
+            .dir
+            .path()
+            .join(format!("data/{}", cluster.nodes[3].name));
+        std::fs::remove_dir_all(&data).expect("wipe the validator's disk");
+        let config = std::fs::read_to_string(&cluster.configs[3]).expect("config");
+        let joining = config.replace(
+            "every_heights = 10\n",
+            "every_heights = 10\njoin_from_snapshot = true\n",
+        );
+        assert_ne!(config, joining);
+        std::fs::write(&cluster.configs[3], joining).expect("config");
+        cluster.spawn(3);
+        let mut acked = 0;
+        for task in tasks {
+            acked += task.await.expect("phone task").len();
+        }
+        assert_eq!(acked, 3 * 30 * 20);
+        let now = max_height(&probe[..3]).await;
+        wait_for_height(&probe, &[3], now + 3).await;
+    });
+    let stores = identical_chains(&mut cluster);
+    let base = stores[3]
+        .base()
+        .expect("reads")
+        .expect("node 4 started from a snapshot");
+    assert!(
+        base.height.0 > 1,
+        "a snapshot after block {}",
+        base.height.0
+    );
+    assert_eq!(stores[3].block(Height(1)).expect("reads"), None);
+    let tip = stores[3].tip().expect("tip").0;
+    assert_eq!(
+        stores[3].block(tip).expect("reads"),
+        stores[0].block(tip).expect("reads"),
+        "the same blocks after the base"
+    );
 }
 
 #[test]

@@ -819,3 +819,141 @@ fn a_refined_query_reads_a_bounded_number_of_candidates() {
         .expect("a day's candidates are within the bound");
     assert!(answered.is_empty());
 }
+
+/// A store installed from a snapshot at height `h` (a wiped validator joining again) holds the
+/// base's header and certificate, no block at or below it, continues each patient's numbering
+/// from the base, and from then on stores the same blocks and answers the same queries about
+/// them as a store that applied the whole chain.
+#[test]
+fn a_store_started_from_a_snapshot_continues_the_chain_as_a_full_one_does() {
+    let patients = [PatientId([1; 16]), PatientId([2; 16])];
+    let mut rng = StdRng::seed_from_u64(17);
+    let start = 20_000 * DAY_MS;
+    let mut txs = Vec::new();
+    for seq in 1..=60u64 {
+        for p in &patients {
+            let time = start + seq * 30_000 + rng.gen_range(0..1000);
+            txs.push(Transaction::Report(record(*p, seq, time, &mut rng)));
+        }
+    }
+    let mut chain = TestChain::new();
+    let blocks: Vec<_> = txs.chunks(20).map(|b| chain.next(b.to_vec())).collect();
+    let (base_at, base_time) = (Height(3), start + 30 * 30_000 + 1000);
+    let (full_dir, based_dir) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let full = open(&full_dir);
+    for (block, cert) in &blocks {
+        full.apply_block(block, cert).expect("applies");
+    }
+    let based = open(&based_dir);
+    let header = full.header(base_at).expect("reads").expect("there");
+    let cert = full.certificate(base_at).expect("reads").expect("there");
+    // Blocks 1..=3 hold seqs 1..=30 of each patient.
+    let last_seqs: Vec<(PatientId, Seq)> = patients.iter().map(|p| (*p, Seq(30))).collect();
+    let other_cert = full.certificate(Height(2)).expect("reads").expect("there");
+    assert!(matches!(
+        based.install_base(&bmpls_store::Base {
+            header: &header,
+            cert: &other_cert,
+            checkpoint: b"state",
+            last_seqs: &last_seqs,
+        }),
+        Err(StoreError::BaseMismatch)
+    ));
+    let base = bmpls_store::Base {
+        header: &header,
+        cert: &cert,
+        checkpoint: b"state",
+        last_seqs: &last_seqs,
+    };
+    assert!(
+        matches!(
+            full.install_base(&base),
+            Err(StoreError::NotEmpty { tip: 6 })
+        ),
+        "a store holding blocks takes no snapshot"
+    );
+    based.install_base(&base).expect("installs");
+    assert!(matches!(
+        based.install_base(&base),
+        Err(StoreError::NotEmpty { tip: 3 })
+    ));
+    drop(based);
+    // Durable, and read back after a reopen.
+    let based = open(&based_dir);
+    assert_eq!(
+        based.tip().expect("tip"),
+        (base_at, bmpls_crypto::hash::block_hash(&header))
+    );
+    assert_eq!(based.base().expect("reads"), Some(header.clone()));
+    assert_eq!(full.base().expect("reads"), None);
+    assert_eq!(based.header(base_at).expect("reads"), Some(header.clone()));
+    assert_eq!(
+        based.certificate(base_at).expect("reads"),
+        Some(cert.clone())
+    );
+    assert_eq!(
+        based.checkpoint(base_at).expect("reads"),
+        Some(b"state".to_vec())
+    );
+    assert_eq!(based.block(base_at).expect("reads"), None);
+    assert_eq!(based.header(Height(2)).expect("reads"), None);
+    // Complete only for fixes later than any a block at the base may hold.
+    assert_eq!(full.complete_from_ms().expect("reads"), 0);
+    assert!(full.before_base().expect("reads").is_none());
+    let horizon = header.time_ms + bmpls_types::limits::MAX_FIX_AHEAD_MS + 1;
+    assert_eq!(based.complete_from_ms().expect("reads"), horizon);
+    assert!(matches!(
+        based.before_base().expect("reads"),
+        Some(StoreError::BeforeBase { base: 3, complete_from_ms }) if complete_from_ms == horizon
+    ));
+    for (block, cert) in &blocks[3..] {
+        based
+            .apply_block(block, cert)
+            .expect("continues from the base");
+    }
+    assert_eq!(based.tip().expect("tip"), full.tip().expect("tip"));
+    for height in 4..=6 {
+        assert_eq!(
+            based.block(Height(height)).expect("reads"),
+            full.block(Height(height)).expect("reads"),
+            "block {height}"
+        );
+    }
+    for p in &patients {
+        assert_eq!(
+            based.last(p).expect("reads").map(|r| r.record),
+            full.last(p).expect("reads").map(|r| r.record)
+        );
+        let track = |store: &Store| -> Vec<Seq> {
+            store
+                .track(p, base_time, u64::MAX, 1000)
+                .expect("answers")
+                .iter()
+                .map(|r| r.record.seq)
+                .collect()
+        };
+        let after = track(&full);
+        assert_eq!(after.len(), 30, "the records after the base");
+        assert_eq!(track(&based), after);
+        let summary = based.summary(p).expect("reads").expect("there");
+        assert_eq!((summary.last_seq, summary.count), (Seq(60), 30));
+    }
+
+    // Without the patients' numbering at the base, the next block's records do not follow.
+    let unseeded_dir = tempfile::tempdir().expect("temp dir");
+    let unseeded = open(&unseeded_dir);
+    unseeded
+        .install_base(&bmpls_store::Base {
+            last_seqs: &[],
+            ..base
+        })
+        .expect("installs");
+    let (block, cert) = &blocks[3];
+    assert!(matches!(
+        unseeded.apply_block(block, cert),
+        Err(StoreError::Sequence { last: 0, got: 31 })
+    ));
+}

@@ -271,7 +271,13 @@ impl<W: WalStorage> Engine<W> {
             Message::Vote(v) => Some(v.vote.height),
             Message::Polka(c) => Some(c.height),
             Message::RoundCert(c) => Some(c.height),
-            Message::SyncRequest(_) | Message::SyncResponse(..) | Message::Transactions(_) => None,
+            Message::SyncRequest(_)
+            | Message::SyncResponse(..)
+            | Message::Transactions(_)
+            | Message::SnapshotRequest
+            | Message::SnapshotOffer(_)
+            | Message::SnapshotChunkRequest(..)
+            | Message::SnapshotChunk(..) => None,
         };
         if let Some(h) = msg_height {
             self.host.note_height_seen(from, h, height);
@@ -370,7 +376,12 @@ impl<W: WalStorage> Engine<W> {
                     return;
                 }
             },
-            Message::SyncRequest(_) => return,
+            // Snapshots are the node's, served and fetched beside the engine.
+            Message::SyncRequest(_)
+            | Message::SnapshotRequest
+            | Message::SnapshotOffer(_)
+            | Message::SnapshotChunkRequest(..)
+            | Message::SnapshotChunk(..) => return,
             Message::Transactions(txs) => {
                 // Refusals are expected: a transaction already held or committed.
                 self.host.mempool.set_clock(self.host.now_ms);

@@ -194,6 +194,9 @@ pub struct Ledger {
     height: Height,
     tip: BlockHash,
     tip_time_ms: u64,
+    /// Transactions committed up to the tip, every kind: with the height, what decides where
+    /// checkpoints fall, alike on every validator.
+    txs: u64,
     patients: BTreeMap<PatientId, PatientState>,
     carers: BTreeMap<CarerId, PublicKeyBytes>,
     /// Every grant ever committed, and whether it still stands: a revoked grant stays known so
@@ -226,6 +229,7 @@ impl Ledger {
             height: Height(0),
             tip: BlockHash::ZERO,
             tip_time_ms: genesis_time_ms,
+            txs: 0,
             patients: BTreeMap::new(),
             carers: BTreeMap::new(),
             grants: BTreeMap::new(),
@@ -243,6 +247,19 @@ impl Ledger {
     /// The validator set.
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
+    }
+
+    /// Each enrolled patient's last committed sequence number (what a store started from a
+    /// snapshot continues from).
+    pub fn last_seqs(&self) -> impl Iterator<Item = (PatientId, Seq)> + '_ {
+        self.patients
+            .iter()
+            .map(|(id, state)| (*id, state.last_seq))
+    }
+
+    /// Transactions committed up to the last applied block, every kind.
+    pub fn committed_txs(&self) -> u64 {
+        self.txs
     }
 
     /// Height of the last applied block (0 before the first).
@@ -480,6 +497,7 @@ impl Ledger {
         self.audits = self.audits.split_off(&oldest);
         self.tip = hash;
         self.tip_time_ms = block.header.time_ms;
+        self.txs += block.txs.len() as u64;
     }
 }
 

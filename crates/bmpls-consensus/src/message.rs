@@ -10,7 +10,8 @@ use malachite_types::{
 
 use bmpls_types::limits::{MAX_BLOCK_BYTES, MAX_VALIDATORS};
 use bmpls_types::{
-    Block, BlockHash, BoundedVec, Canonical, CommitCertificate, Hash32, SignatureBytes, Transaction,
+    Block, BlockHash, BlockHeader, BoundedVec, Canonical, CommitCertificate, Hash32,
+    SignatureBytes, Transaction,
 };
 
 use crate::context::{Address, Ctx, Height, Proposal, ProposedBlock, Vote, defined};
@@ -85,7 +86,45 @@ pub enum Message {
     /// Transactions a validator admitted from its clients, so that whoever proposes next can
     /// include them (mempool gossip). Each receiver checks them as it would a client's.
     Transactions(BoundedVec<Transaction, GOSSIP_BATCH>),
+    /// "Which checkpoints of the chain's state do you hold?" (a validator joining from a
+    /// snapshot instead of replaying the chain).
+    SnapshotRequest,
+    /// The checkpoints a validator holds, newest first.
+    SnapshotOffer(BoundedVec<OfferedCheckpoint, MAX_OFFERED_CHECKPOINTS>),
+    /// "Send me piece `index` of the checkpoint after block `height`."
+    SnapshotChunkRequest(bmpls_types::Height, u32),
+    /// Piece `index` of the checkpoint after block `height`: bytes
+    /// `index × SNAPSHOT_CHUNK_BYTES` on.
+    SnapshotChunk(
+        bmpls_types::Height,
+        u32,
+        BoundedVec<u8, SNAPSHOT_CHUNK_BYTES>,
+    ),
 }
+
+/// A checkpoint a validator offers: the state after the block of `header`, certified by `cert`,
+/// `len` bytes whose SHA-256 is `digest`. Neither the header nor the certificate says anything
+/// of the state: a joining validator believes the digest only when validators of more than a
+/// third of the voting power offer it for the same block.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct OfferedCheckpoint {
+    /// The block the state is after.
+    pub header: BlockHeader,
+    /// Its commit certificate.
+    pub cert: CommitCertificate,
+    /// SHA-256 of the checkpoint's bytes.
+    pub digest: Hash32,
+    /// Their length.
+    pub len: u64,
+}
+
+/// Checkpoints in one offer (a validator keeps two).
+pub const MAX_OFFERED_CHECKPOINTS: usize = 4;
+/// Bytes of a checkpoint in one [`Message::SnapshotChunk`].
+pub const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// The largest checkpoint a joining validator fetches.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 1024 < MAX_BLOCK_BYTES);
 
 /// Transactions in one gossip message.
 pub const GOSSIP_BATCH: usize = 1024;

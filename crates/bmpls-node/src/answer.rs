@@ -187,18 +187,25 @@ fn grant_positions(
     patient: &PatientId,
     grant: &TxHash,
 ) -> Result<GrantPositions, QueryOutcome> {
-    let locate = |hash: &TxHash| {
-        store
-            .locate(hash)
-            .map_err(failed)?
-            .ok_or_else(|| failed("a committed transaction is missing from the store"))
-    };
+    let locate = |hash: &TxHash| held(store, hash).map_err(failed);
     let grant_at = locate(grant)?;
     let mut keys_at = Vec::new();
     for hash in ledger.key_transactions(patient) {
         keys_at.push(locate(hash)?);
     }
     Ok((grant_at, keys_at))
+}
+
+/// Where the committed transaction `hash` is; a typed refusal if it is before the base of a
+/// store that joined from a snapshot.
+fn held(store: &Store, hash: &TxHash) -> Result<(Height, u32), StoreError> {
+    match store.locate(hash)? {
+        Some(at) => Ok(at),
+        None => Err(store.before_base()?.unwrap_or(StoreError::Corrupt {
+            what: "a committed transaction missing from the store",
+            key: hex::encode(hash.0),
+        })),
+    }
 }
 
 /// Where the grant a [`GrantRequest`] names and the patient's key transactions are, if the
@@ -258,14 +265,7 @@ pub(crate) fn locate_fences(
     let (_, terms) = standing_grant(ledger, client, &request.patient, &request.grant)
         .map_err(FencesOutcome::Unauthorized)?;
     let located = |hash: &TxHash| {
-        store
-            .locate(hash)
-            .map_err(|e| FencesOutcome::Failed(bmpls_net::proto::reason(e)))?
-            .ok_or_else(|| {
-                FencesOutcome::Failed(bmpls_net::proto::reason(
-                    "a committed transaction is missing from the store",
-                ))
-            })
+        held(store, hash).map_err(|e| FencesOutcome::Failed(bmpls_net::proto::reason(e)))
     };
     let enrolment = ledger
         .key_transactions(&request.patient)
@@ -334,6 +334,12 @@ pub(crate) fn fence_evidence(
 
 /// Runs an allowed query on the store and proves every transaction of the answer.
 pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<Answer, StoreError> {
+    // A validator that joined from a snapshot answers only windows it holds every record of.
+    if query.from_ms < store.complete_from_ms()? {
+        if let Some(refusal) = store.before_base()? {
+            return Err(refusal);
+        }
+    }
     let limit = query.limit as usize;
     let in_window = |r: &StoredRecord| {
         (query.from_ms..=query.to_ms).contains(&r.record.fix_time_ms)
@@ -476,6 +482,14 @@ pub(crate) fn audit_answer(
     store: &Store,
     request: &AuditRequest,
 ) -> Result<AuditAnswer, StoreError> {
+    if let Some(refusal) = store.before_base()? {
+        if store
+            .base()?
+            .is_some_and(|b| request.from_height <= b.height)
+        {
+            return Err(refusal);
+        }
+    }
     let (positions, more) = store.audits(
         &request.patient,
         request.from_height,
@@ -526,9 +540,13 @@ impl Prover {
                 what: "block named by an index",
                 key: format!("block {}", height.0),
             };
-            let header = store.header(height)?.ok_or_else(missing)?;
-            let cert = store.certificate(height)?.ok_or_else(missing)?;
-            let tree = store.merkle_tree(&header)?.ok_or_else(missing)?;
+            let (Some(header), Some(cert)) = (store.header(height)?, store.certificate(height)?)
+            else {
+                return Err(store.before_base()?.unwrap_or_else(missing));
+            };
+            let Some(tree) = store.merkle_tree(&header)? else {
+                return Err(store.before_base()?.unwrap_or_else(missing));
+            };
             let slot = blocks.len() as u32;
             for index in indexes {
                 let tx = match known.remove(&(height, index)) {

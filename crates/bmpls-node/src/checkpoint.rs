@@ -1,9 +1,11 @@
 //! A validator's derived state (the ledger and the alerts) checkpointed in its store, so that a
 //! restart costs the blocks after the newest checkpoint, not the whole chain.
 //!
-//! A checkpoint is written after block `h` when [`CHECKPOINT_EVERY_RECORDS`] transactions or
-//! [`CHECKPOINT_EVERY_HEIGHTS`] blocks (by default; the node configuration's `[checkpoints]`)
-//! have been committed since the last one, so a restart replays at most about that many. On
+//! A checkpoint is written after the blocks where the chain's count of transactions crosses a
+//! multiple of [`CHECKPOINT_EVERY_RECORDS`], and at every multiple of
+//! [`CHECKPOINT_EVERY_HEIGHTS`] (by default; the node configuration's `[checkpoints]`), so a
+//! restart replays at most about that many; the heights are a function of the chain alone
+//! ([`falls_after`]). On
 //! start, the newest checkpoint at or below the store's tip is used only if the ledger it holds ends at the very block the store holds at its height
 //! (same hash); a checkpoint that is damaged, of another layout, or off the chain is skipped with
 //! a warning, and the one before it (or the whole chain) is replayed instead. A checkpoint is a
@@ -42,34 +44,23 @@ pub(crate) fn encode(ledger: &Ledger, alerts: &Alerts) -> Vec<u8> {
     .expect("serialising into a Vec cannot fail")
 }
 
-/// Decides when the next checkpoint is due.
-#[derive(Debug)]
-pub(crate) struct Schedule {
+/// Whether a checkpoint falls after the block at `height`, of `block_txs` transactions, with
+/// `committed_txs` committed up to and including it: at every multiple of the policy's
+/// `every_heights`, and at the block where the chain's count of transactions crosses a multiple
+/// of `every_records`. A pure function of the chain, so every validator with the same policy
+/// checkpoints at the same heights, and a joining validator can ask several for the same
+/// checkpoint and compare (`crate::snapshot`). A validator that applied several blocks in one
+/// step (catching up) skips the heights it could not checkpoint at; it has the next one.
+pub(crate) fn falls_after(
     policy: CheckpointPolicy,
-    records: u64,
-    heights: u64,
-}
-
-impl Schedule {
-    pub(crate) fn new(policy: CheckpointPolicy) -> Self {
-        Self {
-            policy,
-            records: 0,
-            heights: 0,
-        }
-    }
-
-    /// Counts a committed block of `txs` transactions; true while a checkpoint is due.
-    pub(crate) fn due(&mut self, txs: usize) -> bool {
-        self.records += txs as u64;
-        self.heights += 1;
-        self.records >= self.policy.every_records || self.heights >= self.policy.every_heights
-    }
-
-    /// A checkpoint was written.
-    pub(crate) fn written(&mut self) {
-        (self.records, self.heights) = (0, 0);
-    }
+    height: Height,
+    block_txs: usize,
+    committed_txs: u64,
+) -> bool {
+    let every_records = policy.every_records.max(1);
+    let before = committed_txs.saturating_sub(block_txs as u64);
+    height.0 % policy.every_heights.max(1) == 0
+        || committed_txs / every_records != before / every_records
 }
 
 /// Where a rebuilt state came from.
@@ -103,28 +94,62 @@ pub fn rebuild(
             let at = ledger.height();
             (ledger, alerts, Some(at))
         }
-        None => (
-            Ledger::genesis(genesis.validators.clone(), genesis.genesis_time_ms),
-            Alerts::default(),
-            None,
-        ),
+        None => {
+            if let Some(base) = store.base()? {
+                return Err(NodeError::Internal(format!(
+                    "the store started from a snapshot after block {} and holds no block before \
+                     it, but its checkpoint there is unusable (see the warnings above): move the \
+                     data folder aside and join again from a snapshot",
+                    base.height.0
+                )));
+            }
+            (
+                Ledger::genesis(genesis.validators.clone(), genesis.genesis_time_ms),
+                Alerts::default(),
+                None,
+            )
+        }
     };
     let from = ledger.height().0 + 1;
-    for height in from..=tip.0 {
-        let block = store.block(Height(height))?.ok_or_else(|| {
-            NodeError::Internal(format!("block {height} is missing below the tip {}", tip.0))
-        })?;
-        let hash = bmpls_crypto::hash::block_hash(&block.header);
-        let block = bmpls_crypto::HashedBlock::new(block);
-        ledger.apply(&block, hash);
-        alerts.on_block(&block);
-    }
+    apply_stored(store, (&mut ledger, &mut alerts), tip)?;
     Ok(Rebuilt {
         ledger,
         alerts,
         checkpoint,
         replayed: tip.0.saturating_sub(from - 1),
     })
+}
+
+/// The state after block `to` of `store`, replayed from the genesis (a check of a state
+/// obtained otherwise: from a checkpoint, or from a snapshot on another validator).
+pub fn replay_to(genesis: &Genesis, store: &Store, to: Height) -> Result<Rebuilt, NodeError> {
+    let mut ledger = Ledger::genesis(genesis.validators.clone(), genesis.genesis_time_ms);
+    let mut alerts = Alerts::default();
+    apply_stored(store, (&mut ledger, &mut alerts), to)?;
+    Ok(Rebuilt {
+        ledger,
+        alerts,
+        checkpoint: None,
+        replayed: to.0,
+    })
+}
+
+/// Applies the stored blocks after the ledger's height up to `to`.
+fn apply_stored(
+    store: &Store,
+    (ledger, alerts): (&mut Ledger, &mut Alerts),
+    to: Height,
+) -> Result<(), NodeError> {
+    for height in ledger.height().0 + 1..=to.0 {
+        let block = store.block(Height(height))?.ok_or_else(|| {
+            NodeError::Internal(format!("block {height} is missing below {}", to.0))
+        })?;
+        let hash = bmpls_crypto::hash::block_hash(&block.header);
+        let block = bmpls_crypto::HashedBlock::new(block);
+        ledger.apply(&block, hash);
+        alerts.on_block(&block);
+    }
+    Ok(())
 }
 
 /// The newest checkpoint at or below `tip` that decodes and sits on the stored chain.
@@ -152,14 +177,22 @@ fn newest_usable(
     Ok(None)
 }
 
+/// The ledger and alerts of checkpoint `bytes` of the chain of `genesis` (not yet checked
+/// against any block).
+pub(crate) fn decode(genesis: &Genesis, bytes: &[u8]) -> Result<(Ledger, Alerts), String> {
+    let stored: Stored = borsh::from_slice(bytes).map_err(|e| format!("malformed: {e}"))?;
+    let ledger =
+        Ledger::restore(genesis.validators.clone(), &stored.ledger).map_err(|e| e.to_string())?;
+    let alerts = Alerts::restore(&stored.alerts)?;
+    Ok((ledger, alerts))
+}
+
 fn usable(genesis: &Genesis, store: &Store, height: Height) -> Result<(Ledger, Alerts), String> {
     let bytes = store
         .checkpoint(height)
         .map_err(|e| e.to_string())?
         .ok_or("gone")?;
-    let stored: Stored = borsh::from_slice(&bytes).map_err(|e| format!("malformed: {e}"))?;
-    let ledger =
-        Ledger::restore(genesis.validators.clone(), &stored.ledger).map_err(|e| e.to_string())?;
+    let (ledger, alerts) = decode(genesis, &bytes)?;
     let header = store
         .header(height)
         .map_err(|e| e.to_string())?
@@ -170,6 +203,28 @@ fn usable(genesis: &Genesis, store: &Store, height: Height) -> Result<(Ledger, A
             ledger.height().0
         ));
     }
-    let alerts = Alerts::restore(&stored.alerts)?;
     Ok((ledger, alerts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_fall_at_multiples_of_heights_and_where_the_count_crosses_a_multiple() {
+        let policy = CheckpointPolicy {
+            every_records: 100,
+            every_heights: 10,
+            join_from_snapshot: false,
+        };
+        assert!(falls_after(policy, Height(10), 0, 5));
+        assert!(falls_after(policy, Height(20), 3, 8));
+        assert!(!falls_after(policy, Height(11), 0, 5));
+        // 70 → 120 crosses 100; 120 → 130 crosses nothing; 0 → 100 reaches it.
+        assert!(falls_after(policy, Height(3), 50, 120));
+        assert!(!falls_after(policy, Height(4), 10, 130));
+        assert!(falls_after(policy, Height(1), 100, 100));
+        // One block of many records crossing several multiples is one checkpoint.
+        assert!(falls_after(policy, Height(5), 350, 480));
+    }
 }

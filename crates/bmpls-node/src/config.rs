@@ -115,7 +115,9 @@ impl Default for BlockPolicy {
 
 /// How often the validator checkpoints its ledger and alert state in its store: a restart
 /// replays the blocks after the newest checkpoint, so these bound its cost (see
-/// [`crate::checkpoint`]). Local policy: validators need not agree.
+/// [`crate::checkpoint`]). Local policy, but a validator that joins from a snapshot needs more
+/// than a third of the voting power to offer the same checkpoint, so a consortium keeps one
+/// policy (the default) on every validator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckpointPolicy {
@@ -123,6 +125,11 @@ pub struct CheckpointPolicy {
     pub every_records: u64,
     /// Or after this many blocks, whichever comes first.
     pub every_heights: u64,
+    /// A validator whose store is empty (a wiped disk, a new validator) starts from a
+    /// checkpoint its peers offer (more than a third of the voting power offering the same
+    /// one) instead of replaying the chain from the genesis ([`crate::snapshot`]). It then
+    /// holds no block before that checkpoint, and refuses questions only those blocks answer.
+    pub join_from_snapshot: bool,
 }
 
 impl Default for CheckpointPolicy {
@@ -130,6 +137,7 @@ impl Default for CheckpointPolicy {
         Self {
             every_records: crate::checkpoint::CHECKPOINT_EVERY_RECORDS,
             every_heights: crate::checkpoint::CHECKPOINT_EVERY_HEIGHTS,
+            join_from_snapshot: false,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod metrics;
 mod node;
 pub mod provision;
 mod service;
+pub mod snapshot;
 
 pub use config::{BlockPolicy, CheckpointPolicy, NodeConfig, NodeConfigError};
 pub use driver::{ADMIT_BATCH, COMMAND_QUEUE, COMMIT_WAIT, refusal_code};
@@ -58,6 +59,9 @@ pub enum NodeError {
     /// Consensus failed (its log could not be written, or an invariant broke).
     #[error("consensus: {0}")]
     Consensus(bmpls_consensus::EngineError),
+    /// A checkpoint fetched to join from a snapshot does not verify.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     /// A task of the node failed.
     #[error("internal: {0}")]
     Internal(String),

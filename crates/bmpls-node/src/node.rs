@@ -88,6 +88,32 @@ impl Node {
 
         let store = Arc::new(Store::open(&config.data_dir.join("store"), &chain_id)?);
         let wal = FileWal::open(&config.data_dir.join("wal"))?;
+        let start_peers = || {
+            Peers::start(PeerConfig {
+                me: config.id,
+                listen: config.listen_peers,
+                identity: identity.clone(),
+                trust: trust.clone(),
+                peers: config.peers.clone(),
+            })
+        };
+        // A validator joining from a snapshot needs its peer links before its state.
+        let mut linked = None;
+        if config.checkpoints.join_from_snapshot
+            && store.tip()?.0 == Height(0)
+            && store.base()?.is_none()
+        {
+            let (peers, mut inbound) = start_peers()?;
+            crate::snapshot::join(
+                &config.genesis,
+                &store,
+                &peers,
+                &mut inbound,
+                crate::snapshot::JOIN_WAIT,
+            )
+            .await?;
+            linked = Some((peers, inbound));
+        }
         let started = std::time::Instant::now();
         let rebuilt = crate::checkpoint::rebuild(&config.genesis, &store, true)?;
         info!(
@@ -120,14 +146,10 @@ impl Node {
         let known = KnownClients::new();
         known.extend(ledger.client_keys());
         let (engine, initial) = Engine::start(config.genesis.clone(), key, ledger, wal, now_ms)?;
-
-        let (peers, inbound) = Peers::start(PeerConfig {
-            me: config.id,
-            listen: config.listen_peers,
-            identity: identity.clone(),
-            trust,
-            peers: config.peers.clone(),
-        })?;
+        let (peers, inbound) = match linked {
+            Some(linked) => linked,
+            None => start_peers()?,
+        };
         let peer_addr = peers
             .local_addr()
             .map_err(|e| NodeError::Internal(e.to_string()))?;

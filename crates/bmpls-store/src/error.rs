@@ -109,6 +109,30 @@ pub enum StoreError {
         /// The record's.
         got: u64,
     },
+    /// A snapshot installed into a store that already holds blocks (or a base).
+    #[error(
+        "the store already holds blocks up to height {tip}: a snapshot is installed only into an \
+         empty store"
+    )]
+    NotEmpty {
+        /// The store's tip.
+        tip: u64,
+    },
+    /// A question only blocks before this store's base answer (it started from a snapshot).
+    #[error(
+        "this validator joined from a snapshot after block {base} and holds no block before it \
+         (records with fix times before {complete_from_ms} ms may be in them): ask another \
+         validator"
+    )]
+    BeforeBase {
+        /// The base's height.
+        base: u64,
+        /// The earliest fix time from which its records are complete.
+        complete_from_ms: u64,
+    },
+    /// A snapshot whose certificate is not of its header.
+    #[error("the snapshot's certificate is not of its block header")]
+    BaseMismatch,
     /// A query over more results than allowed, or with too many ranges.
     #[error("query too large: {0}")]
     QueryTooLarge(&'static str),

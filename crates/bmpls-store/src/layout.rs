@@ -3,7 +3,7 @@
 //!
 //! | prefix | key | value |
 //! | --- | --- | --- |
-//! | `M` | name | meta: schema version, chain id, tip |
+//! | `M` | name | meta: schema version, chain id, tip; the base's header if the store started from a snapshot (`base.rs`) |
 //! | `B` | height | the block's header and transactions, reports replaced by (patient, seq) |
 //! | `C` | height | encoded commit certificate |
 //! | `T` | tx hash | height ‖ index in block, for every transaction that is not a report |
@@ -15,6 +15,7 @@
 //! | `A` | patient ‖ height ‖ index | (empty) an audit entry about the patient, at that position |
 //! | `L` | height | the block's Merkle tree, level by level from the leaf hashes up, 32 bytes a node (proofs without the block or hashing) |
 //! | `S` | height | a checkpoint of the node's state after that block (`checkpoint.rs`; the node's bytes, opaque here) |
+//! | `N` | patient | the patient's last sequence number at the base, in a store started from a snapshot (`base.rs`) |
 //!
 //! Records are stored once, in record chunks of at most [`RECORD_CHUNK_RECORDS`] consecutive
 //! records of one patient from one block, described by index chunks of at most
@@ -41,6 +42,7 @@ pub(crate) const PATIENT: u8 = b'P';
 pub(crate) const AUDIT: u8 = b'A';
 pub(crate) const LEAVES: u8 = b'L';
 pub(crate) const CHECKPOINT: u8 = b'S';
+pub(crate) const BASE_SEQ: u8 = b'N';
 
 /// Most records described by one index chunk: a query reads one index chunk per 128 records
 /// of its window (~15 KiB, all levels), so a long window costs few reads, and slots fit a

@@ -13,6 +13,7 @@
 //! keyless), and cannot encrypt or decrypt.
 #![forbid(unsafe_code)]
 
+mod base;
 mod checkpoint;
 mod chunk;
 mod durable;
@@ -25,6 +26,7 @@ mod store;
 mod wal;
 mod zones;
 
+pub use base::Base;
 pub use checkpoint::KEEP_CHECKPOINTS;
 pub use error::StoreError;
 pub use query::{

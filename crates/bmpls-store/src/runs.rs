@@ -39,8 +39,13 @@ impl Store {
         }
         let before = self.summary(patient)?;
         let mut summary = before;
+        // A store started from a snapshot continues each patient's numbering from the base.
+        let base = match summary {
+            Some(_) => Seq(0),
+            None => self.base_seq(patient)?,
+        };
         for (_, record) in records {
-            let last = summary.map_or(0, |s| s.last_seq.0);
+            let last = summary.map_or(base.0, |s| s.last_seq.0);
             if record.seq.0 != last + 1 {
                 return Err(StoreError::Sequence {
                     last,

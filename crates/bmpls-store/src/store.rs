@@ -30,7 +30,8 @@ pub const SCHEMA_VERSION: u32 = 10;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHAIN: &[u8] = b"chain";
-const META_TIP: &[u8] = b"tip";
+pub(crate) const META_TIP: &[u8] = b"tip";
+pub(crate) const META_BASE: &[u8] = b"base";
 
 /// What the store knows about one patient without scanning: enough to answer `last` and to
 /// estimate how many records a time window holds.
@@ -280,7 +281,7 @@ impl Store {
 
     /// Flushes sled's buffers and makes them durable ([`Durability::sync`]): what returns
     /// after this survives a power cut.
-    fn flush(&self) -> Result<(), StoreError> {
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         let mut durability = self
             .durability
@@ -319,8 +320,12 @@ impl Store {
     }
 
     /// The header of the block at `height`, without reassembling the block.
+    /// At a store's base ([`Store::base`]), the base's header (there is no block).
     pub fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
-        self.read(&height_key(BLOCK, height), "block", Skeleton::header)
+        match self.read(&height_key(BLOCK, height), "block", Skeleton::header)? {
+            Some(header) => Ok(Some(header)),
+            None => Ok(self.base()?.filter(|base| base.height == height)),
+        }
     }
 
     /// The transaction at `index` of the block at `height` if it is not a report (reports are

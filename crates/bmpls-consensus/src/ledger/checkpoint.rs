@@ -14,7 +14,7 @@ use crate::context::ValidatorSet;
 
 /// Leads the bytes; a layout change bumps it, and an older checkpoint is then ignored (the
 /// validator replays its chain instead).
-const CHECKPOINT_VERSION: u8 = 1;
+const CHECKPOINT_VERSION: u8 = 2;
 
 /// Why checkpoint bytes did not give a ledger.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +44,7 @@ impl Ledger {
             self.height,
             self.tip,
             self.tip_time_ms,
+            self.txs,
             &self.patients,
             &self.carers,
             &self.grants,
@@ -80,6 +81,7 @@ impl Ledger {
             height,
             tip,
             tip_time_ms: read(reader)?,
+            txs: read(reader)?,
             patients: read(reader)?,
             carers: read(reader)?,
             grants: read(reader)?,

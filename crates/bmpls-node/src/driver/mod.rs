@@ -143,8 +143,8 @@ pub(crate) struct Driver {
     known: KnownClients,
     /// Admission of peers' sync requests.
     sync: sync::SyncServer,
-    /// When the next checkpoint of the ledger and alerts is due.
-    checkpoints: crate::checkpoint::Schedule,
+    /// Where checkpoints of the ledger and alerts fall.
+    checkpoints: crate::config::CheckpointPolicy,
     /// Test-only: rewrites this validator's broadcasts, with its peers' ids.
     #[cfg(feature = "byzantine")]
     pub(crate) tamper: Option<(crate::byzantine::Tamper, Vec<bmpls_types::ValidatorId>)>,
@@ -230,7 +230,7 @@ impl Driver {
             next_height: None,
             known,
             sync: sync::SyncServer::default(),
-            checkpoints: crate::checkpoint::Schedule::new(checkpoints),
+            checkpoints,
             #[cfg(feature = "byzantine")]
             tamper: None,
         }
@@ -332,9 +332,18 @@ impl Driver {
         from: bmpls_types::ValidatorId,
         message: Message,
     ) -> Result<(), NodeError> {
-        if let Message::SyncRequest(height) = message {
-            self.serve_sync(from, height.0);
-            return Ok(());
+        match message {
+            Message::SyncRequest(height) => {
+                self.serve_sync(from, height.0);
+                return Ok(());
+            }
+            Message::SnapshotRequest | Message::SnapshotChunkRequest(..) => {
+                self.serve_snapshot(from, &message);
+                return Ok(());
+            }
+            // Late answers to this node's own join, after it started.
+            Message::SnapshotOffer(_) | Message::SnapshotChunk(..) => return Ok(()),
+            _ => {}
         }
         // A peer's own vote or proposal, on its own link, shows the height it has reached.
         let own = match &message {
@@ -381,6 +390,29 @@ impl Driver {
                     .inc();
                 debug!(peer = %to, from, reason = why.label(), "sync request dropped");
             }
+        }
+    }
+
+    /// Admits a joining peer's request for checkpoint offers or a checkpoint's piece, within
+    /// its sync token bucket, and serves it on a blocking thread (`crate::snapshot`).
+    fn serve_snapshot(&mut self, to: bmpls_types::ValidatorId, message: &Message) {
+        if let Err(why) = self.sync.admit_snapshot(to, Instant::now()) {
+            self.metrics
+                .sync_dropped
+                .get_or_create(&Reason {
+                    reason: why.label().into(),
+                })
+                .inc();
+            debug!(peer = %to, reason = why.label(), "snapshot request dropped");
+            return;
+        }
+        let (store, sender) = (self.store.clone(), self.peers.sender());
+        match message {
+            Message::SnapshotRequest => crate::snapshot::serve_offers(to, store, sender),
+            Message::SnapshotChunkRequest(height, index) => {
+                crate::snapshot::serve_chunk(to, (*height, *index), store, sender);
+            }
+            _ => {}
         }
     }
 
@@ -637,7 +669,15 @@ impl Driver {
         let fired = self.alerts.on_block(&block);
         // The ledger runs ahead of the alerts when the engine committed several blocks in one
         // step (catching up): the checkpoint then waits for a block where both agree.
-        if self.checkpoints.due(txs) && self.engine.ledger().height() == block.header.height {
+        let ledger = self.engine.ledger();
+        if ledger.height() == block.header.height
+            && crate::checkpoint::falls_after(
+                self.checkpoints,
+                block.header.height,
+                txs,
+                ledger.committed_txs(),
+            )
+        {
             self.checkpoint(block.header.height).await;
         }
         self.tip = Some(CertifiedHeader {
@@ -698,7 +738,6 @@ impl Driver {
         let len = bytes.len();
         match tokio::task::spawn_blocking(move || store.put_checkpoint(height, &bytes)).await {
             Ok(Ok(())) => {
-                self.checkpoints.written();
                 info!(
                     height = height.0,
                     bytes = len,

@@ -54,6 +54,23 @@ struct PeerSync {
     proven: u64,
 }
 
+impl PeerSync {
+    /// Refills the bucket for the time passed and takes a token from it.
+    fn take_token(&mut self, now: Instant) -> Result<(), SyncDrop> {
+        let per_token_ms = 1000 / u64::from(SYNC_REQUESTS_PER_PEER_PER_S);
+        let earned = now.saturating_duration_since(self.refilled).as_millis() as u64 / per_token_ms;
+        if earned > 0 {
+            self.tokens = (u64::from(self.tokens) + earned).min(u64::from(SYNC_BURST)) as u32;
+            self.refilled = now;
+        }
+        if self.tokens == 0 {
+            return Err(SyncDrop::RateLimited);
+        }
+        self.tokens -= 1;
+        Ok(())
+    }
+}
+
 type InFlight = Arc<Mutex<HashMap<ValidatorId, HashSet<u64>>>>;
 
 /// The admission state of every peer's sync requests.
@@ -118,19 +135,19 @@ impl SyncServer {
         if serving.len() >= MAX_SYNC_IN_FLIGHT_PER_PEER {
             return Err(SyncDrop::InFlight);
         }
-        let per_token_ms = 1000 / u64::from(SYNC_REQUESTS_PER_PEER_PER_S);
-        let earned =
-            now.saturating_duration_since(state.refilled).as_millis() as u64 / per_token_ms;
-        if earned > 0 {
-            state.tokens = (u64::from(state.tokens) + earned).min(u64::from(SYNC_BURST)) as u32;
-            state.refilled = now;
-        }
-        if state.tokens == 0 {
-            return Err(SyncDrop::RateLimited);
-        }
-        state.tokens -= 1;
+        state.take_token(now)?;
         serving.insert(start);
         Ok((start, end))
+    }
+
+    /// Admits `peer`'s snapshot request (an offer, or a piece of a checkpoint) within the
+    /// same token bucket as its sync requests.
+    pub(super) fn admit_snapshot(
+        &mut self,
+        peer: ValidatorId,
+        now: Instant,
+    ) -> Result<(), SyncDrop> {
+        self.peer(peer, now).take_token(now)
     }
 
     /// Reads blocks `start..=end` on a blocking thread and queues each for `peer`, stopping
