@@ -558,6 +558,10 @@ fn a_wiped_validator_joins_again_from_a_snapshot() {
     rt.block_on(async {
         let phones: Vec<Phone> = (0..3).map(|s| Phone::new(400 + s)).collect();
         enrol(&cluster, &phones).await;
+        let custodian = (
+            phones[0].id,
+            SigningKey::from_seed(&phones[0].key.to_seed()),
+        );
         let probe = clients(&cluster, &cluster.operator());
         let mut tasks = Vec::new();
         for (p, phone) in phones.into_iter().enumerate() {
@@ -590,6 +594,29 @@ fn a_wiped_validator_joins_again_from_a_snapshot() {
         assert_eq!(acked, 3 * 30 * 20);
         let now = max_height(&probe[..3]).await;
         wait_for_height(&probe, &[3], now + 3).await;
+
+        // The patient's audit trail from the first block: the joined validator does not hold
+        // it and says so (a client then asks another); a validator with the whole chain answers.
+        let trail = Request::Audit(bmpls_net::query::AuditRequest {
+            patient: custodian.0,
+            from_height: Height(1),
+            limit: 10,
+        });
+        let asked = clients(&cluster, &custodian.1);
+        match asked[3].call(trail.clone()).await.expect("node 4 answers") {
+            Response::Audit(bmpls_net::query::AuditOutcome::NotHeld(why)) => {
+                assert!(
+                    why.as_str().contains("joined from a snapshot"),
+                    "{}",
+                    why.as_str()
+                );
+            }
+            other => panic!("node 4 answered the trail before its base: {other:?}"),
+        }
+        assert!(matches!(
+            asked[0].call(trail).await.expect("node 1 answers"),
+            Response::Audit(bmpls_net::query::AuditOutcome::Answered(_))
+        ));
     });
     let stores = identical_chains(&mut cluster);
     let base = stores[3]

@@ -600,7 +600,16 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
     };
     let (addr, outcome) = runtime()?.block_on(async {
         let nodes = args.consortium.connect(patient.custodian_key()).await?;
-        let outcome = nodes.audit(request.clone()).await;
+        let mut outcome = nodes.audit(request.clone()).await;
+        // A validator that joined from a snapshot after `from_height` does not hold the
+        // trail: the others are asked in turn.
+        for _ in 1..nodes.len() {
+            let Ok((addr, AuditOutcome::NotHeld(_))) = &outcome else {
+                break;
+            };
+            nodes.avoid(*addr);
+            outcome = nodes.audit(request.clone()).await;
+        }
         nodes.close().await;
         anyhow::Ok(outcome?)
     })?;
@@ -609,7 +618,9 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
         AuditOutcome::NotTheCustodian => anyhow::bail!(
             "refused by {addr}: only the patient's custodian may read the audit trail"
         ),
-        AuditOutcome::Failed(why) => anyhow::bail!("{addr} failed: {}", why.as_str()),
+        AuditOutcome::Failed(why) | AuditOutcome::NotHeld(why) => {
+            anyhow::bail!("{addr} failed: {}", why.as_str())
+        }
     };
     let more = answer.more;
     let entries = verify_audit(answer, &request, &validators)

@@ -72,14 +72,34 @@ pub async fn ask(
     levels: &LevelSet,
     carer: &CarerKeystore,
 ) -> Result<VerifiedAnswer, AskError> {
-    let (node, mut outcomes) = nodes.query(vec![query.clone()]).await?;
-    match outcomes.pop() {
+    // A validator that joined from a snapshot may not hold what the answer needs: the others
+    // are asked in turn (each once).
+    let mut left = nodes.len();
+    loop {
+        let (node, mut outcomes) = nodes.query(vec![query.clone()]).await?;
+        let outcome = outcomes.pop();
+        left -= 1;
+        if left > 0 && matches!(outcome, Some(QueryOutcome::NotHeld(_))) {
+            nodes.avoid(node);
+            continue;
+        }
+        return query_outcome(outcome, node, &query, (validators, levels, carer));
+    }
+}
+
+fn query_outcome(
+    outcome: Option<QueryOutcome>,
+    node: SocketAddr,
+    query: &Query,
+    (validators, levels, carer): (&ValidatorSet, &LevelSet, &CarerKeystore),
+) -> Result<VerifiedAnswer, AskError> {
+    match outcome {
         Some(QueryOutcome::Answered(answer)) => {
-            verify_answer(*answer, &query, validators, levels, carer)
+            verify_answer(*answer, query, validators, levels, carer)
                 .map_err(|error| AskError::Invalid { node, error })
         }
         Some(QueryOutcome::Unauthorized(why)) => Err(AskError::Unauthorized { node, why }),
-        Some(QueryOutcome::Failed(why)) => Err(AskError::Failed {
+        Some(QueryOutcome::Failed(why) | QueryOutcome::NotHeld(why)) => Err(AskError::Failed {
             node,
             reason: why.as_str().to_string(),
         }),
@@ -96,12 +116,20 @@ pub async fn proved_grant(
     validators: &ValidatorSet,
     carer: &CarerKeystore,
 ) -> Result<(ProvedGrant, GrantKeys), AskError> {
-    let (node, outcome) = nodes.grant(request.clone()).await?;
+    let (mut node, mut outcome) = nodes.grant(request.clone()).await?;
+    // As for a query: a validator that joined from a snapshot after the grant cannot prove it.
+    for _ in 1..nodes.len() {
+        if !matches!(outcome, GrantOutcome::NotHeld(_)) {
+            break;
+        }
+        nodes.avoid(node);
+        (node, outcome) = nodes.grant(request.clone()).await?;
+    }
     match outcome {
         GrantOutcome::Proved(evidence) => verify_grant(&evidence, &request, validators, carer)
             .map_err(|error| AskError::Invalid { node, error }),
         GrantOutcome::Unauthorized(why) => Err(AskError::Unauthorized { node, why }),
-        GrantOutcome::Failed(why) => Err(AskError::Failed {
+        GrantOutcome::Failed(why) | GrantOutcome::NotHeld(why) => Err(AskError::Failed {
             node,
             reason: why.as_str().to_string(),
         }),

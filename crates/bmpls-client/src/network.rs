@@ -211,6 +211,16 @@ impl Nodes {
         Err(NetworkError::Unreachable(failures))
     }
 
+    /// Moves the preference to the node after the one at `addr` (in the order given), so the
+    /// next call asks another validator first: after `addr` said it does not hold what was
+    /// asked (it joined from a snapshot after it).
+    pub fn avoid(&self, addr: SocketAddr) {
+        if let Some(index) = self.clients.iter().position(|c| c.addr() == addr) {
+            self.preferred
+                .store((index + 1) % self.clients.len(), Ordering::Relaxed);
+        }
+    }
+
     /// Submits `txs` and returns each outcome, once committed (or refused).
     pub async fn submit(&self, txs: Vec<Transaction>) -> Result<Vec<Submitted>, NetworkError> {
         let count = txs.len();

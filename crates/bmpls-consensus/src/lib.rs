@@ -37,7 +37,7 @@ pub use ledger::{
 pub use malachite_types::{NilOrVal, Timeout, TimeoutKind};
 pub use mempool::{Mempool, Refusal};
 pub use message::{
-    MAX_OFFERED_CHECKPOINTS, MAX_SNAPSHOT_BYTES, Message, OfferedCheckpoint, SNAPSHOT_CHUNK_BYTES,
-    SignedProposal, SignedVote, WalRecord,
+    MAX_OFFERED_CHECKPOINTS, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_PIECES, Message, OfferedCheckpoint,
+    SNAPSHOT_CHUNK_BYTES, SignedProposal, SignedVote, WalRecord,
 };
 pub use wal::{MemoryWal, WalStorage};

@@ -103,19 +103,23 @@ pub enum Message {
 }
 
 /// A checkpoint a validator offers: the state after the block of `header`, certified by `cert`,
-/// `len` bytes whose SHA-256 is `digest`. Neither the header nor the certificate says anything
+/// `len` bytes in pieces of [`SNAPSHOT_CHUNK_BYTES`] whose hashes are `pieces`, and whose
+/// `digest` is the hash of those hashes. Neither the header nor the certificate says anything
 /// of the state: a joining validator believes the digest only when validators of more than a
-/// third of the voting power offer it for the same block.
+/// third of the voting power offer it for the same block, and then checks each piece as it
+/// comes, whoever sends it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct OfferedCheckpoint {
     /// The block the state is after.
     pub header: BlockHeader,
     /// Its commit certificate.
     pub cert: CommitCertificate,
-    /// SHA-256 of the checkpoint's bytes.
+    /// The hash of the pieces' hashes.
     pub digest: Hash32,
-    /// Their length.
+    /// The checkpoint's length in bytes.
     pub len: u64,
+    /// Each piece's hash, in order.
+    pub pieces: BoundedVec<Hash32, MAX_SNAPSHOT_PIECES>,
 }
 
 /// Checkpoints in one offer (a validator keeps two).
@@ -124,6 +128,8 @@ pub const MAX_OFFERED_CHECKPOINTS: usize = 4;
 pub const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// The largest checkpoint a joining validator fetches.
 pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
+/// Pieces of the largest checkpoint.
+pub const MAX_SNAPSHOT_PIECES: usize = (MAX_SNAPSHOT_BYTES as usize).div_ceil(SNAPSHOT_CHUNK_BYTES);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 1024 < MAX_BLOCK_BYTES);
 
 /// Transactions in one gossip message.

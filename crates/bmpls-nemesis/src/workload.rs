@@ -460,7 +460,9 @@ impl Querier {
         let answer = match outcome {
             QueryOutcome::Answered(answer) => answer,
             QueryOutcome::Unauthorized(why) => return AnswerOutcome::Refused(why.to_string()),
-            QueryOutcome::Failed(why) => return AnswerOutcome::Refused(why.as_str().to_string()),
+            QueryOutcome::Failed(why) | QueryOutcome::NotHeld(why) => {
+                return AnswerOutcome::Refused(why.as_str().to_string());
+            }
         };
         match verify_answer(*answer, &query, &self.validators, &self.levels, &self.carer) {
             Err(e) => AnswerOutcome::FailedVerification(e.to_string()),

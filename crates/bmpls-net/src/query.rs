@@ -220,6 +220,9 @@ pub enum QueryOutcome {
     Unauthorized(Unauthorized),
     /// Malformed (an empty window, a zero limit…) or failed on the node.
     Failed(bmpls_types::BoundedString<MAX_REASON_BYTES>),
+    /// This validator does not hold the blocks the answer needs (it joined from a snapshot
+    /// after them): another validator can answer. A client asks the next one.
+    NotHeld(bmpls_types::BoundedString<MAX_REASON_BYTES>),
 }
 
 impl QueryOutcome {
@@ -262,6 +265,9 @@ pub enum GrantOutcome {
     Unauthorized(Unauthorized),
     /// Failed on the node.
     Failed(bmpls_types::BoundedString<MAX_REASON_BYTES>),
+    /// This validator does not hold the blocks of the proof (it joined from a snapshot after
+    /// them): another validator can answer.
+    NotHeld(bmpls_types::BoundedString<MAX_REASON_BYTES>),
 }
 
 /// A carer asks for the standing fences that alert it about a patient it holds a grant of, to
@@ -340,4 +346,7 @@ pub enum AuditOutcome {
     NotTheCustodian,
     /// Malformed or failed on the node.
     Failed(bmpls_types::BoundedString<MAX_REASON_BYTES>),
+    /// This validator does not hold the blocks from the height asked (it joined from a
+    /// snapshot after them): another validator can answer.
+    NotHeld(bmpls_types::BoundedString<MAX_REASON_BYTES>),
 }

@@ -49,6 +49,20 @@ fn failed(why: impl std::fmt::Display) -> QueryOutcome {
     QueryOutcome::Failed(bmpls_net::proto::reason(why))
 }
 
+/// The outcome of a query whose answer failed with `e`: [`QueryOutcome::NotHeld`] if only
+/// blocks before this store's base hold it (another validator can answer), else `Failed`.
+pub(crate) fn query_failure(e: StoreError) -> QueryOutcome {
+    match e {
+        StoreError::BeforeBase { .. } => QueryOutcome::NotHeld(bmpls_net::proto::reason(e)),
+        e => failed(e),
+    }
+}
+
+/// Whether `e` says only blocks before this store's base hold the answer.
+pub(crate) fn not_held(e: &StoreError) -> bool {
+    matches!(e, StoreError::BeforeBase { .. })
+}
+
 /// Checks `query`, signed by `client`, against the committed grant it names: the grant is the
 /// patient's, stands (not revoked), names the signer as its carer, is valid at `now_ms`, and
 /// covers the level and the window asked.
@@ -187,7 +201,7 @@ fn grant_positions(
     patient: &PatientId,
     grant: &TxHash,
 ) -> Result<GrantPositions, QueryOutcome> {
-    let locate = |hash: &TxHash| held(store, hash).map_err(failed);
+    let locate = |hash: &TxHash| held(store, hash).map_err(query_failure);
     let grant_at = locate(grant)?;
     let mut keys_at = Vec::new();
     for hash in ledger.key_transactions(patient) {
@@ -220,6 +234,7 @@ pub(crate) fn locate_grant(
         .map_err(GrantOutcome::Unauthorized)?;
     grant_positions(ledger, store, &request.patient, &request.grant).map_err(|e| match e {
         QueryOutcome::Failed(why) => GrantOutcome::Failed(why),
+        QueryOutcome::NotHeld(why) => GrantOutcome::NotHeld(why),
         _ => GrantOutcome::Failed(bmpls_net::proto::reason("the grant could not be located")),
     })
 }

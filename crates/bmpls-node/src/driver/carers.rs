@@ -28,7 +28,7 @@ use super::watchers::{WatchReply, Watcher};
 use super::{Driver, MAX_TIMED_CARERS, now_ms};
 use crate::answer::{
     Permit, answer, audit_answer, authorize, fence_evidence, grant_evidence, locate_fences,
-    locate_grant,
+    locate_grant, not_held, query_failure,
 };
 use crate::metrics::QueryLabels;
 
@@ -86,7 +86,7 @@ impl Driver {
                         Err(refused) => refused,
                         Ok(permit) => match answer(&store, &query, &permit) {
                             Ok(answer) => QueryOutcome::Answered(Box::new(answer)),
-                            Err(e) => QueryOutcome::Failed(reason(e)),
+                            Err(e) => query_failure(e),
                         },
                     };
                     let size = outcome.encoded_len();
@@ -129,6 +129,7 @@ impl Driver {
         tokio::task::spawn_blocking(move || {
             let outcome = match audit_answer(&store, &request) {
                 Ok(answer) => AuditOutcome::Answered(Box::new(answer)),
+                Err(e) if not_held(&e) => AuditOutcome::NotHeld(reason(e)),
                 Err(e) => AuditOutcome::Failed(reason(e)),
             };
             let _ = reply.send(outcome);
@@ -156,6 +157,7 @@ impl Driver {
             let (grant_at, keys_at) = positions;
             let outcome = match grant_evidence(&store, grant_at, &keys_at) {
                 Ok(evidence) => GrantOutcome::Proved(Box::new(evidence)),
+                Err(e) if not_held(&e) => GrantOutcome::NotHeld(reason(e)),
                 Err(e) => GrantOutcome::Failed(reason(e)),
             };
             let _ = reply.send(outcome);

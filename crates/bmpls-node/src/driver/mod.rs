@@ -143,6 +143,8 @@ pub(crate) struct Driver {
     known: KnownClients,
     /// Admission of peers' sync requests.
     sync: sync::SyncServer,
+    /// Checkpoints served to joining peers.
+    snapshots: crate::snapshot::SnapshotServer,
     /// Where checkpoints of the ledger and alerts fall.
     checkpoints: crate::config::CheckpointPolicy,
     /// Test-only: rewrites this validator's broadcasts, with its peers' ids.
@@ -230,6 +232,7 @@ impl Driver {
             next_height: None,
             known,
             sync: sync::SyncServer::default(),
+            snapshots: crate::snapshot::SnapshotServer::default(),
             checkpoints,
             #[cfg(feature = "byzantine")]
             tamper: None,
@@ -407,12 +410,8 @@ impl Driver {
             return;
         }
         let (store, sender) = (self.store.clone(), self.peers.sender());
-        match message {
-            Message::SnapshotRequest => crate::snapshot::serve_offers(to, store, sender),
-            Message::SnapshotChunkRequest(height, index) => {
-                crate::snapshot::serve_chunk(to, (*height, *index), store, sender);
-            }
-            _ => {}
+        if !self.snapshots.serve(to, message, store, sender) {
+            debug!(peer = %to, "snapshot request dropped: one is being served");
         }
     }
 
