@@ -14,7 +14,8 @@ use bmpls_client::{
 };
 use bmpls_grid::{LevelSet, cover_circle};
 use bmpls_net::query::{
-    FenceEvidence, FencesOutcome, FencesRequest, GrantOutcome, GrantRequest, Unauthorized,
+    Ask, FenceEvidence, FencesOutcome, FencesRequest, GrantOutcome, GrantRequest, Query,
+    QueryOutcome, Unauthorized,
 };
 use bmpls_net::{Client, ClientServer, Handler, Request, RequestError, Response};
 use bmpls_types::{BoundedVec, LevelIndex, PublicKeyBytes, Role, Transaction, TxHash};
@@ -34,6 +35,9 @@ enum Lie {
     Withhold,
     /// Answers with this list, taken before a fence was removed.
     Replay(Box<FenceEvidence>),
+    /// Says it does not hold what grant proofs and queries need (as a validator that joined
+    /// from a snapshot after them does), counting how often it was asked.
+    NotHeld(Arc<std::sync::atomic::AtomicUsize>),
 }
 
 struct Liar {
@@ -43,6 +47,23 @@ struct Liar {
 
 impl Handler for Liar {
     async fn handle(&self, _client: PublicKeyBytes, request: Request) -> Response {
+        if let Lie::NotHeld(asked) = &self.lie {
+            asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let why = || bmpls_net::proto::reason("this validator joined from a snapshot");
+            return match request {
+                Request::Grant(_) => Response::Grant(GrantOutcome::NotHeld(why())),
+                Request::Query(queries) => Response::Answers(
+                    BoundedVec::new(
+                        queries
+                            .iter()
+                            .map(|_| QueryOutcome::NotHeld(why()))
+                            .collect(),
+                    )
+                    .expect("as many as asked"),
+                ),
+                _ => Response::Error(RequestError::Busy),
+            };
+        }
         let Request::Fences(asked) = request else {
             return Response::Error(RequestError::Busy);
         };
@@ -267,6 +288,39 @@ async fn scenario() {
         )),
         "{:?}",
         survey.faults
+    );
+    lying.close().await;
+    server.close().await;
+
+    // node1 says it does not hold the grant's proof or the records (a validator that joined
+    // from a snapshot): the carer's client asks the next validator and gets both.
+    let asked_node1 = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (server, lying) = liar(&net, &carer, Lie::NotHeld(asked_node1.clone()));
+    let request = GrantRequest {
+        patient: patient.patient,
+        grant: grant_hash,
+    };
+    bmpls_client::proved_grant(&lying, request, &net.validators, &carer)
+        .await
+        .expect("the grant, proved by another validator");
+    let query = Query {
+        patient: patient.patient,
+        grant: grant_hash,
+        level: NEIGHBOURHOOD,
+        from_ms: today.0,
+        to_ms: today.1,
+        ask: Ask::Track,
+        limit: 10,
+    };
+    lying.avoid(net.addrs[3]);
+    let answer = bmpls_client::ask(&lying, query, &net.validators, &levels, &carer)
+        .await
+        .expect("an answer from another validator");
+    assert!(answer.records.is_empty(), "no reports in this scenario");
+    assert_eq!(
+        asked_node1.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "node1 was asked first, both times"
     );
     lying.close().await;
     server.close().await;
