@@ -105,7 +105,7 @@ impl Node {
         {
             let (peers, mut inbound) = start_peers()?;
             crate::snapshot::join(
-                &config.genesis,
+                (&config.genesis, config.id),
                 &store,
                 &peers,
                 &mut inbound,

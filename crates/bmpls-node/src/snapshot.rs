@@ -313,6 +313,22 @@ impl Offers {
         self.by_peer.insert(from, checked);
     }
 
+    /// Whether no checkpoint can be believed whatever the peers yet to answer offer: those that
+    /// answered with no checkpoint, with `me`, hold so much of the voting power that the rest
+    /// is at most a third (a new chain: nobody has one).
+    fn hopeless(&self, genesis: &Genesis, me: ValidatorId) -> bool {
+        let set = genesis.validators.crypto();
+        let power = |id: &ValidatorId| set.get(id).map_or(0, |(_, v)| v.power);
+        let without: u64 = self
+            .by_peer
+            .iter()
+            .filter(|(_, offers)| offers.is_empty())
+            .map(|(id, _)| power(id))
+            .sum::<u64>()
+            + power(&me);
+        u128::from(set.total_power().saturating_sub(without)) * 3 <= u128::from(set.total_power())
+    }
+
     /// The highest checkpoint not in `refused` that validators of more than a third of the
     /// voting power offer (so an honest one does), and who offers it.
     fn believed(
@@ -397,7 +413,7 @@ async fn receive(inbound: &mut mpsc::Receiver<Inbound>, until: Instant) -> Recei
 /// the genesis and syncs every block). Peer messages other than offers and pieces are dropped
 /// meanwhile: consensus has not started, and catches up by sync once it has.
 pub(crate) async fn join(
-    genesis: &Genesis,
+    (genesis, me): (&Genesis, ValidatorId),
     store: &Store,
     peers: &Peers,
     inbound: &mut mpsc::Receiver<Inbound>,
@@ -409,6 +425,10 @@ pub(crate) async fn join(
     info!("joining from a snapshot: asking the peers for their checkpoints");
     loop {
         let Some((offer, sources)) = offers.believed(genesis, &refused) else {
+            if offers.hopeless(genesis, me) {
+                info!("no peer holds a checkpoint (a new chain): starting from the genesis");
+                return Ok(None);
+            }
             if progress.elapsed() >= wait {
                 warn!(
                     answered = offers.by_peer.len(),
@@ -650,6 +670,22 @@ mod tests {
         // Once refused (it did not install), nothing else is believed.
         let refused = BTreeSet::from([believed.key]);
         assert!(offers.believed(&genesis, &refused).is_none());
+    }
+
+    #[test]
+    fn a_join_gives_up_at_once_when_too_few_peers_could_still_offer() {
+        let (keys, genesis, header, cert) = chain();
+        let id = |i: usize| ValidatorId(keys[i].public().0);
+        let mut offers = Offers::default();
+        // Validator 3 joins; 0 has no checkpoint: 1 and 2 could still offer alike.
+        offers.add(&genesis, id(0), Vec::new());
+        assert!(!offers.hopeless(&genesis, id(3)));
+        // 1 holds one: still possible (with 2).
+        offers.add(&genesis, id(1), vec![offer(&header, &cert, b"state")]);
+        assert!(!offers.hopeless(&genesis, id(3)));
+        // 2 has none either: only 1 is left, a quarter of the power.
+        offers.add(&genesis, id(2), Vec::new());
+        assert!(offers.hopeless(&genesis, id(3)));
     }
 
     #[test]
