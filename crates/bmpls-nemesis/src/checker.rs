@@ -34,13 +34,29 @@ pub struct BlockView {
     pub kinds: Vec<&'static str>,
 }
 
-/// A validator's chain read from its store after the run, from height 1.
+/// A validator's chain read from its store after the run, from height 1 (or after its base,
+/// if it joined from a snapshot).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainView {
     /// The validator.
     pub node: usize,
-    /// Block `h` at index `h - 1`.
+    /// The height of the snapshot it joined from; 0 if it holds the chain from the genesis.
+    pub base: u64,
+    /// Block `h` at index `h - base - 1`.
     pub blocks: Vec<BlockView>,
+}
+
+impl ChainView {
+    /// The block at `height`, if held.
+    fn at(&self, height: u64) -> Option<&BlockView> {
+        let index = height.checked_sub(self.base + 1)?;
+        self.blocks.get(usize::try_from(index).ok()?)
+    }
+
+    /// The height of its last block.
+    fn tip(&self) -> u64 {
+        self.base + self.blocks.len() as u64
+    }
 }
 
 /// What a validator said its tip was, during the run.
@@ -332,27 +348,20 @@ fn chains(history: &History, bounds: &Bounds, found: &mut Vec<Violation>) {
             found.push(Violation::NoChain { node });
         }
     }
-    let longest = history
-        .chains
-        .iter()
-        .map(|c| c.blocks.len())
-        .max()
-        .unwrap_or(0);
-    for height in 0..longest {
+    let longest = history.chains.iter().map(ChainView::tip).max().unwrap_or(0);
+    for height in 1..=longest {
         let hashes: BTreeSet<Hash> = history
             .chains
             .iter()
-            .filter_map(|c| c.blocks.get(height).map(|b| b.hash))
+            .filter_map(|c| c.at(height).map(|b| b.hash))
             .collect();
         if hashes.len() > 1 {
-            found.push(Violation::Fork {
-                height: height as u64 + 1,
-            });
+            found.push(Violation::Fork { height });
         }
     }
     let acked_height = history.acks.iter().map(|a| a.height).max().unwrap_or(0);
     for chain in &history.chains {
-        let tip = chain.blocks.len() as u64;
+        let tip = chain.tip();
         if tip < acked_height {
             found.push(Violation::Behind {
                 node: chain.node,
@@ -364,7 +373,7 @@ fn chains(history: &History, bounds: &Bounds, found: &mut Vec<Violation>) {
         let mut kinds: BTreeMap<Hash, &'static str> = BTreeMap::new();
         for (i, block) in chain.blocks.iter().enumerate() {
             for (k, tx) in block.txs.iter().enumerate() {
-                at.entry(*tx).or_default().push(i as u64 + 1);
+                at.entry(*tx).or_default().push(chain.base + i as u64 + 1);
                 kinds.insert(*tx, block.kinds.get(k).copied().unwrap_or("?"));
             }
         }
@@ -383,6 +392,9 @@ fn chains(history: &History, bounds: &Bounds, found: &mut Vec<Violation>) {
                 // A chain that ends below the acknowledged height is `Behind` (said above),
                 // not a loss: the record is after its end.
                 None if ack.height > tip => {}
+                // Before a snapshot's base: in the state a third of the voting power vouched
+                // for, not in a block this validator holds.
+                None if ack.height <= chain.base => {}
                 None => found.push(Violation::Lost {
                     tx: short(&ack.tx),
                     node: chain.node,
@@ -593,8 +605,16 @@ mod tests {
         History {
             acks,
             chains: vec![
-                ChainView { node: 0, blocks: a },
-                ChainView { node: 1, blocks: b },
+                ChainView {
+                    node: 0,
+                    base: 0,
+                    blocks: a,
+                },
+                ChainView {
+                    node: 1,
+                    base: 0,
+                    blocks: b,
+                },
             ],
             ..History::default()
         }
@@ -616,6 +636,25 @@ mod tests {
         let mut longer = chain();
         longer.push(block(4, &[13]));
         check_is(&history(chain(), longer, acks), &[]);
+    }
+
+    #[test]
+    fn a_chain_from_a_snapshot_is_checked_from_its_base_on() {
+        // Node 1 joined from a snapshot after block 2: it holds block 3 only.
+        let mut h = history(chain(), chain()[2..].to_vec(), vec![ack(10, 1), ack(12, 3)]);
+        h.chains[1].base = 2;
+        check_is(&h, &[]);
+        // Its block 3 must still be everyone's block 3, and hold what was acknowledged there.
+        h.chains[1].blocks[0].hash = [9; 32];
+        check_is(&h, &[Violation::Fork { height: 3 }]);
+        h.chains[1].blocks[0] = block(3, &[]);
+        check_is(
+            &h,
+            &[Violation::Lost {
+                tx: short(&[12; 32]),
+                node: 1,
+            }],
+        );
     }
 
     #[test]

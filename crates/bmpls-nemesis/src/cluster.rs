@@ -20,6 +20,10 @@ use crate::checker::{BlockView, ChainView, ResourceSample};
 use crate::netns::Net;
 use crate::relay::{Relays, Shape};
 
+/// Every validator checkpoints often here, so that a wiped one has checkpoints to join from
+/// in a run of minutes.
+const CHECKPOINTS: &str = "every_heights = 50\n";
+
 /// Port validators listen on for peers, inside their namespaces.
 pub const PEER_PORT: u16 = 7100;
 /// Port validators listen on for clients.
@@ -163,7 +167,8 @@ impl Cluster {
                  [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/{name}/tls.pem\"\n\
                  key = \"certs/{name}/tls.key\"\n\
                  [listen]\npeers = \"{}:{PEER_PORT}\"\nclients = \"{}:{CLIENT_PORT}\"\n\
-                 [blocks]\nmin_interval_ms = 20\nempty_interval_ms = 500\n",
+                 [blocks]\nmin_interval_ms = 20\nempty_interval_ms = 500\n\
+                 [checkpoints]\n{CHECKPOINTS}",
                 cluster.net.node_ip(i),
                 cluster.net.node_ip(i),
             );
@@ -397,6 +402,31 @@ impl Cluster {
         }
     }
 
+    /// Empties validator `i`'s data directory (store and consensus log; it must be stopped)
+    /// and has it join from a snapshot when it next starts.
+    pub fn wipe(&mut self, i: usize) -> Result<(), ClusterError> {
+        let data = self.data_dir(i);
+        // The directory is a tmpfs mount: its entries go, the mount point stays.
+        for entry in std::fs::read_dir(&data).map_err(io("read data dir"))? {
+            let path = entry.map_err(io("read data dir"))?.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(io("wipe data dir"))?;
+        }
+        let text = std::fs::read_to_string(&self.configs[i]).map_err(io("read config"))?;
+        if !text.contains("join_from_snapshot") {
+            let joining = text.replace(
+                CHECKPOINTS,
+                &format!("{CHECKPOINTS}join_from_snapshot = true\n"),
+            );
+            std::fs::write(&self.configs[i], joining).map_err(io("write config"))?;
+        }
+        Ok(())
+    }
+
     /// Cuts up to `bytes` off the end of the largest file of validator `i`'s consensus log
     /// (never more than half of it); the bytes cut.
     pub fn truncate_wal(&self, i: usize, bytes: u64) -> Result<u64, ClusterError> {
@@ -469,9 +499,11 @@ impl Cluster {
         let (tip, _) = store
             .tip()
             .map_err(|e| ClusterError::Other(format!("tip {i}: {e}")))?;
-        let mut blocks = Vec::with_capacity(tip.0 as usize);
-        for h in 1..=tip.0 {
-            let read = |e: bmpls_store::StoreError| ClusterError::Other(format!("read {i}: {e}"));
+        let read = |e: bmpls_store::StoreError| ClusterError::Other(format!("read {i}: {e}"));
+        // A validator that joined from a snapshot holds the blocks after its base only.
+        let base = store.base().map_err(read)?.map_or(0, |b| b.height.0);
+        let mut blocks = Vec::with_capacity(tip.0.saturating_sub(base) as usize);
+        for h in base + 1..=tip.0 {
             let cert = store
                 .certificate(Height(h))
                 .map_err(read)?
@@ -490,7 +522,11 @@ impl Cluster {
                 kinds: block.txs.iter().map(kind_of).collect(),
             });
         }
-        Ok(ChainView { node: i, blocks })
+        Ok(ChainView {
+            node: i,
+            base,
+            blocks,
+        })
     }
 }
 

@@ -140,6 +140,10 @@ fn inject(cluster: &mut Cluster, fault: &Fault) -> Result<(), ClusterError> {
             let cut = cluster.truncate_wal(*node, *cut_bytes)?;
             say(format!("cut {cut} bytes off validator {node}'s WAL"));
         }
+        Fault::Wipe(node) => {
+            cluster.kill(*node);
+            cluster.wipe(*node)?;
+        }
     }
     Ok(())
 }
@@ -179,7 +183,7 @@ fn heal(cluster: &mut Cluster, fault: &Fault, history: &Shared) -> Result<(), Cl
                 cluster.spawn(*node)?;
             }
         }
-        Fault::TruncatedWal { node, .. } => cluster.spawn(*node)?,
+        Fault::TruncatedWal { node, .. } | Fault::Wipe(node) => cluster.spawn(*node)?,
     }
     Ok(())
 }
@@ -342,7 +346,15 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
     history.workload_ms = workload_ms;
     for i in 0..cluster.len() {
         match cluster.chain_view(i) {
-            Ok(view) => history.chains.push(view),
+            Ok(view) => {
+                if view.base > 0 {
+                    say(format!(
+                        "validator {i} joined from a snapshot after block {}",
+                        view.base
+                    ));
+                }
+                history.chains.push(view);
+            }
             Err(e) => say(format!("validator {i}'s store: {e}")),
         }
     }

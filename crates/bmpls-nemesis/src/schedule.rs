@@ -94,6 +94,9 @@ pub enum Fault {
         /// Bytes cut from the end.
         cut_bytes: u64,
     },
+    /// `kill -9`, then the validator's data directory (store and consensus log) is emptied; at
+    /// heal it starts again joining from a snapshot its peers offer (`join_from_snapshot`).
+    Wipe(usize),
 }
 
 impl Fault {
@@ -108,6 +111,7 @@ impl Fault {
             Self::TruncatedWal { node, cut_bytes } => {
                 format!("kill -9 {node} and cut {cut_bytes} bytes off its WAL")
             }
+            Self::Wipe(node) => format!("kill -9 {node}, wipe its disk, join from a snapshot"),
         }
     }
 }
@@ -161,9 +165,10 @@ enum Kind {
     SkewAbove,
     FullDisk,
     TruncatedWal,
+    Wipe,
 }
 
-const KINDS: [Kind; 10] = [
+const KINDS: [Kind; 11] = [
     Kind::Kill,
     Kind::Pause,
     Kind::Minority,
@@ -174,6 +179,7 @@ const KINDS: [Kind; 10] = [
     Kind::SkewAbove,
     Kind::FullDisk,
     Kind::TruncatedWal,
+    Kind::Wipe,
 ];
 
 impl Schedule {
@@ -250,6 +256,7 @@ fn step(kind: Kind, n: usize, timing: Timing, rng: &mut ChaCha8Rng) -> Step {
             node,
             cut_bytes: rng.gen_range(1..=8192),
         },
+        Kind::Wipe => Fault::Wipe(node),
     };
     Step {
         fault,
@@ -275,7 +282,8 @@ mod tests {
             Fault::Partition(Partition::Isolated(v)) => vec![*v],
             Fault::ClockSkew { node, .. }
             | Fault::FullDisk(node)
-            | Fault::TruncatedWal { node, .. } => vec![*node],
+            | Fault::TruncatedWal { node, .. }
+            | Fault::Wipe(node) => vec![*node],
             Fault::Partition(_) => (0..n).collect(),
         }
     }
@@ -316,13 +324,14 @@ mod tests {
                     Fault::ClockSkew { .. } => "skew above",
                     Fault::FullDisk(_) => "disk",
                     Fault::TruncatedWal { .. } => "wal",
+                    Fault::Wipe(_) => "wipe",
                 })
                 .collect();
             let mut sorted = kinds.clone();
             sorted.sort_unstable();
             sorted.dedup();
-            assert_eq!(sorted.len(), 10, "seed {seed}: {kinds:?}");
-            assert_eq!(kinds.len(), 10);
+            assert_eq!(sorted.len(), 11, "seed {seed}: {kinds:?}");
+            assert_eq!(kinds.len(), 11);
         }
     }
 
@@ -358,7 +367,7 @@ mod tests {
             .collect();
         assert!(skews.iter().any(|&s| s <= 2_500));
         assert!(skews.iter().any(|&s| s >= 7_500));
-        assert!(skews.iter().all(|&s| !(2_500..7_500).contains(&s)));
+        assert!(skews.iter().all(|&s| !(2_501..7_500).contains(&s)));
     }
 
     fn check(partition: Partition, n: usize, cut: &[(usize, usize)]) {
