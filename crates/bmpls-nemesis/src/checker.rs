@@ -42,6 +42,8 @@ pub struct ChainView {
     pub node: usize,
     /// The height of the snapshot it joined from; 0 if it holds the chain from the genesis.
     pub base: u64,
+    /// The hash of the block at its base (which it holds the header of).
+    pub base_hash: Option<Hash>,
     /// Block `h` at index `h - base - 1`.
     pub blocks: Vec<BlockView>,
 }
@@ -51,6 +53,15 @@ impl ChainView {
     fn at(&self, height: u64) -> Option<&BlockView> {
         let index = height.checked_sub(self.base + 1)?;
         self.blocks.get(usize::try_from(index).ok()?)
+    }
+
+    /// The hash of the block at `height`, if known (at the base, from its header).
+    fn hash_at(&self, height: u64) -> Option<Hash> {
+        match self.at(height) {
+            Some(block) => Some(block.hash),
+            None if height == self.base => self.base_hash,
+            None => None,
+        }
     }
 
     /// The height of its last block.
@@ -353,13 +364,20 @@ fn chains(history: &History, bounds: &Bounds, found: &mut Vec<Violation>) {
         let hashes: BTreeSet<Hash> = history
             .chains
             .iter()
-            .filter_map(|c| c.at(height).map(|b| b.hash))
+            .filter_map(|c| c.hash_at(height))
             .collect();
         if hashes.len() > 1 {
             found.push(Violation::Fork { height });
         }
     }
     let acked_height = history.acks.iter().map(|a| a.height).max().unwrap_or(0);
+    // What some chain holds in a block: an acknowledgement below a snapshot's base is excused
+    // on that chain only if another holds it.
+    let held: BTreeSet<Hash> = history
+        .chains
+        .iter()
+        .flat_map(|c| c.blocks.iter().flat_map(|b| b.txs.iter().copied()))
+        .collect();
     for chain in &history.chains {
         let tip = chain.tip();
         if tip < acked_height {
@@ -394,7 +412,7 @@ fn chains(history: &History, bounds: &Bounds, found: &mut Vec<Violation>) {
                 None if ack.height > tip => {}
                 // Before a snapshot's base: in the state a third of the voting power vouched
                 // for, not in a block this validator holds.
-                None if ack.height <= chain.base => {}
+                None if ack.height <= chain.base && held.contains(&ack.tx) => {}
                 None => found.push(Violation::Lost {
                     tx: short(&ack.tx),
                     node: chain.node,
@@ -608,11 +626,13 @@ mod tests {
                 ChainView {
                     node: 0,
                     base: 0,
+                    base_hash: None,
                     blocks: a,
                 },
                 ChainView {
                     node: 1,
                     base: 0,
+                    base_hash: None,
                     blocks: b,
                 },
             ],
@@ -643,7 +663,30 @@ mod tests {
         // Node 1 joined from a snapshot after block 2: it holds block 3 only.
         let mut h = history(chain(), chain()[2..].to_vec(), vec![ack(10, 1), ack(12, 3)]);
         h.chains[1].base = 2;
+        h.chains[1].base_hash = Some([2; 32]);
         check_is(&h, &[]);
+        // Its base block is the others' block at that height.
+        h.chains[1].base_hash = Some([8; 32]);
+        check_is(&h, &[Violation::Fork { height: 2 }]);
+        h.chains[1].base_hash = Some([2; 32]);
+        // A record acknowledged below every chain's base is checked nowhere: lost.
+        let mut all_based = h.clone();
+        all_based.chains[0].base = 2;
+        all_based.chains[0].base_hash = Some([2; 32]);
+        all_based.chains[0].blocks.drain(..2);
+        check_is(
+            &all_based,
+            &[
+                Violation::Lost {
+                    tx: short(&[10; 32]),
+                    node: 0,
+                },
+                Violation::Lost {
+                    tx: short(&[10; 32]),
+                    node: 1,
+                },
+            ],
+        );
         // Its block 3 must still be everyone's block 3, and hold what was acknowledged there.
         h.chains[1].blocks[0].hash = [9; 32];
         check_is(&h, &[Violation::Fork { height: 3 }]);

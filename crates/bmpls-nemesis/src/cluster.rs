@@ -501,7 +501,9 @@ impl Cluster {
             .map_err(|e| ClusterError::Other(format!("tip {i}: {e}")))?;
         let read = |e: bmpls_store::StoreError| ClusterError::Other(format!("read {i}: {e}"));
         // A validator that joined from a snapshot holds the blocks after its base only.
-        let base = store.base().map_err(read)?.map_or(0, |b| b.height.0);
+        let based = store.base().map_err(read)?;
+        let base = based.as_ref().map_or(0, |b| b.height.0);
+        let base_hash = based.map(|b| bmpls_crypto::hash::block_hash(&b).0);
         let mut blocks = Vec::with_capacity(tip.0.saturating_sub(base) as usize);
         for h in base + 1..=tip.0 {
             let cert = store
@@ -525,6 +527,7 @@ impl Cluster {
         Ok(ChainView {
             node: i,
             base,
+            base_hash,
             blocks,
         })
     }

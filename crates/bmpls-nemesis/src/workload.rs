@@ -444,18 +444,29 @@ impl Querier {
     }
 
     async fn ask(&self, query: Query) -> AnswerOutcome {
-        let answered =
-            tokio::time::timeout(CALL_TIMEOUT, self.nodes.query(vec![query.clone()])).await;
-        let outcome = match answered {
-            Err(_) => return AnswerOutcome::Unreachable("no answer in time".into()),
-            Ok(Err(bmpls_client::NetworkError::Refused(e))) => {
-                return AnswerOutcome::Refused(format!("{e:?}"));
+        // As `bmpls_client::ask` does: a validator that joined from a snapshot after the
+        // window says it does not hold it, and the next one is asked.
+        let mut left = self.nodes.len();
+        let outcome = loop {
+            let answered =
+                tokio::time::timeout(CALL_TIMEOUT, self.nodes.query(vec![query.clone()])).await;
+            let (node, outcome) = match answered {
+                Err(_) => return AnswerOutcome::Unreachable("no answer in time".into()),
+                Ok(Err(bmpls_client::NetworkError::Refused(e))) => {
+                    return AnswerOutcome::Refused(format!("{e:?}"));
+                }
+                Ok(Err(e)) => return AnswerOutcome::Unreachable(e.to_string()),
+                Ok(Ok((node, mut outcomes))) => match outcomes.pop() {
+                    Some(o) => (node, o),
+                    None => return AnswerOutcome::FailedVerification("an empty answer".into()),
+                },
+            };
+            left -= 1;
+            if left > 0 && matches!(outcome, QueryOutcome::NotHeld(_)) {
+                self.nodes.avoid(node);
+                continue;
             }
-            Ok(Err(e)) => return AnswerOutcome::Unreachable(e.to_string()),
-            Ok(Ok((_, mut outcomes))) => match outcomes.pop() {
-                Some(o) => o,
-                None => return AnswerOutcome::FailedVerification("an empty answer".into()),
-            },
+            break outcome;
         };
         let answer = match outcome {
             QueryOutcome::Answered(answer) => answer,

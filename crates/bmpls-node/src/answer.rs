@@ -161,6 +161,14 @@ pub(crate) fn authorize(
             Unauthorized::EpochOutsideWindow(e.0),
         ));
     }
+    // A validator that joined from a snapshot answers only windows it holds every record of;
+    // refused before the audit entry is made, so a carer moving on is audited once.
+    let complete_from = store.complete_from_ms().map_err(failed)?;
+    if query.from_ms < complete_from {
+        if let Some(refusal) = store.before_base().map_err(failed)? {
+            return Err(query_failure(refusal));
+        }
+    }
     let (grant_at, keys_at) = grant_positions(ledger, store, &query.patient, &query.grant)?;
     Ok(Permit {
         grant,
@@ -349,12 +357,6 @@ pub(crate) fn fence_evidence(
 
 /// Runs an allowed query on the store and proves every transaction of the answer.
 pub(crate) fn answer(store: &Store, query: &Query, permit: &Permit) -> Result<Answer, StoreError> {
-    // A validator that joined from a snapshot answers only windows it holds every record of.
-    if query.from_ms < store.complete_from_ms()? {
-        if let Some(refusal) = store.before_base()? {
-            return Err(refusal);
-        }
-    }
     let limit = query.limit as usize;
     let in_window = |r: &StoredRecord| {
         (query.from_ms..=query.to_ms).contains(&r.record.fix_time_ms)

@@ -9,8 +9,8 @@
 //! one honest one, with `f` byzantine) offer the same digest for the same certified block. The
 //! digest is the hash of the hashes of the checkpoint's pieces, which the offer lists, so each
 //! piece is checked as it arrives, whoever sends it: the joiner fetches pieces from every
-//! offerer at once, one outstanding piece each, and drops an offerer that sends a bad piece or
-//! none in time. It then decodes the bytes, checks that the ledger they hold ends at that very
+//! offerer at once, one outstanding piece each, gives a late piece to another offerer, and
+//! drops an offerer that sends a bad piece or is late three times. It then decodes the bytes, checks that the ledger they hold ends at that very
 //! block, and installs them in its store ([`bmpls_store::Store::install_base`]) in one durable
 //! batch. Consensus then starts at the next height and catches up with ordinary sync. A join
 //! that makes no progress for [`JOIN_WAIT`] starts from the genesis instead, as a validator
@@ -54,6 +54,8 @@ pub const JOIN_WAIT: Duration = Duration::from_secs(30);
 const ASK_EVERY: Duration = Duration::from_secs(1);
 /// How long a piece asked of one offerer may take before it is asked of another.
 const PIECE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pieces an offerer may let time out before the fetch stops asking it.
+const MAX_LATE: usize = 3;
 
 /// The hash of each [`SNAPSHOT_CHUNK_BYTES`] piece of `bytes`.
 pub(crate) fn piece_hashes(bytes: &[u8]) -> Vec<Hash32> {
@@ -82,8 +84,11 @@ struct Summary {
 struct Served {
     /// Each checkpoint's summary, by height.
     summaries: BTreeMap<Height, Arc<Summary>>,
-    /// The bytes of the checkpoint last read, kept after the store prunes it.
-    bytes: Option<(Height, Arc<Vec<u8>>)>,
+    /// The bytes of the checkpoints offered, and of the one last served after the store
+    /// pruned it (so a fetch outlives the pruning): at most the store's checkpoints and one.
+    bytes: BTreeMap<Height, Arc<Vec<u8>>>,
+    /// The height last served a piece of.
+    last_served: Option<Height>,
     /// Peers with a request being served.
     busy: HashSet<ValidatorId>,
 }
@@ -147,7 +152,12 @@ impl SnapshotServer {
             };
             match reply {
                 Ok(Some(message)) => {
-                    sender.send(&peer, message.encode().into());
+                    // A peer that does not read its link gets no more than sync would queue.
+                    if sender.queued_bytes(&peer)
+                        < bmpls_net::limits::MAX_SYNC_QUEUED_BYTES_PER_PEER
+                    {
+                        sender.send(&peer, message.encode().into());
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => warn!(%peer, error = %e, "cannot read a checkpoint for a joining peer"),
@@ -163,16 +173,14 @@ impl SnapshotServer {
         store: &Store,
         height: Height,
     ) -> Result<Option<Arc<Vec<u8>>>, bmpls_store::StoreError> {
-        if let Some((at, bytes)) = &lock(&self.served).bytes {
-            if *at == height {
-                return Ok(Some(bytes.clone()));
-            }
+        if let Some(bytes) = lock(&self.served).bytes.get(&height) {
+            return Ok(Some(bytes.clone()));
         }
         let Some(bytes) = store.checkpoint(height)? else {
             return Ok(None);
         };
         let bytes = Arc::new(bytes);
-        lock(&self.served).bytes = Some((height, bytes.clone()));
+        lock(&self.served).bytes.insert(height, bytes.clone());
         Ok(Some(bytes))
     }
 
@@ -214,10 +222,16 @@ impl SnapshotServer {
                 pieces,
             });
         }
-        // Summaries of pruned checkpoints are of no further use.
-        lock(&self.served)
+        // Summaries of pruned checkpoints are of no further use, nor their bytes unless a
+        // fetch of them is under way.
+        let mut served = lock(&self.served);
+        served
             .summaries
             .retain(|height, _| heights.contains(height));
+        let last = served.last_served;
+        served
+            .bytes
+            .retain(|height, _| heights.contains(height) || Some(*height) == last);
         Ok(offers)
     }
 
@@ -231,6 +245,18 @@ impl SnapshotServer {
         let Some(bytes) = self.bytes(store, height)? else {
             return Ok(None);
         };
+        {
+            // Kept while it is being fetched; the others (pruned, not being fetched) go.
+            let mut served = lock(&self.served);
+            if served.last_served != Some(height) {
+                let previous = served.last_served.replace(height);
+                if let Some(previous) = previous {
+                    if !served.summaries.contains_key(&previous) {
+                        served.bytes.remove(&previous);
+                    }
+                }
+            }
+        }
         let Some(piece) = bytes.chunks(SNAPSHOT_CHUNK_BYTES).nth(index as usize) else {
             return Ok(None);
         };
@@ -421,15 +447,22 @@ pub(crate) async fn join(
 ) -> Result<Option<Height>, NodeError> {
     let mut offers = Offers::default();
     let mut refused: BTreeSet<Key> = BTreeSet::new();
-    let mut progress = Instant::now();
+    let started = Instant::now();
+    // However the peers behave, the join ends: after `wait` without an offer believed or a
+    // piece received, and after a few fetches at most.
+    let give_up = Instant::now() + wait * 4;
     info!("joining from a snapshot: asking the peers for their checkpoints");
     loop {
+        if Instant::now() >= give_up {
+            warn!("the join takes too long; starting from the genesis and syncing every block");
+            return Ok(None);
+        }
         let Some((offer, sources)) = offers.believed(genesis, &refused) else {
             if offers.hopeless(genesis, me) {
                 info!("no peer holds a checkpoint (a new chain): starting from the genesis");
                 return Ok(None);
             }
-            if progress.elapsed() >= wait {
+            if started.elapsed() >= wait {
                 warn!(
                     answered = offers.by_peer.len(),
                     "no checkpoint offered alike by more than a third of the voting power; \
@@ -439,11 +472,17 @@ pub(crate) async fn join(
             }
             peers.broadcast(Message::SnapshotRequest.encode().into());
             let until = Instant::now() + ASK_EVERY;
-            loop {
+            // A peer that floods offers cannot hold this loop past `until`: a message waiting
+            // is taken even after it, so the time is checked here too.
+            while Instant::now() < until {
                 match receive(inbound, until).await {
                     Received::Message(m) => {
-                        if let Ok(Message::SnapshotOffer(o)) = Message::decode(&m.bytes) {
-                            offers.add(genesis, m.from, o.into_inner());
+                        let Ok(Message::SnapshotOffer(o)) = Message::decode(&m.bytes) else {
+                            continue;
+                        };
+                        offers.add(genesis, m.from, o.into_inner());
+                        if offers.believed(genesis, &refused).is_some() {
+                            break;
                         }
                     }
                     Received::Timeout => break,
@@ -460,7 +499,6 @@ pub(crate) async fn join(
             "fetching a checkpoint"
         );
         let fetched = fetch(peers, inbound, &offer, sources, wait).await;
-        progress = Instant::now();
         let Some(bytes) = fetched else {
             warn!(
                 height = height.0,
@@ -491,7 +529,7 @@ pub(crate) async fn join(
 
 /// The bytes of `offer`, fetched from `sources` at once (one outstanding piece each, every
 /// piece checked against its hash as it comes); `None` if every source was dropped (a bad
-/// piece, a closed link) or nothing arrived for `wait`.
+/// piece, or [`MAX_LATE`] pieces late) or nothing arrived for `wait`.
 async fn fetch(
     peers: &Peers,
     inbound: &mut mpsc::Receiver<Inbound>,
@@ -504,25 +542,38 @@ async fn fetch(
     let mut bytes = vec![0u8; len];
     let mut missing: BTreeSet<u32> = (0..offer.pieces.len() as u32).collect();
     let mut asked: HashMap<ValidatorId, (u32, Instant)> = HashMap::new();
+    // Pieces each source let time out; a source late [`MAX_LATE`] times is dropped.
+    let mut late: HashMap<ValidatorId, BTreeSet<u32>> = HashMap::new();
     let mut progress = Instant::now();
-    while !missing.is_empty() {
+    while let Some(&first_missing) = missing.first() {
         if sources.is_empty() || progress.elapsed() >= wait {
             return None;
         }
-        // Each idle source gets a missing piece no one else is fetching (or, near the end, any
-        // missing piece); a source whose piece is late loses it to the others.
         let now = Instant::now();
-        asked.retain(|_, (_, since)| now.duration_since(*since) < PIECE_TIMEOUT);
+        let expired: Vec<ValidatorId> = asked
+            .iter()
+            .filter(|(_, (_, since))| now.duration_since(*since) >= PIECE_TIMEOUT)
+            .map(|(source, _)| *source)
+            .collect();
+        for source in expired {
+            if let Some((index, _)) = asked.remove(&source) {
+                late.entry(source).or_default().insert(index);
+            }
+        }
+        sources.retain(|s| late.get(s).is_none_or(|l| l.len() < MAX_LATE));
+        // Each idle source gets a missing piece no one else is fetching and it was not late
+        // with (or, near the end, any missing piece).
         for source in &sources {
             if asked.contains_key(source) {
                 continue;
             }
             let taken: HashSet<u32> = asked.values().map(|(i, _)| *i).collect();
+            let was_late = late.get(source);
             let index = missing
                 .iter()
-                .find(|i| !taken.contains(i))
-                .or_else(|| missing.iter().next())
-                .copied()?;
+                .find(|i| !taken.contains(i) && !was_late.is_some_and(|l| l.contains(i)))
+                .copied()
+                .unwrap_or(first_missing);
             let request = Message::SnapshotChunkRequest(offer.key.height, index);
             peers.send(source, request.encode().into());
             asked.insert(*source, (index, now));
