@@ -23,6 +23,8 @@ use crate::relay::{Relays, Shape};
 /// Every validator checkpoints often here, so that a wiped one has checkpoints to join from
 /// in a run of minutes.
 const CHECKPOINTS: &str = "every_heights = 50\n";
+/// The heights between checkpoints that [`CHECKPOINTS`] sets.
+pub const CHECKPOINT_HEIGHTS: u64 = 50;
 
 /// Port validators listen on for peers, inside their namespaces.
 pub const PEER_PORT: u16 = 7100;

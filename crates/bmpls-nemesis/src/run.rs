@@ -260,6 +260,20 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
             ));
             break;
         }
+        if let Fault::Wipe(_) = fault {
+            // A wipe tests joining from a snapshot: it waits until the validators have
+            // checkpoints to offer (one every CHECKPOINT_HEIGHTS). Without any, the wiped
+            // validator syncs from the genesis, and while it does, it tells carers their key is
+            // unknown, which the watch rightly counts against it (see docs/faults.md).
+            let wanted = crate::cluster::CHECKPOINT_HEIGHTS + 10;
+            wait_until(
+                &mut cluster,
+                &history,
+                None,
+                Duration::from_secs(60),
+                || heights.max() >= wanted,
+            );
+        }
         say(format!(
             "[{}/{}] {} for {hold_ms} ms (height {})",
             k + 1,
