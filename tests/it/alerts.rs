@@ -284,6 +284,29 @@ async fn scenario() {
         spy.next_events(&stranger, 0).await,
         Err(bmpls_client::WatchError::NotTheCarer)
     ));
+    // A validator below the height a carer's client resumes from has not applied every block
+    // the client saw certified, and may not know the carer's key yet: it says it is catching
+    // up instead of refusing (the CI nemesis caught a validator syncing from the genesis
+    // refusing a carer it had yet to learn of), and the stream counts no false refusal.
+    let far = Height(1_000_000);
+    let (_, outcome) = stranger
+        .watch_on(
+            0,
+            WatchRequest {
+                carer: carer.carer,
+                from_height: far,
+                wait_ms: 0,
+            },
+        )
+        .await
+        .expect("answered");
+    assert!(matches!(outcome, WatchOutcome::NotHeld(_)), "{outcome:?}");
+    let mut ahead = AlertStream::new(carer.carer, net.validators.clone(), far);
+    assert!(matches!(
+        ahead.next_events(&stranger, 0).await,
+        Err(bmpls_client::WatchError::Lagging(_))
+    ));
+    assert!(ahead.take_faults().is_empty(), "no false refusal counted");
 
     // Once the grant is revoked, the carer receives nothing.
     commit(

@@ -198,7 +198,7 @@ async fn lookups(net: &Consortium) {
                 .map(|g| (g.patient, g.carer, g.grant, g.level, g.standing))
                 .collect::<Vec<_>>()
         }
-        GrantsOutcome::NotYours => panic!("refused"),
+        GrantsOutcome::NotYours | GrantsOutcome::NotHeld(_) => panic!("refused"),
     };
     let expected = vec![(
         patient.patient,

@@ -45,6 +45,10 @@ pub enum WatchError {
     /// `f + 1` nodes say this key is not the carer's.
     #[error("the nodes refused: this key is not the enrolled carer's")]
     NotTheCarer,
+    /// The validators that answered are catching up with the chain and do not know the carer
+    /// yet; retry later (the stream resumes where it was).
+    #[error("the validators are catching up with the chain: {0}")]
+    Lagging(String),
     /// An event failed verification.
     #[error(transparent)]
     Answer(#[from] AnswerError),
@@ -337,6 +341,12 @@ impl AlertStream {
             };
             let (node, answer) = match nodes.watch_on(start.wrapping_add(step), request).await {
                 Ok((node, WatchOutcome::Events(answer))) => (node, answer),
+                Ok((_, WatchOutcome::NotHeld(why))) => {
+                    // Catching up with the chain, it may not know the carer yet: no answer
+                    // and no refusal, as if it were down.
+                    last_error = Some(WatchError::Lagging(why.as_str().to_string()));
+                    continue;
+                }
                 Ok((node, WatchOutcome::NotTheCarer)) => {
                     refusals.push(node);
                     if refusals.len() >= tally.quorum {
@@ -345,7 +355,7 @@ impl AlertStream {
                     continue;
                 }
                 Err(e) => {
-                    last_error = Some(e);
+                    last_error = Some(e.into());
                     continue;
                 }
             };
@@ -359,7 +369,7 @@ impl AlertStream {
         }
         if tally.answers.is_empty() {
             if let Some(e) = last_error {
-                return Err(e.into());
+                return Err(e);
             }
         }
         for node in refusals {

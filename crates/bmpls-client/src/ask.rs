@@ -179,10 +179,23 @@ pub async fn ask_area(
 /// checking grants; a query proves the grant it relies on). The request is signed by the
 /// carer's identity key or the patient's custodian key, whichever `nodes` signs with.
 pub async fn grants_of(nodes: &Nodes, asked: GrantsAsked) -> Result<Vec<GrantSummary>, AskError> {
-    let (node, outcome) = nodes.grants(asked).await?;
+    let (mut node, mut outcome) = nodes.grants(asked.clone()).await?;
+    // A validator catching up with the chain may not know the carer yet: the others are
+    // asked in turn.
+    for _ in 1..nodes.len() {
+        if !matches!(outcome, GrantsOutcome::NotHeld(_)) {
+            break;
+        }
+        nodes.avoid(node);
+        (node, outcome) = nodes.grants(asked.clone()).await?;
+    }
     match outcome {
         GrantsOutcome::Grants { grants, .. } => Ok(grants.into_inner()),
         GrantsOutcome::NotYours => Err(AskError::NotYours(node)),
+        GrantsOutcome::NotHeld(why) => Err(AskError::Failed {
+            node,
+            reason: why.as_str().to_string(),
+        }),
     }
 }
 

@@ -216,6 +216,19 @@ impl<W: WalStorage> Engine<W> {
         self.state.height()
     }
 
+    /// The furthest height a peer was seen deciding (in a message it sent), if beyond the
+    /// height after this validator's last committed block: this validator is behind the chain
+    /// and catching up, so what it does not know yet (a grant, a carer's enrolment) may be in
+    /// blocks it has still to apply. The height is the peer's word (a byzantine one can name
+    /// any), so it only ever makes this validator more modest.
+    pub fn seen_ahead(&self) -> Option<Height> {
+        let next = self.host.ledger.height().0 + 1;
+        self.host
+            .ahead
+            .map(|(_, seen)| seen)
+            .filter(|seen| seen.0 > next)
+    }
+
     /// The current round, if started.
     pub fn round(&self) -> Option<u32> {
         self.state.round().as_u32()

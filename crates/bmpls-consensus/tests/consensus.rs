@@ -911,3 +911,58 @@ fn a_committed_audit_gossiped_back_is_refused_and_old_ones_are_forgotten() {
     let fresh = audit(&node, ledger.height().0);
     assert!(check(&ledger, vec![fresh]).is_ok());
 }
+
+#[test]
+fn a_validator_knows_it_is_behind_while_a_peer_decides_a_later_height() {
+    use bmpls_consensus::{
+        Address, Engine, Height, MemoryWal, NilOrVal, SignedVote, Vote, VoteKind,
+    };
+    let g = genesis();
+    let keys: Vec<SigningKey> = (1u8..=4).map(|s| SigningKey::from_seed(&[s; 32])).collect();
+    let ledger = Ledger::genesis(g.validators.clone(), g.genesis_time_ms);
+    let block = one_block(&ledger, vec![], &keys[1]);
+    let cert = bmpls_crypto::certify(
+        &block,
+        bmpls_types::Round(0),
+        &[&keys[1], &keys[2], &keys[3]],
+    );
+    let (mut engine, _) = Engine::start(
+        g.clone(),
+        keys[0].clone(),
+        ledger,
+        MemoryWal::default(),
+        g.genesis_time_ms,
+    )
+    .expect("starts");
+    let peer = Address(bmpls_types::ValidatorId(keys[1].public().0));
+    let vote_at = |height: u64| {
+        let vote = Vote {
+            kind: VoteKind::Prevote,
+            height: Height(height),
+            round: 0,
+            block: NilOrVal::Nil,
+            validator: peer,
+        };
+        let signed = bmpls_consensus::signing::sign_vote(&chain(), &keys[1], vote);
+        Message::Vote(SignedVote::from_mt(&signed))
+    };
+    let mut now = g.genesis_time_ms + 10;
+    let mut deliver = |engine: &mut Engine<MemoryWal>, message: Message| {
+        now += 10;
+        engine
+            .on_message(peer, message, now)
+            .expect("no engine error");
+    };
+    assert_eq!(engine.seen_ahead(), None, "nothing seen yet");
+    deliver(&mut engine, vote_at(1));
+    assert_eq!(engine.seen_ahead(), None, "a peer at our height");
+    deliver(&mut engine, vote_at(2));
+    assert_eq!(
+        engine.seen_ahead(),
+        Some(Height(2)),
+        "a peer deciding height 2 has committed a block this validator has not"
+    );
+    deliver(&mut engine, Message::SyncResponse(Box::new(block), cert));
+    assert_eq!(engine.ledger().height().0, 1, "the missed block applied");
+    assert_eq!(engine.seen_ahead(), None, "caught up with the peer");
+}

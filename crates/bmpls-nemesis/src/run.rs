@@ -263,8 +263,8 @@ pub fn run(options: &Options) -> Result<Outcome, ClusterError> {
         if let Fault::Wipe(_) = fault {
             // A wipe tests joining from a snapshot: it waits until the validators have
             // checkpoints to offer (one every CHECKPOINT_HEIGHTS). Without any, the wiped
-            // validator syncs from the genesis, and while it does, it tells carers their key is
-            // unknown, which the watch rightly counts against it (see docs/faults.md).
+            // validator syncs from the genesis instead (and, meanwhile, tells carers it is
+            // catching up rather than refusing them: see docs/faults.md).
             let wanted = crate::cluster::CHECKPOINT_HEIGHTS + 10;
             wait_until(
                 &mut cluster,

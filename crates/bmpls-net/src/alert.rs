@@ -7,6 +7,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
+use crate::proto::MAX_REASON_BYTES;
 use crate::query::CertifiedHeader;
 use bmpls_types::{
     BoundedVec, CarerId, Epoch, Height, LevelIndex, PatientId, Seq, SignatureBytes, Signed, TxHash,
@@ -124,4 +125,7 @@ pub enum WatchOutcome {
     Events(WatchAnswer),
     /// The signer is not this enrolled carer.
     NotTheCarer,
+    /// This validator does not know the carer yet and is catching up with the chain (it has
+    /// not applied every block): not a refusal; ask another validator.
+    NotHeld(bmpls_types::BoundedString<MAX_REASON_BYTES>),
 }

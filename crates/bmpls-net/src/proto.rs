@@ -98,6 +98,9 @@ pub enum GrantsOutcome {
     /// The key that signed is not the carer's (or the patient's custodian's), or the carer
     /// or patient is not enrolled.
     NotYours,
+    /// This validator does not know the carer or patient yet and is catching up with the
+    /// chain: not a refusal; ask another validator.
+    NotHeld(BoundedString<MAX_REASON_BYTES>),
 }
 
 /// The answer to [`Request::NextSeq`].

@@ -17,7 +17,7 @@ use bmpls_net::limits::MAX_RESPONSE_BYTES;
 use bmpls_net::proto::reason;
 use bmpls_net::query::{
     Ask, AuditOutcome, AuditRequest, FencesOutcome, FencesRequest, GrantOutcome, GrantRequest,
-    MAX_AUDIT_ENTRIES, Query, QueryOutcome,
+    MAX_AUDIT_ENTRIES, Query, QueryOutcome, Unauthorized,
 };
 use bmpls_types::{
     Audit, BoundedVec, Canonical, CarerId, Height, LevelIndex, PatientId, PublicKeyBytes,
@@ -47,7 +47,8 @@ impl Driver {
         let checked: Vec<(Query, Result<Permit, QueryOutcome>)> = queries
             .into_iter()
             .map(|query| {
-                let permit = authorize(self.engine.ledger(), &self.store, &client, &query, now);
+                let permit = authorize(self.engine.ledger(), &self.store, &client, &query, now)
+                    .map_err(|refused| self.unless_catching_up(refused));
                 if let Ok(permit) = &permit {
                     audits.push(self.audit(&query, permit));
                 }
@@ -116,7 +117,10 @@ impl Driver {
             .patient(&request.patient)
             .map(|p| p.custodian_key);
         if custodian != Some(client) {
-            let _ = reply.send(AuditOutcome::NotTheCustodian);
+            let _ = reply.send(match self.catching_up(Height(0)) {
+                Some(why) if custodian.is_none() => AuditOutcome::NotHeld(reason(why)),
+                _ => AuditOutcome::NotTheCustodian,
+            });
             return;
         }
         if request.limit == 0 || request.limit as usize > MAX_AUDIT_ENTRIES {
@@ -147,6 +151,13 @@ impl Driver {
         let ledger = self.engine.ledger();
         let positions = match locate_grant(ledger, &self.store, &client, &request) {
             Ok(positions) => positions,
+            Err(GrantOutcome::Unauthorized(why)) if unknown_yet(&why) => {
+                let _ = reply.send(match self.catching_up(Height(0)) {
+                    Some(lag) => GrantOutcome::NotHeld(reason(lag)),
+                    None => GrantOutcome::Unauthorized(why),
+                });
+                return;
+            }
             Err(refused) => {
                 let _ = reply.send(refused);
                 return;
@@ -175,6 +186,13 @@ impl Driver {
         let ledger = self.engine.ledger();
         let permit = match locate_fences(ledger, &self.store, &client, &request) {
             Ok(permit) => permit,
+            Err(FencesOutcome::Unauthorized(why)) if unknown_yet(&why) => {
+                let _ = reply.send(match self.catching_up(Height(0)) {
+                    Some(lag) => FencesOutcome::Failed(reason(lag)),
+                    None => FencesOutcome::Unauthorized(why),
+                });
+                return;
+            }
             Err(refused) => {
                 let _ = reply.send(refused);
                 return;
@@ -205,7 +223,14 @@ impl Driver {
         reply: WatchReply,
     ) {
         if self.engine.ledger().carer_key(&request.carer) != Some(client) {
-            let _ = reply.send(Ok(WatchOutcome::NotTheCarer));
+            // The carer's client resumes from one above a height it saw certified: a
+            // validator below it has not applied every block yet, and the carer's enrolment
+            // may be among those it has still to apply.
+            let client_saw = Height(request.from_height.0.saturating_sub(1));
+            let _ = reply.send(Ok(match self.catching_up(client_saw) {
+                Some(why) => WatchOutcome::NotHeld(reason(why)),
+                None => WatchOutcome::NotTheCarer,
+            }));
             return;
         }
         let watcher = Watcher {
@@ -226,6 +251,35 @@ impl Driver {
             let _ = watcher.reply.send(Ok(WatchOutcome::Events(answer)));
         }
         self.count_watchers();
+    }
+
+    /// Why this validator cannot yet tell whether what a request names exists, if it is
+    /// catching up: a peer was seen deciding a later height than this validator has applied,
+    /// or the client has seen the chain reach `client_saw` (0 when it does not say), past this
+    /// validator's last block. A grant or an enrolment it does not know may then be in the
+    /// blocks it has still to apply, and a refusal would be false: it says "not held here"
+    /// instead, and the client asks another validator.
+    ///
+    /// A byzantine peer can name any height, so an honest validator may say this of a carer
+    /// that is truly unknown while such a peer lies: the client then hears "catching up" from
+    /// it rather than a refusal, and no answer either way.
+    pub(super) fn catching_up(&self, client_saw: Height) -> Option<String> {
+        lagging(
+            self.engine.ledger().height(),
+            self.engine.seen_ahead().map(|h| Height(h.0)),
+            client_saw,
+        )
+    }
+
+    /// A query refused for naming what this validator does not know is "not held here" while
+    /// it catches up (see [`Driver::catching_up`]).
+    fn unless_catching_up(&self, refused: QueryOutcome) -> QueryOutcome {
+        match refused {
+            QueryOutcome::Unauthorized(why) if unknown_yet(&why) => {
+                not_held_if(self.catching_up(Height(0)), QueryOutcome::Unauthorized(why))
+            }
+            other => other,
+        }
     }
 
     /// Shows how many long polls are held.
@@ -456,6 +510,38 @@ fn admit_audits<W: WalStorage>(engine: &mut Engine<W>, audits: Vec<Transaction>)
     admission
 }
 
+/// Whether a refusal names something a validator that has not applied every block may not
+/// know yet: a grant committed since, or the carer's enrolment. A revocation, a level or a
+/// window is as final behind as ahead, or the client's own to fix.
+fn unknown_yet(why: &Unauthorized) -> bool {
+    matches!(
+        why,
+        Unauthorized::UnknownGrant | Unauthorized::NotTheGrantee
+    )
+}
+
+/// Why a validator whose last block is `applied` may not know yet what a request names, if it
+/// may not: a peer was seen deciding `peers_decide` (already past the next height, see
+/// `Engine::seen_ahead`), or the client saw the chain reach `client_saw`, beyond `applied`.
+fn lagging(applied: Height, peers_decide: Option<Height>, client_saw: Height) -> Option<String> {
+    if peers_decide.is_none() && client_saw <= applied {
+        return None;
+    }
+    let past = peers_decide.map_or(client_saw.0, |h| h.0.saturating_sub(1).max(client_saw.0));
+    Some(format!(
+        "this validator is catching up (it has applied blocks up to {}, the chain is at {} or later) and may not know it yet: ask another",
+        applied.0, past
+    ))
+}
+
+/// `refused`, or "not held here" if the validator is `lagging`.
+fn not_held_if(lagging: Option<String>, refused: QueryOutcome) -> QueryOutcome {
+    match lagging {
+        Some(why) => QueryOutcome::NotHeld(reason(why)),
+        None => refused,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +596,35 @@ mod tests {
             .clone();
         node.sign(&mut audit, &chain);
         Transaction::Audit(audit)
+    }
+
+    #[test]
+    fn a_validator_behind_says_so_instead_of_refusing_what_it_may_not_know() {
+        let unknown = || QueryOutcome::Unauthorized(Unauthorized::UnknownGrant);
+        // In step: a refusal stands.
+        assert_eq!(lagging(Height(10), None, Height(0)), None);
+        assert_eq!(lagging(Height(10), None, Height(10)), None);
+        assert_eq!(not_held_if(None, unknown()), unknown());
+        // A peer deciding height 40, or a client that saw height 30 certified: not held here.
+        let peer = lagging(Height(10), Some(Height(40)), Height(0)).expect("behind");
+        assert!(
+            peer.contains("up to 10") && peer.contains("at 39"),
+            "{peer}"
+        );
+        let client = lagging(Height(10), None, Height(30)).expect("behind");
+        assert!(client.contains("at 30"), "{client}");
+        assert!(matches!(
+            not_held_if(Some(client), unknown()),
+            QueryOutcome::NotHeld(_)
+        ));
+        // What catching up cannot change is refused whatever the height.
+        assert!(unknown_yet(&Unauthorized::UnknownGrant));
+        assert!(unknown_yet(&Unauthorized::NotTheGrantee));
+        assert!(!unknown_yet(&Unauthorized::Revoked));
+        assert!(!unknown_yet(&Unauthorized::LevelTooFine {
+            granted: 2,
+            asked: 1
+        }));
     }
 
     #[test]

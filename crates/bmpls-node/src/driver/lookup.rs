@@ -8,20 +8,22 @@ use bmpls_net::proto::MAX_GRANTS;
 use bmpls_net::{GrantSummary, GrantsAsked, GrantsOutcome, NextSeqOutcome};
 use bmpls_types::{BoundedVec, PatientId, PublicKeyBytes};
 
-/// The grants `asked` for, if `client` may see them.
+/// The grants `asked` for, if `client` may see them. `lagging` says why this validator may not
+/// know the carer or patient yet (it is catching up with the chain), if it may not.
 pub(super) fn grants(
     ledger: &Ledger,
     client: &PublicKeyBytes,
     asked: &GrantsAsked,
+    lagging: Option<String>,
 ) -> GrantsOutcome {
-    let allowed = match asked {
-        GrantsAsked::OfCarer(carer) => ledger.carer_key(carer).as_ref() == Some(client),
-        GrantsAsked::OfPatient(patient) => ledger
-            .patient(patient)
-            .is_some_and(|p| p.custodian_key == *client),
+    let known = match asked {
+        GrantsAsked::OfCarer(carer) => ledger.carer_key(carer),
+        GrantsAsked::OfPatient(patient) => ledger.patient(patient).map(|p| p.custodian_key),
     };
-    if !allowed {
-        return GrantsOutcome::NotYours;
+    match (known, lagging) {
+        (Some(key), _) if key == *client => {}
+        (None, Some(why)) => return GrantsOutcome::NotHeld(bmpls_net::proto::reason(why)),
+        _ => return GrantsOutcome::NotYours,
     }
     let mut matching = ledger
         .grants()

@@ -437,7 +437,9 @@ impl Driver {
                     asked,
                     reply,
                 } => {
-                    let _ = reply.send(lookup::grants(self.engine.ledger(), &client, &asked));
+                    let lagging = self.catching_up(bmpls_types::Height(0));
+                    let outcome = lookup::grants(self.engine.ledger(), &client, &asked, lagging);
+                    let _ = reply.send(outcome);
                 }
                 Command::NextSeq {
                     client,
