@@ -72,19 +72,36 @@ pub async fn ask(
     levels: &LevelSet,
     carer: &CarerKeystore,
 ) -> Result<VerifiedAnswer, AskError> {
-    // A validator that joined from a snapshot may not hold what the answer needs: the others
-    // are asked in turn (each once).
-    let mut left = nodes.len();
-    loop {
-        let (node, mut outcomes) = nodes.query(vec![query.clone()]).await?;
-        let outcome = outcomes.pop();
-        left -= 1;
-        if left > 0 && matches!(outcome, Some(QueryOutcome::NotHeld(_))) {
-            nodes.avoid(node);
-            continue;
+    let (node, mut outcomes) = first_held(
+        nodes,
+        || nodes.query(vec![query.clone()]),
+        |outcomes| matches!(outcomes.last(), Some(QueryOutcome::NotHeld(_))),
+    )
+    .await?;
+    query_outcome(outcomes.pop(), node, &query, (validators, levels, carer))
+}
+
+/// Asks with `call` and, while the answer says the validator does not hold what was asked
+/// (`not_held`: it joined from a snapshot after it, or it is catching up with the chain), asks
+/// the next validator, each once; returns the last answer.
+async fn first_held<T, Call, Answer>(
+    nodes: &Nodes,
+    call: Call,
+    not_held: impl Fn(&T) -> bool,
+) -> Result<(SocketAddr, T), NetworkError>
+where
+    Call: Fn() -> Answer,
+    Answer: std::future::Future<Output = Result<(SocketAddr, T), NetworkError>>,
+{
+    let (mut node, mut outcome) = call().await?;
+    for _ in 1..nodes.len() {
+        if !not_held(&outcome) {
+            break;
         }
-        return query_outcome(outcome, node, &query, (validators, levels, carer));
+        nodes.avoid(node);
+        (node, outcome) = call().await?;
     }
+    Ok((node, outcome))
 }
 
 fn query_outcome(
@@ -116,15 +133,13 @@ pub async fn proved_grant(
     validators: &ValidatorSet,
     carer: &CarerKeystore,
 ) -> Result<(ProvedGrant, GrantKeys), AskError> {
-    let (mut node, mut outcome) = nodes.grant(request.clone()).await?;
     // As for a query: a validator that joined from a snapshot after the grant cannot prove it.
-    for _ in 1..nodes.len() {
-        if !matches!(outcome, GrantOutcome::NotHeld(_)) {
-            break;
-        }
-        nodes.avoid(node);
-        (node, outcome) = nodes.grant(request.clone()).await?;
-    }
+    let (node, outcome) = first_held(
+        nodes,
+        || nodes.grant(request.clone()),
+        |outcome| matches!(outcome, GrantOutcome::NotHeld(_)),
+    )
+    .await?;
     match outcome {
         GrantOutcome::Proved(evidence) => verify_grant(&evidence, &request, validators, carer)
             .map_err(|error| AskError::Invalid { node, error }),
@@ -179,16 +194,13 @@ pub async fn ask_area(
 /// checking grants; a query proves the grant it relies on). The request is signed by the
 /// carer's identity key or the patient's custodian key, whichever `nodes` signs with.
 pub async fn grants_of(nodes: &Nodes, asked: GrantsAsked) -> Result<Vec<GrantSummary>, AskError> {
-    let (mut node, mut outcome) = nodes.grants(asked.clone()).await?;
-    // A validator catching up with the chain may not know the carer yet: the others are
-    // asked in turn.
-    for _ in 1..nodes.len() {
-        if !matches!(outcome, GrantsOutcome::NotHeld(_)) {
-            break;
-        }
-        nodes.avoid(node);
-        (node, outcome) = nodes.grants(asked.clone()).await?;
-    }
+    // A validator catching up with the chain may not know the carer yet.
+    let (node, outcome) = first_held(
+        nodes,
+        || nodes.grants(asked.clone()),
+        |outcome| matches!(outcome, GrantsOutcome::NotHeld(_)),
+    )
+    .await?;
     match outcome {
         GrantsOutcome::Grants { grants, .. } => Ok(grants.into_inner()),
         GrantsOutcome::NotYours => Err(AskError::NotYours(node)),

@@ -151,8 +151,8 @@ impl Driver {
         let ledger = self.engine.ledger();
         let positions = match locate_grant(ledger, &self.store, &client, &request) {
             Ok(positions) => positions,
-            Err(GrantOutcome::Unauthorized(why)) if unknown_yet(&why) => {
-                let _ = reply.send(match self.catching_up(Height(0)) {
+            Err(GrantOutcome::Unauthorized(why)) => {
+                let _ = reply.send(match self.not_known_yet(&why) {
                     Some(lag) => GrantOutcome::NotHeld(reason(lag)),
                     None => GrantOutcome::Unauthorized(why),
                 });
@@ -186,8 +186,8 @@ impl Driver {
         let ledger = self.engine.ledger();
         let permit = match locate_fences(ledger, &self.store, &client, &request) {
             Ok(permit) => permit,
-            Err(FencesOutcome::Unauthorized(why)) if unknown_yet(&why) => {
-                let _ = reply.send(match self.catching_up(Height(0)) {
+            Err(FencesOutcome::Unauthorized(why)) => {
+                let _ = reply.send(match self.not_known_yet(&why) {
                     Some(lag) => FencesOutcome::Failed(reason(lag)),
                     None => FencesOutcome::Unauthorized(why),
                 });
@@ -271,12 +271,21 @@ impl Driver {
         )
     }
 
+    /// Why this validator may not know yet what the refusal `why` names, if it may not: the
+    /// refusal is of a grant or a carer, and the validator is catching up (see
+    /// [`Driver::catching_up`]).
+    fn not_known_yet(&self, why: &Unauthorized) -> Option<String> {
+        unknown_yet(why)
+            .then(|| self.catching_up(Height(0)))
+            .flatten()
+    }
+
     /// A query refused for naming what this validator does not know is "not held here" while
-    /// it catches up (see [`Driver::catching_up`]).
+    /// it catches up.
     fn unless_catching_up(&self, refused: QueryOutcome) -> QueryOutcome {
         match refused {
-            QueryOutcome::Unauthorized(why) if unknown_yet(&why) => {
-                not_held_if(self.catching_up(Height(0)), QueryOutcome::Unauthorized(why))
+            QueryOutcome::Unauthorized(why) => {
+                not_held_if(self.not_known_yet(&why), QueryOutcome::Unauthorized(why))
             }
             other => other,
         }
